@@ -1,0 +1,509 @@
+"""Synthetic visual-inspection images: machined metal plates on a conveyor.
+
+Each image shows one brushed-metal part (rounded plate, sometimes drilled)
+on a dark belt, at a jittered position and angle, under varying light
+(gain, gradient, a specular band, vignetting), seen through a slightly soft
+lens with sensor noise and JPEG compression. Defective parts carry a
+``scratch`` (thin, smooth, bright core with dark flanks), a ``crack`` (dark,
+jagged, sometimes branched) or a ``stain`` (a soft rust or oil blob).
+
+Ambiguity is deliberate: a share of defects is subtle (faint, short, tiny),
+and a share of ``ok`` parts carries cosmetic marks within tolerance (dust,
+a faint polishing line, a light smudge). The two overlap, so a good model is
+not perfect and its confidence spreads out.
+
+``DRIFTS`` are production changes that hurt a model trained on the default
+look: new lighting, a new defect appearance, a defocused lens, a new
+supplier's surface finish.
+
+Everything is a pure function of the ``numpy.random.Generator`` passed in, so a
+seed reproduces a data set exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+DEMO_LABELS: tuple[str, ...] = ("ok", "scratch", "crack", "stain")
+DRIFTS: tuple[str, ...] = ("lighting", "new_defect_look", "blur", "new_surface")
+DEFAULT_CLASS_WEIGHTS: Mapping[str, float] = {
+    "ok": 0.55,
+    "scratch": 0.15,
+    "crack": 0.15,
+    "stain": 0.15,
+}
+
+SUBTLE_DEFECT_SHARE = 0.2
+COSMETIC_MARK_SHARE = 0.2
+_REFERENCE_SIZE = 128.0
+
+FloatArray = np.ndarray
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Where the part lies: centre (pixels), angle (radians), half extents, holes (local)."""
+
+    center_x: float
+    center_y: float
+    angle: float
+    half_width: float
+    half_height: float
+    corner_radius: float
+    holes: tuple[tuple[float, float, float], ...]
+
+    def to_local(self, xs: FloatArray, ys: FloatArray) -> tuple[FloatArray, FloatArray]:
+        dx, dy = xs - self.center_x, ys - self.center_y
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        return cos * dx + sin * dy, -sin * dx + cos * dy
+
+    def to_image(self, u: float, v: float) -> tuple[float, float]:
+        cos, sin = math.cos(self.angle), math.sin(self.angle)
+        return self.center_x + cos * u - sin * v, self.center_y + sin * u + cos * v
+
+
+def generate_image(
+    label: str,
+    rng: np.random.Generator,
+    *,
+    size: int = 128,
+    drift: str | None = None,
+) -> Image.Image:
+    """One ``size`` x ``size`` RGB inspection image showing a part of class ``label``.
+
+    ``label`` must be in ``DEMO_LABELS`` and ``drift`` ``None`` or in ``DRIFTS``.
+    The result depends only on the arguments and the generator's state.
+    """
+    if label not in DEMO_LABELS:
+        raise ValueError(f"unknown label {label!r}; expected one of {DEMO_LABELS}")
+    if drift is not None and drift not in DRIFTS:
+        raise ValueError(f"unknown drift {drift!r}; expected None or one of {DRIFTS}")
+    if size < 32:
+        raise ValueError(f"size must be at least 32 pixels, got {size}")
+
+    scale = size / _REFERENCE_SIZE
+    xs, ys = _pixel_grid(size)
+    part = _random_part(rng, size)
+    u, v = part.to_local(xs, ys)
+    coverage = _part_coverage(part, u, v)
+
+    surface = _metal_surface(rng, u, v, size, matte=drift == "new_surface")
+    _add_edge_bevel(surface, part, u, v)
+    _add_dust(rng, surface, xs, ys, scale)
+    if label == "ok":
+        if rng.random() < COSMETIC_MARK_SHARE:
+            _add_cosmetic_mark(rng, surface, part, xs, ys, scale)
+    else:
+        visibility = _defect_visibility(rng)
+        _DEFECT_PAINTERS[label](rng, surface, part, xs, ys, scale, visibility, drift)
+
+    background = _belt(rng, size)
+    scene = coverage[..., None] * surface + (1.0 - coverage[..., None]) * background
+    lit = _apply_lighting(rng, scene, xs, ys, size, drift)
+    return _through_camera(rng, lit, scale, drift)
+
+
+def generate_dataset(
+    n: int,
+    *,
+    seed: int,
+    size: int = 128,
+    drift: str | None = None,
+    class_weights: Mapping[str, float] | None = None,
+) -> list[tuple[Image.Image, str]]:
+    """``n`` (image, label) pairs, identical for identical arguments.
+
+    Class counts follow ``class_weights`` (default ``DEFAULT_CLASS_WEIGHTS``:
+    ok 55 %, each defect 15 %) as closely as whole numbers allow, in a shuffled
+    order. Each image draws from its own child generator, so image ``i`` does
+    not depend on how much randomness the images before it used.
+    """
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    weights = dict(DEFAULT_CLASS_WEIGHTS if class_weights is None else class_weights)
+    labels = _label_sequence(n, weights, np.random.default_rng(seed))
+    children = np.random.SeedSequence(seed).spawn(n)
+    return [
+        (generate_image(label, np.random.default_rng(child), size=size, drift=drift), label)
+        for label, child in zip(labels, children, strict=True)
+    ]
+
+
+def _label_sequence(
+    n: int, weights: Mapping[str, float], rng: np.random.Generator
+) -> list[str]:
+    unknown = set(weights) - set(DEMO_LABELS)
+    if unknown:
+        raise ValueError(f"unknown labels in class_weights: {sorted(unknown)}")
+    if any(weight < 0 for weight in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError("class_weights must be non-negative with a positive sum")
+    names = [label for label in DEMO_LABELS if weights.get(label, 0) > 0]
+    total = sum(weights[label] for label in names)
+    exact = [n * weights[label] / total for label in names]
+    counts = [math.floor(value) for value in exact]
+    by_remainder = sorted(range(len(names)), key=lambda i: exact[i] - counts[i], reverse=True)
+    for index in by_remainder[: n - sum(counts)]:
+        counts[index] += 1
+    sequence = [label for label, count in zip(names, counts, strict=True) for _ in range(count)]
+    order = rng.permutation(len(sequence))
+    return [sequence[i] for i in order]
+
+
+def _pixel_grid(size: int) -> tuple[FloatArray, FloatArray]:
+    coordinates = np.arange(size, dtype=np.float32) + 0.5
+    ys, xs = np.meshgrid(coordinates, coordinates, indexing="ij")
+    return xs, ys
+
+
+def _random_part(rng: np.random.Generator, size: int) -> _Part:
+    half_width = rng.uniform(0.34, 0.45) * size
+    half_height = rng.uniform(0.30, 0.42) * size
+    hole_count = rng.choice([0, 1, 2], p=[0.4, 0.4, 0.2])
+    holes = []
+    for index in range(hole_count):
+        side = -1.0 if index == 0 else 1.0
+        holes.append(
+            (
+                side * rng.uniform(0.45, 0.6) * half_width,
+                rng.uniform(-0.4, 0.4) * half_height,
+                rng.uniform(0.07, 0.11) * size,
+            )
+        )
+    return _Part(
+        center_x=size / 2 + rng.uniform(-0.06, 0.06) * size,
+        center_y=size / 2 + rng.uniform(-0.06, 0.06) * size,
+        angle=rng.uniform(-0.5, 0.5),
+        half_width=half_width,
+        half_height=half_height,
+        corner_radius=rng.uniform(0.05, 0.15) * size,
+        holes=tuple(holes),
+    )
+
+
+def _signed_distance_to_part(part: _Part, u: FloatArray, v: FloatArray) -> FloatArray:
+    """Negative inside the plate (and outside its holes), in pixels."""
+    radius = part.corner_radius
+    qx = np.abs(u) - part.half_width + radius
+    qy = np.abs(v) - part.half_height + radius
+    outside = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0))
+    distance = outside + np.minimum(np.maximum(qx, qy), 0) - radius
+    for hole_u, hole_v, hole_radius in part.holes:
+        distance = np.maximum(distance, hole_radius - np.hypot(u - hole_u, v - hole_v))
+    return distance
+
+
+def _part_coverage(part: _Part, u: FloatArray, v: FloatArray) -> FloatArray:
+    return np.clip(0.5 - _signed_distance_to_part(part, u, v), 0.0, 1.0)
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> FloatArray:
+    """Zero-mean noise of roughly unit amplitude varying over ``size / cells`` pixels."""
+    coarse = rng.standard_normal((cells + 1, cells + 1)).astype(np.float32)
+    image = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.float32)
+
+
+def _noise_along(rng: np.random.Generator, coordinate: FloatArray, period: float) -> FloatArray:
+    """1-D noise sampled at ``coordinate`` (pixels), one random knot every ``period`` pixels."""
+    low, high = float(coordinate.min()) - period, float(coordinate.max()) + period
+    knots = np.arange(low, high + period, period, dtype=np.float32)
+    values = rng.standard_normal(knots.size).astype(np.float32)
+    return np.interp(coordinate, knots, values).astype(np.float32)
+
+
+def _metal_surface(
+    rng: np.random.Generator, u: FloatArray, v: FloatArray, size: int, *, matte: bool
+) -> FloatArray:
+    """RGB reflectance of the plate: brushed along ``u`` (or bead-blasted when ``matte``)."""
+    if matte:
+        tone = rng.uniform(0.40, 0.50)
+        grain = rng.standard_normal(u.shape).astype(np.float32)
+        texture = 0.07 * grain + 0.04 * _smooth_noise(rng, size, 10)
+    else:
+        tone = rng.uniform(0.50, 0.68)
+        streaks = _noise_along(rng, v, rng.uniform(0.6, 1.2))
+        streak_strength = rng.uniform(0.015, 0.05) * (
+            1.0 + 0.5 * _noise_along(rng, u, size / 3)
+        )
+        texture = streak_strength * streaks + rng.uniform(0.01, 0.035) * _smooth_noise(
+            rng, size, 5
+        )
+    tint = np.array(
+        [rng.choice([0.98, 1.0, 1.02]), 1.0, rng.choice([0.98, 1.0, 1.03])], dtype=np.float32
+    ) + rng.normal(0.0, 0.008, 3).astype(np.float32)
+    return (tone + texture)[..., None] * tint
+
+
+def _add_edge_bevel(surface: FloatArray, part: _Part, u: FloatArray, v: FloatArray) -> None:
+    """A chamfer catches the light: a thin bright rim just inside the plate's outline."""
+    inside_depth = -_signed_distance_to_part(part, u, v)
+    rim = np.clip(1.0 - np.abs(inside_depth - 1.5) / 1.5, 0.0, 1.0)
+    surface += 0.12 * rim[..., None]
+
+
+def _belt(rng: np.random.Generator, size: int) -> FloatArray:
+    tone = rng.uniform(0.08, 0.16)
+    texture = 0.02 * rng.standard_normal((size, size)).astype(np.float32)
+    colour = np.array([0.95, 1.0, 0.97], dtype=np.float32)
+    return (tone + texture)[..., None] * colour
+
+
+def _gaussian_profile(distance: FloatArray, width: float) -> FloatArray:
+    return np.exp(-0.5 * (distance / width) ** 2)
+
+
+def _polyline_distance(
+    xs: FloatArray, ys: FloatArray, points: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Distance from every pixel to the polyline, and where along it (0..1) the nearest point is."""
+    starts, ends = points[:-1], points[1:]
+    segment = ends - starts
+    length_squared = np.maximum((segment**2).sum(axis=1), 1e-6)
+    px = xs[None] - starts[:, 0, None, None]
+    py = ys[None] - starts[:, 1, None, None]
+    along = np.clip(
+        (px * segment[:, 0, None, None] + py * segment[:, 1, None, None])
+        / length_squared[:, None, None],
+        0.0,
+        1.0,
+    )
+    distances = np.hypot(
+        px - along * segment[:, 0, None, None], py - along * segment[:, 1, None, None]
+    )
+    nearest = distances.argmin(axis=0)
+    distance = np.take_along_axis(distances, nearest[None], axis=0)[0]
+    position = (nearest + np.take_along_axis(along, nearest[None], axis=0)[0]) / len(segment)
+    return distance, position
+
+
+def _defect_visibility(rng: np.random.Generator) -> float:
+    """How strongly a defect shows: subtle for ``SUBTLE_DEFECT_SHARE`` of them, clear otherwise."""
+    if rng.random() < SUBTLE_DEFECT_SHARE:
+        return float(rng.uniform(0.12, 0.35))
+    return float(rng.uniform(0.4, 1.0))
+
+
+def _point_on_part(rng: np.random.Generator, part: _Part, size: int) -> tuple[float, float]:
+    """A random image point on the plate, clear of its holes and of the frame's border."""
+    margin = 0.08 * size
+    for _ in range(100):
+        u = rng.uniform(-0.8, 0.8) * part.half_width
+        v = rng.uniform(-0.8, 0.8) * part.half_height
+        clear_of_holes = all(
+            math.hypot(u - hu, v - hv) > radius + 0.05 * size for hu, hv, radius in part.holes
+        )
+        x, y = part.to_image(u, v)
+        if clear_of_holes and margin < x < size - margin and margin < y < size - margin:
+            return x, y
+    return part.center_x, part.center_y
+
+
+def _scratch_path(
+    rng: np.random.Generator, start: tuple[float, float], length: float
+) -> FloatArray:
+    """A gently curved stroke: a quadratic Bezier sampled at 12 segments."""
+    heading = rng.uniform(0, math.pi)
+    direction = np.array([math.cos(heading), math.sin(heading)], dtype=np.float32)
+    normal = np.array([-direction[1], direction[0]], dtype=np.float32)
+    middle = np.array(start, dtype=np.float32)
+    first, last = middle - direction * length / 2, middle + direction * length / 2
+    control = middle + normal * rng.uniform(-0.15, 0.15) * length
+    t = np.linspace(0.0, 1.0, 13, dtype=np.float32)[:, None]
+    return (1 - t) ** 2 * first + 2 * (1 - t) * t * control + t**2 * last
+
+
+def _crack_path(
+    rng: np.random.Generator, start: tuple[float, float], length: float, jaggedness: float
+) -> FloatArray:
+    """A random walk with a drifting heading: the zig-zag of a fracture line."""
+    steps = max(6, int(length / 2.5))
+    step_length = length / steps
+    heading = rng.uniform(0, 2 * math.pi)
+    point = np.array(start, dtype=np.float32)
+    points = [point.copy()]
+    for _ in range(steps):
+        heading += rng.normal(0.0, jaggedness)
+        point = point + step_length * np.array(
+            [math.cos(heading), math.sin(heading)], dtype=np.float32
+        )
+        points.append(point.copy())
+    return np.stack(points)
+
+
+def _paint_scratch(
+    rng: np.random.Generator,
+    surface: FloatArray,
+    part: _Part,
+    xs: FloatArray,
+    ys: FloatArray,
+    scale: float,
+    visibility: float,
+    drift: str | None,
+) -> None:
+    size = xs.shape[0]
+    length = rng.uniform(0.12, 0.5) * size * (0.5 + 0.5 * visibility)
+    path = _scratch_path(rng, _point_on_part(rng, part, size), length)
+    distance, position = _polyline_distance(xs, ys, path)
+    fade = np.sin(np.pi * position) ** 0.4 * (1.0 + 0.3 * _noise_along(rng, position * 8, 1.0))
+    width = rng.uniform(0.5, 1.1) * scale
+    if drift == "new_defect_look":
+        width *= 1.8
+        profile = -_gaussian_profile(distance, width) * rng.uniform(0.25, 0.45)
+    else:
+        profile = _gaussian_profile(distance, width) - 0.35 * _gaussian_profile(
+            distance, 2.5 * width
+        )
+        profile *= rng.uniform(0.2, 0.4)
+    surface += (visibility * fade * profile)[..., None]
+
+
+def _paint_crack(
+    rng: np.random.Generator,
+    surface: FloatArray,
+    part: _Part,
+    xs: FloatArray,
+    ys: FloatArray,
+    scale: float,
+    visibility: float,
+    drift: str | None,
+) -> None:
+    size = xs.shape[0]
+    new_look = drift == "new_defect_look"
+    length = rng.uniform(0.1, 0.35) * size * (0.5 + 0.5 * visibility)
+    origin = _point_on_part(rng, part, size)
+    paths = [_crack_path(rng, origin, length, 0.15 if new_look else 0.6)]
+    if rng.random() < 0.4:
+        branch_origin = tuple(paths[0][len(paths[0]) // 2])
+        paths.append(_crack_path(rng, branch_origin, 0.5 * length, 0.6))
+    width = rng.uniform(0.5, 1.0) * scale * (1.6 if new_look else 1.0)
+    darkness = rng.uniform(0.35, 0.6) * (0.5 if new_look else 1.0)
+    for path in paths:
+        distance, _ = _polyline_distance(xs, ys, path)
+        shade = darkness * (
+            _gaussian_profile(distance, width) + 0.3 * _gaussian_profile(distance, 3 * width)
+        )
+        if new_look:
+            shade -= 0.25 * _gaussian_profile(distance, 2.5 * width)
+        surface *= (1.0 - visibility * np.clip(shade, -1.0, 0.95))[..., None]
+
+
+def _paint_stain(
+    rng: np.random.Generator,
+    surface: FloatArray,
+    part: _Part,
+    xs: FloatArray,
+    ys: FloatArray,
+    scale: float,
+    visibility: float,
+    drift: str | None,
+) -> None:
+    size = xs.shape[0]
+    cx, cy = _point_on_part(rng, part, size)
+    radius = rng.uniform(0.025, 0.09) * size * (0.4 + 0.6 * visibility)
+    blob = np.zeros_like(xs)
+    for _ in range(int(rng.integers(2, 6))):
+        ox, oy = rng.normal(0.0, 0.6 * radius, 2)
+        r = radius * rng.uniform(0.5, 1.0)
+        blob = np.maximum(blob, np.exp(-0.5 * ((xs - cx - ox) ** 2 + (ys - cy - oy) ** 2) / r**2))
+    mask = np.clip((blob - 0.35) / 0.4, 0.0, 1.0)
+    mask *= 1.0 + 0.2 * _smooth_noise(rng, size, 16)
+    if drift == "new_defect_look":
+        ring = np.clip(4.0 * mask * (1.0 - mask), 0.0, 1.0)
+        colour = np.array([0.42, 0.48, 0.62], dtype=np.float32)
+        alpha = visibility * rng.uniform(0.3, 0.5) * np.clip(ring + 0.2 * mask, 0.0, 1.0)
+    else:
+        rust, oil = (0.52, 0.30, 0.14), (0.22, 0.18, 0.11)
+        colour = np.array(rust if rng.random() < 0.6 else oil, dtype=np.float32)
+        alpha = visibility * rng.uniform(0.35, 0.75) * np.clip(mask, 0.0, 1.0)
+    surface[:] = surface * (1.0 - alpha[..., None]) + colour * alpha[..., None]
+
+
+_DEFECT_PAINTERS = {
+    "scratch": _paint_scratch,
+    "crack": _paint_crack,
+    "stain": _paint_stain,
+}
+
+
+def _add_dust(
+    rng: np.random.Generator, surface: FloatArray, xs: FloatArray, ys: FloatArray, scale: float
+) -> None:
+    """A few specks of dust, dark or bright: present on good and bad parts alike."""
+    size = xs.shape[0]
+    for _ in range(int(rng.integers(0, 6))):
+        x, y = rng.uniform(0, size, 2)
+        speck = _gaussian_profile(np.hypot(xs - x, ys - y), rng.uniform(0.4, 0.9) * scale)
+        surface += (rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.25) * speck)[..., None]
+
+
+def _add_cosmetic_mark(
+    rng: np.random.Generator,
+    surface: FloatArray,
+    part: _Part,
+    xs: FloatArray,
+    ys: FloatArray,
+    scale: float,
+) -> None:
+    """A mark within tolerance on an ``ok`` part: a defect's look at very low visibility."""
+    kind = rng.choice(list(_DEFECT_PAINTERS))
+    _DEFECT_PAINTERS[kind](rng, surface, part, xs, ys, scale, float(rng.uniform(0.03, 0.15)), None)
+
+
+def _apply_lighting(
+    rng: np.random.Generator,
+    scene: FloatArray,
+    xs: FloatArray,
+    ys: FloatArray,
+    size: int,
+    drift: str | None,
+) -> FloatArray:
+    """Gain, a linear gradient, a soft specular band and vignetting; a colour cast when drifted."""
+    dimmed = drift == "lighting"
+    gain = rng.uniform(0.45, 0.65) if dimmed else rng.uniform(0.85, 1.15)
+    gradient_strength = rng.uniform(0.25, 0.45) if dimmed else rng.uniform(0.0, 0.25)
+    heading = rng.uniform(0, 2 * math.pi)
+    ramp = ((xs - size / 2) * math.cos(heading) + (ys - size / 2) * math.sin(heading)) / size
+    band_heading = rng.uniform(0, math.pi)
+    band_offset = rng.uniform(-0.3, 0.3) * size
+    band_distance = (
+        (xs - size / 2) * math.cos(band_heading) + (ys - size / 2) * math.sin(band_heading)
+    ) - band_offset
+    band = rng.uniform(0.0, 0.15) * _gaussian_profile(band_distance, rng.uniform(0.08, 0.2) * size)
+    radius_squared = ((xs - size / 2) ** 2 + (ys - size / 2) ** 2) / (size / 2) ** 2
+    vignette = 1.0 - rng.uniform(0.0, 0.2) * radius_squared
+    light = gain * (1.0 + 2.0 * gradient_strength * ramp) * vignette
+    cast = (
+        np.array([1.12, 1.0, 0.78], dtype=np.float32)
+        if dimmed
+        else np.ones(3, dtype=np.float32) + rng.normal(0.0, 0.01, 3).astype(np.float32)
+    )
+    return (scene * light[..., None] + band[..., None]) * cast
+
+
+def _through_camera(
+    rng: np.random.Generator, linear: FloatArray, scale: float, drift: str | None
+) -> Image.Image:
+    """Lens blur, sensor noise, 8-bit quantisation and JPEG compression."""
+    image = Image.fromarray(_to_uint8(linear))
+    blur_radius = rng.uniform(1.2, 2.0) if drift == "blur" else rng.uniform(0.2, 0.7)
+    image = image.filter(ImageFilter.GaussianBlur(blur_radius * scale))
+    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    noise_level = rng.uniform(0.006, 0.025)
+    noisy = pixels + noise_level * rng.standard_normal(pixels.shape).astype(np.float32)
+    buffer = io.BytesIO()
+    Image.fromarray(_to_uint8(noisy)).save(
+        buffer, format="JPEG", quality=int(rng.integers(80, 96))
+    )
+    buffer.seek(0)
+    with Image.open(buffer) as compressed:
+        return compressed.convert("RGB")
+
+
+def _to_uint8(values: FloatArray) -> np.ndarray:
+    return (np.clip(values, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

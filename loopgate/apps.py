@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LoopgateConfig(AppConfig):
+    name = "loopgate"
+    verbose_name = "Loopgate"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything and run the whole test suite against real PostgreSQL and Redis,
+# with a real Celery worker and a real headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+bash scripts/browser.sh
+bash scripts/services.sh
+
+export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-test-only-secret-key-not-for-production}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/loopgate}"
+export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
+export LOOPGATE_REQUIRE_SERVICES="${LOOPGATE_REQUIRE_SERVICES:-1}"
+mkdir -p test-output
+
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "no tests were collected" >&2
+    exit 1
+fi
+exit "$status"

@@ -1,0 +1,213 @@
+"""REST endpoints for workflows and cases: validate, call one service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from automation.models import LevelChange
+from automation.services import POLICY_FIELDS, automation_update, evidence_for_workflow
+from loopgate.errors import InvalidInput, PayloadTooLarge
+from workflows.access import access_case, access_workflow, workflows_visible
+from workflows.selectors import workflow_stats
+from workflows.serializers import CaseEventOutput, CaseOutput, WorkflowOutput
+from workflows.services import case_create, metadata_parse
+
+ERROR_RESPONSE = inline_serializer(
+    "Error",
+    fields={
+        "error": inline_serializer(
+            "ErrorBody",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "field": serializers.CharField(allow_null=True),
+            },
+        )
+    },
+)
+
+
+class CaseCreateApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        image = serializers.FileField(help_text="The image (PNG, JPEG, WebP, BMP or TIFF).")
+        external_id = serializers.CharField(
+            required=False, allow_null=True, max_length=255, help_text="Idempotency key."
+        )
+        metadata = serializers.CharField(
+            required=False, allow_blank=True, help_text="A JSON object, as text."
+        )
+
+    @extend_schema(
+        operation_id="case_create",
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: CaseOutput,
+            200: OpenApiResponse(CaseOutput, description="A case with this external_id exists."),
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            413: ERROR_RESPONSE,
+            415: ERROR_RESPONSE,
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_submit")
+        upload = request.FILES.get("image")
+        if upload is None:
+            raise InvalidInput("image: an image file is required (multipart field 'image')", field="image")
+        if upload.size is not None and upload.size > settings.LOOPGATE_MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"image: {upload.size} bytes is over the limit of "
+                f"{settings.LOOPGATE_MAX_UPLOAD_BYTES} bytes",
+                field="image",
+            )
+        external_id = request.data.get("external_id")
+        if external_id is not None and not isinstance(external_id, str):
+            raise InvalidInput("external_id: must be a string", field="external_id")
+        metadata = metadata_parse(request.data.get("metadata"))
+        result = case_create(
+            workflow=workflow,
+            image_data=upload.read(),
+            external_id=external_id or None,
+            metadata=metadata,
+            submitted_by=request.user,
+        )
+        return Response(
+            CaseOutput(result.case, context={"show_predictions": True}).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class CaseDetailApi(APIView):
+    @extend_schema(operation_id="case_retrieve", responses={200: CaseOutput, 404: ERROR_RESPONSE})
+    def get(self, request: Request, case_id: str) -> Response:
+        case, show_predictions = access_case(request.user, case_id)
+        return Response(CaseOutput(case, context={"show_predictions": show_predictions}).data)
+
+
+class CaseEventsApi(APIView):
+    @extend_schema(
+        operation_id="case_events", responses={200: CaseEventOutput(many=True), 404: ERROR_RESPONSE}
+    )
+    def get(self, request: Request, case_id: str) -> Response:
+        case, show_predictions = access_case(request.user, case_id)
+        events = case.events.select_related("actor")
+        data = CaseEventOutput(events, many=True).data
+        if not show_predictions:
+            for event in data:
+                event["data"] = {
+                    k: v
+                    for k, v in event["data"].items()
+                    if k not in {"label", "confidence", "model_version", "role"}
+                }
+        return Response(data)
+
+
+class WorkflowListApi(APIView):
+    @extend_schema(operation_id="workflow_list", responses={200: WorkflowOutput(many=True)})
+    def get(self, request: Request) -> Response:
+        workflows = workflows_visible(request.user).order_by("slug")
+        return Response(WorkflowOutput(workflows, many=True, context={}).data)
+
+
+class WorkflowDetailApi(APIView):
+    @extend_schema(operation_id="workflow_retrieve", responses={200: WorkflowOutput, 404: ERROR_RESPONSE})
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug)
+        return Response(WorkflowOutput(workflow, context={}).data)
+
+
+class WorkflowStatsApi(APIView):
+    @extend_schema(
+        operation_id="workflow_stats",
+        responses={200: OpenApiResponse(description="Counts, automation rate, accuracy, queue.")},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug)
+        return Response(workflow_stats(workflow=workflow))
+
+
+class LevelChangeOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+
+    class Meta:
+        model = LevelChange
+        fields = ["created_at", "actor", "automatic", "overridden", "before", "after", "reason", "evidence"]
+
+
+class AutomationApi(APIView):
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        level = serializers.ChoiceField(
+            choices=["human_only", "shadow", "assistance", "partial", "full"], required=False
+        )
+        confidence_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+        class_thresholds = serializers.DictField(
+            child=serializers.FloatField(min_value=0.0, max_value=1.0, allow_null=True),
+            required=False,
+        )
+        audit_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+        target_accuracy = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+        min_evidence = serializers.IntegerField(min_value=0, required=False)
+        reason = serializers.CharField(help_text="Why; recorded in the audit log.")
+        override = serializers.BooleanField(
+            default=False, help_text="Superusers only: raise without the evidence (logged)."
+        )
+
+    @extend_schema(
+        operation_id="automation_retrieve",
+        responses={200: OpenApiResponse(description="Policy, evidence and the audit log.")},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        return Response(self._body(workflow))
+
+    @extend_schema(
+        operation_id="automation_update",
+        request=InputSerializer,
+        responses={
+            200: OpenApiResponse(description="The new policy and the audit-log entry."),
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            409: OpenApiResponse(ERROR_RESPONSE, description="The evidence for the level is missing."),
+        },
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        unknown = set(request.data) - set(self.InputSerializer().fields)
+        if unknown:
+            raise InvalidInput(f"unknown fields: {sorted(unknown)}", field=sorted(unknown)[0])
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason")
+        override = data.pop("override", False)
+        changes = {k: v for k, v in data.items() if k in POLICY_FIELDS}
+        if not changes:
+            raise InvalidInput("nothing to change: give at least one policy field")
+        change = automation_update(
+            workflow=workflow, actor=request.user, reason=reason, changes=changes, override=override
+        )
+        workflow.refresh_from_db()
+        body = self._body(workflow)
+        body["change"] = LevelChangeOutput(change).data
+        return Response(body)
+
+    def _body(self, workflow: Any) -> dict[str, Any]:
+        return {
+            "automation": WorkflowOutput(workflow, context={}).data["automation"],
+            "evidence": evidence_for_workflow(workflow=workflow),
+            "changes": LevelChangeOutput(workflow.level_changes.select_related("actor")[:50], many=True).data,
+        }

@@ -1,0 +1,222 @@
+"""Workflows, their members, cases, case events and predictions."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from automation.routing import Level, ReviewReason
+
+
+class Workflow(models.Model):
+    """One inspection task: its label set, automation policy, deployments and people."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    labels = models.JSONField(help_text="The label set, in display order.")
+
+    # Automation policy. Changes go through automation.services.automation_update, which
+    # writes a LevelChange with its reason and evidence.
+    level = models.CharField(max_length=16, choices=[(v.value, v.value) for v in Level])
+    confidence_threshold = models.FloatField(default=0.9)
+    class_thresholds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per-class rules: {"ok": 0.8, "crack": null} (null: never auto-decided).',
+    )
+    audit_rate = models.FloatField(default=0.05)
+    target_accuracy = models.FloatField(default=0.95)
+    min_evidence = models.PositiveIntegerField(default=200)
+    evidence_confidence = models.FloatField(default=0.95)
+
+    consensus_required = models.PositiveSmallIntegerField(default=1)
+    gold_rate = models.FloatField(default=0.0)
+    review_lease_seconds = models.PositiveIntegerField(default=300)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confidence_threshold__gte=0.0)
+                & models.Q(confidence_threshold__lte=1.0),
+                name="workflow_threshold_in_unit_interval",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(audit_rate__gte=0.0) & models.Q(audit_rate__lte=1.0),
+                name="workflow_audit_rate_in_unit_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class WorkflowMembership(models.Model):
+    """What one user (a person or an upstream system's account) may do in a workflow."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflow_memberships"
+    )
+    can_submit = models.BooleanField(default=False)
+    can_review = models.BooleanField(default=False)
+    can_admin = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "user"], name="one_membership_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workflow}"
+
+
+class CaseStatus(models.TextChoices):
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    IN_REVIEW = "in_review"
+    DECIDED = "decided"
+    FAILED = "failed"
+
+
+class DecisionSource(models.TextChoices):
+    MODEL = "model"
+    HUMAN = "human"
+
+
+def case_image_path(instance: Case, filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"cases/{instance.workflow.slug}/{instance.id}.{extension}"
+
+
+class Case(models.Model):
+    """One item to decide. Its status changes only in workflows.services.case_transition."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="cases")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    image = models.FileField(upload_to=case_image_path, max_length=255)
+    image_format = models.CharField(max_length=8)
+    image_width = models.PositiveIntegerField()
+    image_height = models.PositiveIntegerField()
+    image_bytes = models.PositiveIntegerField()
+    image_sha256 = models.CharField(max_length=64)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    status = models.CharField(
+        max_length=16, choices=CaseStatus.choices, default=CaseStatus.RECEIVED, db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
+
+    # How the case was routed: the policy in force and the routing function's answer.
+    routed_level = models.CharField(max_length=16, blank=True)
+    routed_threshold = models.FloatField(null=True, blank=True)
+    review_reason = models.CharField(
+        max_length=16, blank=True, choices=[(v.value, v.value) for v in ReviewReason]
+    )
+    suggestion_visible = models.BooleanField(default=False)
+    deciding_prediction = models.ForeignKey(
+        "Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    failure_reason = models.TextField(blank=True)
+
+    # The decision.
+    decision_label = models.CharField(max_length=64, blank=True)
+    decision_source = models.CharField(max_length=8, choices=DecisionSource.choices, blank=True)
+    decision_confidence = models.FloatField(null=True, blank=True)
+    decision_model_version = models.ForeignKey(
+        "modelops.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    # The human label (ground truth), from the verdicts that decided the case or from an
+    # audit of a model-decided case. Accuracy is measured on (prediction, human_label).
+    human_label = models.CharField(max_length=64, blank=True)
+    labelled_at = models.DateTimeField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False)
+    gold_label = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="case_external_id_unique_per_workflow",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workflow", "status", "created_at"]),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class ActorType(models.TextChoices):
+    SYSTEM = "system"
+    MODEL = "model"
+    USER = "user"
+
+
+class CaseEvent(models.Model):
+    """One change of a case: who or what did it, when, and why."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=32)
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, blank=True)
+    actor_type = models.CharField(max_length=8, choices=ActorType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["case", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.kind} {self.from_status}->{self.to_status}"
+
+
+class Prediction(models.Model):
+    """What one model version said about one case. One per (case, model version)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        "modelops.ModelVersion", on_delete=models.PROTECT, related_name="predictions"
+    )
+    role = models.CharField(max_length=16)
+    scores = models.JSONField()
+    label = models.CharField(max_length=64)
+    confidence = models.FloatField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "model_version"], name="one_prediction_per_case_and_version"
+            ),
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on {self.case_id}: {self.label} {self.confidence:.3f}"

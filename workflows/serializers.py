@@ -1,0 +1,198 @@
+"""Output serializers for workflows and cases (the public contract's shapes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from modelops.selectors import deployments_active
+from workflows.models import Case, CaseEvent, Prediction, Workflow
+
+
+class PredictionOutput(serializers.ModelSerializer):
+    model_version = serializers.CharField(source="model_version.tag")
+
+    class Meta:
+        model = Prediction
+        fields = ["model_version", "role", "label", "confidence", "scores", "latency_ms", "created_at"]
+
+
+class DecisionOutput(serializers.Serializer):
+    label = serializers.CharField()
+    source = serializers.ChoiceField(choices=["model", "human"])
+    confidence = serializers.FloatField(allow_null=True)
+    model_version = serializers.CharField(allow_null=True)
+    decided_at = serializers.DateTimeField()
+    level = serializers.CharField()
+    threshold = serializers.FloatField(allow_null=True)
+
+
+class RoutingOutput(serializers.Serializer):
+    level = serializers.CharField()
+    threshold = serializers.FloatField(allow_null=True)
+    review_reason = serializers.CharField(allow_null=True)
+    audit = serializers.BooleanField()
+    suggestion_visible = serializers.BooleanField()
+
+
+class ImageOutput(serializers.Serializer):
+    format = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class CaseOutput(serializers.ModelSerializer):
+    workflow = serializers.CharField(source="workflow.slug")
+    image = serializers.SerializerMethodField()
+    decision = serializers.SerializerMethodField()
+    routing = serializers.SerializerMethodField()
+    review_reason = serializers.SerializerMethodField()
+    predictions = serializers.SerializerMethodField()
+    failure_reason = serializers.CharField()
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "workflow",
+            "external_id",
+            "status",
+            "metadata",
+            "image",
+            "created_at",
+            "updated_at",
+            "decision",
+            "routing",
+            "review_reason",
+            "predictions",
+            "failure_reason",
+        ]
+
+    @extend_schema_field(ImageOutput)
+    def get_image(self, case: Case) -> dict[str, Any]:
+        return {
+            "format": case.image_format,
+            "width": case.image_width,
+            "height": case.image_height,
+            "bytes": case.image_bytes,
+            "sha256": case.image_sha256,
+        }
+
+    @extend_schema_field(DecisionOutput(allow_null=True))
+    def get_decision(self, case: Case) -> dict[str, Any] | None:
+        if not case.decision_source or case.decided_at is None:
+            return None
+        return {
+            "label": case.decision_label,
+            "source": case.decision_source,
+            "confidence": case.decision_confidence,
+            "model_version": case.decision_model_version.tag if case.decision_model_version else None,
+            "decided_at": case.decided_at,
+            "level": case.routed_level,
+            "threshold": case.routed_threshold,
+        }
+
+    @extend_schema_field(RoutingOutput(allow_null=True))
+    def get_routing(self, case: Case) -> dict[str, Any] | None:
+        if not case.routed_level:
+            return None
+        return {
+            "level": case.routed_level,
+            "threshold": case.routed_threshold,
+            "review_reason": case.review_reason or None,
+            "audit": case.review_reason == "audit",
+            "suggestion_visible": case.suggestion_visible,
+        }
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_review_reason(self, case: Case) -> str | None:
+        return case.review_reason or None
+
+    @extend_schema_field(PredictionOutput(many=True))
+    def get_predictions(self, case: Case) -> list[dict[str, Any]]:
+        if not self.context.get("show_predictions", True):
+            return []
+        predictions = case.predictions.select_related("model_version").all()
+        return PredictionOutput(predictions, many=True).data
+
+
+class CaseEventOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+
+    class Meta:
+        model = CaseEvent
+        fields = ["created_at", "kind", "from_status", "to_status", "actor_type", "actor", "reason", "data"]
+
+
+class AutomationPolicyOutput(serializers.Serializer):
+    level = serializers.CharField()
+    confidence_threshold = serializers.FloatField()
+    class_thresholds = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    audit_rate = serializers.FloatField()
+    target_accuracy = serializers.FloatField()
+    min_evidence = serializers.IntegerField()
+
+
+class DeploymentOutput(serializers.Serializer):
+    role = serializers.CharField()
+    model_version = serializers.CharField()
+    traffic_share = serializers.FloatField()
+    since = serializers.DateTimeField()
+
+
+class WorkflowOutput(serializers.ModelSerializer):
+    automation = serializers.SerializerMethodField()
+    serving_model_version = serializers.SerializerMethodField()
+    deployments = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "labels",
+            "automation",
+            "serving_model_version",
+            "deployments",
+            "consensus_required",
+            "created_at",
+        ]
+
+    @extend_schema_field(AutomationPolicyOutput)
+    def get_automation(self, workflow: Workflow) -> dict[str, Any]:
+        return {
+            "level": workflow.level,
+            "confidence_threshold": workflow.confidence_threshold,
+            "class_thresholds": workflow.class_thresholds,
+            "audit_rate": workflow.audit_rate,
+            "target_accuracy": workflow.target_accuracy,
+            "min_evidence": workflow.min_evidence,
+        }
+
+    def _active(self, workflow: Workflow) -> dict[str, Any]:
+        cache = self.context.setdefault("_deployments", {})
+        if workflow.pk not in cache:
+            cache[workflow.pk] = deployments_active(workflow_id=workflow.pk)
+        return cache[workflow.pk]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_serving_model_version(self, workflow: Workflow) -> str | None:
+        serving = self._active(workflow).get("serving")
+        return serving.model_version.tag if serving else None
+
+    @extend_schema_field(DeploymentOutput(many=True))
+    def get_deployments(self, workflow: Workflow) -> list[dict[str, Any]]:
+        return [
+            {
+                "role": d.role,
+                "model_version": d.model_version.tag,
+                "traffic_share": d.traffic_share,
+                "since": d.created_at,
+            }
+            for d in self._active(workflow).values()
+        ]

@@ -1,0 +1,34 @@
+"""Celery tasks for cases. They take IDs, re-fetch, and call a service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from workflows import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def case_process(case_id: str) -> int:
+    """Score and route one case, batched with other cases waiting in its workflow.
+
+    Idempotent (see services.cases_process), so acks_late with reject-on-worker-lost is
+    safe: a worker killed mid-case hands the message back and nothing is decided twice.
+    """
+    companions = services.case_batch_companions(
+        case_id=case_id, limit=settings.LOOPGATE_INFERENCE_BATCH_SIZE - 1
+    )
+    return services.cases_process(case_ids=[case_id, *companions])
+
+
+@shared_task(ignore_result=True)
+def cases_requeue_stalled() -> int:
+    """Queue again the cases a lost message or a dead worker left behind."""
+    stalled = services.cases_stalled(
+        older_than=timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
+    )
+    for case_id in stalled:
+        case_process.delay(case_id)
+    return len(stalled)

@@ -30,6 +30,8 @@ from inference.loader import (
 )
 from inference.spec import ModelSpec
 
+TRAINING_BATCH_NORM_MOMENTUM = 0.1
+
 ProgressCallback = Callable[[int, float, float | None], None]
 CancelCheck = Callable[[], bool]
 
@@ -134,6 +136,7 @@ def train_model(
         if init_state_dict is not None:
             model.load_state_dict(init_state_dict, strict=True)
         model.to(device)
+        _set_batch_norm_momentum(model, TRAINING_BATCH_NORM_MOMENTUM)
         history = _fit(
             model,
             spec,
@@ -150,6 +153,7 @@ def train_model(
             progress=progress,
             should_cancel=should_cancel or (lambda: False),
         )
+        _recalibrate_batch_norm(model, spec, inputs, batch_size=batch_size, device=device)
         state_dict = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     hyperparameters = {
         "epochs": epochs,
@@ -230,6 +234,51 @@ def _seeded_and_deterministic(seed: int, device: str, num_threads: int) -> Itera
 def _stack_uint8(images: Sequence[Image.Image], spec: ModelSpec) -> torch.Tensor:
     """All images resized once, kept as uint8 (a quarter of float32's memory)."""
     return torch.stack([resize_to_uint8(image, spec.input_size) for image in images])
+
+
+def _batch_norm_layers(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    return [
+        module
+        for module in model.modules()
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+    ]
+
+
+def _set_batch_norm_momentum(model: torch.nn.Module, momentum: float | None) -> None:
+    """Momentum is a training-time setting, not saved in the state dict.
+
+    Some architectures (MobileNetV3: 0.01) tune it for ImageNet-length runs; in
+    a few hundred steps their running statistics would barely leave their
+    initial values and the model would predict garbage in eval mode.
+    """
+    for layer in _batch_norm_layers(model):
+        layer.momentum = momentum
+
+
+def _recalibrate_batch_norm(
+    model: torch.nn.Module,
+    spec: ModelSpec,
+    inputs: torch.Tensor,
+    *,
+    batch_size: int,
+    device: str,
+) -> None:
+    """Recompute batch-norm running statistics as exact averages over the (unaugmented) data.
+
+    The weights are final by now; this only makes eval mode see the statistics
+    of the images themselves rather than a moving average of earlier weights.
+    """
+    layers = _batch_norm_layers(model)
+    if not layers:
+        return
+    for layer in layers:
+        layer.reset_running_stats()
+    _set_batch_norm_momentum(model, None)
+    model.train()
+    with torch.no_grad(), mixed_precision(device):
+        for start in range(0, len(inputs), batch_size):
+            model(standardise(inputs[start : start + batch_size].to(device) / 255.0, spec))
+    model.eval()
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:

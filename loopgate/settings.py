@@ -211,9 +211,16 @@ CELERY_TASK_ROUTES = {
     "workflows.tasks.case_process": {"queue": os.environ.get("LOOPGATE_INFERENCE_QUEUE", "inference")},
     "modelops.tasks.*": {"queue": os.environ.get("LOOPGATE_TRAINING_QUEUE", "training")},
 }
+SWEEP_INTERVAL_SECONDS = float(os.environ.get("LOOPGATE_SWEEP_INTERVAL_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-cases": {"task": "workflows.tasks.cases_requeue_stalled", "schedule": 30.0},
-    "expire-review-leases": {"task": "review.tasks.assignments_expire", "schedule": 30.0},
+    "requeue-stalled-cases": {
+        "task": "workflows.tasks.cases_requeue_stalled",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+    "expire-review-leases": {
+        "task": "review.tasks.assignments_expire",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
     "automation-step-down-check": {"task": "automation.tasks.automation_check_all", "schedule": 300.0},
 }
 

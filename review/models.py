@@ -35,7 +35,12 @@ class ReviewTask(models.Model):
     status = models.CharField(
         max_length=12, choices=TaskStatus.choices, default=TaskStatus.OPEN, db_index=True
     )
-    verdicts_required = models.PositiveSmallIntegerField(default=1)
+    verdicts_required = models.PositiveSmallIntegerField(
+        default=1, help_text="Verdicts to collect; raised by one when reviewers disagree."
+    )
+    agreement_required = models.PositiveSmallIntegerField(
+        default=1, help_text="Agreeing verdicts that decide the case (the workflow's consensus)."
+    )
     needs_adjudication = models.BooleanField(default=False)
     for_reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -50,9 +55,20 @@ class ReviewTask(models.Model):
                 condition=models.Q(status="open") & ~models.Q(kind="gold"),
                 name="one_open_task_per_case",
             ),
+            models.UniqueConstraint(
+                fields=["case", "for_reviewer"],
+                condition=models.Q(kind="gold"),
+                name="one_gold_task_per_case_and_reviewer",
+            ),
         ]
         indexes = [
             models.Index(fields=["workflow", "status", "created_at"]),
+            # The claim query walks this in order: open, shared (not gold) tasks only.
+            models.Index(
+                fields=["workflow", "needs_adjudication", "created_at", "id"],
+                condition=models.Q(status="open") & ~models.Q(kind="gold"),
+                name="review_task_claim_queue",
+            ),
         ]
         ordering = ["created_at", "id"]
 
@@ -91,7 +107,10 @@ class Assignment(models.Model):
                 name="one_active_assignment_per_task",
             ),
         ]
-        indexes = [models.Index(fields=["reviewer", "state"])]
+        indexes = [
+            models.Index(fields=["reviewer", "state"]),
+            models.Index(fields=["task", "reviewer"], name="assignment_task_reviewer"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reviewer} on task {self.task_id} ({self.state})"
@@ -121,6 +140,7 @@ class Verdict(models.Model):
                 name="one_standing_verdict_per_task_and_reviewer",
             ),
         ]
+        indexes = [models.Index(fields=["reviewer", "created_at"], name="verdict_reviewer_recent")]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

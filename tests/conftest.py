@@ -49,6 +49,16 @@ def require_postgres() -> None:
         pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_media_root(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Each test stores uploads in its own folder, so it can assert what was stored."""
+    try:
+        django_settings = request.getfixturevalue("settings")
+    except pytest.FixtureLookupError:
+        return
+    django_settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., Any]:
     from django.contrib.auth import get_user_model
@@ -90,9 +100,12 @@ def demo_model_version(db: None) -> Any:
     return version
 
 
+DEMO_LABELS = ("ok", "scratch", "crack", "stain")
+
+
 @pytest.fixture
-def make_workflow(db: None, demo_model_version: Any) -> Callable[..., Any]:
-    from inference.synthetic import DEMO_LABELS
+def make_workflow(db: None, request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Make a workflow; with ``serving=True`` the demo model is deployed as its serving version."""
     from modelops.models import Deployment
     from workflows.models import Workflow
 
@@ -102,7 +115,9 @@ def make_workflow(db: None, demo_model_version: Any) -> Callable[..., Any]:
         workflow = Workflow.objects.create(slug=slug, name=slug.title(), level=level, **fields)
         if serving:
             Deployment.objects.create(
-                workflow=workflow, model_version=demo_model_version, role="serving"
+                workflow=workflow,
+                model_version=request.getfixturevalue("demo_model_version"),
+                role="serving",
             )
         return workflow
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -19,6 +20,14 @@ from workflows.access import access_case, access_workflow, workflows_visible
 from workflows.selectors import workflow_stats
 from workflows.serializers import CaseEventOutput, CaseOutput, WorkflowOutput
 from workflows.services import case_create, metadata_parse
+
+IMAGE_CONTENT_TYPES = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 
 ERROR_RESPONSE = inline_serializer(
     "Error",
@@ -211,3 +220,19 @@ class AutomationApi(APIView):
             "evidence": evidence_for_workflow(workflow=workflow),
             "changes": LevelChangeOutput(workflow.level_changes.select_related("actor")[:50], many=True).data,
         }
+
+
+class CaseImageApi(APIView):
+    """The case's stored image, for members who may read the case."""
+
+    @extend_schema(
+        operation_id="case_image",
+        responses={(200, "application/octet-stream"): OpenApiResponse(description="The image.")},
+    )
+    def get(self, request: Request, case_id: str) -> FileResponse:
+        case, _ = access_case(request.user, case_id)
+        content_type = IMAGE_CONTENT_TYPES.get(case.image_format, "application/octet-stream")
+        response = FileResponse(case.image.open("rb"), content_type=content_type)
+        response["Cache-Control"] = "private, max-age=3600"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -10,4 +10,5 @@ urlpatterns = [
     path("workflows/<slug:slug>/automation/", apis.AutomationApi.as_view(), name="workflow-automation"),
     path("cases/<str:case_id>/", apis.CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<str:case_id>/events/", apis.CaseEventsApi.as_view(), name="case-events"),
+    path("cases/<str:case_id>/image/", apis.CaseImageApi.as_view(), name="case-image"),
 ]

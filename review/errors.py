@@ -1,0 +1,45 @@
+"""Refusals of the review queue. Each maps to HTTP through loopgate.exceptions."""
+
+from __future__ import annotations
+
+from loopgate.errors import Conflict, Gone, InvalidInput
+
+
+class UnknownLabel(InvalidInput):
+    code = "unknown_label"
+
+
+class NotAssigned(Conflict):
+    """The task is not leased to this reviewer (never was, or they let it go)."""
+
+    code = "not_assigned"
+
+
+class LeaseExpired(Gone):
+    code = "lease_expired"
+
+
+class CaseAlreadyDecided(Conflict):
+    code = "already_decided"
+
+
+class VerdictAlreadyGiven(Conflict):
+    code = "verdict_exists"
+
+
+class NotLastVerdict(Conflict):
+    code = "not_last_verdict"
+
+
+class AlreadyUndone(Conflict):
+    code = "already_undone"
+
+
+class CaseMovedOn(Conflict):
+    """Someone else acted on the case after the verdict: undoing it would rewrite theirs."""
+
+    code = "case_moved_on"
+
+
+class UndoWindowPassed(Gone):
+    code = "undo_window_passed"

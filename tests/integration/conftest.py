@@ -1,0 +1,125 @@
+"""A real Celery worker (with beat) over real Redis, against the real PostgreSQL test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from loopgate.celery import app as celery_app
+from tests.conftest import require_postgres_and_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    """One ``celery worker --beat`` subprocess; start, kill -9, start again."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        schedule = self.log_path.with_suffix(".schedule")
+        self.process = subprocess.Popen(  # noqa: S603 - our own worker
+            [
+                sys.executable, "-m", "celery", "-A", "loopgate", "worker", "--beat",
+                "--schedule", str(schedule), "-Q", "inference,training,default",
+                "--concurrency", "1", "--without-gossip", "--without-mingle",
+                "--loglevel", "INFO",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+            if "ready." in self.log_path.read_text():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), like a crash."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.log_path.write_text(self.log_path.read_text().replace("ready.", "ready (before kill)"))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+
+def purge_broker() -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+
+
+@pytest.fixture
+def worker(
+    transactional_db: None, settings: Any, tmp_path: Path
+) -> Iterator[WorkerProcess]:
+    """A live worker on the test database; web-side tasks go to Redis, not eager."""
+    require_postgres_and_redis()
+    media = tmp_path / "media"
+    settings.MEDIA_ROOT = str(media)
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loopgate.test_settings",
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "LOOPGATE_MEDIA_ROOT": str(media),
+        "LOOPGATE_VAR_DIR": str(tmp_path / "var"),
+        "LOOPGATE_SWEEP_INTERVAL_SECONDS": "2",
+        "LOOPGATE_STALLED_AFTER_SECONDS": "4",
+        "CELERY_VISIBILITY_TIMEOUT": "3600",
+        "LOOPGATE_INFERENCE_DEVICE": "cpu",
+    }
+    purge_broker()
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    process = WorkerProcess(env, tmp_path / "worker.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        celery_app.conf.task_always_eager = previous
+        purge_broker()
+        log = (tmp_path / "worker.log").read_text()
+        out = ROOT / "test-output"
+        out.mkdir(exist_ok=True)
+        (out / "integration-worker.log").write_text(log[-200_000:])
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

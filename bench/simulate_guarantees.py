@@ -178,7 +178,11 @@ def window_counts(audits: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
 
 
 def detection_delays(
-    rng: np.random.Generator, decision: np.ndarray, window: int, good: float, dropped: float,
+    rng: np.random.Generator,
+    decision: np.ndarray,
+    window: int,
+    good: float,
+    dropped: float,
     streams: int,
 ) -> np.ndarray:
     """Audits after the drop until the first step-down (inf if none within 3 windows)."""
@@ -192,8 +196,12 @@ def detection_delays(
 
 
 def false_step_downs(
-    rng: np.random.Generator, decision: np.ndarray, window: int, good: float,
-    streams: int, length: int,
+    rng: np.random.Generator,
+    decision: np.ndarray,
+    window: int,
+    good: float,
+    streams: int,
+    length: int,
 ) -> tuple[float, float, float]:
     """Per-check rate, share of streams with any, and audits per false step-down."""
     successes, size = window_counts(rng.random((streams, length)) < good, window)
@@ -221,8 +229,7 @@ def step_down_behaviour(rng: np.random.Generator, streams: int) -> None:
             rng, decision, window, good, false_streams, length
         )
         spacing = (
-            f"{per_alarm:,.0f}" if np.isfinite(per_alarm)
-            else f"none in {false_streams * length:,}"
+            f"{per_alarm:,.0f}" if np.isfinite(per_alarm) else f"none in {false_streams * length:,}"
         )
         for dropped in (0.87, 0.92):
             delays = detection_delays(rng, decision, window, good, dropped, streams)

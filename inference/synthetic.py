@@ -282,11 +282,22 @@ def _polyline_distance(
     return distance, position
 
 
+def _window(
+    points: FloatArray, margin: float, size: int
+) -> tuple[slice, slice]:
+    """The (rows, columns) slice covering ``points`` (x, y) plus ``margin`` pixels, in frame."""
+    low = np.floor(points.min(axis=0) - margin).astype(int)
+    high = np.ceil(points.max(axis=0) + margin).astype(int) + 1
+    low = np.clip(low, 0, size)
+    high = np.clip(high, 0, size)
+    return slice(low[1], max(low[1], high[1])), slice(low[0], max(low[0], high[0]))
+
+
 def _defect_visibility(rng: np.random.Generator) -> float:
     """How strongly a defect shows: subtle for ``SUBTLE_DEFECT_SHARE`` of them, clear otherwise."""
     if rng.random() < SUBTLE_DEFECT_SHARE:
         return float(rng.uniform(0.12, 0.35))
-    return float(rng.uniform(0.4, 1.0))
+    return float(rng.uniform(0.45, 1.0))
 
 
 def _point_on_part(rng: np.random.Generator, part: _Part, size: int) -> tuple[float, float]:
@@ -321,14 +332,15 @@ def _scratch_path(
 def _crack_path(
     rng: np.random.Generator, start: tuple[float, float], length: float, jaggedness: float
 ) -> FloatArray:
-    """A random walk with a drifting heading: the zig-zag of a fracture line."""
+    """Short steps zig-zagging around a slowly turning course: the look of a fracture line."""
     steps = max(6, int(length / 2.5))
     step_length = length / steps
-    heading = rng.uniform(0, 2 * math.pi)
+    course = rng.uniform(0, 2 * math.pi)
     point = np.array(start, dtype=np.float32)
     points = [point.copy()]
     for _ in range(steps):
-        heading += rng.normal(0.0, jaggedness)
+        course += rng.normal(0.0, 0.15)
+        heading = course + rng.normal(0.0, jaggedness)
         point = point + step_length * np.array(
             [math.cos(heading), math.sin(heading)], dtype=np.float32
         )
@@ -349,9 +361,12 @@ def _paint_scratch(
     size = xs.shape[0]
     length = rng.uniform(0.12, 0.5) * size * (0.5 + 0.5 * visibility)
     path = _scratch_path(rng, _point_on_part(rng, part, size), length)
-    distance, position = _polyline_distance(xs, ys, path)
+    width = rng.uniform(0.7, 1.4) * scale
+    window = _window(path, 6 * width + 2, size)
+    distance, position = _polyline_distance(xs[window], ys[window], path)
+    if distance.size == 0:
+        return
     fade = np.sin(np.pi * position) ** 0.4 * (1.0 + 0.3 * _noise_along(rng, position * 8, 1.0))
-    width = rng.uniform(0.5, 1.1) * scale
     if drift == "new_defect_look":
         width *= 1.8
         profile = -_gaussian_profile(distance, width) * rng.uniform(0.25, 0.45)
@@ -359,8 +374,8 @@ def _paint_scratch(
         profile = _gaussian_profile(distance, width) - 0.35 * _gaussian_profile(
             distance, 2.5 * width
         )
-        profile *= rng.uniform(0.2, 0.4)
-    surface += (visibility * fade * profile)[..., None]
+        profile *= rng.uniform(0.25, 0.5)
+    surface[window] += (visibility * fade * profile)[..., None]
 
 
 def _paint_crack(
@@ -377,20 +392,21 @@ def _paint_crack(
     new_look = drift == "new_defect_look"
     length = rng.uniform(0.1, 0.35) * size * (0.5 + 0.5 * visibility)
     origin = _point_on_part(rng, part, size)
-    paths = [_crack_path(rng, origin, length, 0.15 if new_look else 0.6)]
+    paths = [_crack_path(rng, origin, length, 0.1 if new_look else 0.7)]
     if rng.random() < 0.4:
         branch_origin = tuple(paths[0][len(paths[0]) // 2])
-        paths.append(_crack_path(rng, branch_origin, 0.5 * length, 0.6))
-    width = rng.uniform(0.5, 1.0) * scale * (1.6 if new_look else 1.0)
-    darkness = rng.uniform(0.35, 0.6) * (0.5 if new_look else 1.0)
+        paths.append(_crack_path(rng, branch_origin, 0.5 * length, 0.7))
+    width = rng.uniform(0.7, 1.3) * scale * (1.6 if new_look else 1.0)
+    darkness = rng.uniform(0.45, 0.7) * (0.5 if new_look else 1.0)
     for path in paths:
-        distance, _ = _polyline_distance(xs, ys, path)
+        window = _window(path, 8 * width + 2, size)
+        distance, _ = _polyline_distance(xs[window], ys[window], path)
         shade = darkness * (
             _gaussian_profile(distance, width) + 0.3 * _gaussian_profile(distance, 3 * width)
         )
         if new_look:
             shade -= 0.25 * _gaussian_profile(distance, 2.5 * width)
-        surface *= (1.0 - visibility * np.clip(shade, -1.0, 0.95))[..., None]
+        surface[window] *= (1.0 - visibility * np.clip(shade, -1.0, 0.95))[..., None]
 
 
 def _paint_stain(
@@ -405,14 +421,16 @@ def _paint_stain(
 ) -> None:
     size = xs.shape[0]
     cx, cy = _point_on_part(rng, part, size)
-    radius = rng.uniform(0.025, 0.09) * size * (0.4 + 0.6 * visibility)
-    blob = np.zeros_like(xs)
+    radius = rng.uniform(0.03, 0.1) * size * (0.4 + 0.6 * visibility)
+    window = _window(np.array([[cx, cy]], dtype=np.float32), 4 * radius + 2, size)
+    wx, wy = xs[window], ys[window]
+    blob = np.zeros_like(wx)
     for _ in range(int(rng.integers(2, 6))):
         ox, oy = rng.normal(0.0, 0.6 * radius, 2)
         r = radius * rng.uniform(0.5, 1.0)
-        blob = np.maximum(blob, np.exp(-0.5 * ((xs - cx - ox) ** 2 + (ys - cy - oy) ** 2) / r**2))
+        blob = np.maximum(blob, np.exp(-0.5 * ((wx - cx - ox) ** 2 + (wy - cy - oy) ** 2) / r**2))
     mask = np.clip((blob - 0.35) / 0.4, 0.0, 1.0)
-    mask *= 1.0 + 0.2 * _smooth_noise(rng, size, 16)
+    mask *= 1.0 + 0.2 * _smooth_noise(rng, size, 16)[window]
     if drift == "new_defect_look":
         ring = np.clip(4.0 * mask * (1.0 - mask), 0.0, 1.0)
         colour = np.array([0.42, 0.48, 0.62], dtype=np.float32)
@@ -421,7 +439,7 @@ def _paint_stain(
         rust, oil = (0.52, 0.30, 0.14), (0.22, 0.18, 0.11)
         colour = np.array(rust if rng.random() < 0.6 else oil, dtype=np.float32)
         alpha = visibility * rng.uniform(0.35, 0.75) * np.clip(mask, 0.0, 1.0)
-    surface[:] = surface * (1.0 - alpha[..., None]) + colour * alpha[..., None]
+    surface[window] = surface[window] * (1.0 - alpha[..., None]) + colour * alpha[..., None]
 
 
 _DEFECT_PAINTERS = {
@@ -438,8 +456,10 @@ def _add_dust(
     size = xs.shape[0]
     for _ in range(int(rng.integers(0, 6))):
         x, y = rng.uniform(0, size, 2)
-        speck = _gaussian_profile(np.hypot(xs - x, ys - y), rng.uniform(0.4, 0.9) * scale)
-        surface += (rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.25) * speck)[..., None]
+        width = rng.uniform(0.4, 0.9) * scale
+        window = _window(np.array([[x, y]], dtype=np.float32), 4 * width + 1, size)
+        speck = _gaussian_profile(np.hypot(xs[window] - x, ys[window] - y), width)
+        surface[window] += (rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.25) * speck)[..., None]
 
 
 def _add_cosmetic_mark(

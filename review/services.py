@@ -1,12 +1,77 @@
-"""Writes for the review queue: opening tasks, claiming, verdicts."""
+"""Writes for the review queue: opening tasks, claiming them, verdicts, skips and undo.
+
+Invariants kept here (and backed by constraints in review/models.py):
+
+* A task has at most one active assignment (lease) at a time; a lease past its
+  ``expires_at`` no longer holds the task, whether or not the periodic
+  ``assignments_expire`` has marked it yet.
+* A reviewer has at most one standing verdict per task.
+* Rows are locked in one order, the task and then its case, so that two operations on
+  the same case queue behind each other instead of deadlocking; a case's status changes
+  only through ``workflows.services.case_transition`` while its row lock is held.
+* Every refusal is a ``loopgate.errors.DomainError``, raised before anything is written
+  or inside the transaction that it rolls back: nothing is left half-stored.
+"""
 
 from __future__ import annotations
 
-from django.db import transaction
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from automation.routing import ReviewReason
-from review.models import ReviewTask, TaskKind
-from workflows.models import Case
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from automation.routing import Level, ReviewReason
+from loopgate.errors import InvalidInput, NotFound
+from review.consensus import ConsensusState, consensus_state
+from review.errors import (
+    AlreadyUndone,
+    CaseAlreadyDecided,
+    CaseMovedOn,
+    LeaseExpired,
+    NotAssigned,
+    NotLastVerdict,
+    UndoWindowPassed,
+    UnknownLabel,
+    VerdictAlreadyGiven,
+)
+from review.models import (
+    Assignment,
+    AssignmentState,
+    ReviewTask,
+    TaskKind,
+    TaskStatus,
+    Verdict,
+)
+from workflows.access import access_workflow, has_right
+from workflows.models import ActorType, Case, CaseStatus, DecisionSource, Workflow
+from workflows.services import case_event_record, case_transition
+
+MAX_COMMENT_LENGTH = 2000
+MAX_SKIP_REASON_LENGTH = 200
+# Each failed attempt means another reviewer took the row between our snapshot and our
+# lock; with SKIP LOCKED that is rare, so a few attempts suffice even with many reviewers.
+CLAIM_ATTEMPTS = 25
+
+# The reason a gold task shows: the one the workflow's ordinary tasks carry, so that a
+# gold case looks like any other case in the queue.
+GOLD_COVER_REASON = {
+    Level.HUMAN_ONLY: ReviewReason.HUMAN_ONLY,
+    Level.SHADOW: ReviewReason.SHADOW,
+    Level.ASSISTANCE: ReviewReason.ASSISTANCE,
+    Level.PARTIAL: ReviewReason.LOW_CONFIDENCE,
+    Level.FULL: ReviewReason.AUDIT,
+}
+SUGGESTING_LEVELS = frozenset({Level.ASSISTANCE, Level.PARTIAL})
+
+
+def gold_draw() -> float:
+    """A number in [0, 1): a gold case is slipped in when it falls below the gold rate."""
+    return random.random()  # noqa: S311 - a sampling rate, not a secret
 
 
 def review_task_open(
@@ -22,5 +87,651 @@ def review_task_open(
         kind=kind,
         reason=str(reason.value if isinstance(reason, ReviewReason) else reason or ""),
         show_suggestion=show_suggestion,
-        verdicts_required=required,
+        verdicts_required=max(1, required),
+        agreement_required=max(1, required),
     )
+
+
+# --- Access ----------------------------------------------------------------------------
+
+
+def _require_reviewer(reviewer: Any, workflow: Workflow) -> None:
+    """404 for a non-member (the workflow's existence is not revealed), 403 without the right."""
+    access_workflow(reviewer, workflow.slug, "can_review")
+
+
+def review_task_for_reviewer(*, task_id: int, reviewer: Any) -> ReviewTask:
+    """The task ``task_id`` if ``reviewer`` reviews its workflow; NotFound otherwise.
+
+    Another reviewer's gold task is reported as not found, like a task in a workflow the
+    user does not belong to: nothing tells a reviewer which cases are gold.
+    """
+    task = ReviewTask.objects.select_related("workflow").filter(pk=task_id).first()
+    if task is None or (task.kind == TaskKind.GOLD and task.for_reviewer_id != reviewer.pk):
+        raise NotFound(f"review task {task_id} not found")
+    try:
+        _require_reviewer(reviewer, task.workflow)
+    except NotFound as exc:
+        raise NotFound(f"review task {task_id} not found") from exc
+    return task
+
+
+def _label_check(workflow: Workflow, label: Any) -> str:
+    if not isinstance(label, str) or label not in workflow.labels:
+        allowed = ", ".join(workflow.labels)
+        raise UnknownLabel(
+            f"label {label!r} is not in this workflow's label set; allowed: {allowed}",
+            field="label",
+        )
+    return label
+
+
+# --- Claiming --------------------------------------------------------------------------
+
+
+def _lease_end(workflow: Workflow, now: datetime) -> datetime:
+    return now + timedelta(seconds=workflow.review_lease_seconds)
+
+
+def _claimable_tasks(
+    *, workflow: Workflow, reviewer: Any, now: datetime, adjudication: bool
+) -> QuerySet[ReviewTask]:
+    """Open shared tasks nobody holds a live lease on, that this reviewer may take.
+
+    A reviewer never gets a task they already gave a standing verdict on (consensus
+    needs different people) or one they skipped.
+    """
+    live_lease = Assignment.objects.filter(
+        task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now
+    )
+    own_verdict = Verdict.objects.filter(
+        task=OuterRef("pk"), reviewer=reviewer, retracted_at__isnull=True
+    )
+    own_skip = Assignment.objects.filter(
+        task=OuterRef("pk"), reviewer=reviewer, state=AssignmentState.SKIPPED
+    )
+    return (
+        ReviewTask.objects.filter(
+            workflow=workflow, status=TaskStatus.OPEN, needs_adjudication=adjudication
+        )
+        .exclude(kind=TaskKind.GOLD)
+        .filter(~Exists(live_lease), ~Exists(own_verdict), ~Exists(own_skip))
+    )
+
+
+def _leases_lapsed_end(*, task: ReviewTask, now: datetime) -> None:
+    """Mark as expired the active leases on ``task`` that ran out. Hold the task's lock."""
+    task.assignments.filter(state=AssignmentState.ACTIVE, expires_at__lte=now).update(
+        state=AssignmentState.EXPIRED, ended_at=now
+    )
+
+
+def _lease_create(*, task: ReviewTask, reviewer: Any, now: datetime) -> Assignment | None:
+    """Lease ``task`` to ``reviewer``; None if the one-active-lease constraint says no."""
+    _leases_lapsed_end(task=task, now=now)
+    try:
+        with transaction.atomic():
+            assignment = Assignment.objects.create(
+                task=task, reviewer=reviewer, expires_at=_lease_end(task.workflow, now)
+            )
+    except IntegrityError:
+        return None
+    assignment.task = task
+    return assignment
+
+
+def _shared_task_claim(
+    *, workflow: Workflow, reviewer: Any, now: datetime, adjudication: bool
+) -> Assignment | None:
+    """Lease the oldest claimable task: ``SELECT … ORDER BY created_at, id LIMIT 1 FOR UPDATE
+    SKIP LOCKED`` on PostgreSQL (the IMMEDIATE transaction serialises this on SQLite).
+
+    A row skipped by SKIP LOCKED is being claimed by someone else right now. A row whose
+    lock we got may still have been claimed between our snapshot and the lock, so it is
+    checked again with a fresh query; the unique index on active leases is the backstop.
+    """
+    tried: list[int] = []
+    for _ in range(CLAIM_ATTEMPTS):
+        task = (
+            _claimable_tasks(workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication)
+            .exclude(pk__in=tried)
+            .select_for_update(skip_locked=True)
+            .order_by("created_at", "id")
+            .first()
+        )
+        if task is None:
+            return None
+        tried.append(task.pk)
+        still_claimable = (
+            _claimable_tasks(workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication)
+            .filter(pk=task.pk)
+            .exists()
+        )
+        if not still_claimable:
+            continue
+        task.workflow = workflow
+        assignment = _lease_create(task=task, reviewer=reviewer, now=now)
+        if assignment is not None:
+            return assignment
+    return None
+
+
+def _gold_task_claim(*, workflow: Workflow, reviewer: Any, now: datetime) -> Assignment | None:
+    """Slip in a gold case this reviewer has not seen, as a task of their own."""
+    seen = ReviewTask.objects.filter(case=OuterRef("pk"), kind=TaskKind.GOLD, for_reviewer=reviewer)
+    labelled = Verdict.objects.filter(case=OuterRef("pk"), reviewer=reviewer)
+    queued = ReviewTask.objects.filter(case=OuterRef("pk"), status=TaskStatus.OPEN).exclude(
+        kind=TaskKind.GOLD
+    )
+    case = (
+        Case.objects.filter(workflow=workflow, is_gold=True)
+        .exclude(gold_label="")
+        .filter(~Exists(seen), ~Exists(labelled), ~Exists(queued))
+        .order_by("created_at", "id")
+        .first()
+    )
+    if case is None:
+        return None
+    level = Level(workflow.level)
+    show_suggestion = level in SUGGESTING_LEVELS and case.predictions.exists()
+    try:
+        with transaction.atomic():
+            task = ReviewTask.objects.create(
+                case=case,
+                workflow=workflow,
+                kind=TaskKind.GOLD,
+                reason=GOLD_COVER_REASON[level].value,
+                show_suggestion=show_suggestion,
+                for_reviewer=reviewer,
+            )
+            assignment = Assignment.objects.create(
+                task=task, reviewer=reviewer, expires_at=_lease_end(workflow, now)
+            )
+    except IntegrityError:
+        return None
+    return assignment
+
+
+def review_next(
+    *, workflow: Workflow, reviewer: Any, after_task_id: int | None = None
+) -> Assignment | None:
+    """Lease the next case in ``workflow``'s queue to ``reviewer``; None when it is empty.
+
+    A reviewer who already holds a live lease in the workflow gets it back instead of a
+    new one (no hoarding). ``after_task_id`` is the task on the reviewer's screen: a
+    client prefetching the next case passes it, so it may hold that one and one more.
+    Admins get tasks waiting for adjudication first. At ``workflow.gold_rate`` a gold
+    case the reviewer has not seen is slipped in.
+    """
+    _require_reviewer(reviewer, workflow)
+    now = timezone.now()
+    with transaction.atomic():
+        held = (
+            Assignment.objects.select_related("task__workflow")
+            .filter(
+                reviewer=reviewer,
+                state=AssignmentState.ACTIVE,
+                expires_at__gt=now,
+                task__workflow=workflow,
+            )
+            .exclude(task_id=after_task_id)
+            .order_by("leased_at", "id")
+            .first()
+        )
+        if held is not None:
+            return held
+        assignment = None
+        if workflow.gold_rate > 0 and gold_draw() < workflow.gold_rate:
+            assignment = _gold_task_claim(workflow=workflow, reviewer=reviewer, now=now)
+        if assignment is None and has_right(reviewer, workflow, "can_admin"):
+            assignment = _shared_task_claim(
+                workflow=workflow, reviewer=reviewer, now=now, adjudication=True
+            )
+        if assignment is None:
+            assignment = _shared_task_claim(
+                workflow=workflow, reviewer=reviewer, now=now, adjudication=False
+            )
+        return assignment
+
+
+def assignments_expire(*, now: datetime | None = None) -> int:
+    """End the leases that ran out, returning their tasks to the queue. Returns how many.
+
+    A gold task is one reviewer's own; when its lease runs out it is cancelled (the
+    reviewer has seen that gold case) rather than left open.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        lapsed = Assignment.objects.filter(state=AssignmentState.ACTIVE, expires_at__lte=now)
+        gold_task_ids = list(lapsed.filter(task__kind=TaskKind.GOLD).values_list("task_id", flat=True))
+        ended = lapsed.update(state=AssignmentState.EXPIRED, ended_at=now)
+        if gold_task_ids:
+            ReviewTask.objects.filter(pk__in=gold_task_ids, status=TaskStatus.OPEN).update(
+                status=TaskStatus.CANCELLED, closed_at=now
+            )
+    return ended
+
+
+# --- Verdicts --------------------------------------------------------------------------
+
+
+def _task_and_case_lock(task_id: int) -> tuple[ReviewTask, Case]:
+    """Lock the task, then its case: the one order every writer here uses.
+
+    No join in the locking queries: ``FOR UPDATE`` over a join would lock the workflow
+    row too and serialise every verdict in the workflow.
+    """
+    task = ReviewTask.objects.select_for_update().get(pk=task_id)
+    case = Case.objects.select_for_update().get(pk=task.case_id)
+    return task, case
+
+
+def _lease_of(*, task: ReviewTask, case: Case, reviewer: Any, now: datetime) -> Assignment:
+    """The reviewer's live lease on ``task``, or the refusal that says why there is none.
+
+    Call holding the task's lock.
+    """
+    if task.status != TaskStatus.OPEN or (
+        task.kind == TaskKind.REVIEW and case.status != CaseStatus.IN_REVIEW
+    ):
+        if case.status == CaseStatus.DECIDED and task.kind == TaskKind.REVIEW:
+            raise CaseAlreadyDecided(f"case {case.id} is already decided")
+        raise CaseAlreadyDecided(f"review task {task.pk} is closed")
+    latest = task.assignments.filter(reviewer=reviewer).order_by("-leased_at", "-id").first()
+    if latest is None:
+        raise NotAssigned(f"review task {task.pk} is not assigned to you; claim it with review/next")
+    if latest.state == AssignmentState.ACTIVE and latest.expires_at > now:
+        return latest
+    if latest.state in (AssignmentState.ACTIVE, AssignmentState.EXPIRED):
+        raise LeaseExpired(
+            f"your lease on review task {task.pk} expired at {latest.expires_at.isoformat()}; "
+            "the case went back to the queue"
+        )
+    if latest.state == AssignmentState.COMPLETED:
+        raise VerdictAlreadyGiven(f"you already gave a verdict on review task {task.pk}")
+    raise NotAssigned(
+        f"review task {task.pk} is no longer assigned to you (you {latest.state} it)"
+    )
+
+
+def _case_decide(
+    *,
+    task: ReviewTask,
+    case: Case,
+    reviewer: Any,
+    state: ConsensusState,
+    verdicts: list[Verdict],
+    now: datetime,
+) -> None:
+    """Decide ``case`` with the consensus label. Hold the task's and the case's locks."""
+    label = state.label
+    assert label is not None
+    prediction = case.deciding_prediction
+    case.decision_label = label
+    case.decision_source = DecisionSource.HUMAN
+    case.decision_confidence = None
+    case.decision_model_version = None
+    case.decided_by = reviewer
+    case.decided_at = now
+    case.human_label = label
+    case.labelled_at = now
+    case.save(
+        update_fields=[
+            "decision_label",
+            "decision_source",
+            "decision_confidence",
+            "decision_model_version",
+            "decided_by",
+            "decided_at",
+            "human_label",
+            "labelled_at",
+            "updated_at",
+        ]
+    )
+    if state.adjudicated:
+        reason = f"adjudicated by {reviewer.get_username()} after reviewers disagreed"
+    elif len(verdicts) == 1:
+        reason = f"decided by reviewer {reviewer.get_username()}"
+    else:
+        reason = f"{task.agreement_required} reviewers agreed"
+    data: dict[str, Any] = {
+        "label": label,
+        "task": task.pk,
+        "verdicts": [{"reviewer": v.reviewer.get_username(), "label": v.label} for v in verdicts],
+        "adjudicated": state.adjudicated,
+    }
+    if prediction is not None:
+        data["model_label"] = prediction.label
+        data["human_overrode_model"] = prediction.label != label
+    case_transition(
+        case=case,
+        to_status=CaseStatus.DECIDED,
+        actor_type=ActorType.USER,
+        actor=reviewer,
+        reason=reason,
+        data=data,
+    )
+
+
+def _standing_verdicts(task: ReviewTask) -> list[Verdict]:
+    return list(
+        task.verdicts.filter(retracted_at__isnull=True)
+        .select_related("reviewer")
+        .order_by("created_at", "id")
+    )
+
+
+def verdict_submit(*, task_id: int, reviewer: Any, label: str, comment: str = "") -> Verdict:
+    """Record ``reviewer``'s verdict on the task they hold, and act on it.
+
+    * review task: once ``agreement_required`` verdicts agree the case is decided by a
+      human with that label (see review.consensus for disagreements and adjudication);
+    * audit task: the case's model decision stands; the verdict becomes its human label
+      and an event records whether human and model agree;
+    * gold task: recorded to measure the reviewer; it never decides anything.
+
+    Refusals: unknown label (400), not assigned to you (409), lease expired (410),
+    case already decided (409), not a reviewer of the workflow (404).
+    """
+    task_ref = review_task_for_reviewer(task_id=task_id, reviewer=reviewer)
+    label = _label_check(task_ref.workflow, label)
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise InvalidInput(f"comment: at most {MAX_COMMENT_LENGTH} characters", field="comment")
+    now = timezone.now()
+    with transaction.atomic():
+        task, case = _task_and_case_lock(task_id)
+        assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
+        if task.verdicts.filter(reviewer=reviewer, retracted_at__isnull=True).exists():
+            raise VerdictAlreadyGiven(f"you already gave a verdict on review task {task.pk}")
+        verdict = Verdict.objects.create(
+            task=task,
+            case=case,
+            assignment=assignment,
+            reviewer=reviewer,
+            label=label,
+            comment=comment,
+        )
+        assignment.state = AssignmentState.COMPLETED
+        assignment.ended_at = now
+        assignment.save(update_fields=["state", "ended_at"])
+        if task.kind == TaskKind.REVIEW:
+            _review_task_settle(task=task, case=case, reviewer=reviewer, now=now)
+        elif task.kind == TaskKind.AUDIT:
+            _audit_label(task=task, case=case, reviewer=reviewer, label=label, now=now)
+        else:
+            task.status = TaskStatus.DONE
+            task.closed_at = now
+            task.save(update_fields=["status", "closed_at"])
+            case_event_record(
+                case=case,
+                kind="gold_verdict",
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason="a reviewer labelled a gold case",
+                data={"label": label, "gold_label": case.gold_label, "correct": label == case.gold_label},
+            )
+    return verdict
+
+
+def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: datetime) -> None:
+    """Apply the consensus rule to the task's standing verdicts. Hold both locks."""
+    verdicts = _standing_verdicts(task)
+    state = consensus_state([v.label for v in verdicts], agreement_required=task.agreement_required)
+    was_adjudication = task.needs_adjudication
+    task.verdicts_required = state.verdicts_required
+    task.needs_adjudication = state.needs_adjudication
+    if state.decided:
+        task.status = TaskStatus.DONE
+        task.closed_at = now
+        _case_decide(task=task, case=case, reviewer=reviewer, state=state, verdicts=verdicts, now=now)
+    elif state.needs_adjudication and not was_adjudication:
+        case_event_record(
+            case=case,
+            kind="needs_adjudication",
+            actor_type=ActorType.SYSTEM,
+            reason="reviewers disagreed; waiting for an adjudicator",
+            data={"verdicts": [v.label for v in verdicts]},
+        )
+    task.save(update_fields=["verdicts_required", "needs_adjudication", "status", "closed_at"])
+
+
+def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now: datetime) -> None:
+    task.status = TaskStatus.DONE
+    task.closed_at = now
+    task.save(update_fields=["status", "closed_at"])
+    case.human_label = label
+    case.labelled_at = now
+    case.save(update_fields=["human_label", "labelled_at", "updated_at"])
+    case_event_record(
+        case=case,
+        kind="audit_label",
+        actor_type=ActorType.USER,
+        actor=reviewer,
+        reason="audit: a reviewer labelled the model-decided case blind",
+        data={
+            "label": label,
+            "model_label": case.decision_label,
+            "agrees_with_model": label == case.decision_label,
+            "task": task.pk,
+        },
+    )
+
+
+def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:
+    """Hand a leased task back with a reason. The task stays in the queue for others;
+    this reviewer is not offered it again. A skipped gold task is cancelled."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("reason: say why you skip this case", field="reason")
+    if len(reason) > MAX_SKIP_REASON_LENGTH:
+        raise InvalidInput(f"reason: at most {MAX_SKIP_REASON_LENGTH} characters", field="reason")
+    review_task_for_reviewer(task_id=task_id, reviewer=reviewer)
+    now = timezone.now()
+    with transaction.atomic():
+        task, case = _task_and_case_lock(task_id)
+        assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
+        assignment.state = AssignmentState.SKIPPED
+        assignment.skip_reason = reason
+        assignment.ended_at = now
+        assignment.save(update_fields=["state", "skip_reason", "ended_at"])
+        if task.kind == TaskKind.GOLD:
+            task.status = TaskStatus.CANCELLED
+            task.closed_at = now
+            task.save(update_fields=["status", "closed_at"])
+        else:
+            case_event_record(
+                case=case,
+                kind="review_skipped",
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason=reason,
+                data={"task": task.pk},
+            )
+    return assignment
+
+
+def assignment_release(*, task_id: int, reviewer: Any) -> bool:
+    """Give back a lease without a verdict (a prefetched case, a closed page).
+
+    Unlike a skip, the reviewer may be offered the task again. Idempotent: returns
+    False when the reviewer held no live lease on the task.
+    """
+    review_task_for_reviewer(task_id=task_id, reviewer=reviewer)
+    now = timezone.now()
+    with transaction.atomic():
+        task = ReviewTask.objects.select_for_update().get(pk=task_id)
+        released = task.assignments.filter(
+            reviewer=reviewer, state=AssignmentState.ACTIVE, expires_at__gt=now
+        ).update(state=AssignmentState.RELEASED, ended_at=now)
+        if released and task.kind == TaskKind.GOLD and task.status == TaskStatus.OPEN:
+            task.status = TaskStatus.CANCELLED
+            task.closed_at = now
+            task.save(update_fields=["status", "closed_at"])
+    return bool(released)
+
+
+# --- Undo ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    """The retracted verdict, and the lease that hands its case back to the reviewer
+    (None when another reviewer holds the case by now: it waits in the queue)."""
+
+    verdict: Verdict
+    assignment: Assignment | None
+
+
+def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
+    """Retract the reviewer's last verdict in its workflow, within the undo window.
+
+    The verdict is kept, marked retracted. A case it decided goes back to ``in_review``
+    with its decision cleared; the task reopens and is leased back to the reviewer.
+    Refused (409) when it is not the reviewer's last verdict, was already undone, or
+    someone acted on the case after it; (410) once the window has passed.
+    """
+    verdict = (
+        Verdict.objects.select_related("task__workflow")
+        .filter(pk=verdict_id, reviewer=reviewer)
+        .first()
+    )
+    if verdict is None:
+        raise NotFound(f"verdict {verdict_id} not found")
+    workflow = verdict.task.workflow
+    try:
+        _require_reviewer(reviewer, workflow)
+    except NotFound as exc:
+        raise NotFound(f"verdict {verdict_id} not found") from exc
+    window = settings.LOOPGATE_UNDO_WINDOW_SECONDS
+    now = timezone.now()
+    if verdict.retracted_at is not None:
+        raise AlreadyUndone(f"verdict {verdict_id} was already undone")
+    if now - verdict.created_at > timedelta(seconds=window):
+        raise UndoWindowPassed(
+            f"verdict {verdict_id} can no longer be undone: the undo window is {window} s"
+        )
+    last = (
+        Verdict.objects.filter(reviewer=reviewer, task__workflow=workflow)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if last != verdict.pk:
+        raise NotLastVerdict("only your last verdict in this workflow can be undone")
+
+    with transaction.atomic():
+        task, case = _task_and_case_lock(verdict.task_id)
+        verdict = Verdict.objects.select_related("reviewer").get(pk=verdict.pk)
+        if verdict.retracted_at is not None:
+            raise AlreadyUndone(f"verdict {verdict_id} was already undone")
+        acted_after = (
+            task.verdicts.filter(retracted_at__isnull=True, created_at__gte=verdict.created_at)
+            .exclude(pk=verdict.pk)
+            .exists()
+        )
+        if acted_after or task.status == TaskStatus.CANCELLED:
+            raise CaseMovedOn(
+                f"another reviewer has given a verdict on case {case.id} since; "
+                "it cannot be undone"
+            )
+        if task.kind == TaskKind.REVIEW:
+            _review_verdict_retract(task=task, case=case, verdict=verdict, reviewer=reviewer, now=now)
+        elif task.kind == TaskKind.AUDIT:
+            _audit_verdict_retract(task=task, case=case, verdict=verdict, reviewer=reviewer, now=now)
+        else:
+            verdict.retracted_at = now
+            verdict.save(update_fields=["retracted_at"])
+            _task_reopen(task=task, case=case)
+        assignment = None
+        live_lease = task.assignments.filter(
+            state=AssignmentState.ACTIVE, expires_at__gt=now
+        ).exists()
+        if not live_lease:
+            assignment = _lease_create(task=task, reviewer=reviewer, now=now)
+    return UndoResult(verdict=verdict, assignment=assignment)
+
+
+def _task_reopen(*, task: ReviewTask, case: Case) -> None:
+    if task.status == TaskStatus.OPEN:
+        return
+    task.status = TaskStatus.OPEN
+    task.closed_at = None
+    try:
+        with transaction.atomic():
+            task.save(update_fields=["status", "closed_at"])
+    except IntegrityError as exc:
+        raise CaseMovedOn(f"case {case.id} is in the queue again by another route") from exc
+
+
+def _review_verdict_retract(
+    *, task: ReviewTask, case: Case, verdict: Verdict, reviewer: Any, now: datetime
+) -> None:
+    if task.status == TaskStatus.DONE:
+        decided_by_this = (
+            case.status == CaseStatus.DECIDED
+            and case.decision_source == DecisionSource.HUMAN
+            and case.decided_by_id == reviewer.pk
+            and case.decided_at is not None
+            and case.decided_at >= verdict.created_at
+        )
+        if not decided_by_this:
+            raise CaseMovedOn(f"case {case.id} was decided again by someone else since")
+        previous_label = case.decision_label
+        case.decision_label = ""
+        case.decision_source = ""
+        case.decision_confidence = None
+        case.decision_model_version = None
+        case.decided_by = None
+        case.decided_at = None
+        case.human_label = ""
+        case.labelled_at = None
+        case.save(
+            update_fields=[
+                "decision_label",
+                "decision_source",
+                "decision_confidence",
+                "decision_model_version",
+                "decided_by",
+                "decided_at",
+                "human_label",
+                "labelled_at",
+                "updated_at",
+            ]
+        )
+        case_transition(
+            case=case,
+            to_status=CaseStatus.IN_REVIEW,
+            actor_type=ActorType.USER,
+            actor=reviewer,
+            reason=f"{reviewer.get_username()} undid the verdict that decided the case",
+            data={"undone_label": previous_label, "verdict": verdict.pk, "task": task.pk},
+        )
+        _task_reopen(task=task, case=case)
+    verdict.retracted_at = now
+    verdict.save(update_fields=["retracted_at"])
+    remaining = [v.label for v in _standing_verdicts(task)]
+    state = consensus_state(remaining, agreement_required=task.agreement_required)
+    task.verdicts_required = state.verdicts_required
+    task.needs_adjudication = state.needs_adjudication
+    task.save(update_fields=["verdicts_required", "needs_adjudication"])
+
+
+def _audit_verdict_retract(
+    *, task: ReviewTask, case: Case, verdict: Verdict, reviewer: Any, now: datetime
+) -> None:
+    if case.human_label == verdict.label:
+        case.human_label = ""
+        case.labelled_at = None
+        case.save(update_fields=["human_label", "labelled_at", "updated_at"])
+    case_event_record(
+        case=case,
+        kind="audit_label_undone",
+        actor_type=ActorType.USER,
+        actor=reviewer,
+        reason=f"{reviewer.get_username()} undid their audit label",
+        data={"undone_label": verdict.label, "verdict": verdict.pk, "task": task.pk},
+    )
+    verdict.retracted_at = now
+    verdict.save(update_fields=["retracted_at"])
+    _task_reopen(task=task, case=case)

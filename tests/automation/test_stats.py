@@ -50,8 +50,17 @@ levels = st.floats(min_value=0.5, max_value=0.999)
 
 @pytest.mark.parametrize(
     ("successes", "n", "confidence"),
-    [(0, 1, 0.95), (1, 1, 0.95), (7, 20, 0.95), (19, 20, 0.9), (50, 100, 0.99),
-     (0, 300, 0.95), (300, 300, 0.95), (287, 300, 0.95), (1, 12345, 0.8)],
+    [
+        (0, 1, 0.95),
+        (1, 1, 0.95),
+        (7, 20, 0.95),
+        (19, 20, 0.9),
+        (50, 100, 0.99),
+        (0, 300, 0.95),
+        (300, 300, 0.95),
+        (287, 300, 0.95),
+        (1, 12345, 0.8),
+    ],
 )
 def test_clopper_pearson_matches_scipy_exact_interval(successes, n, confidence):
     expected = sps.binomtest(successes, n).proportion_ci(confidence, method="exact")
@@ -126,8 +135,9 @@ def test_bounds_are_monotone_in_successes(pair, confidence):
     assert binomial_upper_bound(successes, n, confidence) <= binomial_upper_bound(
         successes + 1, n, confidence
     )
-    now, more = clopper_pearson(successes, n, confidence), clopper_pearson(
-        successes + 1, n, confidence
+    now, more = (
+        clopper_pearson(successes, n, confidence),
+        clopper_pearson(successes + 1, n, confidence),
     )
     assert now.low <= more.low and now.high <= more.high
 
@@ -307,7 +317,10 @@ def test_calibration_matches_a_plain_reference_scan(cases, target_error, confide
     confidences = [level / 40 for level, _ in cases]
     correct = [ok for _, ok in cases]
     result = calibrate_threshold(
-        confidences, correct, target_error=target_error, confidence=confidence,
+        confidences,
+        correct,
+        target_error=target_error,
+        confidence=confidence,
         min_auto=min_auto,
     )
     assert result.threshold == reference_calibration(
@@ -450,15 +463,21 @@ def test_cohen_kappa_edge_cases():
 
 # Wikipedia "Fleiss' kappa" worked example: 10 subjects, 14 raters, 5 categories.
 FLEISS_TABLE = [
-    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
 ]
 
 
 def fleiss_items() -> list[list[str]]:
-    return [
-        [f"c{j}" for j, count in enumerate(row) for _ in range(count)] for row in FLEISS_TABLE
-    ]
+    return [[f"c{j}" for j, count in enumerate(row) for _ in range(count)] for row in FLEISS_TABLE]
 
 
 def test_fleiss_kappa_matches_wikipedia_example():

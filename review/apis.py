@@ -1,0 +1,181 @@
+"""REST endpoints of the review queue: validate, call one service, render.
+
+The task id in the URLs is the ReviewTask id returned by ``review/next``; the lease
+behind it belongs to the caller, and every write checks that again.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loopgate.errors import InvalidInput
+from review import selectors, services
+from review.serializers import (
+    ReviewNextInput,
+    ReviewStatsOutput,
+    ReviewTaskOutput,
+    SkipInput,
+    UndoOutput,
+    VerdictInput,
+    VerdictOutput,
+)
+from workflows.access import access_workflow
+from workflows.apis import ERROR_RESPONSE
+
+
+def _valid(serializer_class: type, data: object) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ReviewNextApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="review_next",
+        request=ReviewNextInput,
+        responses={
+            200: ReviewTaskOutput,
+            204: OpenApiResponse(description="The queue is empty."),
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+        },
+        description=(
+            "Claim the next case: a lease that expires at `expires_at`. A reviewer who "
+            "already holds a live lease gets it back. `suggestion` is present only when "
+            "the level allows it."
+        ),
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_review")
+        data = _valid(ReviewNextInput, request.data or {})
+        assignment = services.review_next(
+            workflow=workflow, reviewer=request.user, after_task_id=data.get("after")
+        )
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        payload = selectors.review_task_payload(assignment=assignment)
+        return Response(ReviewTaskOutput(payload).data)
+
+
+class VerdictSubmitApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="review_verdict",
+        request=VerdictInput,
+        responses={
+            201: VerdictOutput,
+            400: OpenApiResponse(ERROR_RESPONSE, description="Unknown label (names the allowed)."),
+            404: ERROR_RESPONSE,
+            409: OpenApiResponse(ERROR_RESPONSE, description="Not yours, or already decided."),
+            410: OpenApiResponse(ERROR_RESPONSE, description="Your lease expired."),
+        },
+    )
+    def post(self, request: Request, task_id: int) -> Response:
+        data = _valid(VerdictInput, request.data)
+        verdict = services.verdict_submit(
+            task_id=task_id, reviewer=request.user, label=data["label"], comment=data["comment"]
+        )
+        return Response(
+            VerdictOutput(selectors.verdict_view(verdict=verdict)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class VerdictSkipApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="review_skip",
+        request=SkipInput,
+        responses={
+            204: OpenApiResponse(description="Skipped; the case stays in the queue for others."),
+            400: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            409: ERROR_RESPONSE,
+            410: ERROR_RESPONSE,
+        },
+    )
+    def post(self, request: Request, task_id: int) -> HttpResponse:
+        data = _valid(SkipInput, request.data)
+        services.verdict_skip(task_id=task_id, reviewer=request.user, reason=data["reason"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AssignmentReleaseApi(APIView):
+    @extend_schema(
+        operation_id="review_release",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Released (or there was no live lease)."),
+            404: ERROR_RESPONSE,
+        },
+        description="Give back a lease without a verdict: a prefetched case, a closed page.",
+    )
+    def post(self, request: Request, task_id: int) -> HttpResponse:
+        services.assignment_release(task_id=task_id, reviewer=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VerdictUndoApi(APIView):
+    @extend_schema(
+        operation_id="review_undo",
+        request=None,
+        responses={
+            200: UndoOutput,
+            404: ERROR_RESPONSE,
+            409: OpenApiResponse(ERROR_RESPONSE, description="Not your last verdict, or moved on."),
+            410: OpenApiResponse(ERROR_RESPONSE, description="The undo window has passed."),
+        },
+    )
+    def post(self, request: Request, verdict_id: int) -> Response:
+        result = services.verdict_undo(reviewer=request.user, verdict_id=verdict_id)
+        task = (
+            selectors.review_task_payload(assignment=result.assignment)
+            if result.assignment is not None
+            else None
+        )
+        body = {"verdict": selectors.verdict_view(verdict=result.verdict), "task": task}
+        return Response(UndoOutput(body).data)
+
+
+class VerdictsRecentApi(APIView):
+    @extend_schema(
+        operation_id="review_verdicts_recent",
+        parameters=[OpenApiParameter("limit", int, description="At most 100; default 20.")],
+        responses={200: VerdictOutput(many=True), 404: ERROR_RESPONSE},
+        description="Your own latest verdicts in the workflow, newest first.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_review")
+        raw_limit = request.query_params.get("limit", str(selectors.RECENT_VERDICTS_LIMIT))
+        if not raw_limit.isdigit():
+            raise InvalidInput("limit: must be a whole number", field="limit")
+        verdicts = selectors.verdicts_recent(
+            workflow=workflow, reviewer=request.user, limit=int(raw_limit)
+        )
+        return Response(VerdictOutput(verdicts, many=True).data)
+
+
+class ReviewStatsApi(APIView):
+    @extend_schema(
+        operation_id="review_stats",
+        responses={200: ReviewStatsOutput, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        description=(
+            "Queue, throughput, agreement (percent, Cohen's and Fleiss' kappa) and gold "
+            "accuracy. Admins see every reviewer; a reviewer sees their own rows."
+        ),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_review")
+        return Response(
+            ReviewStatsOutput(selectors.review_stats(workflow=workflow, viewer=request.user)).data
+        )

@@ -1,0 +1,353 @@
+"""Reads for the review queue: what a reviewer sees, queue summaries, agreement stats.
+
+What a reviewer may see of a case is decided here, in ``review_task_payload``: the
+model's suggestion is included only when the task allows it (never in shadow mode,
+never on an audit or a gold case), and nothing else in the payload carries it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Min, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from automation.stats import clopper_pearson, cohen_kappa, fleiss_kappa, percent_agreement
+from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
+from workflows.access import has_right, workflows_reviewable
+from workflows.models import Case, Prediction, Workflow
+
+# Keys the review screen keeps for itself: S skips, U undoes, digits 1-9 pick labels and
+# 0 resets the zoom. A label's letter shortcut is its first letter when that is free.
+RESERVED_LETTERS = frozenset({"s", "u"})
+RECENT_VERDICTS_LIMIT = 20
+AGREEMENT_VERDICTS_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class LabelKey:
+    label: str
+    key: str | None
+    letter: str | None
+
+
+def label_keys(labels: list[str]) -> list[LabelKey]:
+    """One shortcut per label: digits 1-9 in order, plus a unique, unreserved first letter."""
+    first_letters = Counter(label[:1].lower() for label in labels)
+    keys = []
+    for position, label in enumerate(labels, start=1):
+        letter = label[:1].lower()
+        usable = letter.isalpha() and first_letters[letter] == 1 and letter not in RESERVED_LETTERS
+        keys.append(
+            LabelKey(
+                label=label,
+                key=str(position) if position <= 9 else None,
+                letter=letter if usable else None,
+            )
+        )
+    return keys
+
+
+def case_image_url(case_id: Any) -> str:
+    return reverse("case-image", args=[str(case_id)])
+
+
+def _suggestion_of(case: Case) -> dict[str, Any] | None:
+    prediction = case.deciding_prediction
+    if prediction is None:
+        predictions = Prediction.objects.filter(case=case).select_related("model_version")
+        prediction = predictions.filter(role="serving").first() or predictions.first()
+    if prediction is None:
+        return None
+    return {
+        "label": prediction.label,
+        "confidence": prediction.confidence,
+        "scores": prediction.scores,
+        "model_version": prediction.model_version.tag,
+    }
+
+
+def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
+    """What the reviewer holding ``assignment`` sees: the case, the labels, the lease.
+
+    ``suggestion`` is present only when ``task.show_suggestion``; the key is absent
+    otherwise, and no other field carries a prediction. The task's kind is not shown:
+    gold and audit cases look like the rest of the queue.
+    """
+    task = (
+        ReviewTask.objects.select_related(
+            "workflow", "case", "case__deciding_prediction__model_version"
+        )
+        .get(pk=assignment.task_id)
+    )
+    case = task.case
+    workflow = task.workflow
+    payload: dict[str, Any] = {
+        "id": task.pk,
+        "workflow": workflow.slug,
+        "reason": task.reason,
+        "leased_at": assignment.leased_at,
+        "expires_at": assignment.expires_at,
+        "lease_seconds": workflow.review_lease_seconds,
+        "case": {
+            "id": case.id,
+            "external_id": case.external_id,
+            "image_url": case_image_url(case.id),
+            "image": {
+                "format": case.image_format,
+                "width": case.image_width,
+                "height": case.image_height,
+            },
+            "metadata": case.metadata,
+            "created_at": case.created_at,
+        },
+        "labels": [key.__dict__ for key in label_keys(list(workflow.labels))],
+        "adjudication": task.needs_adjudication,
+    }
+    if task.needs_adjudication:
+        payload["previous_verdicts"] = [
+            {"reviewer": reviewer, "label": label, "comment": comment}
+            for reviewer, label, comment in task.verdicts.filter(retracted_at__isnull=True)
+            .order_by("created_at", "id")
+            .values_list("reviewer__username", "label", "comment")
+        ]
+    if task.show_suggestion:
+        suggestion = _suggestion_of(case)
+        if suggestion is not None:
+            payload["suggestion"] = suggestion
+    return payload
+
+
+def _age_seconds(moment: Any, now: Any) -> float | None:
+    return (now - moment).total_seconds() if moment else None
+
+
+def review_queues(*, user: Any) -> list[dict[str, Any]]:
+    """The workflows ``user`` may review, each with its queue depth and oldest wait."""
+    now = timezone.now()
+    workflows = list(workflows_reviewable(user).order_by("slug"))
+    summaries = {
+        row["workflow_id"]: row
+        for row in ReviewTask.objects.filter(
+            workflow__in=[w.pk for w in workflows], status=TaskStatus.OPEN
+        )
+        .exclude(kind=TaskKind.GOLD)
+        .values("workflow_id")
+        .annotate(
+            depth=Count("id"),
+            oldest=Min("created_at"),
+            adjudication=Count("id", filter=Q(needs_adjudication=True)),
+        )
+    }
+    queues = []
+    for workflow in workflows:
+        row = summaries.get(workflow.pk, {})
+        queues.append(
+            {
+                "workflow": workflow,
+                "depth": row.get("depth", 0),
+                "needs_adjudication": row.get("adjudication", 0),
+                "oldest_age_seconds": _age_seconds(row.get("oldest"), now),
+            }
+        )
+    return queues
+
+
+def verdicts_recent(
+    *, workflow: Workflow, reviewer: Any, limit: int = RECENT_VERDICTS_LIMIT
+) -> list[dict[str, Any]]:
+    """The reviewer's own latest verdicts in ``workflow``, newest first.
+
+    Only the newest can be undone, within ``LOOPGATE_UNDO_WINDOW_SECONDS``.
+    """
+    now = timezone.now()
+    window = timedelta(seconds=settings.LOOPGATE_UNDO_WINDOW_SECONDS)
+    verdicts = list(
+        Verdict.objects.filter(reviewer=reviewer, task__workflow=workflow).order_by(
+            "-created_at", "-id"
+        )[: max(1, min(limit, 100))]
+    )
+    recent = []
+    for position, verdict in enumerate(verdicts):
+        undo_until = verdict.created_at + window
+        recent.append(
+            {
+                "id": verdict.pk,
+                "task": verdict.task_id,
+                "case": verdict.case_id,
+                "image_url": case_image_url(verdict.case_id),
+                "label": verdict.label,
+                "comment": verdict.comment,
+                "created_at": verdict.created_at,
+                "retracted_at": verdict.retracted_at,
+                "undo_until": undo_until,
+                "undoable": position == 0 and verdict.retracted_at is None and now < undo_until,
+            }
+        )
+    return recent
+
+
+def verdict_view(*, verdict: Verdict) -> dict[str, Any]:
+    """One verdict as the reviewer who gave it sees it."""
+    undo_until = verdict.created_at + timedelta(seconds=settings.LOOPGATE_UNDO_WINDOW_SECONDS)
+    return {
+        "id": verdict.pk,
+        "task": verdict.task_id,
+        "case": verdict.case_id,
+        "image_url": case_image_url(verdict.case_id),
+        "label": verdict.label,
+        "comment": verdict.comment,
+        "created_at": verdict.created_at,
+        "retracted_at": verdict.retracted_at,
+        "undo_until": undo_until,
+        "undoable": verdict.retracted_at is None and timezone.now() < undo_until,
+    }
+
+
+def _kappa(function: Any, *args: Any) -> float | None:
+    try:
+        return function(*args)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def agreement_stats(*, workflow: Workflow) -> dict[str, Any]:
+    """Agreement between reviewers on review tasks that got two or more verdicts.
+
+    ``percent_agreement``: the mean share of agreeing verdict pairs per case.
+    ``cohen_kappa``: the first against the second verdict of each case (reviewers are a
+    pool, so "rater 1" is whoever came first). ``fleiss_kappa``: the first ``raters``
+    verdicts of the cases that have that many. Gold and audit tasks are left out.
+    """
+    rows = (
+        Verdict.objects.filter(
+            task__workflow=workflow, task__kind=TaskKind.REVIEW, retracted_at__isnull=True
+        )
+        .order_by("task_id", "created_at", "id")
+        .values_list("task_id", "label")[:AGREEMENT_VERDICTS_LIMIT]
+    )
+    by_task: dict[int, list[str]] = defaultdict(list)
+    for task_id, label in rows:
+        by_task[task_id].append(label)
+    items = [labels for labels in by_task.values() if len(labels) >= 2]
+    raters = max(2, workflow.consensus_required)
+    fleiss_items = [labels[:raters] for labels in items if len(labels) >= raters]
+    return {
+        "cases": len(items),
+        "percent_agreement": _kappa(percent_agreement, items),
+        "cohen_kappa": _kappa(
+            cohen_kappa, [labels[0] for labels in items], [labels[1] for labels in items]
+        ),
+        "fleiss_kappa": _kappa(fleiss_kappa, fleiss_items),
+        "fleiss_raters": raters,
+        "fleiss_cases": len(fleiss_items),
+        "adjudicated": ReviewTask.objects.filter(
+            workflow=workflow, kind=TaskKind.REVIEW, needs_adjudication=True
+        ).count(),
+    }
+
+
+def gold_accuracy(*, workflow: Workflow, reviewer: Any | None = None) -> list[dict[str, Any]]:
+    """Each reviewer's accuracy on gold cases, with a 95% Clopper-Pearson interval."""
+    verdicts = Verdict.objects.filter(
+        task__workflow=workflow, task__kind=TaskKind.GOLD, retracted_at__isnull=True
+    )
+    if reviewer is not None:
+        verdicts = verdicts.filter(reviewer=reviewer)
+    tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for username, label, gold_label in verdicts.values_list(
+        "reviewer__username", "label", "case__gold_label"
+    ):
+        tallies[username][0] += int(label == gold_label)
+        tallies[username][1] += 1
+    report = []
+    for username, (correct, n) in sorted(tallies.items()):
+        interval = clopper_pearson(correct, n, 0.95)
+        report.append(
+            {
+                "reviewer": username,
+                "n": n,
+                "correct": correct,
+                "accuracy": correct / n,
+                "low": interval.low,
+                "high": interval.high,
+            }
+        )
+    return report
+
+
+def throughput_stats(*, workflow: Workflow, reviewer: Any | None = None) -> dict[str, Any]:
+    """Verdicts in the last hour and day, and per reviewer the median time per verdict."""
+    now = timezone.now()
+    day = Verdict.objects.filter(task__workflow=workflow, created_at__gte=now - timedelta(days=1))
+    overall = day.aggregate(
+        last_24h=Count("id"), last_hour=Count("id", filter=Q(created_at__gte=now - timedelta(hours=1)))
+    )
+    counts: Counter[str] = Counter()
+    durations: dict[str, list[float]] = defaultdict(list)
+    scoped = day if reviewer is None else day.filter(reviewer=reviewer)
+    for username, created_at, leased_at in scoped.values_list(
+        "reviewer__username", "created_at", "assignment__leased_at"
+    ):
+        counts[username] += 1
+        if leased_at is not None:
+            durations[username].append((created_at - leased_at).total_seconds())
+    reviewers = [
+        {
+            "reviewer": username,
+            "verdicts_24h": count,
+            "median_seconds_per_verdict": (
+                statistics.median(durations[username]) if durations[username] else None
+            ),
+        }
+        for username, count in sorted(counts.items())
+    ]
+    return {
+        "verdicts_last_hour": overall["last_hour"],
+        "verdicts_last_24h": overall["last_24h"],
+        "reviewers": reviewers,
+    }
+
+
+def queue_stats(*, workflow: Workflow) -> dict[str, Any]:
+    now = timezone.now()
+    open_tasks = ReviewTask.objects.filter(workflow=workflow, status=TaskStatus.OPEN).exclude(
+        kind=TaskKind.GOLD
+    )
+    aggregate = open_tasks.aggregate(
+        depth=Count("id"),
+        oldest=Min("created_at"),
+        adjudication=Count("id", filter=Q(needs_adjudication=True)),
+    )
+    leased = Assignment.objects.filter(
+        task__workflow=workflow, state=AssignmentState.ACTIVE, expires_at__gt=now
+    ).count()
+    return {
+        "depth": aggregate["depth"],
+        "needs_adjudication": aggregate["adjudication"],
+        "leased_now": leased,
+        "oldest_age_seconds": _age_seconds(aggregate["oldest"], now),
+    }
+
+
+def review_stats(*, workflow: Workflow, viewer: Any) -> dict[str, Any]:
+    """Queue, throughput, agreement and gold accuracy for ``workflow``.
+
+    Workflow admins see every reviewer; a reviewer sees only their own rows.
+    """
+    scope = None if has_right(viewer, workflow, "can_admin") else viewer
+    return {
+        "workflow": workflow.slug,
+        "consensus_required": workflow.consensus_required,
+        "gold_rate": workflow.gold_rate,
+        "queue": queue_stats(workflow=workflow),
+        "throughput": throughput_stats(workflow=workflow, reviewer=scope),
+        "agreement": agreement_stats(workflow=workflow),
+        "gold_accuracy": gold_accuracy(workflow=workflow, reviewer=scope),
+    }

@@ -1,0 +1,148 @@
+"""Input and output shapes of the review API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from review.services import MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
+
+
+class ReviewNextInput(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="The task on your screen: prefetch the one after it (you may hold both).",
+    )
+
+
+class VerdictInput(serializers.Serializer):
+    label = serializers.CharField(max_length=64, help_text="One of the workflow's labels.")
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=MAX_COMMENT_LENGTH
+    )
+
+
+class SkipInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=MAX_SKIP_REASON_LENGTH, help_text="Why you skip.")
+
+
+class LabelKeyOutput(serializers.Serializer):
+    label = serializers.CharField()
+    key = serializers.CharField(allow_null=True, help_text="Digit shortcut, 1-9.")
+    letter = serializers.CharField(allow_null=True, help_text="Letter shortcut, if unique.")
+
+
+class SuggestionOutput(serializers.Serializer):
+    label = serializers.CharField()
+    confidence = serializers.FloatField()
+    scores = serializers.DictField(child=serializers.FloatField())
+    model_version = serializers.CharField()
+
+
+class ReviewImageOutput(serializers.Serializer):
+    format = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class ReviewCaseOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    external_id = serializers.CharField(allow_null=True)
+    image_url = serializers.CharField(help_text="GET it with the same session or token.")
+    image = ReviewImageOutput()
+    metadata = serializers.DictField(help_text="As sent by the upstream system: untrusted.")
+    created_at = serializers.DateTimeField()
+
+
+class PreviousVerdictOutput(serializers.Serializer):
+    reviewer = serializers.CharField()
+    label = serializers.CharField()
+    comment = serializers.CharField()
+
+
+class ReviewTaskOutput(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The review task id: post the verdict to it.")
+    workflow = serializers.CharField()
+    reason = serializers.CharField(help_text="Why the case is in review.")
+    leased_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(help_text="When your lease on the case runs out.")
+    lease_seconds = serializers.IntegerField()
+    case = ReviewCaseOutput()
+    labels = LabelKeyOutput(many=True)
+    adjudication = serializers.BooleanField(help_text="Reviewers disagreed: your verdict decides.")
+    previous_verdicts = PreviousVerdictOutput(
+        many=True, required=False, help_text="Only on adjudication."
+    )
+    suggestion = SuggestionOutput(
+        required=False,
+        help_text="The model's suggestion; absent unless the task allows it (never in shadow).",
+    )
+
+
+class VerdictOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    task = serializers.IntegerField()
+    case = serializers.UUIDField()
+    image_url = serializers.CharField()
+    label = serializers.CharField()
+    comment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    retracted_at = serializers.DateTimeField(allow_null=True)
+    undo_until = serializers.DateTimeField()
+    undoable = serializers.BooleanField()
+
+
+class UndoOutput(serializers.Serializer):
+    verdict = VerdictOutput()
+    task = ReviewTaskOutput(
+        allow_null=True,
+        help_text="The case handed back to you, or null if another reviewer holds it now.",
+    )
+
+
+class QueueStatsOutput(serializers.Serializer):
+    depth = serializers.IntegerField()
+    needs_adjudication = serializers.IntegerField()
+    leased_now = serializers.IntegerField()
+    oldest_age_seconds = serializers.FloatField(allow_null=True)
+
+
+class ReviewerThroughputOutput(serializers.Serializer):
+    reviewer = serializers.CharField()
+    verdicts_24h = serializers.IntegerField()
+    median_seconds_per_verdict = serializers.FloatField(allow_null=True)
+
+
+class ThroughputOutput(serializers.Serializer):
+    verdicts_last_hour = serializers.IntegerField()
+    verdicts_last_24h = serializers.IntegerField()
+    reviewers = ReviewerThroughputOutput(many=True)
+
+
+class AgreementOutput(serializers.Serializer):
+    cases = serializers.IntegerField(help_text="Cases with two or more verdicts.")
+    percent_agreement = serializers.FloatField(allow_null=True)
+    cohen_kappa = serializers.FloatField(allow_null=True)
+    fleiss_kappa = serializers.FloatField(allow_null=True)
+    fleiss_raters = serializers.IntegerField()
+    fleiss_cases = serializers.IntegerField()
+    adjudicated = serializers.IntegerField()
+
+
+class GoldAccuracyOutput(serializers.Serializer):
+    reviewer = serializers.CharField()
+    n = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField()
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+
+
+class ReviewStatsOutput(serializers.Serializer):
+    workflow = serializers.CharField()
+    consensus_required = serializers.IntegerField()
+    gold_rate = serializers.FloatField()
+    queue = QueueStatsOutput()
+    throughput = ThroughputOutput()
+    agreement = AgreementOutput()
+    gold_accuracy = GoldAccuracyOutput(many=True)

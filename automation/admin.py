@@ -6,7 +6,17 @@ from automation.models import Alert, LevelChange
 @admin.register(LevelChange)
 class LevelChangeAdmin(admin.ModelAdmin):
     list_display = ["workflow", "created_at", "actor", "automatic", "overridden", "reason"]
-    readonly_fields = ["workflow", "created_at", "actor", "automatic", "overridden", "before", "after", "reason", "evidence"]
+    readonly_fields = [
+        "workflow",
+        "created_at",
+        "actor",
+        "automatic",
+        "overridden",
+        "before",
+        "after",
+        "reason",
+        "evidence",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -117,7 +117,9 @@ def automation_update(
     an explicit, logged override. Moving down is always allowed.
     """
     if not reason or not reason.strip():
-        raise InvalidInput("reason: a reason is required for every automation change", field="reason")
+        raise InvalidInput(
+            "reason: a reason is required for every automation change", field="reason"
+        )
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise InvalidInput(f"unknown policy fields: {sorted(unknown)}", field=sorted(unknown)[0])

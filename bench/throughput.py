@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,9 +99,13 @@ class Platform:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def manage(self, *args: str) -> str:
-        return subprocess.run(  # noqa: S603
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
-            capture_output=True, text=True,
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
     def start(self) -> dict:
@@ -112,17 +115,46 @@ class Platform:
         creds = json.loads(self.manage("bootstrap_demo", "--json", "--level", "full"))
         log = (self.workdir / "worker.log").open("wb")
         self.processes.append(
-            subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "celery", "-A", "loopgate", "worker", "-Q",
-                 "inference,default", "-c", "1", "--without-gossip", "--without-mingle"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "loopgate",
+                    "worker",
+                    "-Q",
+                    "inference,default",
+                    "-c",
+                    "1",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         )
         self.processes.append(
-            subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "gunicorn", "loopgate.wsgi", "--bind",
-                 f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4"],
-                cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "loopgate.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
         )
@@ -161,10 +193,13 @@ def main() -> None:
         headers = {"Authorization": f"Token {creds['api_token']}"}
         url = f"{base}/api/v1/workflows/{creds['workflow']}/cases/"
         try:
+
             def submit(index: int) -> tuple[str, float]:
                 started = time.perf_counter()
                 response = requests.post(
-                    url, headers=headers, timeout=60,
+                    url,
+                    headers=headers,
+                    timeout=60,
                     files={"image": (f"{index}.png", images[index], "image/png")},
                     data={"external_id": f"bench-{index}"},
                 )
@@ -180,7 +215,9 @@ def main() -> None:
             done: dict[str, dict] = {}
             while pending and time.perf_counter() - started < 1800:
                 for case_id in list(pending):
-                    body = requests.get(f"{base}/api/v1/cases/{case_id}/", headers=headers, timeout=30).json()
+                    body = requests.get(
+                        f"{base}/api/v1/cases/{case_id}/", headers=headers, timeout=30
+                    ).json()
                     if body["status"] in ("decided", "in_review", "failed"):
                         done[case_id] = body
                         pending.discard(case_id)
@@ -198,19 +235,31 @@ def main() -> None:
     bare = bare_loop(images, args.batch)
     end_to_end = len(done) / total_seconds
 
-    database = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
-    broker = "Redis" if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else "filesystem"
-    print(f"Loopgate throughput — {args.cases} cases, {database} + {broker} broker, 1 worker, "
-          f"batch {args.batch}, {args.concurrency} concurrent clients, device {bare.pop('device')}")
-    print(f"  ingest (POST, 201)             {args.cases / ingest_seconds:8.1f} cases/s  "
-          f"(p50 {percentile([s for _, s in submitted], 50) * 1000:.0f} ms, "
-          f"p95 {percentile([s for _, s in submitted], 95) * 1000:.0f} ms per request)")
-    print(f"  end to end (submit -> decided) {end_to_end:8.1f} cases/s  ({len(done)}/{args.cases} routed "
-          f"in {total_seconds:.1f} s)")
+    database = (
+        "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
+    )
+    broker = (
+        "Redis" if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else "filesystem"
+    )
+    print(
+        f"Loopgate throughput — {args.cases} cases, {database} + {broker} broker, 1 worker, "
+        f"batch {args.batch}, {args.concurrency} concurrent clients, device {bare.pop('device')}"
+    )
+    print(
+        f"  ingest (POST, 201)             {args.cases / ingest_seconds:8.1f} cases/s  "
+        f"(p50 {percentile([s for _, s in submitted], 50) * 1000:.0f} ms, "
+        f"p95 {percentile([s for _, s in submitted], 95) * 1000:.0f} ms per request)"
+    )
+    print(
+        f"  end to end (submit -> decided) {end_to_end:8.1f} cases/s  "
+        f"({len(done)}/{args.cases} routed in {total_seconds:.1f} s)"
+    )
     if latencies:
-        print(f"  decision latency               p50 {percentile(latencies, 50):.2f} s   "
-              f"p90 {percentile(latencies, 90):.2f} s   p99 {percentile(latencies, 99):.2f} s   "
-              f"max {max(latencies):.2f} s")
+        print(
+            f"  decision latency               p50 {percentile(latencies, 50):.2f} s   "
+            f"p90 {percentile(latencies, 90):.2f} s   p99 {percentile(latencies, 99):.2f} s   "
+            f"max {max(latencies):.2f} s"
+        )
     for name, rate in bare.items():
         print(f"  bare PyTorch loop, {name:24s} {rate:8.1f} cases/s")
     best = max(v for v in bare.values() if isinstance(v, float))

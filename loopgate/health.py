@@ -68,5 +68,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
     ok_models, checks["models"] = _check_models() if ok_db else (False, "skipped")
     ready = ok_db and ok_broker and ok_models
     return JsonResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
     )

@@ -96,7 +96,9 @@ class LoopgateCollector:
             .annotate(seconds=Avg(F("decided_at") - F("created_at")))
         ):
             value = row["seconds"]
-            seconds = value.total_seconds() if isinstance(value, timedelta) else float(value or 0) / 1e6
+            seconds = (
+                value.total_seconds() if isinstance(value, timedelta) else float(value or 0) / 1e6
+            )
             decision_latency.add_metric([slugs[row["workflow_id"]]], seconds)
         yield decision_latency
 

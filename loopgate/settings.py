@@ -208,7 +208,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ROUTES = {
-    "workflows.tasks.case_process": {"queue": os.environ.get("LOOPGATE_INFERENCE_QUEUE", "inference")},
+    "workflows.tasks.case_process": {
+        "queue": os.environ.get("LOOPGATE_INFERENCE_QUEUE", "inference")
+    },
     "modelops.tasks.*": {"queue": os.environ.get("LOOPGATE_TRAINING_QUEUE", "training")},
 }
 SWEEP_INTERVAL_SECONDS = float(os.environ.get("LOOPGATE_SWEEP_INTERVAL_SECONDS", "30"))
@@ -221,7 +223,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "review.tasks.assignments_expire",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
-    "automation-step-down-check": {"task": "automation.tasks.automation_check_all", "schedule": 300.0},
+    "automation-step-down-check": {
+        "task": "automation.tasks.automation_check_all",
+        "schedule": 300.0,
+    },
 }
 
 # --- Loopgate -------------------------------------------------------------------------

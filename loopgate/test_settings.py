@@ -11,4 +11,4 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 os.environ.setdefault("LOOPGATE_VAR_DIR", tempfile.mkdtemp(prefix="loopgate-test-var-"))
 
-from loopgate.settings import *  # noqa: E402, F403
+from loopgate.settings import *  # noqa: F403

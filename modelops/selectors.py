@@ -47,7 +47,9 @@ def deployment_plan(*, workflow_id: int, case_id: str) -> DeploymentPlan:
     serving = active.get(DeploymentRole.SERVING)
     canary = active.get(DeploymentRole.CANARY)
     shadow = active.get(DeploymentRole.SHADOW)
-    deciding, role = (serving.model_version, DeploymentRole.SERVING.value) if serving else (None, "")
+    deciding, role = (
+        (serving.model_version, DeploymentRole.SERVING.value) if serving else (None, "")
+    )
     if canary and unit_draw(f"canary:{case_id}") < canary.traffic_share:
         deciding, role = canary.model_version, DeploymentRole.CANARY.value
     shadows = tuple(

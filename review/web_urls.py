@@ -1,2 +1,9 @@
+from django.urls import path
+
+from review import views
+
 app_name = "review"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("review/<slug:slug>/", views.review_screen, name="screen"),
+]

@@ -75,9 +75,9 @@ def make_user(db: None) -> Callable[..., Any]:
 @pytest.fixture
 def demo_model_version(db: None) -> Any:
     """The shipped demo model, registered as a version (its file copied into media)."""
-    from django.core.files import File
-
     import json
+
+    from django.core.files import File
 
     from inference.loader import sha256_of
     from modelops.models import ModelVersion
@@ -109,7 +109,9 @@ def make_workflow(db: None, request: pytest.FixtureRequest) -> Callable[..., Any
     from modelops.models import Deployment
     from workflows.models import Workflow
 
-    def make(slug: str = "inspect", *, level: str = "shadow", serving: bool = True, **fields: Any) -> Any:
+    def make(
+        slug: str = "inspect", *, level: str = "shadow", serving: bool = True, **fields: Any
+    ) -> Any:
         fields.setdefault("labels", list(DEMO_LABELS))
         fields.setdefault("audit_rate", 0.0)
         workflow = Workflow.objects.create(slug=slug, name=slug.title(), level=level, **fields)
@@ -128,7 +130,9 @@ def make_workflow(db: None, request: pytest.FixtureRequest) -> Callable[..., Any
 def member(db: None) -> Callable[..., Any]:
     from workflows.models import WorkflowMembership
 
-    def grant(user: Any, workflow: Any, *, submit: bool = False, review: bool = False, admin: bool = False) -> Any:
+    def grant(
+        user: Any, workflow: Any, *, submit: bool = False, review: bool = False, admin: bool = False
+    ) -> Any:
         return WorkflowMembership.objects.create(
             user=user, workflow=workflow, can_submit=submit, can_review=review, can_admin=admin
         )
@@ -150,7 +154,9 @@ def client_for() -> Callable[[Any], Any]:
     return make
 
 
-def image_bytes(label: str = "ok", *, seed: int = 0, fmt: str = "PNG", drift: str | None = None) -> bytes:
+def image_bytes(
+    label: str = "ok", *, seed: int = 0, fmt: str = "PNG", drift: str | None = None
+) -> bytes:
     import numpy as np
 
     from inference.synthetic import generate_image

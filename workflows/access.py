@@ -51,11 +51,10 @@ def workflows_reviewable(user: User) -> QuerySet[Workflow]:
         return Workflow.objects.all()
     if not user.is_authenticated:
         return Workflow.objects.none()
-    return Workflow.objects.filter(
-        memberships__user=user, memberships__can_review=True
-    ).distinct() | Workflow.objects.filter(
-        memberships__user=user, memberships__can_admin=True
-    ).distinct()
+    return (
+        Workflow.objects.filter(memberships__user=user, memberships__can_review=True).distinct()
+        | Workflow.objects.filter(memberships__user=user, memberships__can_admin=True).distinct()
+    )
 
 
 def access_workflow(user: User, slug: str, right: str | None = None) -> Workflow:

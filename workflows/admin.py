@@ -22,7 +22,9 @@ class WorkflowAdmin(admin.ModelAdmin):
         if not change:
             super().save_model(request, obj, form, change)
             return
-        policy_changes = {name: getattr(obj, name) for name in POLICY_FIELDS if name in form.changed_data}
+        policy_changes = {
+            name: getattr(obj, name) for name in POLICY_FIELDS if name in form.changed_data
+        }
         other = [name for name in form.changed_data if name not in POLICY_FIELDS]
         if other:
             original = Workflow.objects.get(pk=obj.pk)
@@ -47,19 +49,44 @@ class PredictionInline(admin.TabularInline):
     model = Prediction
     extra = 0
     can_delete = False
-    readonly_fields = ["model_version", "role", "label", "confidence", "scores", "latency_ms", "created_at"]
+    readonly_fields = [
+        "model_version",
+        "role",
+        "label",
+        "confidence",
+        "scores",
+        "latency_ms",
+        "created_at",
+    ]
 
 
 class EventInline(admin.TabularInline):
     model = CaseEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["created_at", "kind", "from_status", "to_status", "actor_type", "actor", "reason", "data"]
+    readonly_fields = [
+        "created_at",
+        "kind",
+        "from_status",
+        "to_status",
+        "actor_type",
+        "actor",
+        "reason",
+        "data",
+    ]
 
 
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
-    list_display = ["id", "workflow", "external_id", "status", "decision_label", "decision_source", "created_at"]
+    list_display = [
+        "id",
+        "workflow",
+        "external_id",
+        "status",
+        "decision_label",
+        "decision_source",
+        "created_at",
+    ]
     list_filter = ["workflow", "status", "decision_source", "review_reason", "is_gold"]
     search_fields = ["id", "external_id"]
     readonly_fields = [f.name for f in Case._meta.fields if f.name not in {"is_gold", "gold_label"}]

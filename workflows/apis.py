@@ -73,7 +73,9 @@ class CaseCreateApi(APIView):
         workflow = access_workflow(request.user, slug, "can_submit")
         upload = request.FILES.get("image")
         if upload is None:
-            raise InvalidInput("image: an image file is required (multipart field 'image')", field="image")
+            raise InvalidInput(
+                "image: an image file is required (multipart field 'image')", field="image"
+            )
         if upload.size is not None and upload.size > settings.LOOPGATE_MAX_UPLOAD_BYTES:
             raise PayloadTooLarge(
                 f"image: {upload.size} bytes is over the limit of "
@@ -130,7 +132,9 @@ class WorkflowListApi(APIView):
 
 
 class WorkflowDetailApi(APIView):
-    @extend_schema(operation_id="workflow_retrieve", responses={200: WorkflowOutput, 404: ERROR_RESPONSE})
+    @extend_schema(
+        operation_id="workflow_retrieve", responses={200: WorkflowOutput, 404: ERROR_RESPONSE}
+    )
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug)
         return Response(WorkflowOutput(workflow, context={}).data)
@@ -151,7 +155,16 @@ class LevelChangeOutput(serializers.ModelSerializer):
 
     class Meta:
         model = LevelChange
-        fields = ["created_at", "actor", "automatic", "overridden", "before", "after", "reason", "evidence"]
+        fields = [
+            "created_at",
+            "actor",
+            "automatic",
+            "overridden",
+            "before",
+            "after",
+            "reason",
+            "evidence",
+        ]
 
 
 class AutomationApi(APIView):
@@ -190,7 +203,9 @@ class AutomationApi(APIView):
             400: ERROR_RESPONSE,
             403: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
-            409: OpenApiResponse(ERROR_RESPONSE, description="The evidence for the level is missing."),
+            409: OpenApiResponse(
+                ERROR_RESPONSE, description="The evidence for the level is missing."
+            ),
         },
     )
     def patch(self, request: Request, slug: str) -> Response:
@@ -218,7 +233,9 @@ class AutomationApi(APIView):
         return {
             "automation": WorkflowOutput(workflow, context={}).data["automation"],
             "evidence": evidence_for_workflow(workflow=workflow),
-            "changes": LevelChangeOutput(workflow.level_changes.select_related("actor")[:50], many=True).data,
+            "changes": LevelChangeOutput(
+                workflow.level_changes.select_related("actor")[:50], many=True
+            ).data,
         }
 
 

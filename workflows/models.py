@@ -99,7 +99,8 @@ class Case(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="cases")
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", when absent: the uniqueness constraint applies only to given ids.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     metadata = models.JSONField(default=dict, blank=True)
     image = models.FileField(upload_to=case_image_path, max_length=255)
     image_format = models.CharField(max_length=8)

@@ -50,9 +50,9 @@ def workflow_stats(*, workflow: Workflow) -> dict[str, Any]:
     counts = {status.value: by_status.get(status.value, 0) for status in CaseStatus}
     decided = Case.objects.filter(workflow=workflow, status=CaseStatus.DECIDED)
     by_source = dict(
-        decided.values_list("decision_source").annotate(n=Count("id")).values_list(
-            "decision_source", "n"
-        )
+        decided.values_list("decision_source")
+        .annotate(n=Count("id"))
+        .values_list("decision_source", "n")
     )
     n_decided = sum(by_source.values())
     n_model = by_source.get(DecisionSource.MODEL, 0)
@@ -65,7 +65,8 @@ def workflow_stats(*, workflow: Workflow) -> dict[str, Any]:
         if pair.review_reason == "audit":
             per_version[pair.model_version_id]["audit"].append(pair.correct)
     tags = dict(
-        (pk, str(mv)) for pk, mv in ((mv.pk, mv) for mv in ModelVersion.objects.filter(pk__in=per_version))
+        (pk, str(mv))
+        for pk, mv in ((mv.pk, mv) for mv in ModelVersion.objects.filter(pk__in=per_version))
     )
     accuracy = []
     for version_id, groups in per_version.items():

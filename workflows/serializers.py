@@ -16,7 +16,15 @@ class PredictionOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ["model_version", "role", "label", "confidence", "scores", "latency_ms", "created_at"]
+        fields = [
+            "model_version",
+            "role",
+            "label",
+            "confidence",
+            "scores",
+            "latency_ms",
+            "created_at",
+        ]
 
 
 class DecisionOutput(serializers.Serializer):
@@ -90,7 +98,9 @@ class CaseOutput(serializers.ModelSerializer):
             "label": case.decision_label,
             "source": case.decision_source,
             "confidence": case.decision_confidence,
-            "model_version": case.decision_model_version.tag if case.decision_model_version else None,
+            "model_version": case.decision_model_version.tag
+            if case.decision_model_version
+            else None,
             "decided_at": case.decided_at,
             "level": case.routed_level,
             "threshold": case.routed_threshold,
@@ -125,7 +135,16 @@ class CaseEventOutput(serializers.ModelSerializer):
 
     class Meta:
         model = CaseEvent
-        fields = ["created_at", "kind", "from_status", "to_status", "actor_type", "actor", "reason", "data"]
+        fields = [
+            "created_at",
+            "kind",
+            "from_status",
+            "to_status",
+            "actor_type",
+            "actor",
+            "reason",
+            "data",
+        ]
 
 
 class AutomationPolicyOutput(serializers.Serializer):

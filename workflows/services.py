@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 
 # The case state machine: a table of allowed moves, changed only by case_transition.
 CASE_TRANSITIONS: dict[str, frozenset[str]] = {
-    CaseStatus.RECEIVED: frozenset({CaseStatus.PROCESSING, CaseStatus.IN_REVIEW, CaseStatus.FAILED}),
+    CaseStatus.RECEIVED: frozenset(
+        {CaseStatus.PROCESSING, CaseStatus.IN_REVIEW, CaseStatus.FAILED}
+    ),
     CaseStatus.PROCESSING: frozenset(
         {CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.DECIDED, CaseStatus.FAILED}
     ),
@@ -336,7 +338,9 @@ def _case_claim(*, case_id: uuid.UUID | str, stalled_after: timedelta) -> Case |
     its message was lost): a duplicate delivery of a live case is a no-op.
     """
     with transaction.atomic():
-        case = Case.objects.select_for_update().select_related("workflow").filter(id=case_id).first()
+        case = (
+            Case.objects.select_for_update().select_related("workflow").filter(id=case_id).first()
+        )
         if case is None:
             return None
         now = timezone.now()
@@ -394,7 +398,9 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
     for run in runs:
         if run.plan is None or run.error:
             continue
-        existing = {p.model_version_id: p for p in run.case.predictions.select_related("model_version")}
+        existing = {
+            p.model_version_id: p for p in run.case.predictions.select_related("model_version")
+        }
         run.predictions = existing
         for version, role in run.plan.all_versions():
             if version.pk in existing:
@@ -435,7 +441,11 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
 
 def _record_failure(runs: list[_CaseRun], version: ModelVersion, role: str, message: str) -> None:
     for run in runs:
-        if run.plan is not None and run.plan.deciding is not None and run.plan.deciding.pk == version.pk:
+        if (
+            run.plan is not None
+            and run.plan.deciding is not None
+            and run.plan.deciding.pk == version.pk
+        ):
             run.error = message
         else:
             case_event_record(
@@ -515,9 +525,7 @@ def _case_finish(run: _CaseRun) -> bool:
 def cases_stalled(*, older_than: timedelta, limit: int = 500) -> list[str]:
     cutoff = timezone.now() - older_than
     received = Case.objects.filter(status=CaseStatus.RECEIVED, created_at__lt=cutoff)
-    processing = Case.objects.filter(
-        status=CaseStatus.PROCESSING, processing_started_at__lt=cutoff
-    )
+    processing = Case.objects.filter(status=CaseStatus.PROCESSING, processing_started_at__lt=cutoff)
     ids = list(received.values_list("id", flat=True)[:limit])
     ids += list(processing.values_list("id", flat=True)[: max(0, limit - len(ids))])
     return [str(i) for i in ids]

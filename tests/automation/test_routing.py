@@ -53,7 +53,9 @@ CASES = list(
 
 
 @pytest.mark.parametrize(("level", "confidence", "draw"), CASES)
-def test_every_level_confidence_band_and_audit_draw(level: Level, confidence: float, draw: float) -> None:
+def test_every_level_confidence_band_and_audit_draw(
+    level: Level, confidence: float, draw: float
+) -> None:
     policy = Policy(level=level, confidence_threshold=THRESHOLD, audit_rate=AUDIT_RATE)
     decision = route(policy=policy, opinion=ModelOpinion("ok", confidence), audit_draw=draw)
     want_outcome, want_reason, want_show = expected(level, confidence, draw)

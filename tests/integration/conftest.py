@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from loopgate.celery import app as celery_app
@@ -32,12 +31,25 @@ class WorkerProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         schedule = self.log_path.with_suffix(".schedule")
-        self.process = subprocess.Popen(  # noqa: S603 - our own worker
+        self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "loopgate", "worker", "--beat",
-                "--schedule", str(schedule), "-Q", "inference,training,default",
-                "--concurrency", "1", "--without-gossip", "--without-mingle",
-                "--loglevel", "INFO",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "loopgate",
+                "worker",
+                "--beat",
+                "--schedule",
+                str(schedule),
+                "-Q",
+                "inference,training,default",
+                "--concurrency",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
             ],
             cwd=ROOT,
             env=self.env,
@@ -77,18 +89,20 @@ def purge_broker() -> None:
 
 
 @pytest.fixture
-def worker(
-    transactional_db: None, settings: Any, tmp_path: Path
-) -> Iterator[WorkerProcess]:
+def worker(transactional_db: None, settings: Any, tmp_path: Path) -> Iterator[WorkerProcess]:
     """A live worker on the test database; web-side tasks go to Redis, not eager."""
     require_postgres_and_redis()
     media = tmp_path / "media"
     settings.MEDIA_ROOT = str(media)
     db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "loopgate.test_settings",
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "LOOPGATE_MEDIA_ROOT": str(media),

@@ -32,7 +32,9 @@ def upstream(make_workflow: Any, make_user: Any, member: Any, client_for: Any) -
     return workflow, client_for(user)
 
 
-def post(client: Any, slug: str, *, seed: int, label: str = "ok", external_id: str | None = None) -> str:
+def post(
+    client: Any, slug: str, *, seed: int, label: str = "ok", external_id: str | None = None
+) -> str:
     buffer = io.BytesIO(image_bytes(label, seed=seed))
     buffer.name = "part.png"
     fields: dict[str, Any] = {"image": buffer}
@@ -85,7 +87,9 @@ def test_cases_flow_through_every_level(worker: WorkerProcess, upstream: Any) ->
     assert all(c["routing"]["suggestion_visible"] is False for c in shadow)
 
     assistance = seen[Level.ASSISTANCE]
-    assert all(c["status"] == "in_review" and c["routing"]["suggestion_visible"] for c in assistance)
+    assert all(
+        c["status"] == "in_review" and c["routing"]["suggestion_visible"] for c in assistance
+    )
 
     for case in seen[Level.PARTIAL]:
         confidence = case["predictions"][0]["confidence"]
@@ -152,7 +156,7 @@ def test_duplicate_external_ids_racing_through_the_api_make_one_case(
     from django.db import connection as thread_connection
     from rest_framework.test import APIClient
 
-    workflow, shared_client = upstream
+    _, shared_client = upstream
     credentials = dict(shared_client._credentials)
 
     def submit(seed: int) -> int:

@@ -30,7 +30,9 @@ def upload(data: bytes, name: str = "part.png") -> io.BytesIO:
 
 
 @pytest.fixture
-def submitter_setup(make_user: Any, make_workflow: Any, member: Any, client_for: Any) -> dict[str, Any]:
+def submitter_setup(
+    make_user: Any, make_workflow: Any, member: Any, client_for: Any
+) -> dict[str, Any]:
     workflow = make_workflow("line", level="human_only", serving=False)
     user = make_user("camera")
     member(user, workflow, submit=True)
@@ -105,7 +107,9 @@ class TestSubmit:
     def test_jpeg_and_webp_are_accepted(self, submitter_setup: dict) -> None:
         client, slug = submitter_setup["client"], submitter_setup["workflow"].slug
         for fmt in ("JPEG", "WEBP"):
-            response = post_case(client, slug, image=upload(image_bytes(fmt=fmt), f"p.{fmt.lower()}"))
+            response = post_case(
+                client, slug, image=upload(image_bytes(fmt=fmt), f"p.{fmt.lower()}")
+            )
             assert response.status_code == 201, response.content
             assert response.json()["image"]["format"] == fmt
 
@@ -117,7 +121,9 @@ class TestBadInput:
         assert_nothing_stored()
 
     def test_not_an_image(self, submitter_setup: dict) -> None:
-        response = post_case(submitter_setup["client"], "line", image=upload(b"hello, world" * 50, "x.png"))
+        response = post_case(
+            submitter_setup["client"], "line", image=upload(b"hello, world" * 50, "x.png")
+        )
         assert_error(response, 400, "image", "not an image")
         assert_nothing_stored()
 
@@ -128,7 +134,9 @@ class TestBadInput:
 
     def test_truncated_image(self, submitter_setup: dict) -> None:
         data = image_bytes(fmt="PNG")
-        response = post_case(submitter_setup["client"], "line", image=upload(data[: len(data) // 2]))
+        response = post_case(
+            submitter_setup["client"], "line", image=upload(data[: len(data) // 2])
+        )
         assert_error(response, 400, "image", "truncated or corrupt")
         assert_nothing_stored()
 
@@ -149,7 +157,9 @@ class TestBadInput:
         assert_error(response, 400, "image", "decompression bomb")
         assert_nothing_stored()
 
-    def test_pillow_bomb_limit_is_also_refused(self, submitter_setup: dict, monkeypatch: Any) -> None:
+    def test_pillow_bomb_limit_is_also_refused(
+        self, submitter_setup: dict, monkeypatch: Any
+    ) -> None:
         data = image_bytes()
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
         response = post_case(submitter_setup["client"], "line", image=upload(data))
@@ -159,7 +169,9 @@ class TestBadInput:
     def test_format_not_allowed(self, submitter_setup: dict) -> None:
         gif = io.BytesIO()
         Image.new("RGB", (32, 32), "red").save(gif, format="GIF")
-        response = post_case(submitter_setup["client"], "line", image=upload(gif.getvalue(), "x.gif"))
+        response = post_case(
+            submitter_setup["client"], "line", image=upload(gif.getvalue(), "x.gif")
+        )
         assert_error(response, 415, "image", "not accepted", "png")
         assert_nothing_stored()
 
@@ -178,7 +190,9 @@ class TestBadInput:
             ("null", ["json object"]),
         ],
     )
-    def test_malformed_metadata(self, submitter_setup: dict, metadata: str, words: list[str]) -> None:
+    def test_malformed_metadata(
+        self, submitter_setup: dict, metadata: str, words: list[str]
+    ) -> None:
         response = post_case(
             submitter_setup["client"], "line", image=upload(image_bytes()), metadata=metadata
         )
@@ -228,7 +242,12 @@ class TestBadInput:
         assert_nothing_stored()
 
     def test_token_of_another_workflows_system_gets_404(
-        self, submitter_setup: dict, make_user: Any, make_workflow: Any, member: Any, client_for: Any
+        self,
+        submitter_setup: dict,
+        make_user: Any,
+        make_workflow: Any,
+        member: Any,
+        client_for: Any,
     ) -> None:
         stranger = make_user("other-camera")
         member(stranger, make_workflow("elsewhere", level="human_only", serving=False), submit=True)
@@ -266,7 +285,12 @@ class TestRead:
         assert submitter_setup["client"].get(f"/api/v1/cases/{case_id}/").status_code == 404
 
     def test_another_workflows_member_cannot_read_the_case(
-        self, submitter_setup: dict, make_user: Any, make_workflow: Any, member: Any, client_for: Any
+        self,
+        submitter_setup: dict,
+        make_user: Any,
+        make_workflow: Any,
+        member: Any,
+        client_for: Any,
     ) -> None:
         created = post_case(submitter_setup["client"], "line", image=upload(image_bytes())).json()
         stranger = make_user("stranger")

@@ -34,7 +34,9 @@ def submit(client: Any, slug: str, capture: Any, *, label: str = "ok", seed: int
     buffer = io.BytesIO(image_bytes(label, seed=seed))
     buffer.name = "part.png"
     with capture(execute=True):
-        response = client.post(f"/api/v1/workflows/{slug}/cases/", {"image": buffer}, format="multipart")
+        response = client.post(
+            f"/api/v1/workflows/{slug}/cases/", {"image": buffer}, format="multipart"
+        )
     assert response.status_code == 201, response.content
     return client.get(f"/api/v1/cases/{response.json()['id']}/").json()
 
@@ -146,7 +148,10 @@ class TestLevels:
         assert second["review_reason"] == "class_rule"
 
     def test_canary_share_one_decides_with_the_canary(
-        self, make_workflow: Any, system: Any, demo_model_version: Any,
+        self,
+        make_workflow: Any,
+        system: Any,
+        demo_model_version: Any,
         django_capture_on_commit_callbacks: Any,
     ) -> None:
         from modelops.models import Deployment, ModelVersion
@@ -160,7 +165,9 @@ class TestLevels:
             version=2,
         )
         workflow = make_workflow("c", level=Level.FULL)
-        Deployment.objects.create(workflow=workflow, model_version=canary_version, role="canary", traffic_share=1.0)
+        Deployment.objects.create(
+            workflow=workflow, model_version=canary_version, role="canary", traffic_share=1.0
+        )
         case = submit(system(workflow), "c", django_capture_on_commit_callbacks)
         assert case["decision"]["model_version"] == "surface-cnn:v2"
         assert [p["role"] for p in case["predictions"]] == ["canary"]
@@ -168,7 +175,10 @@ class TestLevels:
 
 class TestFaults:
     def test_missing_weights_go_to_review_with_the_reason(
-        self, make_workflow: Any, system: Any, demo_model_version: Any,
+        self,
+        make_workflow: Any,
+        system: Any,
+        demo_model_version: Any,
         django_capture_on_commit_callbacks: Any,
     ) -> None:
         clear_cache()
@@ -182,7 +192,10 @@ class TestFaults:
         assert case["predictions"] == []
 
     def test_corrupt_weights_go_to_review(
-        self, make_workflow: Any, system: Any, demo_model_version: Any,
+        self,
+        make_workflow: Any,
+        system: Any,
+        demo_model_version: Any,
         django_capture_on_commit_callbacks: Any,
     ) -> None:
         clear_cache()
@@ -221,7 +234,11 @@ class TestFaults:
         """A worker died after scoring: the prediction exists, the case is still processing."""
         workflow = make_workflow("crash", level=Level.FULL)
         result = services.case_create(
-            workflow=workflow, image_data=image_bytes(), external_id=None, metadata={}, submitted_by=None
+            workflow=workflow,
+            image_data=image_bytes(),
+            external_id=None,
+            metadata={},
+            submitted_by=None,
         )
         case = result.case
         assert case.status == CaseStatus.RECEIVED
@@ -235,19 +252,23 @@ class TestFaults:
         Case.objects.filter(id=case.id).update(processing_started_at=timezone.now())
         assert services.cases_process(case_ids=[str(case.id)]) == 0
         # Once stalled, the sweeper's delivery finishes it, reusing the prediction.
-        Case.objects.filter(id=case.id).update(processing_started_at=timezone.now() - timedelta(hours=1))
+        Case.objects.filter(id=case.id).update(
+            processing_started_at=timezone.now() - timedelta(hours=1)
+        )
         assert services.cases_stalled(older_than=timedelta(minutes=1)) == [str(case.id)]
         assert services.cases_process(case_ids=[str(case.id)]) == 1
         assert Prediction.objects.filter(case=case).count() == 1
         case.refresh_from_db()
         assert case.status == CaseStatus.DECIDED
 
-    def test_a_case_that_keeps_killing_workers_goes_to_humans(
-        self, make_workflow: Any
-    ) -> None:
+    def test_a_case_that_keeps_killing_workers_goes_to_humans(self, make_workflow: Any) -> None:
         workflow = make_workflow("poison", level=Level.FULL)
         case = services.case_create(
-            workflow=workflow, image_data=image_bytes(), external_id=None, metadata={}, submitted_by=None
+            workflow=workflow,
+            image_data=image_bytes(),
+            external_id=None,
+            metadata={},
+            submitted_by=None,
         ).case
         Case.objects.filter(id=case.id).update(
             status=CaseStatus.PROCESSING,
@@ -260,13 +281,18 @@ class TestFaults:
         assert case.review_reason == "model_error"
         assert "attempts" in case.failure_reason
 
-    def test_batching_scores_waiting_cases_of_the_workflow_together(self, make_workflow: Any) -> None:
+    def test_batching_scores_waiting_cases_of_the_workflow_together(
+        self, make_workflow: Any
+    ) -> None:
         workflow = make_workflow("batch", level=Level.FULL)
         ids = [
             str(
                 services.case_create(
-                    workflow=workflow, image_data=image_bytes(seed=i), external_id=None,
-                    metadata={}, submitted_by=None,
+                    workflow=workflow,
+                    image_data=image_bytes(seed=i),
+                    external_id=None,
+                    metadata={},
+                    submitted_by=None,
                 ).case.id
             )
             for i in range(5)
@@ -292,13 +318,19 @@ class TestStateMachine:
     ) -> None:
         workflow = make_workflow("sm", level=Level.HUMAN_ONLY, serving=False)
         case = services.case_create(
-            workflow=workflow, image_data=image_bytes(), external_id=None, metadata={}, submitted_by=None
+            workflow=workflow,
+            image_data=image_bytes(),
+            external_id=None,
+            metadata={},
+            submitted_by=None,
         ).case
         Case.objects.filter(id=case.id).update(status=start)
         case.refresh_from_db()
         events = case.events.count()
         with pytest.raises(services.InvalidTransition):
-            services.case_transition(case=case, to_status=target, actor_type="system", reason="test")
+            services.case_transition(
+                case=case, to_status=target, actor_type="system", reason="test"
+            )
         assert case.events.count() == events
         assert Case.objects.get(id=case.id).status == start
 

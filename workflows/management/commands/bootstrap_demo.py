@@ -68,7 +68,9 @@ class Command(BaseCommand):
         if options["cases"]:
             self._submit_cases(workflow, users["line-camera-1"], options["cases"])
 
-        tokens = {name: Token.objects.get_or_create(user=user)[0].key for name, user in users.items()}
+        tokens = {
+            name: Token.objects.get_or_create(user=user)[0].key for name, user in users.items()
+        }
         summary = {
             "workflow": workflow.slug,
             "api_token": tokens["line-camera-1"],
@@ -126,12 +128,18 @@ class Command(BaseCommand):
                 sha256=sha256,
                 provenance={
                     "source": "python -m inference.train_demo",
-                    **{k: card[k] for k in ("seed", "hyper_parameters", "n_train", "n_test") if k in card},
+                    **{
+                        k: card[k]
+                        for k in ("seed", "hyper_parameters", "n_train", "n_test")
+                        if k in card
+                    },
                 },
                 metrics={k: v for k, v in card.items() if "accuracy" in k},
             )
             with DEMO_WEIGHTS.open("rb") as handle:
-                version.weights.save(f"{DEMO_MODEL_NAME}-{sha256[:12]}.pt", File(handle), save=False)
+                version.weights.save(
+                    f"{DEMO_MODEL_NAME}-{sha256[:12]}.pt", File(handle), save=False
+                )
             version.save()
         if not Deployment.objects.filter(
             workflow=workflow, role=DeploymentRole.SERVING, active=True

@@ -1,0 +1,153 @@
+"""Health probes, metrics, the OpenAPI schema, settings safety and the demo bootstrap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_healthz_needs_no_login(client: Any) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_database_broker_and_models(
+    client: Any, make_workflow: Any, settings: Any, tmp_path: Path
+) -> None:
+    settings.CELERY_BROKER_URL = "filesystem://"
+    make_workflow("ready", level="full")
+    from loopgate.celery import app
+
+    app.conf.broker_url = "filesystem://"
+    app.conf.broker_transport_options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+    }
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["checks"] == {"database": "ok", "broker": "ok", "models": "ok"}
+    finally:
+        app.conf.broker_url = settings.CELERY_BROKER_URL
+
+
+@pytest.mark.django_db
+def test_readyz_fails_when_the_serving_model_cannot_load(
+    client: Any, make_workflow: Any, demo_model_version: Any
+) -> None:
+    from inference.loader import clear_cache
+
+    clear_cache()
+    make_workflow("broken", level="full")
+    demo_model_version.weights.storage.delete(demo_model_version.weights.name)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "broken" in response.json()["checks"]["models"]
+
+
+@pytest.mark.django_db
+def test_metrics_expose_queue_and_case_counts(
+    client: Any, make_workflow: Any, make_user: Any, member: Any, client_for: Any
+) -> None:
+    import io
+
+    from tests.conftest import image_bytes
+
+    workflow = make_workflow("m", level="human_only", serving=False)
+    user = make_user("cam")
+    member(user, workflow, submit=True)
+    buffer = io.BytesIO(image_bytes())
+    buffer.name = "a.png"
+    client_for(user).post("/api/v1/workflows/m/cases/", {"image": buffer}, format="multipart")
+    text = client.get("/metrics").content.decode()
+    assert 'loopgate_cases{status="in_review",workflow="m"} 1.0' in text
+    assert 'loopgate_review_queue_depth{workflow="m"} 1.0' in text
+    assert "loopgate_review_queue_oldest_age_seconds" in text
+
+
+@pytest.mark.django_db
+def test_openapi_schema_names_the_public_contract(client: Any) -> None:
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/workflows/{slug}/cases/",
+        "/api/v1/cases/{case_id}/",
+        "/api/v1/workflows/",
+        "/api/v1/workflows/{slug}/",
+        "/api/v1/workflows/{slug}/stats/",
+    ):
+        assert path in paths, path
+    assert any(p.endswith("/automation/") for p in paths)
+    assert client.get("/api/docs/").status_code == 200
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOOPGATE_"))}
+    env["DJANGO_SETTINGS_MODULE"] = "loopgate.settings"
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_production_settings_are_not_debug_and_allow_no_host_by_default() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOOPGATE_"))}
+    env.update(DJANGO_SETTINGS_MODULE="loopgate.settings", DJANGO_SECRET_KEY="x" * 50)
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, s.ALLOWED_HOSTS, s.SESSION_COOKIE_SECURE)"
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False [] True"
+
+
+@pytest.mark.django_db
+def test_bootstrap_demo_is_repeatable_and_prints_json(capsys: Any, settings: Any) -> None:
+    call_command("bootstrap_demo", "--json")
+    first = json.loads(capsys.readouterr().out)
+    call_command("bootstrap_demo", "--json")
+    second = json.loads(capsys.readouterr().out)
+    assert first == second
+    assert set(first) == {"workflow", "api_token", "reviewer", "admin"}
+    for role in ("reviewer", "admin"):
+        assert set(first[role]) == {"username", "password", "api_token"}
+
+    from django.contrib.auth import authenticate
+
+    assert authenticate(username="reviewer", password=first["reviewer"]["password"])
+    assert authenticate(username="admin", password=first["admin"]["password"])
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {first['api_token']}")
+    workflow = client.get(f"/api/v1/workflows/{first['workflow']}/").json()
+    assert workflow["serving_model_version"] == "surface-cnn:v1"
+    assert workflow["automation"]["level"] == "shadow"
+
+    from modelops.models import ModelVersion
+    from workflows.models import Workflow
+
+    assert Workflow.objects.count() == 1
+    assert ModelVersion.objects.count() == 1

@@ -7,7 +7,13 @@ from django.db import models
 
 
 class LevelChange(models.Model):
-    """One change of a workflow's automation policy: who, when, from what, to what, why."""
+    """One change of a workflow's automation policy: who, when, from what, to what, why.
+
+    ``before`` and ``after`` are full policy snapshots; ``from_level`` and ``to_level``
+    repeat their levels so that "the last change of level" and "the last automatic step
+    down" are plain indexed queries (the evidence windows start there). Rows are only
+    ever created, by ``automation.services``; nothing edits or deletes them.
+    """
 
     workflow = models.ForeignKey(
         "workflows.Workflow", on_delete=models.CASCADE, related_name="level_changes"
@@ -20,6 +26,8 @@ class LevelChange(models.Model):
     overridden = models.BooleanField(
         default=False, help_text="A superuser raised the level without the required evidence."
     )
+    from_level = models.CharField(max_length=16, blank=True)
+    to_level = models.CharField(max_length=16, blank=True)
     before = models.JSONField()
     after = models.JSONField()
     reason = models.TextField()
@@ -27,9 +35,16 @@ class LevelChange(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workflow", "created_at"], name="levelchange_workflow_time"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.workflow_id} {self.before.get('level')} -> {self.after.get('level')}"
+        return f"{self.workflow_id} {self.from_level} -> {self.to_level}"
+
+    @property
+    def level_changed(self) -> bool:
+        return self.from_level != self.to_level
 
 
 class AlertState(models.TextChoices):
@@ -37,8 +52,19 @@ class AlertState(models.TextChoices):
     RESOLVED = "resolved"
 
 
+class AlertKind(models.TextChoices):
+    ACCURACY = "accuracy"
+    DRIFT = "drift"
+    QUEUE_AGE = "queue_age"
+    ERRORS = "errors"
+
+
 class Alert(models.Model):
-    """A condition that fired (accuracy, drift, queue age, errors) and what it triggered."""
+    """A condition that fired (accuracy, drift, queue age, errors) and what it triggered.
+
+    ``data`` holds the evidence and, for an accuracy alert, the id of the automatic
+    level change it triggered (``level_change``); ``resolution`` says why it resolved.
+    """
 
     workflow = models.ForeignKey(
         "workflows.Workflow", on_delete=models.CASCADE, related_name="alerts"
@@ -49,9 +75,11 @@ class Alert(models.Model):
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "state", "kind"], name="alert_workflow_state")]
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.state}) on {self.workflow_id}"

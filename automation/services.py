@@ -1,18 +1,54 @@
-"""Writes for the automation policy. Every change is a LevelChange with reason and evidence."""
+"""Writes for the automation policy. Every change is a LevelChange with reason and evidence.
+
+Invariants:
+
+* The workflow row is locked (``select_for_update``) for every policy change and every
+  automatic check, so a change, a check and a second check on the same workflow queue
+  behind each other; each re-reads the evidence under the lock.
+* Moving up into ``partial`` or ``full`` needs evidence (``evidence_for_workflow``);
+  moving down is always allowed. A superuser's override of the gate is explicit and
+  logged (``overridden=True``).
+* The automatic step down moves one level at a time (full -> partial -> assistance),
+  writes a LevelChange with ``automatic=True`` and its evidence, and raises an
+  ``accuracy`` alert in the same transaction.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from automation.models import LevelChange
-from automation.routing import AUTOMATED_LEVELS, Level, level_rank
-from automation.selectors import labelled_predictions
-from automation.stats import evidence_for_level
+from automation.conf import automation_setting
+from automation.models import Alert, AlertKind, AlertState, LevelChange
+from automation.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
+from automation.selectors import (
+    UNBIASED_REASONS,
+    alerts_firing,
+    drift_samples,
+    evidence_for_workflow,
+    step_down_status,
+    threshold_report,
+)
+from automation.stats import confidence_drift
 from loopgate.errors import Conflict, Forbidden, InvalidInput
-from modelops.selectors import serving_version
 from workflows.models import Workflow
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "POLICY_FIELDS",
+    "UNBIASED_REASONS",
+    "automation_check_all",
+    "automation_check_queue",
+    "automation_check_workflow",
+    "automation_threshold_apply",
+    "automation_update",
+    "evidence_for_workflow",
+    "policy_snapshot",
+]
 
 POLICY_FIELDS = (
     "level",
@@ -23,45 +59,13 @@ POLICY_FIELDS = (
     "min_evidence",
 )
 
-# Sources of human labels that are an unbiased sample of the model's cases: every case
-# in shadow and assistance, and the random audit of model-decided cases. Reviews of
-# low-confidence cases in partial automation are not (they are the hard ones).
-UNBIASED_REASONS = frozenset({"shadow", "assistance", "audit"})
+# The lowest level the automatic step down goes to: below it the model is not judged by
+# audits any more (every case is reviewed), so there is nothing left to protect.
+STEP_DOWN_FLOOR = Level.ASSISTANCE
 
 
 def policy_snapshot(workflow: Workflow) -> dict[str, Any]:
     return {name: getattr(workflow, name) for name in POLICY_FIELDS}
-
-
-def evidence_for_workflow(*, workflow: Workflow) -> dict[str, Any]:
-    """The serving version's accuracy on unbiased human labels, against the target."""
-    version = serving_version(workflow_id=workflow.pk)
-    if version is None:
-        return {"sufficient": False, "reason": "no serving model is deployed", "n": 0}
-    pairs = [
-        p
-        for p in labelled_predictions(workflow=workflow, model_version_id=version.pk)
-        if p.review_reason in UNBIASED_REASONS
-    ]
-    successes = sum(p.correct for p in pairs)
-    verdict = evidence_for_level(
-        successes,
-        len(pairs),
-        target_accuracy=workflow.target_accuracy,
-        min_evidence=workflow.min_evidence,
-        confidence=workflow.evidence_confidence,
-    )
-    return {
-        "sufficient": verdict.sufficient,
-        "reason": verdict.reason,
-        "n": verdict.n,
-        "successes": successes,
-        "accuracy": verdict.accuracy.estimate,
-        "lower_bound": verdict.lower_bound,
-        "target_accuracy": verdict.target_accuracy,
-        "min_evidence": verdict.min_evidence,
-        "model_version": version.tag,
-    }
 
 
 def _validate_policy(workflow: Workflow, changes: dict[str, Any]) -> None:
@@ -71,11 +75,15 @@ def _validate_policy(workflow: Workflow, changes: dict[str, Any]) -> None:
     for name in ("confidence_threshold", "audit_rate", "target_accuracy"):
         if name in changes:
             value = changes[name]
-            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0.0 <= float(value) <= 1.0
+            ):
                 raise InvalidInput(f"{name}: must be a number within [0, 1]", field=name)
     if "min_evidence" in changes:
         value = changes["min_evidence"]
-        if not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InvalidInput("min_evidence: must be a whole number >= 0", field="min_evidence")
     if "class_thresholds" in changes:
         rules = changes["class_thresholds"]
@@ -91,12 +99,55 @@ def _validate_policy(workflow: Workflow, changes: dict[str, Any]) -> None:
                     field="class_thresholds",
                 )
             if value is not None and (
-                not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0.0 <= float(value) <= 1.0
             ):
                 raise InvalidInput(
                     f"class_thresholds: {label!r} must be a number within [0, 1] or null",
                     field="class_thresholds",
                 )
+
+
+def _policy_write(
+    *,
+    workflow: Workflow,
+    actor: Any,
+    reason: str,
+    changes: dict[str, Any],
+    evidence: dict[str, Any],
+    automatic: bool,
+    overridden: bool,
+) -> LevelChange:
+    """Apply ``changes`` and log them. Call holding the workflow's row lock."""
+    before = policy_snapshot(workflow)
+    for name, value in changes.items():
+        setattr(workflow, name, value)
+    workflow.save(update_fields=list(changes))
+    after = policy_snapshot(workflow)
+    return LevelChange.objects.create(
+        workflow=workflow,
+        actor=actor if getattr(actor, "pk", None) else None,
+        automatic=automatic,
+        overridden=overridden,
+        from_level=before["level"],
+        to_level=after["level"],
+        before=before,
+        after=after,
+        reason=reason,
+        evidence=evidence,
+    )
+
+
+def _alerts_resolve(*, workflow: Workflow, kind: str, resolution: str) -> int:
+    """Resolve the workflow's firing alerts of ``kind``. Returns how many."""
+    return Alert.objects.filter(
+        workflow=workflow, kind=kind, state=AlertState.FIRING
+    ).update(state=AlertState.RESOLVED, resolved_at=timezone.now(), resolution=resolution)
+
+
+def _workflow_lock(workflow_id: int) -> Workflow | None:
+    return Workflow.objects.select_for_update().filter(pk=workflow_id).first()
 
 
 @transaction.atomic
@@ -108,49 +159,277 @@ def automation_update(
     changes: dict[str, Any],
     override: bool = False,
     automatic: bool = False,
+    evidence: dict[str, Any] | None = None,
 ) -> LevelChange:
     """Change the workflow's automation policy and write the audit-log entry.
 
     Raising the level into ``partial`` or ``full`` needs evidence (enough unbiased
     human labels on which the serving version's lower accuracy bound meets the target);
-    without it the change is refused with what is missing, unless a superuser asks for
-    an explicit, logged override. Moving down is always allowed.
+    without it the change is refused (409, ``insufficient_evidence``) with what is
+    missing, unless a superuser asks for an explicit, logged override. Moving down is
+    always allowed. Raising the level resolves the firing accuracy and drift alerts.
+    ``evidence`` is extra evidence to record (e.g. the threshold recommendation).
     """
     if not reason or not reason.strip():
         raise InvalidInput(
             "reason: a reason is required for every automation change", field="reason"
         )
+    if not changes:
+        raise InvalidInput("nothing to change: give at least one policy field")
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise InvalidInput(f"unknown policy fields: {sorted(unknown)}", field=sorted(unknown)[0])
-    workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
-    _validate_policy(workflow, changes)
-    before = policy_snapshot(workflow)
-    evidence: dict[str, Any] = {}
-    new_level = Level(changes.get("level", workflow.level))
-    raising = level_rank(new_level) > level_rank(workflow.level)
+    locked = _workflow_lock(workflow.pk)
+    if locked is None:
+        raise Conflict(f"workflow {workflow.slug!r} no longer exists")
+    _validate_policy(locked, changes)
+    recorded: dict[str, Any] = dict(evidence or {})
+    new_level = Level(changes.get("level", locked.level))
+    raising = level_rank(new_level) > level_rank(locked.level)
     overridden = False
     if raising and new_level in AUTOMATED_LEVELS:
-        evidence = evidence_for_workflow(workflow=workflow)
-        if not evidence["sufficient"]:
+        gate = evidence_for_workflow(workflow=locked, level=new_level)
+        recorded["gate"] = gate
+        if not gate["sufficient"]:
             if not override:
                 raise Conflict(
-                    f"cannot raise the level to {new_level.value}: {evidence['reason']}",
+                    f"cannot raise the level to {new_level.value}: {gate['reason']}",
                     code="insufficient_evidence",
                 )
             if not getattr(actor, "is_superuser", False):
                 raise Forbidden("only a superuser may override the evidence gate", code="override")
             overridden = True
-    for name, value in changes.items():
-        setattr(workflow, name, value)
-    workflow.save(update_fields=list(changes))
-    return LevelChange.objects.create(
-        workflow=workflow,
-        actor=actor if getattr(actor, "pk", None) else None,
+    change = _policy_write(
+        workflow=locked,
+        actor=actor,
+        reason=reason.strip(),
+        changes=changes,
+        evidence=recorded,
         automatic=automatic,
         overridden=overridden,
-        before=before,
-        after=policy_snapshot(workflow),
-        reason=reason.strip(),
+    )
+    if raising:
+        who = getattr(actor, "username", None) or "the system"
+        _alerts_resolve(
+            workflow=locked,
+            kind=AlertKind.ACCURACY,
+            resolution=f"level raised to {new_level.value} by {who} (change {change.pk})",
+        )
+        _alerts_resolve(
+            workflow=locked,
+            kind=AlertKind.DRIFT,
+            resolution=f"level raised to {new_level.value}: a new reference window starts",
+        )
+    workflow.refresh_from_db()
+    return change
+
+
+@transaction.atomic
+def automation_threshold_apply(
+    *,
+    workflow: Workflow,
+    actor: Any,
+    reason: str,
+    target_error: float,
+    confidence: float,
+) -> LevelChange:
+    """Set the global threshold to the calibrated recommendation, as an audited change.
+
+    The recommendation is computed again under the workflow's lock, so what is applied
+    is what the evidence says now. Refused (409, ``no_threshold``) when no threshold
+    meets the target with that confidence, with the calibration's reason.
+    """
+    if not 0.0 < target_error < 1.0:
+        raise InvalidInput("target_error: must be strictly between 0 and 1", field="target_error")
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInput("confidence: must be strictly between 0 and 1", field="confidence")
+    locked = _workflow_lock(workflow.pk)
+    if locked is None:
+        raise Conflict(f"workflow {workflow.slug!r} no longer exists")
+    report = threshold_report(workflow=locked, target_error=target_error, confidence=confidence)
+    recommendation = report["recommendation"]
+    if recommendation["threshold"] is None:
+        raise Conflict(
+            f"no threshold to apply: {recommendation['reason']}", code="no_threshold"
+        )
+    evidence = {
+        "threshold_recommendation": {
+            key: report[key]
+            for key in ("model_version", "target_error", "confidence", "n_labelled", "since")
+        }
+        | recommendation
+    }
+    change = automation_update(
+        workflow=locked,
+        actor=actor,
+        reason=reason,
+        changes={"confidence_threshold": recommendation["threshold"]},
         evidence=evidence,
     )
+    workflow.refresh_from_db()
+    return change
+
+
+# --- The automatic step down -----------------------------------------------------------
+
+
+def _step_down(*, workflow: Workflow) -> LevelChange | None:
+    """Judge the audit window and step down one level if it shows the target is missed.
+
+    Call holding the workflow's row lock, at an automated level.
+    """
+    window, verdict, confidence, min_samples = step_down_status(workflow=workflow)
+    if not verdict.step_down:
+        return None
+    from_level = Level(workflow.level)
+    to_level = LEVEL_ORDER[max(level_rank(from_level) - 1, level_rank(STEP_DOWN_FLOOR))]
+    evidence = {
+        "check": "accuracy",
+        "window": window.as_dict(),
+        "upper_bound": verdict.upper_bound,
+        "target_accuracy": verdict.target_accuracy,
+        "confidence": confidence,
+        "min_samples": min_samples,
+        "reason": verdict.reason,
+    }
+    change = _policy_write(
+        workflow=workflow,
+        actor=None,
+        reason=(
+            f"automatic step down from {from_level.value} to {to_level.value}: "
+            f"{verdict.reason}"
+        ),
+        changes={"level": to_level.value},
+        evidence=evidence,
+        automatic=True,
+        overridden=False,
+    )
+    Alert.objects.create(
+        workflow=workflow,
+        kind=AlertKind.ACCURACY,
+        state=AlertState.FIRING,
+        message=(
+            f"Audited accuracy of automated decisions by {window.model_version} fell below "
+            f"the target: {verdict.reason}. Stepped down from {from_level.value} to "
+            f"{to_level.value}; going back up needs fresh evidence."
+        ),
+        data={
+            "level_change": change.pk,
+            "from": from_level.value,
+            "to": to_level.value,
+            **evidence,
+        },
+    )
+    logger.warning("workflow %s stepped down: %s", workflow.slug, change.reason)
+    return change
+
+
+def _accuracy_alerts_recover(*, workflow: Workflow) -> None:
+    """Resolve accuracy alerts whose stepped-from level has fresh, sufficient evidence."""
+    for alert in alerts_firing(workflow=workflow, kind=AlertKind.ACCURACY):
+        stepped_from = alert.data.get("from")
+        if stepped_from not in {level.value for level in AUTOMATED_LEVELS}:
+            continue
+        gate = evidence_for_workflow(workflow=workflow, level=stepped_from)
+        if gate["sufficient"]:
+            alert.state = AlertState.RESOLVED
+            alert.resolved_at = timezone.now()
+            alert.resolution = (
+                f"fresh evidence meets the target for {stepped_from} again "
+                f"({gate['reason']}); an admin may raise the level"
+            )
+            alert.save(update_fields=["state", "resolved_at", "resolution"])
+
+
+def _drift_check(*, workflow: Workflow) -> Alert | None:
+    """Raise (or resolve) the output-drift alert from the serving version's confidences."""
+    reference, recent, raised = drift_samples(workflow=workflow)
+    if raised is None:
+        return None
+    verdict = confidence_drift(
+        reference,
+        recent,
+        p_value=automation_setting("LOOPGATE_DRIFT_P_VALUE"),
+        min_samples=automation_setting("LOOPGATE_DRIFT_MIN_SAMPLES"),
+    )
+    firing = alerts_firing(workflow=workflow, kind=AlertKind.DRIFT)
+    data = {
+        "check": "confidence_ks",
+        "statistic": verdict.statistic,
+        "p_value": verdict.p_value,
+        "n_reference": verdict.n_reference,
+        "n_recent": verdict.n_recent,
+        "reference_mean": verdict.reference_mean,
+        "recent_mean": verdict.recent_mean,
+        "reference_until": raised.created_at.isoformat(),
+        "reason": verdict.reason,
+    }
+    if verdict.drifted:
+        if firing:
+            alert = firing[0]
+            alert.data = data
+            alert.save(update_fields=["data"])
+            return alert
+        return Alert.objects.create(
+            workflow=workflow,
+            kind=AlertKind.DRIFT,
+            message=(
+                "The serving model's confidences moved away from those the level was "
+                f"earned on: {verdict.reason}. Accuracy is judged on audits; consider a "
+                "higher audit rate until it is measured."
+            ),
+            data=data,
+        )
+    if firing and verdict.n_recent >= automation_setting("LOOPGATE_DRIFT_MIN_SAMPLES"):
+        _alerts_resolve(
+            workflow=workflow,
+            kind=AlertKind.DRIFT,
+            resolution=f"confidences back in line with the reference: {verdict.reason}",
+        )
+    return None
+
+
+def automation_check_workflow(*, workflow_id: int) -> LevelChange | None:
+    """Run the automatic checks on one workflow; the step down it made, if any.
+
+    At ``partial`` or ``full``: the accuracy step down on the audit window, then the
+    output-drift check. At every level: firing accuracy alerts resolve once fresh
+    evidence for the level stepped down from is sufficient. Idempotent: after a step
+    down the window starts afresh, so a second run right after finds nothing to do.
+    """
+    with transaction.atomic():
+        workflow = _workflow_lock(workflow_id)
+        if workflow is None:
+            return None
+        change = None
+        if Level(workflow.level) in AUTOMATED_LEVELS:
+            change = _step_down(workflow=workflow)
+            if change is None:
+                _drift_check(workflow=workflow)
+        if change is None:
+            _accuracy_alerts_recover(workflow=workflow)
+        return change
+
+
+def automation_check_all() -> int:
+    """Check every workflow that is automated or has a firing alert; how many stepped down."""
+    candidates = Workflow.objects.filter(level__in=[level.value for level in AUTOMATED_LEVELS])
+    firing = Workflow.objects.filter(alerts__state=AlertState.FIRING)
+    stepped = 0
+    for workflow_id in (candidates | firing).distinct().values_list("pk", flat=True):
+        try:
+            if automation_check_workflow(workflow_id=workflow_id) is not None:
+                stepped += 1
+        except Exception:
+            logger.exception("automation check failed for workflow %s", workflow_id)
+    return stepped
+
+
+def automation_check_queue(*, workflow_id: int) -> None:
+    """Queue ``automation_check_workflow`` once the surrounding transaction commits.
+
+    The review flow calls this after an audit verdict, inside its transaction.
+    """
+    from automation.tasks import automation_check_workflow as check_task
+
+    transaction.on_commit(lambda: check_task.delay(workflow_id))

@@ -596,6 +596,112 @@ def step_down_check(
     return StepDownVerdict(False, n, upper, target_accuracy, reason)
 
 
+def labels_needed_at_accuracy(
+    accuracy: float,
+    target_accuracy: float,
+    *,
+    confidence: float = 0.95,
+    min_evidence: int = 0,
+    max_n: int = 1_000_000,
+) -> int | None:
+    """Fewest labelled cases that would pass ``evidence_for_level`` at this accuracy.
+
+    Assumes the observed ``accuracy`` holds as more labels arrive: the smallest n >=
+    ``min_evidence`` with ``binomial_lower_bound(floor(accuracy * n), n) >= target``.
+    None when no n up to ``max_n`` would do (an accuracy at or below the target never
+    proves it). A planning figure for "what is missing", not a guarantee.
+    """
+    accuracy = _check_rate(accuracy, "accuracy")
+    target_accuracy = _check_rate(target_accuracy, "target_accuracy")
+    confidence = _check_level(confidence)
+    min_evidence = _check_minimum(min_evidence, "min_evidence", 0)
+
+    def passes(n: int) -> bool:
+        return n > 0 and binomial_lower_bound(
+            math.floor(accuracy * n + 1e-9), n, confidence
+        ) >= target_accuracy
+
+    if accuracy <= target_accuracy and target_accuracy > 0.0:
+        return None
+    low = max(min_evidence, 1)
+    if passes(low):
+        return low
+    high = low
+    while not passes(high):
+        if high >= max_n:
+            return None
+        high = min(2 * high, max_n)
+    # The floor makes passes() non-monotone by a few cases; bisection finds a passing n
+    # close to the smallest one, and the walk down makes it the first of its run.
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if passes(middle) else (middle, high)
+    while high - 1 >= max(min_evidence, 1) and passes(high - 1):
+        high -= 1
+    return high
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """Two-sample Kolmogorov-Smirnov comparison of recent confidences with a reference."""
+
+    drifted: bool
+    statistic: float
+    p_value: float
+    n_reference: int
+    n_recent: int
+    reference_mean: float
+    recent_mean: float
+    reason: str
+
+
+def confidence_drift(
+    reference: Sequence[float],
+    recent: Sequence[float],
+    *,
+    p_value: float = 0.001,
+    min_samples: int = 100,
+) -> DriftVerdict:
+    """Whether the model's confidences moved away from the reference distribution.
+
+    Drifted iff both samples hold at least ``min_samples`` values and the exact
+    two-sample KS test rejects "same distribution" at ``p_value``. Guarantee per check:
+    when nothing changed, a false alarm has probability at most ``p_value`` (the samples
+    must be independent draws; cases are). Output drift is a warning sign, not proof of
+    errors: accuracy is judged by ``step_down_check`` on audits.
+    """
+    p_value = _check_level(p_value, "p_value")
+    min_samples = _check_minimum(min_samples, "min_samples", 1)
+    before, _ = _scored_cases(reference, [True] * len(reference))
+    after, _ = _scored_cases(recent, [True] * len(recent))
+    means = (
+        float(before.mean()) if before.size else 0.0,
+        float(after.mean()) if after.size else 0.0,
+    )
+    if before.size < min_samples or after.size < min_samples:
+        return DriftVerdict(
+            False,
+            0.0,
+            1.0,
+            int(before.size),
+            int(after.size),
+            *means,
+            f"need {min_samples} confidences in both windows "
+            f"(reference {before.size}, recent {after.size})",
+        )
+    result = sps.ks_2samp(before, after, method="auto")
+    statistic, probability = float(result.statistic), float(result.pvalue)
+    drifted = probability < p_value
+    reason = (
+        f"mean confidence {_percent(means[0])} -> {_percent(means[1])}, KS statistic "
+        f"{statistic:.3f}, p = {probability:.2g} "
+        f"({'below' if drifted else 'not below'} {p_value:g})"
+    )
+    return DriftVerdict(
+        drifted, statistic, probability, int(before.size), int(after.size), *means, reason
+    )
+
+
 # ---------------------------------------------------------------------------
 # Agreement between raters
 # ---------------------------------------------------------------------------

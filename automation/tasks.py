@@ -1,4 +1,4 @@
-"""Celery tasks for automation checks."""
+"""Celery tasks for the automation checks: they take ids, re-fetch, call one service."""
 
 from __future__ import annotations
 
@@ -7,8 +7,20 @@ from celery import shared_task
 
 @shared_task(ignore_result=True)
 def automation_check_all() -> int:
-    """Run the step-down check on every workflow at an automated level."""
-    from automation import services
+    """Periodic (Celery beat): the step-down, drift and recovery checks on every workflow."""
+    from automation.services import automation_check_all as check_all
 
-    checker = getattr(services, "automation_check_all", None)
-    return checker() if checker else 0
+    return check_all()
+
+
+@shared_task(ignore_result=True)
+def automation_check_workflow(workflow_id: int) -> int | None:
+    """After an audit verdict: the checks on one workflow. Returns the step down's id.
+
+    Idempotent (the service re-reads the evidence under the workflow's row lock), so a
+    redelivered message or two verdicts in a row cannot step down twice for one window.
+    """
+    from automation.services import automation_check_workflow as check
+
+    change = check(workflow_id=int(workflow_id))
+    return change.pk if change is not None else None

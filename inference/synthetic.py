@@ -228,7 +228,7 @@ def _metal_surface(
     else:
         tone = rng.uniform(0.50, 0.68)
         streaks = _noise_along(rng, v, rng.uniform(0.6, 1.2))
-        streak_strength = rng.uniform(0.015, 0.05) * (
+        streak_strength = rng.uniform(0.01, 0.035) * (
             1.0 + 0.5 * _noise_along(rng, u, size / 3)
         )
         texture = streak_strength * streaks + rng.uniform(0.01, 0.035) * _smooth_noise(
@@ -359,9 +359,9 @@ def _paint_scratch(
     drift: str | None,
 ) -> None:
     size = xs.shape[0]
-    length = rng.uniform(0.12, 0.5) * size * (0.5 + 0.5 * visibility)
+    length = rng.uniform(0.25, 0.6) * size * (0.4 + 0.6 * visibility)
     path = _scratch_path(rng, _point_on_part(rng, part, size), length)
-    width = rng.uniform(0.7, 1.4) * scale
+    width = rng.uniform(1.0, 2.0) * scale * (0.6 + 0.4 * visibility)
     window = _window(path, 6 * width + 2, size)
     distance, position = _polyline_distance(xs[window], ys[window], path)
     if distance.size == 0:
@@ -374,7 +374,7 @@ def _paint_scratch(
         profile = _gaussian_profile(distance, width) - 0.35 * _gaussian_profile(
             distance, 2.5 * width
         )
-        profile *= rng.uniform(0.25, 0.5)
+        profile *= rng.uniform(0.35, 0.6)
     surface[window] += (visibility * fade * profile)[..., None]
 
 
@@ -390,14 +390,14 @@ def _paint_crack(
 ) -> None:
     size = xs.shape[0]
     new_look = drift == "new_defect_look"
-    length = rng.uniform(0.1, 0.35) * size * (0.5 + 0.5 * visibility)
+    length = rng.uniform(0.15, 0.4) * size * (0.4 + 0.6 * visibility)
     origin = _point_on_part(rng, part, size)
     paths = [_crack_path(rng, origin, length, 0.1 if new_look else 0.7)]
     if rng.random() < 0.4:
         branch_origin = tuple(paths[0][len(paths[0]) // 2])
         paths.append(_crack_path(rng, branch_origin, 0.5 * length, 0.7))
-    width = rng.uniform(0.7, 1.3) * scale * (1.6 if new_look else 1.0)
-    darkness = rng.uniform(0.45, 0.7) * (0.5 if new_look else 1.0)
+    width = rng.uniform(1.0, 1.8) * scale * (0.6 + 0.4 * visibility) * (1.6 if new_look else 1.0)
+    darkness = rng.uniform(0.5, 0.75) * (0.5 if new_look else 1.0)
     for path in paths:
         window = _window(path, 8 * width + 2, size)
         distance, _ = _polyline_distance(xs[window], ys[window], path)
@@ -421,7 +421,7 @@ def _paint_stain(
 ) -> None:
     size = xs.shape[0]
     cx, cy = _point_on_part(rng, part, size)
-    radius = rng.uniform(0.03, 0.1) * size * (0.4 + 0.6 * visibility)
+    radius = rng.uniform(0.05, 0.13) * size * (0.3 + 0.7 * visibility)
     window = _window(np.array([[cx, cy]], dtype=np.float32), 4 * radius + 2, size)
     wx, wy = xs[window], ys[window]
     blob = np.zeros_like(wx)

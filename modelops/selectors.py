@@ -5,7 +5,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from modelops.models import Deployment, DeploymentRole, ModelVersion
+from django.db.models import Q, QuerySet
+
+from modelops.models import (
+    Deployment,
+    DeploymentEvent,
+    DeploymentRole,
+    ModelVersion,
+    RetrainRule,
+    TrainingRun,
+)
 
 
 @dataclass(frozen=True)
@@ -63,3 +72,50 @@ def deployment_plan(*, workflow_id: int, case_id: str) -> DeploymentPlan:
 def serving_version(*, workflow_id: int) -> ModelVersion | None:
     deployment = deployments_active(workflow_id=workflow_id).get(DeploymentRole.SERVING)
     return deployment.model_version if deployment else None
+
+
+def versions_of_workflow(*, workflow_id: int) -> QuerySet[ModelVersion]:
+    """Versions registered for this workflow or ever deployed in it, newest first."""
+    deployed = Deployment.objects.filter(workflow_id=workflow_id).values("model_version_id")
+    return (
+        ModelVersion.objects.filter(Q(workflow_id=workflow_id) | Q(pk__in=deployed))
+        .select_related("created_by")
+        .distinct()
+        .order_by("-created_at", "-id")
+    )
+
+
+def deployment_events(*, workflow_id: int, limit: int = 100) -> list[DeploymentEvent]:
+    return list(
+        DeploymentEvent.objects.filter(workflow_id=workflow_id).select_related(
+            "actor", "from_version", "to_version"
+        )[:limit]
+    )
+
+
+def rollback_target(*, workflow_id: int) -> ModelVersion | None:
+    """The version a rollback would return to: the one the serving version replaced."""
+    serving = (
+        Deployment.objects.filter(
+            workflow_id=workflow_id, active=True, role=DeploymentRole.SERVING
+        )
+        .select_related("replaces__model_version")
+        .first()
+    )
+    if serving is None or serving.replaces is None:
+        return None
+    return serving.replaces.model_version
+
+
+def training_runs_of(*, workflow_id: int, limit: int = 20) -> list[TrainingRun]:
+    return list(
+        TrainingRun.objects.filter(workflow_id=workflow_id).select_related(
+            "base_version", "result_version", "created_by"
+        )[:limit]
+    )
+
+
+def retrain_rule_of(*, workflow_id: int) -> RetrainRule:
+    """The workflow's retraining rule; an unsaved, disabled one when none was set."""
+    rule = RetrainRule.objects.filter(workflow_id=workflow_id).first()
+    return rule or RetrainRule(workflow_id=workflow_id)

@@ -80,12 +80,9 @@ def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
     otherwise, and no other field carries a prediction. The task's kind is not shown:
     gold and audit cases look like the rest of the queue.
     """
-    task = (
-        ReviewTask.objects.select_related(
-            "workflow", "case", "case__deciding_prediction__model_version"
-        )
-        .get(pk=assignment.task_id)
-    )
+    task = ReviewTask.objects.select_related(
+        "workflow", "case", "case__deciding_prediction__model_version"
+    ).get(pk=assignment.task_id)
     case = task.case
     workflow = task.workflow
     payload: dict[str, Any] = {
@@ -287,7 +284,8 @@ def throughput_stats(*, workflow: Workflow, reviewer: Any | None = None) -> dict
     now = timezone.now()
     day = Verdict.objects.filter(task__workflow=workflow, created_at__gte=now - timedelta(days=1))
     overall = day.aggregate(
-        last_24h=Count("id"), last_hour=Count("id", filter=Q(created_at__gte=now - timedelta(hours=1)))
+        last_24h=Count("id"),
+        last_hour=Count("id", filter=Q(created_at__gte=now - timedelta(hours=1))),
     )
     counts: Counter[str] = Counter()
     durations: dict[str, list[float]] = defaultdict(list)

@@ -193,7 +193,9 @@ def _shared_task_claim(
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
         task = (
-            _claimable_tasks(workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication)
+            _claimable_tasks(
+                workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication
+            )
             .exclude(pk__in=tried)
             .select_for_update(skip_locked=True)
             .order_by("created_at", "id")
@@ -203,7 +205,9 @@ def _shared_task_claim(
             return None
         tried.append(task.pk)
         still_claimable = (
-            _claimable_tasks(workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication)
+            _claimable_tasks(
+                workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication
+            )
             .filter(pk=task.pk)
             .exists()
         )
@@ -303,7 +307,9 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         lapsed = Assignment.objects.filter(state=AssignmentState.ACTIVE, expires_at__lte=now)
-        gold_task_ids = list(lapsed.filter(task__kind=TaskKind.GOLD).values_list("task_id", flat=True))
+        gold_task_ids = list(
+            lapsed.filter(task__kind=TaskKind.GOLD).values_list("task_id", flat=True)
+        )
         ended = lapsed.update(state=AssignmentState.EXPIRED, ended_at=now)
         if gold_task_ids:
             ReviewTask.objects.filter(pk__in=gold_task_ids, status=TaskStatus.OPEN).update(
@@ -339,7 +345,9 @@ def _lease_of(*, task: ReviewTask, case: Case, reviewer: Any, now: datetime) -> 
         raise CaseAlreadyDecided(f"review task {task.pk} is closed")
     latest = task.assignments.filter(reviewer=reviewer).order_by("-leased_at", "-id").first()
     if latest is None:
-        raise NotAssigned(f"review task {task.pk} is not assigned to you; claim it with review/next")
+        raise NotAssigned(
+            f"review task {task.pk} is not assigned to you; claim it with review/next"
+        )
     if latest.state == AssignmentState.ACTIVE and latest.expires_at > now:
         return latest
     if latest.state in (AssignmentState.ACTIVE, AssignmentState.EXPIRED):
@@ -349,9 +357,7 @@ def _lease_of(*, task: ReviewTask, case: Case, reviewer: Any, now: datetime) -> 
         )
     if latest.state == AssignmentState.COMPLETED:
         raise VerdictAlreadyGiven(f"you already gave a verdict on review task {task.pk}")
-    raise NotAssigned(
-        f"review task {task.pk} is no longer assigned to you (you {latest.state} it)"
-    )
+    raise NotAssigned(f"review task {task.pk} is no longer assigned to you (you {latest.state} it)")
 
 
 def _case_decide(
@@ -469,7 +475,11 @@ def verdict_submit(*, task_id: int, reviewer: Any, label: str, comment: str = ""
                 actor_type=ActorType.USER,
                 actor=reviewer,
                 reason="a reviewer labelled a gold case",
-                data={"label": label, "gold_label": case.gold_label, "correct": label == case.gold_label},
+                data={
+                    "label": label,
+                    "gold_label": case.gold_label,
+                    "correct": label == case.gold_label,
+                },
             )
     return verdict
 
@@ -484,7 +494,9 @@ def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: dat
     if state.decided:
         task.status = TaskStatus.DONE
         task.closed_at = now
-        _case_decide(task=task, case=case, reviewer=reviewer, state=state, verdicts=verdicts, now=now)
+        _case_decide(
+            task=task, case=case, reviewer=reviewer, state=state, verdicts=verdicts, now=now
+        )
     elif state.needs_adjudication and not was_adjudication:
         case_event_record(
             case=case,
@@ -632,13 +644,16 @@ def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
         )
         if acted_after or task.status == TaskStatus.CANCELLED:
             raise CaseMovedOn(
-                f"another reviewer has given a verdict on case {case.id} since; "
-                "it cannot be undone"
+                f"another reviewer has given a verdict on case {case.id} since; it cannot be undone"
             )
         if task.kind == TaskKind.REVIEW:
-            _review_verdict_retract(task=task, case=case, verdict=verdict, reviewer=reviewer, now=now)
+            _review_verdict_retract(
+                task=task, case=case, verdict=verdict, reviewer=reviewer, now=now
+            )
         elif task.kind == TaskKind.AUDIT:
-            _audit_verdict_retract(task=task, case=case, verdict=verdict, reviewer=reviewer, now=now)
+            _audit_verdict_retract(
+                task=task, case=case, verdict=verdict, reviewer=reviewer, now=now
+            )
         else:
             verdict.retracted_at = now
             verdict.save(update_fields=["retracted_at"])
@@ -672,8 +687,6 @@ def _review_verdict_retract(
             case.status == CaseStatus.DECIDED
             and case.decision_source == DecisionSource.HUMAN
             and case.decided_by_id == reviewer.pk
-            and case.decided_at is not None
-            and case.decided_at >= verdict.created_at
         )
         if not decided_by_this:
             raise CaseMovedOn(f"case {case.id} was decided again by someone else since")

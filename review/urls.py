@@ -11,7 +11,9 @@ urlpatterns = [
     ),
     path("workflows/<slug:slug>/review/stats/", apis.ReviewStatsApi.as_view(), name="review-stats"),
     path(
-        "review-tasks/<int:task_id>/verdict/", apis.VerdictSubmitApi.as_view(), name="review-verdict"
+        "review-tasks/<int:task_id>/verdict/",
+        apis.VerdictSubmitApi.as_view(),
+        name="review-verdict",
     ),
     path("review-tasks/<int:task_id>/skip/", apis.VerdictSkipApi.as_view(), name="review-skip"),
     path(

@@ -28,7 +28,9 @@ def _reviewable_workflow(request: HttpRequest, slug: str) -> Workflow:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The workflows the user may review, with queue depth and the oldest waiting case."""
-    return render(request, "review/home.html", {"queues": selectors.review_queues(user=request.user)})
+    return render(
+        request, "review/home.html", {"queues": selectors.review_queues(user=request.user)}
+    )
 
 
 @login_required

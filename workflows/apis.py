@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from automation.models import LevelChange
-from automation.services import POLICY_FIELDS, automation_update, evidence_for_workflow
 from loopgate.errors import InvalidInput, PayloadTooLarge
 from workflows.access import access_case, access_workflow, workflows_visible
 from workflows.selectors import workflow_stats
@@ -148,95 +144,6 @@ class WorkflowStatsApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug)
         return Response(workflow_stats(workflow=workflow))
-
-
-class LevelChangeOutput(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
-
-    class Meta:
-        model = LevelChange
-        fields = [
-            "created_at",
-            "actor",
-            "automatic",
-            "overridden",
-            "before",
-            "after",
-            "reason",
-            "evidence",
-        ]
-
-
-class AutomationApi(APIView):
-    parser_classes = [JSONParser]
-
-    class InputSerializer(serializers.Serializer):
-        level = serializers.ChoiceField(
-            choices=["human_only", "shadow", "assistance", "partial", "full"], required=False
-        )
-        confidence_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-        class_thresholds = serializers.DictField(
-            child=serializers.FloatField(min_value=0.0, max_value=1.0, allow_null=True),
-            required=False,
-        )
-        audit_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-        target_accuracy = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-        min_evidence = serializers.IntegerField(min_value=0, required=False)
-        reason = serializers.CharField(help_text="Why; recorded in the audit log.")
-        override = serializers.BooleanField(
-            default=False, help_text="Superusers only: raise without the evidence (logged)."
-        )
-
-    @extend_schema(
-        operation_id="automation_retrieve",
-        responses={200: OpenApiResponse(description="Policy, evidence and the audit log.")},
-    )
-    def get(self, request: Request, slug: str) -> Response:
-        workflow = access_workflow(request.user, slug, "can_admin")
-        return Response(self._body(workflow))
-
-    @extend_schema(
-        operation_id="automation_update",
-        request=InputSerializer,
-        responses={
-            200: OpenApiResponse(description="The new policy and the audit-log entry."),
-            400: ERROR_RESPONSE,
-            403: ERROR_RESPONSE,
-            404: ERROR_RESPONSE,
-            409: OpenApiResponse(
-                ERROR_RESPONSE, description="The evidence for the level is missing."
-            ),
-        },
-    )
-    def patch(self, request: Request, slug: str) -> Response:
-        workflow = access_workflow(request.user, slug, "can_admin")
-        unknown = set(request.data) - set(self.InputSerializer().fields)
-        if unknown:
-            raise InvalidInput(f"unknown fields: {sorted(unknown)}", field=sorted(unknown)[0])
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        reason = data.pop("reason")
-        override = data.pop("override", False)
-        changes = {k: v for k, v in data.items() if k in POLICY_FIELDS}
-        if not changes:
-            raise InvalidInput("nothing to change: give at least one policy field")
-        change = automation_update(
-            workflow=workflow, actor=request.user, reason=reason, changes=changes, override=override
-        )
-        workflow.refresh_from_db()
-        body = self._body(workflow)
-        body["change"] = LevelChangeOutput(change).data
-        return Response(body)
-
-    def _body(self, workflow: Any) -> dict[str, Any]:
-        return {
-            "automation": WorkflowOutput(workflow, context={}).data["automation"],
-            "evidence": evidence_for_workflow(workflow=workflow),
-            "changes": LevelChangeOutput(
-                workflow.level_changes.select_related("actor")[:50], many=True
-            ).data,
-        }
 
 
 class CaseImageApi(APIView):

@@ -1,0 +1,219 @@
+"""REST endpoints for automation: the policy, its evidence, thresholds, the log, alerts.
+
+Reading and changing automation is for workflow admins (``can_admin``): a member without
+it gets 403, anyone else 404 (workflows.access). Alerts can be read by every member, so
+that upstream systems and reviewers can see that a workflow stepped down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from automation.models import AlertState, LevelChange
+from automation.selectors import (
+    alerts_of,
+    automation_overview,
+    evidence_by_version,
+    threshold_report,
+)
+from automation.serializers import (
+    AlertOutput,
+    AutomationOutput,
+    AutomationUpdateInput,
+    AutomationUpdateOutput,
+    LevelChangeOutput,
+    ThresholdApplyInput,
+    ThresholdOutput,
+    ThresholdQueryInput,
+    VersionEvidenceOutput,
+)
+from automation.services import POLICY_FIELDS, automation_threshold_apply, automation_update
+from loopgate.errors import InvalidInput
+from workflows.access import access_workflow
+from workflows.apis import ERROR_RESPONSE
+from workflows.models import Workflow
+
+
+def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
+    """Validate ``data``; fields the serializer does not know are refused, not ignored."""
+    serializer = serializer_class(data=data)
+    unknown = set(data) - set(serializer.fields)
+    if unknown:
+        raise InvalidInput(f"unknown fields: {sorted(unknown)}", field=sorted(unknown)[0])
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def threshold_defaults(workflow: Workflow, data: dict[str, Any]) -> tuple[float, float]:
+    """The target error and confidence asked for, or the workflow's own."""
+    target_error = data.get("target_error")
+    if target_error is None:
+        target_error = min(max(round(1.0 - workflow.target_accuracy, 6), 0.001), 0.5)
+    confidence = data.get("confidence")
+    if confidence is None:
+        confidence = workflow.evidence_confidence
+    return float(target_error), float(confidence)
+
+
+class AutomationApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="automation_retrieve",
+        responses={200: AutomationOutput, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        description=(
+            "The policy, the evidence gate for `partial` and `full`, the automatic "
+            "step-down window, firing alerts and the newest audit-log entries."
+        ),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        return Response(AutomationOutput(automation_overview(workflow=workflow)).data)
+
+    @extend_schema(
+        operation_id="automation_update",
+        request=AutomationUpdateInput,
+        responses={
+            200: AutomationUpdateOutput,
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            409: OpenApiResponse(
+                ERROR_RESPONSE,
+                description="`insufficient_evidence`: the message says what is missing.",
+            ),
+        },
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        data = _valid(AutomationUpdateInput, request.data)
+        reason = data.pop("reason")
+        override = data.pop("override", False)
+        changes = {name: value for name, value in data.items() if name in POLICY_FIELDS}
+        change = automation_update(
+            workflow=workflow, actor=request.user, reason=reason, changes=changes, override=override
+        )
+        body = automation_overview(workflow=workflow)
+        body["change"] = change
+        return Response(AutomationUpdateOutput(body).data)
+
+
+class AutomationEvidenceApi(APIView):
+    @extend_schema(
+        operation_id="automation_evidence",
+        responses={
+            200: VersionEvidenceOutput(many=True),
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+        },
+        description=(
+            "Per model version: accuracy with exact 95% intervals overall and per class, "
+            "and Cohen's kappa, on unbiased labels (shadow, assistance, audit); the audited "
+            "accuracy of its automated decisions; low-confidence reviews apart (biased)."
+        ),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        versions = evidence_by_version(workflow=workflow)
+        return Response(VersionEvidenceOutput(versions, many=True).data)
+
+
+class AutomationThresholdApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="automation_threshold",
+        parameters=[
+            OpenApiParameter("target_error", float, description="Default: 1 - target accuracy."),
+            OpenApiParameter("confidence", float, description="Default: evidence confidence."),
+        ],
+        responses={
+            200: ThresholdOutput,
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+        },
+        description=(
+            "The lowest confidence threshold whose error among auto-decided cases is below "
+            "`target_error` with probability `confidence` (Learn-then-Test, exact binomial), "
+            "its expected automation rate, and the automation-rate-versus-error curve."
+        ),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        data = _valid(ThresholdQueryInput, request.query_params.dict())
+        target_error, confidence = threshold_defaults(workflow, data)
+        report = threshold_report(
+            workflow=workflow, target_error=target_error, confidence=confidence
+        )
+        return Response(ThresholdOutput(report).data)
+
+    @extend_schema(
+        operation_id="automation_threshold_apply",
+        request=ThresholdApplyInput,
+        responses={
+            200: AutomationUpdateOutput,
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            409: OpenApiResponse(
+                ERROR_RESPONSE, description="`no_threshold`: none meets the target."
+            ),
+        },
+        description="Apply the recommended threshold: an audited change like any other.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        data = _valid(ThresholdApplyInput, request.data)
+        target_error, confidence = threshold_defaults(workflow, data)
+        change = automation_threshold_apply(
+            workflow=workflow,
+            actor=request.user,
+            reason=data["reason"],
+            target_error=target_error,
+            confidence=confidence,
+        )
+        body = automation_overview(workflow=workflow)
+        body["change"] = change
+        return Response(AutomationUpdateOutput(body).data)
+
+
+class LevelChangeListApi(APIView):
+    @extend_schema(
+        operation_id="automation_changes",
+        responses={200: LevelChangeOutput(many=True), 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        description="The automation audit log, newest first (limit/offset paginated).",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        paginator = LimitOffsetPagination()
+        changes = LevelChange.objects.filter(workflow=workflow).select_related("actor")
+        changes = changes.order_by("-created_at", "-id")
+        page = paginator.paginate_queryset(changes, request, view=self)
+        return paginator.get_paginated_response(LevelChangeOutput(page, many=True).data)
+
+
+class AlertListApi(APIView):
+    @extend_schema(
+        operation_id="workflow_alerts",
+        parameters=[
+            OpenApiParameter("state", str, enum=[s.value for s in AlertState]),
+        ],
+        responses={200: AlertOutput(many=True), 400: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        description="Alerts of the workflow, newest first (the 100 newest); any member may read.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug)
+        state = request.query_params.get("state") or None
+        if state is not None and state not in AlertState.values:
+            raise InvalidInput(
+                f"state: must be one of {', '.join(AlertState.values)}", field="state"
+            )
+        return Response(AlertOutput(alerts_of(workflow=workflow, state=state), many=True).data)

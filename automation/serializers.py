@@ -1,0 +1,242 @@
+"""Input and output shapes of the automation API (also what the OpenAPI schema shows)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from automation.models import Alert, LevelChange
+from automation.routing import Level
+
+LEVEL_CHOICES = [level.value for level in Level]
+
+
+class LevelChangeOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+
+    class Meta:
+        model = LevelChange
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "automatic",
+            "overridden",
+            "from_level",
+            "to_level",
+            "before",
+            "after",
+            "reason",
+            "evidence",
+        ]
+
+
+class AlertOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "message",
+            "data",
+            "created_at",
+            "resolved_at",
+            "resolution",
+        ]
+
+
+class AutomationUpdateInput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=LEVEL_CHOICES, required=False)
+    confidence_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    class_thresholds = serializers.DictField(
+        child=serializers.FloatField(min_value=0.0, max_value=1.0, allow_null=True),
+        required=False,
+        help_text='Per-class rules, replacing the current ones: {"ok": 0.9, "crack": null} '
+        "(null: never decided by the model; a label left out follows the global threshold).",
+    )
+    audit_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    target_accuracy = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    min_evidence = serializers.IntegerField(min_value=0, required=False)
+    reason = serializers.CharField(help_text="Why; recorded in the audit log.")
+    override = serializers.BooleanField(
+        default=False, help_text="Superusers only: raise without the evidence (logged)."
+    )
+
+
+class ThresholdQueryInput(serializers.Serializer):
+    target_error = serializers.FloatField(
+        required=False,
+        min_value=0.0001,
+        max_value=0.5,
+        help_text="Error rate among auto-decided cases to stay below "
+        "(default: 1 - target accuracy).",
+    )
+    confidence = serializers.FloatField(
+        required=False,
+        min_value=0.5,
+        max_value=0.9999,
+        help_text="Probability that the guarantee holds "
+        "(default: the workflow's evidence confidence).",
+    )
+
+
+class ThresholdApplyInput(ThresholdQueryInput):
+    reason = serializers.CharField(help_text="Why; recorded in the audit log.")
+
+
+class IntervalOutput(serializers.Serializer):
+    estimate = serializers.FloatField(allow_null=True)
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    successes = serializers.IntegerField()
+    n = serializers.IntegerField()
+    confidence = serializers.FloatField()
+
+
+class GateOutput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=LEVEL_CHOICES)
+    sufficient = serializers.BooleanField()
+    reason = serializers.CharField(help_text="What is missing, or why it suffices.")
+    model_version = serializers.CharField(allow_null=True)
+    n = serializers.IntegerField()
+    successes = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+    interval = IntervalOutput()
+    lower_bound = serializers.FloatField()
+    target_accuracy = serializers.FloatField()
+    min_evidence = serializers.IntegerField()
+    confidence = serializers.FloatField()
+    labels_needed = serializers.IntegerField(allow_null=True)
+    sources = serializers.DictField(child=serializers.IntegerField())
+    since = serializers.DateTimeField(
+        allow_null=True, help_text="Only labels after this automatic step down count."
+    )
+
+
+class PolicyOutput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=LEVEL_CHOICES)
+    confidence_threshold = serializers.FloatField()
+    class_thresholds = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    audit_rate = serializers.FloatField()
+    target_accuracy = serializers.FloatField()
+    min_evidence = serializers.IntegerField()
+    evidence_confidence = serializers.FloatField()
+
+
+class AuditWindowOutput(serializers.Serializer):
+    level = serializers.CharField()
+    model_version = serializers.CharField(allow_null=True)
+    successes = serializers.IntegerField()
+    n = serializers.IntegerField()
+    size = serializers.IntegerField()
+    since = serializers.DateTimeField(allow_null=True)
+    accuracy = IntervalOutput()
+
+
+class StepDownOutput(serializers.Serializer):
+    active = serializers.BooleanField(help_text="Whether the level is one that can step down.")
+    window = AuditWindowOutput()
+    would_step_down = serializers.BooleanField()
+    upper_bound = serializers.FloatField()
+    target_accuracy = serializers.FloatField()
+    confidence = serializers.FloatField()
+    min_samples = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class AutomationRateOutput(serializers.Serializer):
+    routed = serializers.IntegerField()
+    by_model = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+    since = serializers.DateTimeField(allow_null=True)
+
+
+class AutomationOutput(serializers.Serializer):
+    workflow = serializers.CharField()
+    automation = PolicyOutput()
+    serving_model_version = serializers.CharField(allow_null=True)
+    evidence = serializers.DictField(
+        child=GateOutput(), help_text="The evidence gate for `partial` and for `full`."
+    )
+    step_down = StepDownOutput()
+    automation_rate = AutomationRateOutput()
+    alerts = AlertOutput(many=True, help_text="Firing alerts.")
+    changes = LevelChangeOutput(many=True, help_text="The newest entries of the audit log.")
+
+
+class AutomationUpdateOutput(AutomationOutput):
+    change = LevelChangeOutput()
+
+
+class ClassIntervalOutput(serializers.Serializer):
+    label = serializers.CharField()
+    precision = IntervalOutput(help_text="Right when the model says this label.")
+    recall = IntervalOutput(help_text="Found when this label is true.")
+
+
+class UnbiasedEvidenceOutput(serializers.Serializer):
+    overall = IntervalOutput()
+    kappa = serializers.FloatField(allow_null=True)
+    per_class = ClassIntervalOutput(many=True)
+    sources = serializers.DictField(child=serializers.IntegerField())
+
+
+class AuditEvidenceOutput(serializers.Serializer):
+    overall = IntervalOutput()
+    per_level = serializers.DictField(child=IntervalOutput())
+
+
+class BiasedEvidenceOutput(serializers.Serializer):
+    overall = IntervalOutput()
+    per_class = ClassIntervalOutput(many=True)
+    note = serializers.CharField()
+
+
+class VersionEvidenceOutput(serializers.Serializer):
+    model_version = serializers.CharField()
+    role = serializers.CharField(allow_null=True)
+    unbiased = UnbiasedEvidenceOutput()
+    audit = AuditEvidenceOutput()
+    biased = BiasedEvidenceOutput()
+
+
+class CurvePointOutput(serializers.Serializer):
+    threshold = serializers.FloatField()
+    automation_rate = serializers.FloatField()
+    n_auto = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField()
+    error_upper_bound = serializers.FloatField()
+
+
+class RecommendationOutput(serializers.Serializer):
+    threshold = serializers.FloatField(allow_null=True)
+    expected_automation_rate = serializers.FloatField()
+    error_rate = serializers.FloatField()
+    error_upper_bound = serializers.FloatField()
+    reason = serializers.CharField()
+
+
+class CurrentThresholdOutput(serializers.Serializer):
+    threshold = serializers.FloatField()
+    point = CurvePointOutput(allow_null=True)
+
+
+class ClassHintOutput(serializers.Serializer):
+    label = serializers.CharField()
+    n = serializers.IntegerField()
+    threshold = serializers.FloatField(allow_null=True)
+    expected_share = serializers.FloatField()
+    reason = serializers.CharField()
+
+
+class ThresholdOutput(serializers.Serializer):
+    model_version = serializers.CharField(allow_null=True)
+    target_error = serializers.FloatField()
+    confidence = serializers.FloatField()
+    n_labelled = serializers.IntegerField()
+    since = serializers.DateTimeField(allow_null=True)
+    recommendation = RecommendationOutput()
+    current = CurrentThresholdOutput()
+    curve = CurvePointOutput(many=True)
+    per_class = ClassHintOutput(many=True)

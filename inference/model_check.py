@@ -1,0 +1,193 @@
+"""The load check a model file must pass before it is registered, run in a child process.
+
+``python -m inference.model_check`` reads one JSON object on stdin
+(``{"spec": ModelSpec.to_dict(), "path": "...", "architecture": "..."}``), loads the
+file with ``inference.loader.load_model`` on the CPU (safe loading only: a state dict is
+read with ``weights_only=True``, so a pickle that would run code is refused without
+running it), feeds it a dummy batch, and prints one JSON line:
+``{"ok": true, "output_shape": [1, n], "parameters": p, "seconds": s}`` or
+``{"ok": false, "error": "..."}``.
+
+The parent (``check_model_file``) runs it with a wall-clock timeout, a memory cap, a
+CPU-time cap, no GPU and a bare environment, so a hostile or huge file can neither take
+down nor read secrets from the process that asked: the worst it does is fail the check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.spec import ModelSpec
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TIMEOUT_SECONDS = 120.0
+DEFAULT_MEMORY_BYTES = 8 * 1024**3
+_RESULT_PREFIX = "MODEL-CHECK-RESULT "
+# Isolated mode (-I) ignores PYTHONPATH and the working directory, so the child puts
+# the package root on its path itself.
+_CHILD_PROGRAM = (
+    f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); "
+    "from inference.model_check import main; main()"
+)
+
+
+@dataclass(frozen=True)
+class ModelCheckResult:
+    """The outcome of one sandboxed load check. ``error`` says why when ``ok`` is false."""
+
+    ok: bool
+    error: str = ""
+    output_shape: tuple[int, ...] = ()
+    parameters: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "error": self.error,
+            "output_shape": list(self.output_shape),
+            "parameters": self.parameters,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def check_model_file(
+    spec: ModelSpec,
+    path: str | Path,
+    *,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
+    display_name: str | None = None,
+) -> ModelCheckResult:
+    """Load ``path`` as ``spec`` once, in a sandboxed child process; never raises for a bad file.
+
+    The child runs in Python's isolated mode with only ``PATH`` from the environment (no
+    secrets),
+    ``CUDA_VISIBLE_DEVICES`` empty, one thread, its own empty working directory, an
+    address-space limit of ``memory_bytes`` and a CPU-time limit of ``timeout_seconds``.
+    """
+    started = time.perf_counter()
+    request = json.dumps(
+        {
+            "spec": spec.to_dict(),
+            "path": str(Path(path).resolve()),
+            "memory_bytes": memory_bytes,
+            "cpu_seconds": timeout_seconds,
+        }
+    )
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
+    with tempfile.TemporaryDirectory(prefix="loopgate-model-check-") as workdir:
+        environment["HOME"] = workdir
+        environment["TMPDIR"] = workdir
+        try:
+            completed = subprocess.run(  # noqa: S603 - fixed argv, our own module
+                [sys.executable, "-I", "-c", _CHILD_PROGRAM],
+                input=request,
+                capture_output=True,
+                text=True,
+                timeout=timeout_seconds,
+                cwd=workdir,
+                env=environment,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return ModelCheckResult(
+                ok=False,
+                error=f"the load check did not finish within {timeout_seconds:.0f} s",
+                seconds=time.perf_counter() - started,
+            )
+    elapsed = time.perf_counter() - started
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith(_RESULT_PREFIX):
+            answer = json.loads(line.removeprefix(_RESULT_PREFIX))
+            error = str(answer.get("error", ""))
+            if display_name:
+                error = error.replace(str(Path(path).resolve()), display_name)
+            return ModelCheckResult(
+                ok=bool(answer["ok"]),
+                error=error,
+                output_shape=tuple(answer.get("output_shape", ())),
+                parameters=int(answer.get("parameters", 0)),
+                seconds=elapsed,
+            )
+    tail = (completed.stderr or "").strip().splitlines()[-1:] or ["no output"]
+    return ModelCheckResult(
+        ok=False,
+        error=(
+            f"the load check crashed (exit status {completed.returncode}, e.g. out of "
+            f"memory or killed): {tail[0][:300]}"
+        ),
+        seconds=elapsed,
+    )
+
+
+def _limit_self(memory_bytes: int | None, cpu_seconds: float) -> None:
+    """Cap this (child) process before it touches the file; set here rather than in a
+    ``preexec_fn``, which is unsafe when the parent runs threads."""
+    import resource
+
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    cpu = int(cpu_seconds) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _short_reason(message: str) -> str:
+    """torch's refusal of an unsafe pickle is a page long; keep the lines that say why."""
+    if "Weights only load failed" not in message:
+        return message
+    head = message.split(":", 1)[0] if ": Weights only" in message else ""
+    details = [
+        line.strip()
+        for line in message.splitlines()
+        if "GLOBAL" in line or "Unsupported operand" in line or "WeightsUnpickler" in line
+    ]
+    details = [line for line in details if line and not line.startswith("Please file")]
+    reason = "; ".join(details) or "not a plain tensor archive"
+    return f"{head}: refused by safe loading (weights_only=True): {reason}".lstrip(": ")
+
+
+def _run_check(request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from inference.loader import ModelLoadError, load_model
+
+    torch.set_num_threads(1)
+    spec = ModelSpec.from_dict(request["spec"])
+    try:
+        loaded = load_model(spec, request["path"], device="cpu")
+    except ModelLoadError as error:
+        return {"ok": False, "error": _short_reason(str(error))}
+    parameters = sum(p.numel() for p in loaded._module.parameters())
+    return {"ok": True, "output_shape": [1, spec.num_classes], "parameters": int(parameters)}
+
+
+def main() -> None:
+    try:
+        request = json.loads(sys.stdin.read())
+        _limit_self(request.get("memory_bytes"), float(request.get("cpu_seconds") or 60))
+        answer = _run_check(request)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a refusal with a reason
+        answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+    sys.stdout.write(_RESULT_PREFIX + json.dumps(answer) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Retraining from labelled images: a seeded split, training, and evaluation on held-out data.
+
+Django-free like the rest of ``inference``. The caller (``modelops``) gathers the
+labelled images, chooses the seed and hyper-parameters, and stores what comes back:
+the split (keys only), the weights file's checksum, the history, and the held-out
+metrics of the new model *and* of a baseline (the version it was fine-tuned from, or
+the untrained architecture), so that "better than before" is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from inference.architectures import build_model
+from inference.loader import load_model
+from inference.spec import ModelSpec
+from inference.training import (
+    CancelCheck,
+    EpochRecord,
+    EvalResult,
+    ProgressCallback,
+    evaluate,
+    save_weights,
+    train_model,
+)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Keys of the labelled items in each part. The three parts are disjoint."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"train": list(self.train), "val": list(self.val), "test": list(self.test)}
+
+
+def stratified_split(
+    items: Sequence[tuple[str, str]], *, test_share: float, val_share: float, seed: int
+) -> Split:
+    """Split ``(key, label)`` pairs per label, reproducibly for the same items and seed.
+
+    Items are sorted by key first, so the split does not depend on the order they came
+    in. Each label with at least two items puts ``round(share * count)`` of them (at
+    least one) into the test part and likewise into the validation part, keeping at
+    least one for training; a label with a single item goes to training.
+    """
+    if not 0.0 < test_share < 1.0 or not 0.0 <= val_share < 1.0 or test_share + val_share >= 1.0:
+        raise ValueError(
+            f"need 0 < test_share, 0 <= val_share and test_share + val_share < 1, "
+            f"got {test_share} and {val_share}"
+        )
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for key, label in sorted(items):
+        by_label[label].append(key)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible split, not a secret
+    train: list[str] = []
+    val: list[str] = []
+    test: list[str] = []
+    for label in sorted(by_label):
+        keys = by_label[label]
+        rng.shuffle(keys)
+        if len(keys) < 2:
+            train.extend(keys)
+            continue
+        n_test = min(max(1, round(test_share * len(keys))), len(keys) - 1)
+        n_val = round(val_share * len(keys)) if val_share else 0
+        n_val = min(max(1, n_val) if val_share else 0, len(keys) - n_test - 1)
+        test.extend(keys[:n_test])
+        val.extend(keys[n_test : n_test + n_val])
+        train.extend(keys[n_test + n_val :])
+    return Split(train=tuple(sorted(train)), val=tuple(sorted(val)), test=tuple(sorted(test)))
+
+
+def eval_summary(result: EvalResult) -> dict[str, Any]:
+    """An ``EvalResult`` as plain JSON-ready data (without the per-image confidences)."""
+    return {
+        "n": result.n,
+        "correct": sum(correct for _, correct in result.confidences),
+        "accuracy": result.accuracy,
+        "labels": list(result.labels),
+        "confusion": [list(row) for row in result.confusion],
+        "per_class_accuracy": result.per_class_accuracy(),
+    }
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What a retraining produced. ``test`` and ``baseline_test`` are ``eval_summary`` dicts
+    on the same held-out images; ``baseline`` names what the baseline was."""
+
+    sha256: str
+    history: tuple[EpochRecord, ...]
+    hyperparameters: dict[str, Any]
+    seed: int
+    test: dict[str, Any]
+    baseline: str
+    baseline_test: dict[str, Any]
+    train_seconds: float
+
+
+def retrain(
+    spec: ModelSpec,
+    *,
+    train: tuple[Sequence[Image.Image], Sequence[str]],
+    val: tuple[Sequence[Image.Image], Sequence[str]],
+    test: tuple[Sequence[Image.Image], Sequence[str]],
+    out_path: str | Path,
+    seed: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    base_weights: tuple[str | Path, str] | None = None,
+    device: str = "cpu",
+    num_threads: int | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> RetrainOutcome:
+    """Train ``spec`` (warm-started from ``base_weights`` = (path, sha256) when given),
+    write the weights to ``out_path``, and evaluate the result and the baseline on ``test``.
+
+    Raises ``TrainingCancelled`` when ``should_cancel`` says so, ``ModelLoadError`` when
+    the base weights do not load, ``ValueError`` for unusable data. Nothing is written to
+    ``out_path`` unless training finished.
+    """
+    test_images, test_labels = test
+    if not test_images:
+        raise ValueError("the held-out test split is empty")
+    base = None
+    init_state_dict = None
+    if base_weights is not None:
+        path, sha256 = base_weights
+        base = load_model(spec, path, device="cpu", expected_sha256=sha256)
+        init_state_dict = {
+            key: value.detach().clone() for key, value in base._module.state_dict().items()
+        }
+    val_images, val_labels = val
+    started = time.perf_counter()
+    result = train_model(
+        spec,
+        train[0],
+        train[1],
+        epochs=epochs,
+        seed=seed,
+        lr=lr,
+        batch_size=batch_size,
+        init_state_dict=init_state_dict,
+        val_images=val_images or None,
+        val_labels=val_labels or None,
+        device=device,
+        num_threads=num_threads,
+        progress=progress,
+        should_cancel=should_cancel,
+    )
+    train_seconds = time.perf_counter() - started
+    sha256 = save_weights(result.state_dict, out_path)
+    trained = build_model(spec)
+    trained.load_state_dict(result.state_dict)
+    new_test = evaluate(trained, test_images, test_labels, spec=spec, device=device)
+    if base is not None:
+        baseline_name = "base version"
+        baseline_test = evaluate(base, test_images, test_labels)
+    else:
+        baseline_name = "untrained"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            untrained = build_model(spec)
+        baseline_test = evaluate(untrained, test_images, test_labels, spec=spec, device=device)
+    return RetrainOutcome(
+        sha256=sha256,
+        history=result.history,
+        hyperparameters=result.hyperparameters,
+        seed=result.seed,
+        test=eval_summary(new_test),
+        baseline=baseline_name,
+        baseline_test=eval_summary(baseline_test),
+        train_seconds=train_seconds,
+    )

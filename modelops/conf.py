@@ -1,0 +1,38 @@
+"""Model-lifecycle settings with their defaults.
+
+Each can be set in Django settings under the same name (``loopgate/settings.py`` or the
+test settings); the default below applies otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Registration: the largest weights file accepted, and the limits of the sandboxed
+    # load check (a child process; see inference.model_check).
+    "LOOPGATE_MAX_MODEL_BYTES": 1024**3,
+    "LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS": 120.0,
+    "LOOPGATE_MODEL_CHECK_MEMORY_BYTES": 8 * 1024**3,
+    # Retraining: the device setting (auto, cpu, cuda) for the training worker, the
+    # fewest labelled cases a run starts with, and the most it reads (newest first).
+    "LOOPGATE_TRAINING_DEVICE": None,  # None: the same as LOOPGATE_INFERENCE_DEVICE
+    "LOOPGATE_RETRAIN_MIN_LABELS": 20,
+    "LOOPGATE_RETRAIN_MAX_LABELS": 20_000,
+    "LOOPGATE_RETRAIN_THREADS": None,  # None: up to 4 CPU threads
+    # A running run whose worker has not reported for this long is marked failed.
+    "LOOPGATE_TRAINING_STALE_SECONDS": 30 * 60,
+    # The worker polls the cancel flag at most this often (it is checked between batches).
+    "LOOPGATE_TRAINING_CANCEL_POLL_SECONDS": 0.5,
+    # The comparison's verdict needs at least this many paired, labelled cases.
+    "LOOPGATE_COMPARE_MIN_CASES": 30,
+}
+
+
+def modelops_setting(name: str) -> Any:
+    """The setting ``name`` from Django settings, or its default here."""
+    if name not in DEFAULTS:
+        raise KeyError(f"unknown modelops setting {name!r}")
+    return getattr(settings, name, DEFAULTS[name])

@@ -1,0 +1,633 @@
+/*
+ * The review screen: claim a case, show it, take a verdict by key or click, move on.
+ *
+ * Speed: while the reviewer looks at one case, the next one is already claimed (a
+ * lease of its own, `after` = the case on screen) and its image decoded, so a verdict
+ * swaps the picture at once and the verdict itself is sent in the background. Requests
+ * that change leases run one after another (`pending`), so a prefetch never races the
+ * verdict it follows. Leases still held when the page goes away are released.
+ *
+ * Safety: everything from upstream (metadata, ids) is put in the page with textContent,
+ * never as HTML. The page shows a suggestion only when the API sent one.
+ */
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("review-config").textContent);
+  const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const byId = (id) => document.getElementById(id);
+  const viewport = byId("viewport");
+  const stageMessage = byId("stage-message");
+  const statusLine = byId("status");
+  const commentBox = byId("comment");
+  const undoButton = byId("undo-button");
+  const skipDialog = byId("skip-dialog");
+
+  const REASONS = {
+    human_only: "human review",
+    shadow: "human review",
+    assistance: "assisted review",
+    low_confidence: "low model confidence",
+    class_rule: "class rule",
+    audit: "audit",
+    model_error: "model could not score",
+  };
+  const EXPIRY_MARGIN_MS = 10000;
+  const EMPTY_POLL_MS = 5000;
+
+  const keyToLabel = new Map();
+  for (const entry of config.labels) {
+    if (entry.key) keyToLabel.set(entry.key, entry.label);
+    if (entry.letter) keyToLabel.set(entry.letter, entry.label);
+  }
+
+  const state = {
+    current: null,
+    next: null,
+    prefetching: null,
+    pending: Promise.resolve(),
+    lastVerdict: null,
+    emptyTimer: null,
+    advancing: false,
+  };
+
+  // --- API ----------------------------------------------------------------------------
+
+  function urlFor(template, id) {
+    return template.replace("/0/", "/" + encodeURIComponent(id) + "/");
+  }
+
+  async function api(method, url, body, options) {
+    const init = {
+      method: method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
+      keepalive: Boolean(options && options.keepalive),
+    };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, init);
+    let data = null;
+    if (response.status !== 204) {
+      try {
+        data = await response.json();
+      } catch (error) {
+        data = null;
+      }
+    }
+    return { status: response.status, ok: response.ok, data: data };
+  }
+
+  function errorText(result) {
+    if (result.data && result.data.error && result.data.error.message) {
+      return result.data.error.message;
+    }
+    return "the server answered " + result.status;
+  }
+
+  /** Run `step` after every earlier lease-changing request has finished. */
+  function serially(step) {
+    const run = state.pending.then(step, step);
+    state.pending = run.catch(function () {});
+    return run;
+  }
+
+  function announce(text, isError) {
+    statusLine.textContent = text;
+    statusLine.classList.toggle("error", Boolean(isError));
+  }
+
+  // --- Claiming and prefetching -------------------------------------------------------
+
+  function preload(task) {
+    const image = new Image();
+    image.alt = "";
+    image.draggable = false;
+    image.decoding = "async";
+    image.src = task.case.image_url;
+    task.image = image;
+    task.imageReady = image.decode().then(
+      function () { return true; },
+      function () { return false; }
+    );
+    return task;
+  }
+
+  function received(task) {
+    const leaseMs = Date.parse(task.expires_at) - Date.parse(task.leased_at);
+    task.localExpiry = Date.now() + leaseMs;
+    return preload(task);
+  }
+
+  async function claim(afterTaskId) {
+    const result = await api("POST", config.urls.next, afterTaskId ? { after: afterTaskId } : {});
+    if (result.status === 204) return null;
+    if (!result.ok) throw new Error(errorText(result));
+    return received(result.data);
+  }
+
+  function prefetch() {
+    if (!state.current || state.next || state.prefetching) return;
+    const after = state.current.id;
+    state.prefetching = serially(function () { return claim(after); })
+      .then(function (task) {
+        if (!task) return;
+        if (state.current && task.id === state.current.id) return;
+        state.next = task;
+      })
+      .catch(function () {})
+      .finally(function () { state.prefetching = null; });
+  }
+
+  function release(task) {
+    if (!task) return Promise.resolve();
+    return api("POST", urlFor(config.urls.release, task.id), undefined, { keepalive: true });
+  }
+
+  function leaseLeftMs(task) {
+    return task.localExpiry - Date.now();
+  }
+
+  async function takeNext() {
+    if (state.prefetching) await state.prefetching;
+    let task = state.next;
+    state.next = null;
+    if (task && leaseLeftMs(task) < EXPIRY_MARGIN_MS) {
+      serially(function () { return release(task); });
+      task = null;
+    }
+    if (!task) {
+      task = await serially(function () { return claim(null); });
+    }
+    return task;
+  }
+
+  async function advance(keyAt) {
+    if (state.advancing) return;
+    state.advancing = true;
+    clearTimeout(state.emptyTimer);
+    state.current = null;
+    try {
+      const task = await takeNext();
+      if (task) {
+        await show(task, keyAt);
+        prefetch();
+      } else {
+        showEmpty();
+      }
+    } catch (error) {
+      announce("Could not get the next case: " + error.message, true);
+      showEmpty();
+    } finally {
+      state.advancing = false;
+    }
+  }
+
+  function showEmpty() {
+    const image = byId("case-image");
+    if (image) image.hidden = true;
+    stageMessage.hidden = false;
+    stageMessage.textContent = "No cases are waiting. Checking again every few seconds…";
+    byId("case-name").textContent = "—";
+    byId("case-reason").textContent = "";
+    byId("lease-left").textContent = "—";
+    byId("suggestion").hidden = true;
+    byId("adjudication").hidden = true;
+    byId("metadata").replaceChildren();
+    setLabelsEnabled(false);
+    state.emptyTimer = setTimeout(function () { advance(null); }, EMPTY_POLL_MS);
+  }
+
+  // --- Showing a case -----------------------------------------------------------------
+
+  /** Put ``task`` on screen. It becomes the current case only once its image is decoded,
+   * so a key pressed meanwhile never judges a case the reviewer has not seen. */
+  async function show(task, keyAt) {
+    const ready = await task.imageReady;
+    state.current = task;
+    const shown = task.image;
+    shown.id = "case-image";
+    shown.className = "case-image";
+    const old = byId("case-image");
+    if (old) old.replaceWith(shown);
+    else viewport.appendChild(shown);
+    shown.hidden = false;
+    stageMessage.hidden = ready;
+    if (!ready) stageMessage.textContent = "The image could not be loaded.";
+    zoom.fit();
+
+    byId("case-name").textContent = task.case.external_id || String(task.case.id).slice(0, 8);
+    byId("case-reason").textContent = task.adjudication
+      ? "adjudication"
+      : REASONS[task.reason] || task.reason;
+    renderSuggestion(task.suggestion);
+    renderAdjudication(task);
+    renderMetadata(task.case.metadata);
+    setLabelsEnabled(true);
+    tickLease();
+
+    if (keyAt !== null && keyAt !== undefined) {
+      requestAnimationFrame(function () {
+        performance.measure("verdict-to-next-image", { start: keyAt, end: performance.now() });
+      });
+    }
+  }
+
+  function element(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  function renderSuggestion(suggestion) {
+    const box = byId("suggestion");
+    box.replaceChildren();
+    if (!suggestion) {
+      box.hidden = true;
+      return;
+    }
+    const title = element("h2", "Model suggestion");
+    title.id = "suggestion-title";
+    box.appendChild(title);
+    const head = element("p", null, "suggestion-head");
+    head.appendChild(element("strong", suggestion.label));
+    head.appendChild(element("span", " " + Math.round(suggestion.confidence * 100) + "% confident", "muted"));
+    box.appendChild(head);
+    const scores = Object.entries(suggestion.scores || {}).sort(function (a, b) { return b[1] - a[1]; });
+    const list = element("ul", null, "scores");
+    for (const [label, score] of scores) {
+      const item = element("li");
+      item.appendChild(element("span", label, "score-label"));
+      const bar = element("span", null, "score-bar");
+      bar.style.setProperty("--share", String(Math.max(0, Math.min(1, Number(score) || 0))));
+      bar.setAttribute("aria-hidden", "true");
+      item.appendChild(bar);
+      item.appendChild(element("span", (Number(score) * 100).toFixed(1) + "%", "score-value"));
+      list.appendChild(item);
+    }
+    box.appendChild(list);
+    box.hidden = false;
+  }
+
+  function renderAdjudication(task) {
+    const box = byId("adjudication");
+    box.replaceChildren();
+    if (!task.adjudication) {
+      box.hidden = true;
+      return;
+    }
+    box.appendChild(element("h2", "Reviewers disagreed: your verdict decides"));
+    const list = element("ul");
+    for (const verdict of task.previous_verdicts || []) {
+      const text = verdict.reviewer + ": " + verdict.label + (verdict.comment ? " — " + verdict.comment : "");
+      list.appendChild(element("li", text));
+    }
+    box.appendChild(list);
+    box.hidden = false;
+  }
+
+  function renderMetadata(metadata) {
+    const list = byId("metadata");
+    list.replaceChildren();
+    const entries = Object.entries(metadata || {});
+    if (!entries.length) {
+      list.appendChild(element("dd", "none", "muted"));
+      return;
+    }
+    for (const [key, value] of entries) {
+      list.appendChild(element("dt", key));
+      const shown = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
+      list.appendChild(element("dd", shown));
+    }
+  }
+
+  function setLabelsEnabled(enabled) {
+    for (const button of document.querySelectorAll(".label-button, #skip-button")) {
+      button.disabled = !enabled;
+    }
+  }
+
+  function tickLease() {
+    const out = byId("lease-left");
+    const task = state.current;
+    if (!task) {
+      out.textContent = "—";
+      return;
+    }
+    const left = Math.max(0, Math.round(leaseLeftMs(task) / 1000));
+    out.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    out.classList.toggle("warn", left <= 30);
+    if (left === 0 && !state.advancing) {
+      announce("Your lease on this case ran out; it went back to the queue.", true);
+      advance(null);
+    }
+  }
+
+  // --- Verdicts, skip, undo -----------------------------------------------------------
+
+  function giveVerdict(label, keyAt) {
+    const task = state.current;
+    if (!task || state.advancing) return;
+    const comment = commentBox.value.trim();
+    commentBox.value = "";
+    const started = keyAt === undefined ? performance.now() : keyAt;
+    serially(function () {
+      return api("POST", urlFor(config.urls.verdict, task.id), { label: label, comment: comment });
+    }).then(function (result) {
+      if (result.ok) {
+        state.lastVerdict = result.data;
+        announce("Saved: " + label + ".");
+        addRecent(result.data, true);
+      } else {
+        announce("Verdict “" + label + "” was not saved: " + errorText(result), true);
+      }
+      updateUndo();
+    }, function (error) {
+      announce("Verdict “" + label + "” was not saved: " + error.message, true);
+    });
+    advance(started);
+  }
+
+  function skipCurrent(reason) {
+    const task = state.current;
+    if (!task) return;
+    serially(function () {
+      return api("POST", urlFor(config.urls.skip, task.id), { reason: reason });
+    }).then(function (result) {
+      announce(result.ok ? "Skipped (" + reason + ")." : "Skip failed: " + errorText(result), !result.ok);
+    });
+    advance(null);
+  }
+
+  async function undo() {
+    await state.pending;
+    const verdict = state.lastVerdict;
+    if (!verdict || !verdict.undoable || Date.parse(verdict.undo_until) < Date.now()) {
+      announce("Nothing to undo.", true);
+      updateUndo();
+      return;
+    }
+    if (state.prefetching) await state.prefetching;
+    const result = await serially(function () {
+      return api("POST", urlFor(config.urls.undo, verdict.id));
+    });
+    state.lastVerdict = null;
+    updateUndo();
+    if (!result.ok) {
+      announce("Could not undo: " + errorText(result), true);
+      loadRecent();
+      return;
+    }
+    loadRecent();
+    const returned = result.data.task;
+    if (!returned) {
+      announce("Undone. Another reviewer has that case now; it stays in the queue.");
+      return;
+    }
+    const stale = state.next;
+    state.next = state.current;
+    if (stale) serially(function () { return release(stale); });
+    clearTimeout(state.emptyTimer);
+    await show(received(returned), null);
+    announce("Undone: “" + verdict.label + "” was withdrawn. Give your verdict again.");
+  }
+
+  function updateUndo() {
+    const verdict = state.lastVerdict;
+    const open = Boolean(verdict && verdict.undoable && Date.parse(verdict.undo_until) > Date.now());
+    undoButton.disabled = !open;
+    if (open) {
+      const left = Math.ceil((Date.parse(verdict.undo_until) - Date.now()) / 1000);
+      undoButton.setAttribute("aria-label", "Undo “" + verdict.label + "” (" + left + " s left)");
+      undoButton.dataset.left = left + " s";
+    } else {
+      undoButton.removeAttribute("aria-label");
+      delete undoButton.dataset.left;
+    }
+  }
+
+  // --- Recent verdicts ----------------------------------------------------------------
+
+  function recentItem(verdict) {
+    const item = element("li");
+    item.dataset.verdict = verdict.id;
+    const thumb = element("img", null, "thumb");
+    thumb.src = verdict.image_url;
+    thumb.alt = "";
+    thumb.loading = "lazy";
+    item.appendChild(thumb);
+    const text = element("span", verdict.label, "recent-label");
+    item.appendChild(text);
+    const when = new Date(verdict.created_at);
+    item.appendChild(element("time", when.toLocaleTimeString(), "muted"));
+    if (verdict.retracted_at) {
+      item.classList.add("retracted");
+      item.appendChild(element("span", "undone", "badge"));
+    }
+    return item;
+  }
+
+  function addRecent(verdict) {
+    const list = byId("recent");
+    list.prepend(recentItem(verdict));
+    while (list.children.length > 10) list.lastElementChild.remove();
+  }
+
+  async function loadRecent() {
+    const result = await api("GET", config.urls.recent + "?limit=10");
+    if (!result.ok) return;
+    byId("recent").replaceChildren(...result.data.map(recentItem));
+    const newest = result.data[0];
+    state.lastVerdict = newest && newest.undoable ? newest : null;
+    updateUndo();
+  }
+
+  // --- Zoom and pan -------------------------------------------------------------------
+
+  const zoom = {
+    scale: 1,
+    fitScale: 1,
+    x: 0,
+    y: 0,
+    apply: function () {
+      const image = byId("case-image");
+      if (!image) return;
+      image.style.transform = "translate(" + this.x + "px," + this.y + "px) scale(" + this.scale + ")";
+      image.classList.toggle("pixelated", this.scale >= 3);
+      byId("zoom-level").textContent = Math.round(this.scale * 100) + "%";
+    },
+    fit: function () {
+      const image = byId("case-image");
+      if (!image || !image.naturalWidth) return;
+      const box = viewport.getBoundingClientRect();
+      this.fitScale = Math.min(box.width / image.naturalWidth, box.height / image.naturalHeight);
+      this.scale = this.fitScale;
+      this.x = (box.width - image.naturalWidth * this.scale) / 2;
+      this.y = (box.height - image.naturalHeight * this.scale) / 2;
+      this.apply();
+    },
+    at: function (factor, cx, cy) {
+      const next = Math.min(Math.max(this.scale * factor, this.fitScale * 0.5), Math.max(32, this.fitScale * 8));
+      const ratio = next / this.scale;
+      this.x = cx - (cx - this.x) * ratio;
+      this.y = cy - (cy - this.y) * ratio;
+      this.scale = next;
+      this.apply();
+    },
+    centre: function (factor) {
+      const box = viewport.getBoundingClientRect();
+      this.at(factor, box.width / 2, box.height / 2);
+    },
+    pan: function (dx, dy) {
+      this.x += dx;
+      this.y += dy;
+      this.apply();
+    },
+  };
+
+  viewport.addEventListener("wheel", function (event) {
+    event.preventDefault();
+    const box = viewport.getBoundingClientRect();
+    zoom.at(Math.exp(-event.deltaY * 0.0015), event.clientX - box.left, event.clientY - box.top);
+  }, { passive: false });
+
+  const pointers = new Map();
+  let pinchDistance = null;
+  viewport.addEventListener("pointerdown", function (event) {
+    viewport.setPointerCapture(event.pointerId);
+    pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    pinchDistance = null;
+  });
+  viewport.addEventListener("pointermove", function (event) {
+    const previous = pointers.get(event.pointerId);
+    if (!previous) return;
+    const current = { x: event.clientX, y: event.clientY };
+    pointers.set(event.pointerId, current);
+    if (pointers.size === 1) {
+      zoom.pan(current.x - previous.x, current.y - previous.y);
+      return;
+    }
+    const [a, b] = Array.from(pointers.values());
+    const distance = Math.hypot(a.x - b.x, a.y - b.y);
+    if (pinchDistance) {
+      const box = viewport.getBoundingClientRect();
+      zoom.at(distance / pinchDistance, (a.x + b.x) / 2 - box.left, (a.y + b.y) / 2 - box.top);
+    }
+    pinchDistance = distance;
+  });
+  function pointerEnd(event) {
+    pointers.delete(event.pointerId);
+    pinchDistance = null;
+  }
+  viewport.addEventListener("pointerup", pointerEnd);
+  viewport.addEventListener("pointercancel", pointerEnd);
+  viewport.addEventListener("dblclick", function () { zoom.fit(); });
+  window.addEventListener("resize", function () { zoom.fit(); });
+
+  for (const button of document.querySelectorAll("[data-zoom]")) {
+    button.addEventListener("click", function () {
+      const action = button.dataset.zoom;
+      if (action === "fit") zoom.fit();
+      else zoom.centre(action === "in" ? 1.25 : 0.8);
+    });
+  }
+
+  // --- Input --------------------------------------------------------------------------
+
+  for (const button of document.querySelectorAll(".label-button")) {
+    button.addEventListener("click", function () { giveVerdict(button.dataset.label); });
+  }
+  byId("skip-button").addEventListener("click", openSkip);
+  undoButton.addEventListener("click", undo);
+
+  function openSkip() {
+    if (!state.current || skipDialog.open) return;
+    byId("skip-form").reset();
+    skipDialog.returnValue = "";
+    skipDialog.showModal();
+    skipDialog.querySelector("input[type=radio]:checked").focus();
+  }
+
+  skipDialog.addEventListener("keydown", function (event) {
+    if (event.target.id === "skip-other") return;
+    const radios = skipDialog.querySelectorAll("input[type=radio]");
+    const index = Number(event.key) - 1;
+    if (index >= 0 && index < radios.length) {
+      event.preventDefault();
+      radios[index].checked = true;
+      radios[index].focus();
+    }
+  });
+
+  skipDialog.addEventListener("close", function () {
+    if (skipDialog.returnValue !== "skip") return;
+    const choice = skipDialog.querySelector("input[type=radio]:checked").value;
+    const details = byId("skip-other").value.trim();
+    const reason = details ? (choice === "other" ? details : choice + ": " + details) : choice;
+    skipCurrent(reason.slice(0, 200));
+    viewport.focus();
+  });
+
+  byId("skip-cancel").addEventListener("click", function () { skipDialog.close("cancel"); });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || skipDialog.open) return;
+    const target = event.target;
+    const typing = target instanceof HTMLElement && target.matches("textarea, input, select");
+    if (typing) {
+      if (event.key === "Escape") target.blur();
+      return;
+    }
+    const key = event.key.toLowerCase();
+    if ((event.ctrlKey || event.metaKey) && key === "z") {
+      event.preventDefault();
+      undo();
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (keyToLabel.has(key)) {
+      event.preventDefault();
+      giveVerdict(keyToLabel.get(key), performance.now());
+    } else if (key === "s") {
+      event.preventDefault();
+      openSkip();
+    } else if (key === "u") {
+      event.preventDefault();
+      undo();
+    } else if (key === "+" || key === "=") {
+      zoom.centre(1.25);
+    } else if (key === "-" || key === "_") {
+      zoom.centre(0.8);
+    } else if (key === "0") {
+      zoom.fit();
+    } else if (key.startsWith("arrow") && target === viewport) {
+      event.preventDefault();
+      const step = 40;
+      const moves = { arrowleft: [step, 0], arrowright: [-step, 0], arrowup: [0, step], arrowdown: [0, -step] };
+      zoom.pan(moves[key][0], moves[key][1]);
+    }
+  });
+
+  // Leases still held when the page goes away go back to the queue at once.
+  window.addEventListener("pagehide", function () {
+    for (const task of [state.current, state.next]) {
+      if (task) release(task);
+    }
+  });
+
+  // A page restored from the back-forward cache released its leases when it was hidden.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();
+  });
+
+  setInterval(function () {
+    tickLease();
+    updateUndo();
+  }, 1000);
+
+  loadRecent();
+  advance(null);
+})();

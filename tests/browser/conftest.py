@@ -1,0 +1,75 @@
+"""A real headless Chromium (Debian's) driven by Playwright, against the live server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES
+
+# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+# still synchronous and safe.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = "needs Debian's chromium at /usr/bin/chromium (scripts/browser.sh)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def output_dir() -> Path:
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    return OUTPUT_DIR
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def logged_in(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
+    """A new browser context per reviewer, logged in through the login form."""
+    contexts = []
+
+    def open_as(username: str, *, width: int = 1280, height: int = 800) -> Any:
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{live_server.url}/login/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill("pw-for-tests-only")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{live_server.url}/")
+        return page
+
+    yield open_as
+    for context in contexts:
+        # Leaving the page releases its leases; let those requests land while the live
+        # server still accepts them, before the context closes.
+        for page in context.pages:
+            page.goto("about:blank")
+            page.wait_for_timeout(150)
+        context.close()

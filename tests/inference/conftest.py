@@ -1,0 +1,43 @@
+"""Fixtures for the ML core's unit tests: tiny specs and saved weights files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from inference.architectures import build_model
+from inference.loader import clear_cache
+from inference.spec import ModelSpec
+from inference.training import save_weights
+
+TINY_LABELS = ("ok", "scratch", "crack", "stain")
+
+
+@pytest.fixture
+def tiny_spec() -> ModelSpec:
+    """A small, fast model: MobileNetV3-Small at half width on 32-pixel inputs."""
+    return ModelSpec(
+        architecture="mobilenet_v3_small",
+        labels=TINY_LABELS,
+        input_size=32,
+        arch_kwargs=(("width_mult", 0.5),),
+    )
+
+
+@pytest.fixture
+def saved_weights(tiny_spec: ModelSpec, tmp_path: Path) -> tuple[Path, str]:
+    """A randomly initialised state dict for ``tiny_spec`` on disk, and its SHA-256."""
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    sha256 = save_weights(build_model(tiny_spec).state_dict(), path)
+    return path, sha256
+
+
+@pytest.fixture(autouse=True)
+def empty_model_cache() -> Iterator[None]:
+    clear_cache()
+    yield
+    clear_cache()

@@ -559,15 +559,23 @@ def gate_summary(evidence: GateEvidence) -> dict[str, Any]:
 
 
 def evidence_for_workflow(
-    *, workflow: Workflow, level: Level | str = Level.PARTIAL
+    *,
+    workflow: Workflow,
+    level: Level | str = Level.PARTIAL,
+    target_accuracy: float | None = None,
+    min_evidence: int | None = None,
 ) -> dict[str, Any]:
     """The serving version's accuracy on unbiased human labels for ``level``, against the target.
 
     Counted: shadow and assistance reviews and audits at ``level`` or above, given after
-    the last automatic step down (selectors.gate_evidence). ``reason`` says what is
-    missing when ``sufficient`` is false; ``labels_needed`` estimates how many labels
-    would do at the accuracy seen so far (None when that accuracy cannot reach the target).
+    the last automatic step down (``gate_evidence``). ``target_accuracy`` and
+    ``min_evidence`` default to the workflow's (a change is judged against the policy it
+    creates). ``reason`` says what is missing when ``sufficient`` is false;
+    ``labels_needed`` estimates how many labels would do at the accuracy seen so far
+    (None when that accuracy cannot reach the target).
     """
+    target = workflow.target_accuracy if target_accuracy is None else target_accuracy
+    needed = workflow.min_evidence if min_evidence is None else min_evidence
     evidence = gate_evidence(workflow=workflow, level=level)
     summary = gate_summary(evidence)
     if evidence.model_version is None:
@@ -576,16 +584,16 @@ def evidence_for_workflow(
             "sufficient": False,
             "reason": "no serving model is deployed",
             "lower_bound": 0.0,
-            "target_accuracy": workflow.target_accuracy,
-            "min_evidence": workflow.min_evidence,
+            "target_accuracy": target,
+            "min_evidence": needed,
             "confidence": workflow.evidence_confidence,
             "labels_needed": None,
         }
     verdict = evidence_for_level(
         evidence.successes,
         evidence.n,
-        target_accuracy=workflow.target_accuracy,
-        min_evidence=workflow.min_evidence,
+        target_accuracy=target,
+        min_evidence=needed,
         confidence=workflow.evidence_confidence,
     )
     counted = "shadow and assistance reviews" + (
@@ -603,9 +611,9 @@ def evidence_for_workflow(
     if not verdict.sufficient and evidence.n:
         labels_needed = labels_needed_at_accuracy(
             evidence.successes / evidence.n,
-            workflow.target_accuracy,
+            target,
             confidence=workflow.evidence_confidence,
-            min_evidence=workflow.min_evidence,
+            min_evidence=needed,
         )
         if labels_needed is not None:
             reason += (

@@ -188,7 +188,12 @@ def automation_update(
     raising = level_rank(new_level) > level_rank(locked.level)
     overridden = False
     if raising and new_level in AUTOMATED_LEVELS:
-        gate = evidence_for_workflow(workflow=locked, level=new_level)
+        gate = evidence_for_workflow(
+            workflow=locked,
+            level=new_level,
+            target_accuracy=changes.get("target_accuracy"),
+            min_evidence=changes.get("min_evidence"),
+        )
         recorded["gate"] = gate
         if not gate["sufficient"]:
             if not override:
@@ -389,13 +394,16 @@ def _drift_check(*, workflow: Workflow) -> Alert | None:
     return None
 
 
-def automation_check_workflow(*, workflow_id: int) -> LevelChange | None:
+def automation_check_workflow(
+    *, workflow_id: int, include_drift: bool = False
+) -> LevelChange | None:
     """Run the automatic checks on one workflow; the step down it made, if any.
 
-    At ``partial`` or ``full``: the accuracy step down on the audit window, then the
-    output-drift check. At every level: firing accuracy alerts resolve once fresh
-    evidence for the level stepped down from is sufficient. Idempotent: after a step
-    down the window starts afresh, so a second run right after finds nothing to do.
+    At ``partial`` or ``full``: the accuracy step down on the audit window, and with
+    ``include_drift`` the output-drift check (the periodic run does it; after an audit
+    verdict only the accuracy matters). At every level: firing accuracy alerts resolve
+    once fresh evidence for the level stepped down from is sufficient. Idempotent: after
+    a step down the window starts afresh, so a second run right after does nothing.
     """
     with transaction.atomic():
         workflow = _workflow_lock(workflow_id)
@@ -404,7 +412,7 @@ def automation_check_workflow(*, workflow_id: int) -> LevelChange | None:
         change = None
         if Level(workflow.level) in AUTOMATED_LEVELS:
             change = _step_down(workflow=workflow)
-            if change is None:
+            if change is None and include_drift:
                 _drift_check(workflow=workflow)
         if change is None:
             _accuracy_alerts_recover(workflow=workflow)
@@ -412,13 +420,16 @@ def automation_check_workflow(*, workflow_id: int) -> LevelChange | None:
 
 
 def automation_check_all() -> int:
-    """Check every workflow that is automated or has a firing alert; how many stepped down."""
+    """Check every workflow that is automated or has a firing alert; how many stepped down.
+
+    The periodic (Celery beat) run: accuracy, output drift and alert recovery.
+    """
     candidates = Workflow.objects.filter(level__in=[level.value for level in AUTOMATED_LEVELS])
     firing = Workflow.objects.filter(alerts__state=AlertState.FIRING)
     stepped = 0
     for workflow_id in (candidates | firing).distinct().values_list("pk", flat=True):
         try:
-            if automation_check_workflow(workflow_id=workflow_id) is not None:
+            if automation_check_workflow(workflow_id=workflow_id, include_drift=True) is not None:
                 stepped += 1
         except Exception:
             logger.exception("automation check failed for workflow %s", workflow_id)

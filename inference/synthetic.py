@@ -1,9 +1,10 @@
-"""Synthetic visual-inspection images: machined metal plates on a conveyor.
+"""Synthetic visual-inspection images: close-ups of machined metal plates.
 
-Each image shows one brushed-metal part (rounded plate, sometimes drilled)
-on a dark belt, at a jittered position and angle, under varying light
-(gain, gradient, a specular band, vignetting), seen through a slightly soft
-lens with sensor noise and JPEG compression. Defective parts carry a
+Each image is a camera's close-up of one brushed-metal plate in its fixture,
+slightly shifted and rotated; sometimes the plate's edge (with the dark belt
+beyond) or a drilled hole is in view. Light varies (gain, gradient, a
+specular band, vignetting), and the image passes through a slightly soft
+lens, sensor noise and JPEG compression. Defective parts carry a
 ``scratch`` (thin, smooth, bright core with dark flanks), a ``crack`` (dark,
 jagged, sometimes branched) or a ``stain`` (a soft rust or oil blob).
 
@@ -41,6 +42,8 @@ DEFAULT_CLASS_WEIGHTS: Mapping[str, float] = {
 
 SUBTLE_DEFECT_SHARE = 0.2
 COSMETIC_MARK_SHARE = 0.2
+EDGE_IN_VIEW_SHARE = 0.2
+HOLE_IN_VIEW_SHARE = 0.15
 _REFERENCE_SIZE = 128.0
 
 FloatArray = np.ndarray
@@ -162,27 +165,35 @@ def _pixel_grid(size: int) -> tuple[FloatArray, FloatArray]:
 
 
 def _random_part(rng: np.random.Generator, size: int) -> _Part:
-    half_width = rng.uniform(0.34, 0.45) * size
-    half_height = rng.uniform(0.30, 0.42) * size
-    hole_count = rng.choice([0, 1, 2], p=[0.4, 0.4, 0.2])
-    holes = []
-    for index in range(hole_count):
-        side = -1.0 if index == 0 else 1.0
-        holes.append(
-            (
-                side * rng.uniform(0.45, 0.6) * half_width,
-                rng.uniform(-0.4, 0.4) * half_height,
-                rng.uniform(0.07, 0.11) * size,
-            )
-        )
+    """A plate larger than the field of view, slightly rotated and shifted.
+
+    In ``EDGE_IN_VIEW_SHARE`` of the images the fixture is off enough that one
+    edge of the plate (and the dark belt beyond it) enters the frame; in
+    ``HOLE_IN_VIEW_SHARE`` a drilled hole does.
+    """
+    angle = rng.uniform(-0.15, 0.15)
+    half = 0.9 * size
+    offset = np.array(rng.uniform(-0.04, 0.04, 2) * size)
+    if rng.random() < EDGE_IN_VIEW_SHARE:
+        edge_distance = rng.uniform(0.3, 0.45) * size
+        axis = int(rng.integers(0, 2))
+        offset[axis] = rng.choice([-1.0, 1.0]) * (half - edge_distance)
+    cos, sin = math.cos(angle), math.sin(angle)
+    center_x = size / 2 + cos * offset[0] - sin * offset[1]
+    center_y = size / 2 + sin * offset[0] + cos * offset[1]
+    holes: tuple[tuple[float, float, float], ...] = ()
+    if rng.random() < HOLE_IN_VIEW_SHARE:
+        hole_x, hole_y = rng.uniform(0.2, 0.8, 2) * size
+        dx, dy = hole_x - center_x, hole_y - center_y
+        holes = ((cos * dx + sin * dy, -sin * dx + cos * dy, rng.uniform(0.07, 0.12) * size),)
     return _Part(
-        center_x=size / 2 + rng.uniform(-0.06, 0.06) * size,
-        center_y=size / 2 + rng.uniform(-0.06, 0.06) * size,
-        angle=rng.uniform(-0.5, 0.5),
-        half_width=half_width,
-        half_height=half_height,
-        corner_radius=rng.uniform(0.05, 0.15) * size,
-        holes=tuple(holes),
+        center_x=center_x,
+        center_y=center_y,
+        angle=angle,
+        half_width=half,
+        half_height=half,
+        corner_radius=0.1 * size,
+        holes=holes,
     )
 
 
@@ -301,18 +312,14 @@ def _defect_visibility(rng: np.random.Generator) -> float:
 
 
 def _point_on_part(rng: np.random.Generator, part: _Part, size: int) -> tuple[float, float]:
-    """A random image point on the plate, clear of its holes and of the frame's border."""
-    margin = 0.08 * size
+    """A random image point well inside the plate, clear of holes and of the frame's border."""
+    margin = 0.12 * size
     for _ in range(100):
-        u = rng.uniform(-0.8, 0.8) * part.half_width
-        v = rng.uniform(-0.8, 0.8) * part.half_height
-        clear_of_holes = all(
-            math.hypot(u - hu, v - hv) > radius + 0.05 * size for hu, hv, radius in part.holes
-        )
-        x, y = part.to_image(u, v)
-        if clear_of_holes and margin < x < size - margin and margin < y < size - margin:
-            return x, y
-    return part.center_x, part.center_y
+        x, y = rng.uniform(margin, size - margin, 2)
+        u, v = part.to_local(np.array([x]), np.array([y]))
+        if _signed_distance_to_part(part, u, v)[0] < -0.06 * size:
+            return float(x), float(y)
+    return size / 2, size / 2
 
 
 def _scratch_path(

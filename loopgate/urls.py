@@ -19,5 +19,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("", include("automation.web_urls")),
+    path("api/v1/", include("modelops.urls")),
+    path("", include("modelops.web_urls")),
     path("", include("review.web_urls")),
 ]

@@ -96,9 +96,7 @@ def deployment_events(*, workflow_id: int, limit: int = 100) -> list[DeploymentE
 def rollback_target(*, workflow_id: int) -> ModelVersion | None:
     """The version a rollback would return to: the one the serving version replaced."""
     serving = (
-        Deployment.objects.filter(
-            workflow_id=workflow_id, active=True, role=DeploymentRole.SERVING
-        )
+        Deployment.objects.filter(workflow_id=workflow_id, active=True, role=DeploymentRole.SERVING)
         .select_related("replaces__model_version")
         .first()
     )

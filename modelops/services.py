@@ -566,8 +566,7 @@ def deployment_rollback(*, workflow: Workflow, actor: Any, reason: str) -> Deplo
     )
     if previous is None:
         raise Conflict(
-            f"nothing to roll back to: {current.model_version.tag} has no previous serving "
-            "version",
+            f"nothing to roll back to: {current.model_version.tag} has no previous serving version",
             code="no_previous",
         )
     target = previous.model_version
@@ -599,4 +598,3 @@ def deployment_rollback(*, workflow: Workflow, actor: Any, reason: str) -> Deplo
         data={"level": workflow.level, "level_unchanged": True},
     )
     return restored
-

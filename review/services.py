@@ -26,7 +26,8 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from automation.routing import Level, ReviewReason
-from loopgate.errors import InvalidInput, NotFound
+from automation.services import automation_check_queue
+from loopgate.errors import Forbidden, InvalidInput, NotFound
 from review.consensus import ConsensusState, consensus_state
 from review.errors import (
     AlreadyUndone,
@@ -47,7 +48,7 @@ from review.models import (
     TaskStatus,
     Verdict,
 )
-from workflows.access import access_workflow, has_right
+from workflows.access import membership_of
 from workflows.models import ActorType, Case, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
 
@@ -95,9 +96,21 @@ def review_task_open(
 # --- Access ----------------------------------------------------------------------------
 
 
-def _require_reviewer(reviewer: Any, workflow: Workflow) -> None:
-    """404 for a non-member (the workflow's existence is not revealed), 403 without the right."""
-    access_workflow(reviewer, workflow.slug, "can_review")
+def _require_reviewer(reviewer: Any, workflow: Workflow) -> bool:
+    """Check ``reviewer`` may review ``workflow``; return whether they may also adjudicate.
+
+    The rules of ``workflows.access`` in one query: a non-member gets NotFound (the
+    workflow's existence is not revealed), a member without the review right Forbidden;
+    admins and superusers review and adjudicate.
+    """
+    if getattr(reviewer, "is_superuser", False):
+        return True
+    membership = membership_of(reviewer, workflow)
+    if membership is None:
+        raise NotFound(f"workflow {workflow.slug!r} not found")
+    if not (membership.can_review or membership.can_admin):
+        raise Forbidden(f"you may not review in workflow {workflow.slug!r}")
+    return membership.can_admin
 
 
 def review_task_for_reviewer(*, task_id: int, reviewer: Any) -> ReviewTask:
@@ -267,7 +280,7 @@ def review_next(
     Admins get tasks waiting for adjudication first. At ``workflow.gold_rate`` a gold
     case the reviewer has not seen is slipped in.
     """
-    _require_reviewer(reviewer, workflow)
+    may_adjudicate = _require_reviewer(reviewer, workflow)
     now = timezone.now()
     with transaction.atomic():
         held = (
@@ -287,7 +300,7 @@ def review_next(
         assignment = None
         if workflow.gold_rate > 0 and gold_draw() < workflow.gold_rate:
             assignment = _gold_task_claim(workflow=workflow, reviewer=reviewer, now=now)
-        if assignment is None and has_right(reviewer, workflow, "can_admin"):
+        if assignment is None and may_adjudicate:
             assignment = _shared_task_claim(
                 workflow=workflow, reviewer=reviewer, now=now, adjudication=True
             )
@@ -509,6 +522,8 @@ def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: dat
 
 
 def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now: datetime) -> None:
+    """The model's decision stands; the verdict is its blind check. The automation checks
+    (step down on falling accuracy) run on this fresh evidence once it is committed."""
     task.status = TaskStatus.DONE
     task.closed_at = now
     task.save(update_fields=["status", "closed_at"])
@@ -528,6 +543,7 @@ def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now
             "task": task.pk,
         },
     )
+    automation_check_queue(workflow_id=task.workflow_id)
 
 
 def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:

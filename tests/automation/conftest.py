@@ -175,3 +175,9 @@ def admin_of(make_user: Any, member: Any) -> Callable[..., Any]:
         return user
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Users are made in nearly every test here; a slow hasher would dominate the run."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -57,9 +57,7 @@ def next_shown(page, previous: str) -> str:
 
 
 def wait_saved(page, count: int) -> None:
-    page.wait_for_function(
-        "(n) => document.querySelectorAll('#recent li').length >= n", arg=count
-    )
+    page.wait_for_function("(n) => document.querySelectorAll('#recent li').length >= n", arg=count)
 
 
 def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir):
@@ -115,9 +113,12 @@ def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir):
     page.wait_for_function(
         "() => document.getElementById('status').textContent.startsWith('Skipped')"
     )
-    assert Assignment.objects.get(
-        reviewer=reviewer, task__case__external_id=skipped, state="skipped"
-    ).skip_reason == "not sure of the label"
+    assert (
+        Assignment.objects.get(
+            reviewer=reviewer, task__case__external_id=skipped, state="skipped"
+        ).skip_reason
+        == "not sure of the label"
+    )
 
     timings = page.evaluate(
         "() => performance.getEntriesByName('verdict-to-next-image').map(e => e.duration)"
@@ -129,9 +130,7 @@ def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir):
     )
 
 
-def test_shadow_hides_the_suggestion_and_assistance_shows_it(
-    logged_in, output_dir, live_server
-):
+def test_shadow_hides_the_suggestion_and_assistance_shows_it(logged_in, output_dir, live_server):
     version = factories.model_version_create()
     shadow = factories.workflow_create("shadow-line", level="shadow")
     assisted = factories.workflow_create("assisted-line", level="assistance")
@@ -143,9 +142,7 @@ def test_shadow_hides_the_suggestion_and_assistance_shows_it(
     api_bodies: list[str] = []
     page.on(
         "response",
-        lambda response: api_bodies.append(response)
-        if "/review/next/" in response.url
-        else None,
+        lambda response: api_bodies.append(response) if "/review/next/" in response.url else None,
     )
     page.goto(f"{live_server.url}/review/shadow-line/")
     page.wait_for_function(SHOWN)

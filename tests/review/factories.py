@@ -37,12 +37,12 @@ def stored_image(data: bytes, name: str) -> str:
     return default_storage.save(f"cases/tests/{name}", ContentFile(data))
 
 
-def workflow_create(
-    slug: str = "inspect", *, level: str = "human_only", **fields: Any
-) -> Workflow:
+def workflow_create(slug: str = "inspect", *, level: str = "human_only", **fields: Any) -> Workflow:
     fields.setdefault("labels", list(DEMO_LABELS))
     fields.setdefault("audit_rate", 0.0)
-    return Workflow.objects.create(slug=slug, name=slug.replace("-", " ").title(), level=level, **fields)
+    return Workflow.objects.create(
+        slug=slug, name=slug.replace("-", " ").title(), level=level, **fields
+    )
 
 
 def reviewer_create(username: str, workflow: Workflow, *, admin: bool = False) -> Any:
@@ -87,10 +87,9 @@ def case_in_review(
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
     reason = LEVEL_REASON.get(workflow.level, "human_only")
-    visible = show_suggestion if show_suggestion is not None else workflow.level in (
-        "assistance",
-        "partial",
-    )
+    visible = show_suggestion
+    if visible is None:
+        visible = workflow.level in ("assistance", "partial")
     with transaction.atomic():
         case = Case.objects.create(
             workflow=workflow,

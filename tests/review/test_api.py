@@ -271,7 +271,7 @@ def test_audit_tasks_are_blind_even_at_a_suggesting_level(
 ):
     partial = factories.workflow_create("partial", level="partial")
     reviewer = make_reviewer("aud", partial)
-    case, task = factories.case_in_review(
+    _, task = factories.case_in_review(
         partial, prediction=(stub_model_version, "ok", 0.9911), show_suggestion=False
     )
     ReviewTask.objects.filter(pk=task.pk).update(kind="audit", reason="audit")
@@ -333,7 +333,6 @@ def test_session_clients_need_the_csrf_token(workflow, reviewer, queue_case):
 
 def test_stats_report_agreement_gold_and_throughput(client_for, make_reviewer):
     from automation.stats import cohen_kappa, percent_agreement
-
     from review import services
 
     workflow = factories.workflow_create("pairs", consensus_required=2)

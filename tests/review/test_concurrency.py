@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, defaultdict
@@ -85,9 +86,7 @@ def test_twenty_reviewers_drain_the_queue_without_overlap_or_loss(settings):
 
     # Nothing lost: every task done, every case decided with the reviewers' label.
     assert not ReviewTask.objects.filter(workflow=workflow).exclude(status=TaskStatus.DONE).exists()
-    decided = dict(
-        Case.objects.filter(workflow=workflow).values_list("id", "decision_label")
-    )
+    decided = dict(Case.objects.filter(workflow=workflow).values_list("id", "decision_label"))
     assert decided == truth
     assert not Case.objects.filter(workflow=workflow).exclude(status=CaseStatus.DECIDED).exists()
 
@@ -110,7 +109,7 @@ def test_twenty_reviewers_drain_the_queue_without_overlap_or_loss(settings):
         leases[task_id].append((leased_at, effective_end))
     for spans in leases.values():
         spans.sort()
-        for (_, end), (begin, _) in zip(spans, spans[1:]):
+        for (_, end), (begin, _) in itertools.pairwise(spans):
             assert begin >= end
     walked = Assignment.objects.filter(
         task__workflow=workflow, reviewer__in=reviewers[:WALKERS]

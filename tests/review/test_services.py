@@ -24,7 +24,7 @@ def claim(workflow, reviewer, **kwargs):
 
 
 def test_claims_the_oldest_task_with_a_lease(workflow, reviewer, queue_case):
-    first, first_task = queue_case(workflow)
+    _, first_task = queue_case(workflow)
     queue_case(workflow)
     before = timezone.now()
 
@@ -222,7 +222,10 @@ def consensus_workflow(db):
 
 def test_two_agreeing_reviewers_decide(consensus_workflow, make_reviewer, queue_case):
     case, task = queue_case(consensus_workflow)
-    first, second = make_reviewer("ann", consensus_workflow), make_reviewer("bob", consensus_workflow)
+    first, second = (
+        make_reviewer("ann", consensus_workflow),
+        make_reviewer("bob", consensus_workflow),
+    )
 
     claim(consensus_workflow, first)
     services.verdict_submit(task_id=task.pk, reviewer=first, label="scratch")
@@ -287,7 +290,7 @@ def test_the_third_reviewer_can_settle_a_disagreement(
 
 
 def test_an_audit_verdict_labels_without_changing_the_models_decision(
-    workflow, reviewer, queue_case, stub_model_version
+    workflow, reviewer, queue_case, stub_model_version, django_capture_on_commit_callbacks
 ):
     case, task = queue_case(workflow, prediction=(stub_model_version, "ok", 0.99))
     ReviewTask.objects.filter(pk=task.pk).update(kind=TaskKind.AUDIT, reason="audit")
@@ -301,8 +304,10 @@ def test_an_audit_verdict_labels_without_changing_the_models_decision(
         decided_at=decided_at,
     )
     claim(workflow, reviewer)
-    services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="crack")
+    with django_capture_on_commit_callbacks() as queued:
+        services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="crack")
 
+    assert len(queued) == 1, "the automation checks are queued after an audit verdict"
     case.refresh_from_db()
     assert case.status == CaseStatus.DECIDED
     assert case.decision_label == "ok" and case.decision_source == "model"

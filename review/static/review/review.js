@@ -210,6 +210,7 @@
     const shown = task.image;
     shown.id = "case-image";
     shown.className = "case-image";
+    shown.alt = "Case " + (task.case.external_id || task.case.id);
     const old = byId("case-image");
     if (old) old.replaceWith(shown);
     else viewport.appendChild(shown);
@@ -333,6 +334,7 @@
     if (!task || state.advancing) return;
     const comment = commentBox.value.trim();
     commentBox.value = "";
+    flash(label);
     const started = keyAt === undefined ? performance.now() : keyAt;
     serially(function () {
       return api("POST", urlFor(config.urls.verdict, task.id), { label: label, comment: comment });
@@ -349,6 +351,14 @@
       announce("Verdict “" + label + "” was not saved: " + error.message, true);
     });
     advance(started);
+  }
+
+  function flash(label) {
+    for (const button of document.querySelectorAll(".label-button")) {
+      if (button.dataset.label !== label) continue;
+      button.classList.add("pressed");
+      setTimeout(function () { button.classList.remove("pressed"); }, 180);
+    }
   }
 
   function skipCurrent(reason) {

@@ -1,0 +1,200 @@
+"""How fast is ``review_next`` with 100,000 cases waiting? (PostgreSQL)
+
+    .venv/bin/python bench/review_next.py [--tasks 100000] [--claims 200] [--reviewers 20]
+
+Uses ``DATABASE_URL`` (default postgres://postgres@127.0.0.1:5432/loopgate_bench):
+creates the database if it is missing, migrates it, and fills one workflow's queue with
+waiting review tasks (bulk inserts; run it again and the queue is topped up, not
+rebuilt). Then ``--reviewers`` reviewers each hold a lease, as on a busy line, and take
+turns: give a verdict on the case they hold, claim the next. Both are timed in the
+process (server-side: no HTTP), and the plan of the claim query is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/loopgate_bench"
+SLUG = "bench-queue"
+LABELS = ["ok", "scratch", "crack", "stain"]
+BATCH = 5000
+
+
+def database_ensure(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    maintenance = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            print(f"created database {name}")
+
+
+def django_start(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopgate.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def queue_fill(*, tasks: int) -> tuple[object, list[object]]:
+    from django.contrib.auth import get_user_model
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    from review.models import ReviewTask
+    from workflows.models import Case, CaseStatus, Workflow, WorkflowMembership
+
+    workflow, _ = Workflow.objects.get_or_create(
+        slug=SLUG,
+        defaults={"name": "Bench queue", "labels": LABELS, "level": "human_only"},
+    )
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 90, 90)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    image_name = f"cases/{SLUG}/bench.png"
+    if not default_storage.exists(image_name):
+        image_name = default_storage.save(image_name, ContentFile(data))
+    digest = hashlib.sha256(data).hexdigest()
+
+    waiting = ReviewTask.objects.filter(workflow=workflow, status="open").count()
+    missing = max(0, tasks - waiting)
+    started = time.perf_counter()
+    while missing:
+        size = min(BATCH, missing)
+        cases = Case.objects.bulk_create(
+            Case(
+                id=uuid.uuid4(),
+                workflow=workflow,
+                image=image_name,
+                image_format="PNG",
+                image_width=8,
+                image_height=8,
+                image_bytes=len(data),
+                image_sha256=digest,
+                status=CaseStatus.IN_REVIEW,
+                routed_level="human_only",
+                review_reason="human_only",
+            )
+            for _ in range(size)
+        )
+        ReviewTask.objects.bulk_create(
+            ReviewTask(case=case, workflow=workflow, kind="review", reason="human_only")
+            for case in cases
+        )
+        missing -= size
+    if tasks > waiting:
+        print(f"queued {tasks - waiting} tasks in {time.perf_counter() - started:.1f} s")
+
+    users = get_user_model().objects
+    reviewers = []
+    for index in range(20):
+        user, _ = users.get_or_create(username=f"bench-reviewer-{index:02d}")
+        WorkflowMembership.objects.get_or_create(
+            workflow=workflow, user=user, defaults={"can_review": True}
+        )
+        reviewers.append(user)
+    return workflow, reviewers
+
+
+def claim_plan(workflow: object, reviewer: object) -> str:
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from review.services import _claimable_tasks
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE review_reviewtask, review_assignment, review_verdict")
+        query = (
+            _claimable_tasks(
+                workflow=workflow, reviewer=reviewer, now=timezone.now(), adjudication=False
+            )
+            .select_for_update(skip_locked=True)
+            .order_by("created_at", "id")[:1]
+        )
+        plan = query.explain(analyze=True, buffers=True)
+        transaction.set_rollback(True)
+    return plan
+
+
+def summary(name: str, seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return (
+        f"{name:<16} n={len(ms):<4} median {statistics.median(ms):6.2f} ms   "
+        f"p95 {p95:6.2f} ms   max {ms[-1]:6.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--claims", type=int, default=200)
+    parser.add_argument("--reviewers", type=int, default=20, choices=range(1, 21))
+    options = parser.parse_args()
+
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("DATABASE_URL must point at PostgreSQL")
+    database_ensure(url)
+    django_start(url)
+
+    from review.models import Assignment, ReviewTask
+    from review.services import review_next, verdict_submit
+
+    workflow, reviewers = queue_fill(tasks=options.tasks)
+    reviewers = reviewers[: options.reviewers]
+    Assignment.objects.filter(task__workflow=workflow, state="active").update(state="released")
+    waiting = ReviewTask.objects.filter(workflow=workflow, status="open").count()
+    print(f"{waiting} review tasks waiting; {len(reviewers)} reviewers")
+
+    print("\nclaim query plan:\n" + claim_plan(workflow, reviewers[0]))
+
+    held = {}
+    for reviewer in reviewers:
+        held[reviewer.pk] = review_next(workflow=workflow, reviewer=reviewer)
+    claims: list[float] = []
+    verdicts: list[float] = []
+    for turn in range(options.claims):
+        reviewer = reviewers[turn % len(reviewers)]
+        assignment = held[reviewer.pk]
+        started = time.perf_counter()
+        verdict_submit(task_id=assignment.task_id, reviewer=reviewer, label=LABELS[turn % 4])
+        verdicts.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        held[reviewer.pk] = review_next(workflow=workflow, reviewer=reviewer)
+        claims.append(time.perf_counter() - started)
+        assert held[reviewer.pk] is not None, "the queue ran dry"
+    for reviewer in reviewers:
+        Assignment.objects.filter(pk=held[reviewer.pk].pk).update(state="released")
+
+    print(f"\nwith {waiting} cases waiting and {len(reviewers) - 1} other live leases:")
+    print(summary("review_next", claims))
+    print(summary("verdict_submit", verdicts))
+
+
+if __name__ == "__main__":
+    main()

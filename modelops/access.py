@@ -1,0 +1,60 @@
+"""Who may do what with models. Everything in the model lifecycle is for workflow admins.
+
+As in ``workflows.access``: a user who is not a member of the workflow gets 404 (the
+answer must not reveal that it exists), a member without the admin right gets 403.
+"""
+
+from __future__ import annotations
+
+from loopgate.errors import Forbidden, NotFound
+from modelops.models import ModelVersion, TrainingRun
+from workflows.access import User, access_workflow, has_right, workflows_visible
+from workflows.models import Workflow
+
+ADMIN = "can_admin"
+
+
+def access_models(user: User, slug: str) -> Workflow:
+    """The workflow ``slug`` if ``user`` administers it (404 for strangers, 403 for members)."""
+    return access_workflow(user, slug, ADMIN)
+
+
+def _admin_of(user: User, workflow: Workflow, what: str) -> None:
+    if not workflows_visible(user).filter(pk=workflow.pk).exists():
+        raise NotFound(f"{what} not found")
+    if not has_right(user, workflow, ADMIN):
+        raise Forbidden(f"only admins of workflow {workflow.slug!r} may do this")
+
+
+def access_training_run(user: User, run_id: int | str) -> TrainingRun:
+    run = (
+        TrainingRun.objects.select_related(
+            "workflow", "base_version", "result_version", "created_by"
+        )
+        .filter(pk=int(run_id) if str(run_id).isdigit() else None)
+        .first()
+    )
+    if run is None:
+        raise NotFound(f"training run {run_id!r} not found")
+    _admin_of(user, run.workflow, f"training run {run_id!r}")
+    return run
+
+
+def access_model_version(user: User, version_id: int | str) -> ModelVersion:
+    """A version, for admins of the workflow it was registered for or is deployed in."""
+    version = (
+        ModelVersion.objects.select_related("workflow", "created_by")
+        .filter(pk=int(version_id) if str(version_id).isdigit() else None)
+        .first()
+    )
+    if version is None:
+        raise NotFound(f"model version {version_id!r} not found")
+    workflows = Workflow.objects.filter(deployments__model_version=version).distinct()
+    if version.workflow_id is not None:
+        workflows = workflows | Workflow.objects.filter(pk=version.workflow_id)
+    visible = workflows_visible(user).filter(pk__in=workflows.values("pk"))
+    if not visible.exists():
+        raise NotFound(f"model version {version_id!r} not found")
+    if not any(has_right(user, workflow, ADMIN) for workflow in visible):
+        raise Forbidden("only workflow admins may read model versions")
+    return version

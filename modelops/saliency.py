@@ -1,0 +1,115 @@
+"""Where the model looked: Grad-CAM overlays of a case, computed in the worker and cached.
+
+Who may see an overlay is decided by ``workflows.access.access_case``: only a user who
+may see the model's suggestion for the case (never a reviewer of a shadow-mode case),
+because the overlay reveals what the model thought as surely as its label does.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from PIL import Image
+
+from inference.saliency import saliency_map
+from loopgate.errors import DomainError, NotFound
+from modelops.models import SaliencyMap, SaliencyStatus
+from modelops.runtime import loaded_model_of
+from workflows.models import Case, Prediction
+
+logger = logging.getLogger(__name__)
+
+
+class SaliencyFailed(DomainError):
+    status_code = 422
+    code = "saliency_failed"
+
+
+def saliency_prediction(*, case: Case, model_version_id: int | None = None) -> Prediction:
+    """The prediction an overlay explains: the one that decided or was suggested for the
+    case (or, before routing, the deciding role's), or the given version's prediction."""
+    predictions = case.predictions.select_related("model_version")
+    if model_version_id is not None:
+        chosen = predictions.filter(model_version_id=model_version_id).first()
+    elif case.deciding_prediction_id is not None:
+        chosen = predictions.filter(pk=case.deciding_prediction_id).first()
+    else:
+        chosen = predictions.filter(role__in=["serving", "canary"]).order_by("id").first()
+    if chosen is None:
+        raise NotFound(f"case {case.id} has no model prediction to explain")
+    return chosen
+
+
+def saliency_request(*, case: Case, prediction: Prediction) -> SaliencyMap:
+    """The cached overlay, or a pending one with its computation queued on commit.
+
+    A failed overlay is queued again only when asked again, so a lost file or a fixed
+    model gets another chance without a retry storm.
+    """
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                overlay, created = SaliencyMap.objects.get_or_create(
+                    case=case,
+                    model_version=prediction.model_version,
+                    defaults={"label": prediction.label},
+                )
+        except IntegrityError:
+            overlay, created = (
+                SaliencyMap.objects.get(case=case, model_version=prediction.model_version),
+                False,
+            )
+        if created or overlay.status == SaliencyStatus.FAILED:
+            if not created:
+                SaliencyMap.objects.filter(pk=overlay.pk).update(
+                    status=SaliencyStatus.PENDING, error=""
+                )
+            overlay_id = overlay.pk
+
+            def queue() -> None:
+                from modelops.tasks import saliency_compute
+
+                saliency_compute.delay(overlay_id)
+
+            transaction.on_commit(queue)
+    overlay.refresh_from_db()
+    return overlay
+
+
+def saliency_compute(*, saliency_id: int) -> SaliencyMap | None:
+    """Compute and store one overlay; idempotent (a ready overlay is left alone)."""
+    overlay = (
+        SaliencyMap.objects.select_related("case", "case__workflow", "model_version")
+        .filter(pk=saliency_id)
+        .first()
+    )
+    if overlay is None or overlay.status == SaliencyStatus.READY:
+        return overlay
+    try:
+        with overlay.case.image.open("rb") as handle:
+            image = Image.open(handle, formats=list(settings.LOOPGATE_ALLOWED_IMAGE_FORMATS))
+            image.load()
+        picture = saliency_map(
+            loaded_model_of(overlay.model_version), image.convert("RGB"), target_label=overlay.label
+        )
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG", optimize=True)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded and shown, not raised
+        logger.warning("saliency %s failed: %s", saliency_id, exc)
+        SaliencyMap.objects.filter(pk=saliency_id).update(
+            status=SaliencyStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        return SaliencyMap.objects.get(pk=saliency_id)
+    if overlay.image.name:
+        overlay.image.storage.delete(overlay.image.name)
+    overlay.image.save("overlay.png", ContentFile(buffer.getvalue()), save=False)
+    overlay.status = SaliencyStatus.READY
+    overlay.error = ""
+    overlay.computed_at = timezone.now()
+    overlay.save(update_fields=["image", "status", "error", "computed_at"])
+    return overlay

@@ -24,5 +24,6 @@ class LevelChangeAdmin(admin.ModelAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ["workflow", "kind", "state", "created_at", "message"]
+    list_display = ["workflow", "kind", "state", "created_at", "resolved_at", "message"]
     list_filter = ["state", "kind"]
+    readonly_fields = ["workflow", "kind", "created_at", "message", "data"]

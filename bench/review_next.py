@@ -20,6 +20,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -140,13 +142,41 @@ def claim_plan(workflow: object, reviewer: object) -> str:
     return plan
 
 
-def summary(name: str, seconds: list[float]) -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return (
-        f"{name:<16} n={len(ms):<4} median {statistics.median(ms):6.2f} ms   "
-        f"p95 {p95:6.2f} ms   max {ms[-1]:6.2f} ms"
-    )
+class Timings:
+    """Wall time, this process's CPU time and SQL statements, per timed call."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.statements: list[int] = []
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        from django.db import connection
+
+        sent = 0
+
+        def count(execute, sql, params, many, context):
+            nonlocal sent
+            sent += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            wall, cpu = time.perf_counter(), time.process_time()
+            yield
+            self.wall.append(time.perf_counter() - wall)
+            self.cpu.append(time.process_time() - cpu)
+        self.statements.append(sent)
+
+    def summary(self, name: str) -> str:
+        wall = sorted(s * 1000 for s in self.wall)
+        p95 = wall[min(len(wall) - 1, round(0.95 * (len(wall) - 1)))]
+        return (
+            f"{name:<15} n={len(wall):<4} wall median {statistics.median(wall):6.2f} ms, "
+            f"p95 {p95:6.2f} ms, max {wall[-1]:6.2f} ms; "
+            f"cpu median {statistics.median(self.cpu) * 1000:5.2f} ms; "
+            f"sql {statistics.median(self.statements):.0f} statements"
+        )
 
 
 def main() -> None:
@@ -176,24 +206,26 @@ def main() -> None:
     held = {}
     for reviewer in reviewers:
         held[reviewer.pk] = review_next(workflow=workflow, reviewer=reviewer)
-    claims: list[float] = []
-    verdicts: list[float] = []
+    claims = Timings()
+    verdicts = Timings()
     for turn in range(options.claims):
         reviewer = reviewers[turn % len(reviewers)]
         assignment = held[reviewer.pk]
-        started = time.perf_counter()
-        verdict_submit(task_id=assignment.task_id, reviewer=reviewer, label=LABELS[turn % 4])
-        verdicts.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        held[reviewer.pk] = review_next(workflow=workflow, reviewer=reviewer)
-        claims.append(time.perf_counter() - started)
+        with verdicts.timed():
+            verdict_submit(task_id=assignment.task_id, reviewer=reviewer, label=LABELS[turn % 4])
+        with claims.timed():
+            held[reviewer.pk] = review_next(workflow=workflow, reviewer=reviewer)
         assert held[reviewer.pk] is not None, "the queue ran dry"
     for reviewer in reviewers:
         Assignment.objects.filter(pk=held[reviewer.pk].pk).update(state="released")
 
     print(f"\nwith {waiting} cases waiting and {len(reviewers) - 1} other live leases:")
-    print(summary("review_next", claims))
-    print(summary("verdict_submit", verdicts))
+    print(claims.summary("review_next"))
+    print(verdicts.summary("verdict_submit"))
+    print(
+        "(wall: elapsed time of the call; cpu: this process's CPU time in it; sql: statements "
+        "sent, including transaction and savepoint control)"
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from modelops.selectors import (
 )
 from modelops.serializers import (
     DeploymentEventOutput,
-    DeploymentOutput,
+    DeploymentRoleOutput,
     ModelVersionOutput,
     TrainingRunOutput,
 )
@@ -100,7 +100,7 @@ def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> Mode
 class ModelVersionListApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class ModelVersionRegisterInput(serializers.Serializer):
         weights = serializers.FileField(help_text="State dict (.pt) or TorchScript archive.")
         name = serializers.CharField(max_length=100, help_text="e.g. surface-cnn")
         architecture = serializers.CharField(
@@ -129,12 +129,12 @@ class ModelVersionListApi(APIView):
 
     @extend_schema(
         operation_id="model_version_register",
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": ModelVersionRegisterInput},
         responses={201: ModelVersionOutput, 413: ERROR_RESPONSE, **ERRORS},
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ModelVersionRegisterInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["weights"]
@@ -178,7 +178,7 @@ def deployments_body(workflow: Workflow) -> dict[str, Any]:
         "workflow": workflow.slug,
         "level": workflow.level,
         "active": {
-            role: DeploymentOutput(active[role]).data if role in active else None
+            role: DeploymentRoleOutput(active[role]).data if role in active else None
             for role in DeploymentRole.values
         },
         "rollback_target": target.tag if target else None,
@@ -188,13 +188,10 @@ def deployments_body(workflow: Workflow) -> dict[str, Any]:
     }
 
 
-REASON_FIELD = serializers.CharField(help_text="Why; recorded in the audit log.")
-
-
 class DeploymentListApi(APIView):
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class DeploymentCreateInput(serializers.Serializer):
         model_version = serializers.IntegerField()
         role = serializers.ChoiceField(choices=DeploymentRole.values)
         traffic_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
@@ -210,12 +207,12 @@ class DeploymentListApi(APIView):
 
     @extend_schema(
         operation_id="deployment_create",
-        request=InputSerializer,
-        responses={201: DeploymentOutput, **ERRORS},
+        request=DeploymentCreateInput,
+        responses={201: DeploymentRoleOutput, **ERRORS},
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.DeploymentCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         deployment = deployment_create(
@@ -226,10 +223,10 @@ class DeploymentListApi(APIView):
             actor=request.user,
             reason=data["reason"],
         )
-        return Response(DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED)
+        return Response(DeploymentRoleOutput(deployment).data, status=status.HTTP_201_CREATED)
 
 
-class ReasonInput(serializers.Serializer):
+class DeploymentReasonInput(serializers.Serializer):
     reason = serializers.CharField(help_text="Why; recorded in the audit log.")
 
 
@@ -238,12 +235,12 @@ class DeploymentEndApi(APIView):
 
     @extend_schema(
         operation_id="deployment_end",
-        request=ReasonInput,
-        responses={200: DeploymentOutput, **ERRORS},
+        request=DeploymentReasonInput,
+        responses={200: DeploymentRoleOutput, **ERRORS},
     )
     def post(self, request: Request, slug: str, role: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = ReasonInput(data=request.data)
+        serializer = DeploymentReasonInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         deployment = deployment_end(
             workflow=workflow,
@@ -251,24 +248,24 @@ class DeploymentEndApi(APIView):
             actor=request.user,
             reason=serializer.validated_data["reason"],
         )
-        return Response(DeploymentOutput(deployment).data)
+        return Response(DeploymentRoleOutput(deployment).data)
 
 
 class CanaryApi(APIView):
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class CanaryUpdateInput(serializers.Serializer):
         traffic_share = serializers.FloatField(min_value=0.0, max_value=1.0)
         reason = serializers.CharField(help_text="Why; recorded in the audit log.")
 
     @extend_schema(
         operation_id="canary_update",
-        request=InputSerializer,
-        responses={200: DeploymentOutput, **ERRORS},
+        request=CanaryUpdateInput,
+        responses={200: DeploymentRoleOutput, **ERRORS},
     )
     def patch(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.CanaryUpdateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         deployment = canary_share_update(
             workflow=workflow,
@@ -276,13 +273,13 @@ class CanaryApi(APIView):
             actor=request.user,
             reason=serializer.validated_data["reason"],
         )
-        return Response(DeploymentOutput(deployment).data)
+        return Response(DeploymentRoleOutput(deployment).data)
 
 
 class PromoteApi(APIView):
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class PromoteInput(serializers.Serializer):
         role = serializers.ChoiceField(
             choices=[DeploymentRole.SHADOW.value, DeploymentRole.CANARY.value],
             default=DeploymentRole.SHADOW.value,
@@ -295,12 +292,12 @@ class PromoteApi(APIView):
 
     @extend_schema(
         operation_id="deployment_promote",
-        request=InputSerializer,
-        responses={200: DeploymentOutput, **ERRORS},
+        request=PromoteInput,
+        responses={200: DeploymentRoleOutput, **ERRORS},
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.PromoteInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         deployment = deployment_promote(
@@ -310,7 +307,7 @@ class PromoteApi(APIView):
             actor=request.user,
             reason=data["reason"],
         )
-        return Response(DeploymentOutput(deployment).data)
+        return Response(DeploymentRoleOutput(deployment).data)
 
 
 class RollbackApi(APIView):
@@ -318,17 +315,17 @@ class RollbackApi(APIView):
 
     @extend_schema(
         operation_id="deployment_rollback",
-        request=ReasonInput,
-        responses={200: DeploymentOutput, **ERRORS},
+        request=DeploymentReasonInput,
+        responses={200: DeploymentRoleOutput, **ERRORS},
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = ReasonInput(data=request.data)
+        serializer = DeploymentReasonInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         deployment = deployment_rollback(
             workflow=workflow, actor=request.user, reason=serializer.validated_data["reason"]
         )
-        return Response(DeploymentOutput(deployment).data)
+        return Response(DeploymentRoleOutput(deployment).data)
 
 
 # --- Comparison ----------------------------------------------------------------------------
@@ -392,7 +389,7 @@ class ComparisonApi(APIView):
 class TrainingRunListApi(APIView):
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer):
+    class TrainingRunStartInput(serializers.Serializer):
         epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
         lr = serializers.FloatField(default=3e-3)
         batch_size = serializers.IntegerField(default=32)
@@ -413,12 +410,12 @@ class TrainingRunListApi(APIView):
 
     @extend_schema(
         operation_id="training_run_start",
-        request=InputSerializer,
+        request=TrainingRunStartInput,
         responses={202: TrainingRunOutput, **ERRORS},
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.TrainingRunStartInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         reason = data.pop("reason", "")
@@ -460,7 +457,7 @@ class TrainingRunCancelApi(APIView):
 class RetrainRuleApi(APIView):
     parser_classes = [JSONParser]
 
-    class RuleSerializer(serializers.Serializer):
+    class RetrainRuleInput(serializers.Serializer):
         enabled = serializers.BooleanField()
         every_n_labels = serializers.IntegerField(required=False, allow_null=True, min_value=1)
         after_step_down = serializers.BooleanField(default=False)
@@ -477,18 +474,18 @@ class RetrainRuleApi(APIView):
             "last_triggered_at": rule.last_triggered_at,
         }
 
-    @extend_schema(operation_id="retrain_rule_retrieve", responses={200: RuleSerializer})
+    @extend_schema(operation_id="retrain_rule_retrieve", responses={200: RetrainRuleInput})
     def get(self, request: Request, slug: str) -> Response:
         return Response(self._body(access_models(request.user, slug)))
 
     @extend_schema(
         operation_id="retrain_rule_update",
-        request=RuleSerializer,
-        responses={200: RuleSerializer, **ERRORS},
+        request=RetrainRuleInput,
+        responses={200: RetrainRuleInput, **ERRORS},
     )
     def put(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.RuleSerializer(data=request.data)
+        serializer = self.RetrainRuleInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         retrain_rule_update(

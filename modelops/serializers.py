@@ -44,7 +44,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
         return version.provenance.get("bytes")
 
 
-class DeploymentOutput(serializers.ModelSerializer):
+class DeploymentRoleOutput(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.tag")
     model_version_id = serializers.IntegerField()
     replaces = serializers.SerializerMethodField()

@@ -6,7 +6,6 @@ behind it belongs to the caller, and every write checks that again.
 
 from __future__ import annotations
 
-from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser
@@ -104,7 +103,7 @@ class VerdictSkipApi(APIView):
             410: ERROR_RESPONSE,
         },
     )
-    def post(self, request: Request, task_id: int) -> HttpResponse:
+    def post(self, request: Request, task_id: int) -> Response:
         data = _valid(SkipInput, request.data)
         services.verdict_skip(task_id=task_id, reviewer=request.user, reason=data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -120,7 +119,7 @@ class AssignmentReleaseApi(APIView):
         },
         description="Give back a lease without a verdict: a prefetched case, a closed page.",
     )
-    def post(self, request: Request, task_id: int) -> HttpResponse:
+    def post(self, request: Request, task_id: int) -> Response:
         services.assignment_release(task_id=task_id, reviewer=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

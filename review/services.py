@@ -203,13 +203,13 @@ def _shared_task_claim(
     lock we got may still have been claimed between our snapshot and the lock, so it is
     checked again with a fresh query; the unique index on active leases is the backstop.
     """
+    claimable = _claimable_tasks(
+        workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication
+    )
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
         task = (
-            _claimable_tasks(
-                workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication
-            )
-            .exclude(pk__in=tried)
+            claimable.exclude(pk__in=tried)
             .select_for_update(skip_locked=True)
             .order_by("created_at", "id")
             .first()
@@ -217,14 +217,7 @@ def _shared_task_claim(
         if task is None:
             return None
         tried.append(task.pk)
-        still_claimable = (
-            _claimable_tasks(
-                workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication
-            )
-            .filter(pk=task.pk)
-            .exists()
-        )
-        if not still_claimable:
+        if not claimable.filter(pk=task.pk).exists():
             continue
         task.workflow = workflow
         assignment = _lease_create(task=task, reviewer=reviewer, now=now)

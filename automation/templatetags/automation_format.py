@@ -32,3 +32,17 @@ def interval(value: Mapping[str, Any] | None) -> str:
 @register.filter
 def get_item(mapping: Mapping[str, Any] | None, key: str) -> Any:
     return (mapping or {}).get(key)
+
+
+@register.filter
+def policy_value(value: Any) -> str:
+    """A policy field's value for the audit log: class rules as 'ok 0.95, crack never'."""
+    if isinstance(value, Mapping):
+        if not value:
+            return "none"
+        return ", ".join(
+            f"{label} {'never' if rule is None else rule}" for label, rule in value.items()
+        )
+    if value is None:
+        return "—"
+    return str(value)

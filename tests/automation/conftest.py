@@ -40,7 +40,9 @@ def automation_workflow(db: None, model_version: Any) -> Callable[..., Any]:
     from modelops.models import Deployment
     from workflows.models import Workflow
 
-    def make(slug: str = "line", *, level: str = "shadow", serving: bool = True, **fields: Any) -> Any:
+    def make(
+        slug: str = "line", *, level: str = "shadow", serving: bool = True, **fields: Any
+    ) -> Any:
         fields.setdefault("labels", list(LABELS))
         fields.setdefault("audit_rate", 0.1)
         fields.setdefault("target_accuracy", 0.9)
@@ -48,7 +50,9 @@ def automation_workflow(db: None, model_version: Any) -> Callable[..., Any]:
         fields.setdefault("confidence_threshold", 0.9)
         workflow = Workflow.objects.create(slug=slug, name=slug.title(), level=level, **fields)
         if serving:
-            Deployment.objects.create(workflow=workflow, model_version=model_version, role="serving")
+            Deployment.objects.create(
+                workflow=workflow, model_version=model_version, role="serving"
+            )
         return workflow
 
     return make
@@ -86,13 +90,16 @@ class LabelledCases:
         from workflows.models import Case, Prediction
 
         version = version or self.version
-        level = level or {
-            "shadow": "shadow",
-            "assistance": "assistance",
-            "low_confidence": "partial",
-            "class_rule": "partial",
-            "audit": "full",
-        }[reason]
+        level = (
+            level
+            or {
+                "shadow": "shadow",
+                "assistance": "assistance",
+                "low_confidence": "partial",
+                "class_rule": "partial",
+                "audit": "full",
+            }[reason]
+        )
         cases, predictions = [], []
         for predicted, confidence, human in rows:
             now = self._tick()
@@ -144,7 +151,9 @@ class LabelledCases:
         level: str | None = None,
     ) -> list[Any]:
         """``n`` cases from a model right with probability ``accuracy``; confident when right."""
-        return self.add(workflow, simulated_rows(n, accuracy=accuracy, seed=seed), reason=reason, level=level)
+        return self.add(
+            workflow, simulated_rows(n, accuracy=accuracy, seed=seed), reason=reason, level=level
+        )
 
 
 def simulated_rows(n: int, *, accuracy: float, seed: int) -> list[tuple[str, float, str]]:

@@ -90,7 +90,9 @@ class TestPolicyChanges:
         response = setup["admin"].patch(url("line"), {"audit_rate": 0.2}, format="json")
         assert response.status_code == 400
         assert response.json()["error"]["field"] == "reason"
-        blank = setup["admin"].patch(url("line"), {"audit_rate": 0.2, "reason": "  "}, format="json")
+        blank = setup["admin"].patch(
+            url("line"), {"audit_rate": 0.2, "reason": "  "}, format="json"
+        )
         assert blank.status_code == 400
 
     def test_unknown_fields_and_bad_values_are_refused(self, setup: dict) -> None:
@@ -132,7 +134,9 @@ class TestPolicyChanges:
         assert body["automation"]["class_thresholds"] == {"ok": 0.8, "crack": None}
         assert body["changes"][0]["id"] == change["id"]
         listed = setup["admin"].get(url("line", "changes/")).json()
-        assert listed["count"] == 1 and listed["results"][0]["reason"] == "audit more while we learn"
+        assert (
+            listed["count"] == 1 and listed["results"][0]["reason"] == "audit more while we learn"
+        )
 
     def test_raising_to_partial_without_evidence_is_refused_with_what_is_missing(
         self, setup: dict
@@ -152,15 +156,21 @@ class TestPolicyChanges:
         self, setup: dict, labelled: Any
     ) -> None:
         labelled.simulate(setup["workflow"], 150, accuracy=0.85, reason="shadow", seed=1)
-        response = setup["admin"].patch(url("line"), {"level": "partial", "reason": "go"}, format="json")
+        response = setup["admin"].patch(
+            url("line"), {"level": "partial", "reason": "go"}, format="json"
+        )
         assert response.status_code == 409
         message = response.json()["error"]["message"]
         assert "accuracy lower bound" in message and "below the target 90.0%" in message
         assert "only" not in message.split(";")[0]
 
-    def test_raising_with_evidence_is_allowed_and_records_it(self, setup: dict, labelled: Any) -> None:
+    def test_raising_with_evidence_is_allowed_and_records_it(
+        self, setup: dict, labelled: Any
+    ) -> None:
         labelled.simulate(setup["workflow"], 200, accuracy=0.98, reason="shadow", seed=2)
-        response = setup["admin"].patch(url("line"), {"level": "partial", "reason": "earned"}, format="json")
+        response = setup["admin"].patch(
+            url("line"), {"level": "partial", "reason": "earned"}, format="json"
+        )
         assert response.status_code == 200, response.content
         change = response.json()["change"]
         assert change["from_level"] == "shadow" and change["to_level"] == "partial"
@@ -171,7 +181,9 @@ class TestPolicyChanges:
 
     def test_low_confidence_reviews_are_not_evidence(self, setup: dict, labelled: Any) -> None:
         labelled.simulate(setup["workflow"], 300, accuracy=1.0, reason="low_confidence", seed=3)
-        response = setup["admin"].patch(url("line"), {"level": "partial", "reason": "go"}, format="json")
+        response = setup["admin"].patch(
+            url("line"), {"level": "partial", "reason": "go"}, format="json"
+        )
         assert response.status_code == 409
         assert "only 0 human-labelled cases" in response.json()["error"]["message"]
 
@@ -186,7 +198,9 @@ class TestPolicyChanges:
         assert "audits at full automation" in evidence["full"]["reason"]
 
     def test_moving_down_needs_no_evidence(self, setup: dict) -> None:
-        response = setup["admin"].patch(url("line"), {"level": "human_only", "reason": "pause"}, format="json")
+        response = setup["admin"].patch(
+            url("line"), {"level": "human_only", "reason": "pause"}, format="json"
+        )
         assert response.status_code == 200
         assert response.json()["change"]["evidence"] == {}
 
@@ -197,7 +211,9 @@ class TestPolicyChanges:
         assert admin.status_code == 403
         assert admin.json()["error"]["code"] == "override"
         root = setup["root"].patch(
-            url("line"), {"level": "full", "reason": "pilot run, audited", "override": True}, format="json"
+            url("line"),
+            {"level": "full", "reason": "pilot run, audited", "override": True},
+            format="json",
         )
         assert root.status_code == 200, root.content
         change = root.json()["change"]
@@ -225,11 +241,20 @@ class TestEvidenceAndThreshold:
         assert version["unbiased"]["sources"] == {"assistance": 0, "audit": 4, "shadow": 15}
         assert -1.0 <= version["unbiased"]["kappa"] <= 1.0
         per_class = {row["label"]: row for row in version["unbiased"]["per_class"]}
-        assert (per_class["crack"]["precision"]["successes"], per_class["crack"]["precision"]["n"]) == (5, 7)
-        assert (per_class["crack"]["recall"]["successes"], per_class["crack"]["recall"]["n"]) == (5, 5)
+        assert (
+            per_class["crack"]["precision"]["successes"],
+            per_class["crack"]["precision"]["n"],
+        ) == (5, 7)
+        assert (per_class["crack"]["recall"]["successes"], per_class["crack"]["recall"]["n"]) == (
+            5,
+            5,
+        )
         assert per_class["stain"]["precision"]["n"] == 0
         assert per_class["stain"]["precision"]["estimate"] is None
-        assert (version["audit"]["overall"]["successes"], version["audit"]["overall"]["n"]) == (3, 4)
+        assert (version["audit"]["overall"]["successes"], version["audit"]["overall"]["n"]) == (
+            3,
+            4,
+        )
         assert version["biased"]["overall"]["n"] == 4
         assert version["biased"]["overall"]["successes"] == 0
 
@@ -298,7 +323,9 @@ class TestAlertsAndStepDown:
         assert change is not None
         return change
 
-    def test_step_down_shows_in_the_overview_log_and_alerts(self, setup: dict, labelled: Any) -> None:
+    def test_step_down_shows_in_the_overview_log_and_alerts(
+        self, setup: dict, labelled: Any
+    ) -> None:
         change = self._step_down(setup, labelled)
         body = setup["admin"].get(url("line")).json()
         assert body["automation"]["level"] == "partial"
@@ -314,8 +341,13 @@ class TestAlertsAndStepDown:
         self._step_down(setup, labelled)
         for who in ("admin", "reviewer", "camera"):
             [alert] = setup[who].get("/api/v1/workflows/line/alerts/").json()
-            assert alert["state"] == "firing" and "Stepped down from full to partial" in alert["message"]
-        assert setup["admin"].get("/api/v1/workflows/line/alerts/", {"state": "resolved"}).json() == []
+            assert (
+                alert["state"] == "firing"
+                and "Stepped down from full to partial" in alert["message"]
+            )
+        assert (
+            setup["admin"].get("/api/v1/workflows/line/alerts/", {"state": "resolved"}).json() == []
+        )
         bad = setup["admin"].get("/api/v1/workflows/line/alerts/", {"state": "burning"})
         assert bad.status_code == 400
 
@@ -326,7 +358,9 @@ class TestAlertsAndStepDown:
         labelled.simulate(workflow, 400, accuracy=0.99, reason="shadow", seed=8)
         change = self._step_down(setup, labelled, level="partial")
         assert change.to_level == "assistance"
-        refused = setup["admin"].patch(url("line"), {"level": "partial", "reason": "back"}, format="json")
+        refused = setup["admin"].patch(
+            url("line"), {"level": "partial", "reason": "back"}, format="json"
+        )
         assert refused.status_code == 409
         message = refused.json()["error"]["message"]
         assert "only 0 human-labelled cases" in message and "fresh evidence only" in message

@@ -94,7 +94,9 @@ def test_csrf_is_enforced(page_setup: dict) -> None:
 
 
 def test_a_change_needs_a_reason(page_setup: dict) -> None:
-    response = logged_in(page_setup["admin"]).post(PAGE, policy_post(page_setup["workflow"], audit_rate=0.3))
+    response = logged_in(page_setup["admin"]).post(
+        PAGE, policy_post(page_setup["workflow"], audit_rate=0.3)
+    )
     assert response.status_code == 400
     assert "This field is required." in response.content.decode()
     assert not LevelChange.objects.exists()

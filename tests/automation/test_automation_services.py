@@ -42,7 +42,9 @@ class TestStepDown:
         assert (change.from_level, change.to_level) == ("full", "partial")
         assert change.automatic and change.actor is None and not change.overridden
         assert change.before["level"] == "full" and change.after["level"] == "partial"
-        assert change.reason.startswith("automatic step down from full to partial: accuracy upper bound")
+        assert change.reason.startswith(
+            "automatic step down from full to partial: accuracy upper bound"
+        )
         assert change.evidence["window"]["n"] == 100
         assert change.evidence["upper_bound"] < workflow.target_accuracy
         assert change.evidence["confidence"] == 0.99
@@ -51,11 +53,15 @@ class TestStepDown:
         assert alert.data["level_change"] == change.pk
         assert (alert.data["from"], alert.data["to"]) == ("full", "partial")
 
-    def test_one_level_at_a_time_with_a_fresh_window(self, automation_workflow: Any, labelled: Any) -> None:
+    def test_one_level_at_a_time_with_a_fresh_window(
+        self, automation_workflow: Any, labelled: Any
+    ) -> None:
         workflow = at_level(automation_workflow(), "full")
         labelled.simulate(workflow, 100, accuracy=0.6, reason="audit", level="full", seed=2)
         assert automation_check_workflow(workflow_id=workflow.pk) is not None
-        assert automation_check_workflow(workflow_id=workflow.pk) is None, "the window starts afresh"
+        assert automation_check_workflow(workflow_id=workflow.pk) is None, (
+            "the window starts afresh"
+        )
         workflow.refresh_from_db()
         assert workflow.level == "partial"
         assert audit_window(workflow=workflow).n == 0
@@ -102,8 +108,12 @@ class TestStepDown:
 
         workflow = at_level(automation_workflow(), "full")
         old = ModelVersion.objects.create(
-            name="fake-cnn", version=0, architecture="fake", labels=list(LABELS),
-            weights="models/old.pt", sha256="1" * 64,
+            name="fake-cnn",
+            version=0,
+            architecture="fake",
+            labels=list(LABELS),
+            weights="models/old.pt",
+            sha256="1" * 64,
         )
         rows = [("ok", 0.95, "crack")] * 100
         labelled.add(workflow, rows, reason="audit", level="full", version=old)
@@ -184,7 +194,10 @@ class TestDrift:
         assert automation_check_all() == 0
         alert = Alert.objects.get(kind="drift")
         assert alert.state == "firing"
-        assert alert.data["p_value"] < 0.001 and alert.data["recent_mean"] < alert.data["reference_mean"]
+        assert (
+            alert.data["p_value"] < 0.001
+            and alert.data["recent_mean"] < alert.data["reference_mean"]
+        )
         automation_check_workflow(workflow_id=workflow.pk, include_drift=True)
         assert Alert.objects.filter(kind="drift").count() == 1, "one drift alert at a time"
         automation_update(workflow=workflow, actor=root, reason="rest", changes={"level": "shadow"})

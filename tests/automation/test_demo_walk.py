@@ -2,8 +2,8 @@
 
 Cases are routed by the real routing service and reviewed through the real review
 services (claim, verdict); only the model's prediction is made up here, so that the
-test does not wait for the CNN. After each audit verdict the automation check is queued
-the way the review flow does it (``automation_check_queue`` on commit; Celery is eager).
+test does not wait for the CNN. After each audit verdict the review flow queues the
+automation check on commit (``automation_check_queue``; Celery runs eagerly here).
 
 1. shadow: raising to partial is refused until enough unbiased labels exist;
 2. then allowed; the platform recommends a threshold and the admin applies it;
@@ -22,7 +22,6 @@ import pytest
 from django.db import transaction
 
 from automation.routing import ModelOpinion
-from automation.services import automation_check_queue
 from review.models import TaskKind
 from review.services import review_next, verdict_submit
 from tests.automation.conftest import LABELS
@@ -85,16 +84,14 @@ class Line:
 
     def review_all(self, capture: Any) -> dict[str, int]:
         counts = {"review": 0, "audit": 0}
-        while (assignment := review_next(workflow=self.workflow, reviewer=self.reviewer)) is not None:
+        while (
+            assignment := review_next(workflow=self.workflow, reviewer=self.reviewer)
+        ) is not None:
             task = assignment.task
-            with capture(execute=True), transaction.atomic():
+            with capture(execute=True):
                 verdict_submit(
-                    task_id=task.pk,
-                    reviewer=self.reviewer,
-                    label=self.truth[str(task.case_id)],
+                    task_id=task.pk, reviewer=self.reviewer, label=self.truth[str(task.case_id)]
                 )
-                if task.kind == TaskKind.AUDIT:
-                    automation_check_queue(workflow_id=self.workflow.pk)
             counts["audit" if task.kind == TaskKind.AUDIT else "review"] += 1
         return counts
 

@@ -36,8 +36,10 @@ def pytest_configure(config: Any) -> None:
         test["NAME"] = str(Path(settings.VAR_DIR) / "browser-tests.sqlite3")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """One Chromium per test module: Playwright's sync API allows one running instance
+    per thread, so a module with its own launcher must not overlap with this one."""
     if not CHROMIUM.exists():
         message = "needs Debian's chromium at /usr/bin/chromium (scripts/browser.sh)"
         if REQUIRE_SERVICES:

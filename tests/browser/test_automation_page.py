@@ -51,8 +51,12 @@ def line(settings: Any, make_user: Any, member: Any) -> dict[str, Any]:
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     version = ModelVersion.objects.create(
-        name="surface-cnn", version=3, architecture="fake", labels=list(LABELS),
-        weights="models/fake.pt", sha256="0" * 64,
+        name="surface-cnn",
+        version=3,
+        architecture="fake",
+        labels=list(LABELS),
+        weights="models/fake.pt",
+        sha256="0" * 64,
     )
     workflow = Workflow.objects.create(
         slug="line",
@@ -94,12 +98,13 @@ def test_admin_walks_the_automation_page(
     assert page.get_by_role("heading", name="Surface inspection").is_visible()
     assert page.get_by_test_id("current-level").inner_text() == "Shadow"
     assert "evidence missing" in page.get_by_test_id("gate-partial").inner_text()
-    assert page.locator("svg[role=img] title").first.inner_text().startswith("Automation rate")
+    chart = page.get_by_role("img", name="Automation rate versus error among auto-decided cases")
+    assert chart.is_visible()
     assert page.locator("svg .recommended").count() == 1
     assert page.evaluate(NO_OVERFLOW)
 
     # Refused: 150 labels, 200 needed; the form says what is missing and takes the focus.
-    page.get_by_label("Level").select_option("partial")
+    page.get_by_label("Level", exact=True).select_option("partial")
     page.get_by_label("Reason for the change").fill("looks good already")
     page.get_by_role("button", name="Save the policy").click()
     error = page.locator("#policy-errors")
@@ -115,7 +120,7 @@ def test_admin_walks_the_automation_page(
     assert "evidence sufficient" in page.get_by_test_id("gate-partial").inner_text()
 
     # Allowed with the keyboard: partial, cracks never auto-decided.
-    page.get_by_label("Level").select_option("partial")
+    page.get_by_label("Level", exact=True).select_option("partial")
     crack = page.get_by_role("group", name="crack")
     crack.get_by_label("Never auto-decide").check()
     ok = page.get_by_role("group", name="ok", exact=True)
@@ -138,7 +143,9 @@ def test_admin_walks_the_automation_page(
 
     # The recommended threshold, applied as an audited change.
     recommendation = page.get_by_test_id("recommendation").inner_text()
-    assert "Recommended threshold" in recommendation and "expected automation rate" in recommendation
+    assert (
+        "Recommended threshold" in recommendation and "expected automation rate" in recommendation
+    )
     page.get_by_label("Reason for applying it").fill("calibrated for 10% error")
     page.get_by_role("button", name="Apply threshold").click()
     page.wait_for_load_state()
@@ -152,7 +159,19 @@ def test_admin_walks_the_automation_page(
     banner = page.get_by_role("alert").filter(has_text="Firing alerts")
     assert "Stepped down from partial to assistance" in banner.inner_text()
     assert page.get_by_test_id("current-level").inner_text() == "AI assistance"
-    assert page.get_by_test_id("level-change").first.get_by_text("automatic").is_visible()
+    assert (
+        page.get_by_test_id("level-change").first.get_by_text("automatic", exact=True).is_visible()
+    )
+    assert "fresh evidence only" in page.get_by_test_id("gate-partial").inner_text()
+
+    # Back at assistance, reviewers label every case again: fresh evidence builds up.
+    line["labelled"].simulate(workflow, 150, accuracy=0.95, reason="assistance", seed=15)
+    page.reload()
+    assert (
+        "only 150 human-labelled cases, 200 needed"
+        in page.get_by_test_id("gate-partial").inner_text()
+    )
+    assert chart.is_visible()
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "automation-page.png"), full_page=True)
     page.context.close()

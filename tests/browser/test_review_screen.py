@@ -66,11 +66,25 @@ def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir):
     queue(workflow, 8, prefix="part")
 
     page = logged_in("kim")
-    assert "Surface" in page.content()
+    assert page.locator("td[data-depth='8']").count() == 1
+    page.screenshot(path=str(output_dir / "review-home.png"))
     open_queue(page, "surface")
     # Untrusted metadata is shown as text, never as markup.
     assert page.locator("#metadata dd", has_text="<img src=x onerror=alert(1)>").count() == 1
     assert page.locator("#metadata img").count() == 0
+
+    # Zoom by keyboard, then back to fit; Escape closes the skip dialog without skipping.
+    fitted = page.locator("#zoom-level").inner_text()
+    page.keyboard.press("+")
+    assert page.locator("#zoom-level").inner_text() != fitted
+    page.keyboard.press("0")
+    assert page.locator("#zoom-level").inner_text() == fitted
+    before_cancel = shown_case(page)
+    page.keyboard.press("s")
+    page.locator("#skip-dialog[open]").wait_for()
+    page.keyboard.press("Escape")
+    page.locator("#skip-dialog").wait_for(state="hidden")
+    assert shown_case(page) == before_cancel
 
     given: dict[str, str] = {}
     keys = ["1", "2", "c", "4", "o"]

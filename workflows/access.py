@@ -68,11 +68,12 @@ def access_workflow(user: User, slug: str, right: str | None = None) -> Workflow
 
 
 def access_case(user: User, case_id: str | uuid.UUID) -> tuple[Case, bool]:
-    """The case if the user may read it, and whether the user may see model predictions.
+    """The case if the user may read it, and whether the user may see the model's output.
 
-    Submitters and admins read cases with their predictions. A reviewer who is neither
-    sees a case's predictions only where its review task allows the suggestion (never
-    in shadow mode), so the case API cannot be used to peek past the blind review.
+    Submitters and admins read cases with the model's predictions and decisions. A
+    reviewer who is neither sees them only where the case's review allowed the
+    suggestion — never in shadow mode, never on a blind audit of a model-decided case,
+    never on a gold case — so the case API cannot be used to peek past a blind review.
     """
     try:
         case_uuid = uuid.UUID(str(case_id))
@@ -85,5 +86,6 @@ def access_case(user: User, case_id: str | uuid.UUID) -> tuple[Case, bool]:
     if has_right(user, workflow, "can_submit") or has_right(user, workflow, "can_admin"):
         return case, True
     if has_right(user, workflow, "can_review"):
-        return case, case.suggestion_visible
+        blind = case.is_gold or case.review_reason == "audit" or not case.suggestion_visible
+        return case, not blind
     raise NotFound(f"case {case_id!r} not found")

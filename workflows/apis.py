@@ -111,12 +111,11 @@ class CaseEventsApi(APIView):
         events = case.events.select_related("actor")
         data = CaseEventOutput(events, many=True).data
         if not show_predictions:
+            # A blind reviewer sees that the case moved, not what the model said or why.
             for event in data:
-                event["data"] = {
-                    k: v
-                    for k, v in event["data"].items()
-                    if k not in {"label", "confidence", "model_version", "role"}
-                }
+                event["data"] = {}
+                if event["actor_type"] == "model" or event["kind"] != "status":
+                    event["reason"] = ""
         return Response(data)
 
 

@@ -161,6 +161,11 @@ class Case(models.Model):
         ]
         indexes = [
             models.Index(fields=["workflow", "status", "created_at"]),
+            models.Index(
+                fields=["workflow", "created_at"],
+                condition=models.Q(is_gold=True),
+                name="case_gold_by_workflow",
+            ),
         ]
         ordering = ["-created_at"]
 

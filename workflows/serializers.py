@@ -90,9 +90,14 @@ class CaseOutput(serializers.ModelSerializer):
             "sha256": case.image_sha256,
         }
 
+    def _shows_model_output(self) -> bool:
+        return bool(self.context.get("show_predictions", True))
+
     @extend_schema_field(DecisionOutput(allow_null=True))
     def get_decision(self, case: Case) -> dict[str, Any] | None:
         if not case.decision_source or case.decided_at is None:
+            return None
+        if not self._shows_model_output() and (case.decision_source == "model" or case.is_gold):
             return None
         return {
             "label": case.decision_label,
@@ -108,7 +113,7 @@ class CaseOutput(serializers.ModelSerializer):
 
     @extend_schema_field(RoutingOutput(allow_null=True))
     def get_routing(self, case: Case) -> dict[str, Any] | None:
-        if not case.routed_level:
+        if not case.routed_level or not self._shows_model_output():
             return None
         return {
             "level": case.routed_level,
@@ -120,11 +125,13 @@ class CaseOutput(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_review_reason(self, case: Case) -> str | None:
+        if not self._shows_model_output():
+            return None
         return case.review_reason or None
 
     @extend_schema_field(PredictionOutput(many=True))
     def get_predictions(self, case: Case) -> list[dict[str, Any]]:
-        if not self.context.get("show_predictions", True):
+        if not self._shows_model_output():
             return []
         predictions = case.predictions.select_related("model_version").all()
         return PredictionOutput(predictions, many=True).data

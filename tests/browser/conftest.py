@@ -19,23 +19,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
 
 
-def pytest_configure(config: Any) -> None:
-    """Put the SQLite test database in a file while browser tests are collected.
-
-    Django's default SQLite test database lives in memory and the live server's request
-    threads then share the test's single connection, so two browsers' concurrent requests
-    collide ("database table is locked"). In a file each thread has its own connection,
-    and SQLite's IMMEDIATE transactions serialise the writers as in production.
-    PostgreSQL needs nothing of this.
-    """
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    test = database.setdefault("TEST", {})
-    if database["ENGINE"] == "django.db.backends.sqlite3" and not test.get("NAME"):
-        test["NAME"] = str(Path(settings.VAR_DIR) / "browser-tests.sqlite3")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """One Chromium per test module: Playwright's sync API allows one running instance

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
+from PIL import Image
 
 from inference.architectures import build_model
 from inference.loader import clear_cache
@@ -41,3 +43,14 @@ def empty_model_cache() -> Iterator[None]:
     clear_cache()
     yield
     clear_cache()
+
+
+@pytest.fixture
+def rgb_image_factory() -> Callable[[int], Image.Image]:
+    """Deterministic noise images of assorted sizes and modes (the predictor converts to RGB)."""
+
+    def make(seed: int, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> Image.Image:
+        pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), np.uint8)
+        return Image.fromarray(pixels).convert(mode)
+
+    return make

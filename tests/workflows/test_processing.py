@@ -134,6 +134,24 @@ class TestLevels:
         assert task.kind == "audit"
         assert task.show_suggestion is False
 
+    def test_a_reviewer_cannot_read_the_model_output_of_a_blind_audit(
+        self, make_workflow: Any, system: Any, make_user: Any, member: Any, client_for: Any,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        workflow = make_workflow("blind", level=Level.FULL, audit_rate=1.0)
+        audited = submit(system(workflow), "blind", django_capture_on_commit_callbacks)
+        assert audited["review_reason"] == "audit"
+        reviewer = make_user("blind-reviewer")
+        member(reviewer, workflow, review=True)
+        seen = client_for(reviewer).get(f"/api/v1/cases/{audited['id']}/").json()
+        assert seen["status"] == "decided"
+        assert seen["decision"] is None
+        assert seen["predictions"] == []
+        assert seen["routing"] is None
+        assert seen["review_reason"] is None
+        events = client_for(reviewer).get(f"/api/v1/cases/{audited['id']}/events/").json()
+        assert all(event["data"] == {} for event in events)
+
     def test_per_class_rule_sends_a_class_to_review(
         self, make_workflow: Any, system: Any, django_capture_on_commit_callbacks: Any
     ) -> None:

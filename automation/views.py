@@ -29,7 +29,7 @@ from automation.selectors import (
 )
 from automation.services import automation_threshold_apply, automation_update
 from loopgate.errors import DomainError, Forbidden, NotFound
-from workflows.access import access_workflow, workflows_visible
+from workflows.access import access_workflow, has_right, workflows_visible
 from workflows.models import Workflow
 
 ACTION_POLICY = "policy"
@@ -51,21 +51,13 @@ def automation_index(request: HttpRequest) -> HttpResponse:
     workflows = [
         workflow
         for workflow in workflows_visible(request.user).order_by("slug")
-        if access_allows_admin(request, workflow)
+        if has_right(request.user, workflow, "can_admin")
     ]
     return render(
         request,
         "automation/index.html",
         {"workflows": workflows, "level_labels": _level_labels()},
     )
-
-
-def access_allows_admin(request: HttpRequest, workflow: Workflow) -> bool:
-    try:
-        access_workflow(request.user, workflow.slug, "can_admin")
-    except (NotFound, Forbidden):
-        return False
-    return True
 
 
 def _level_labels() -> dict[str, str]:

@@ -17,6 +17,7 @@ Target accuracy 95%; the settings in force (window 200, 99%, at least 20 audits)
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--stable-audits", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     options = parser.parse_args()
+    logging.getLogger("automation").setLevel(logging.ERROR)
     setup_database()
 
     from modelops.models import ModelVersion

@@ -31,3 +31,16 @@ def resolve_device(setting: str) -> str:
             )
         return "cuda"
     raise ValueError(f"unknown device setting {setting!r}; expected one of {DEVICE_SETTINGS}")
+
+
+def configure_cpu_threads(count: int) -> None:
+    """Set torch's intra-op CPU thread count for this process (call once, at worker start).
+
+    On a machine shared with other busy processes, torch's default (one
+    thread per core) can oversubscribe the CPU; its threads then spin-wait
+    and inference slows down many times over. One or two threads per worker
+    process, with more worker processes, is the robust choice.
+    """
+    if count < 1:
+        raise ValueError(f"thread count must be at least 1, got {count}")
+    torch.set_num_threads(count)

@@ -127,7 +127,7 @@ class LoadedModel:
         return results
 
     def _probabilities(self, uint8_batch: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities (float32, CPU) for a ``(N, 3, S, S)`` uint8 batch; package-internal."""
+        """Softmax probabilities (float32, CPU) for a ``(N, 3, S, S)`` uint8 batch."""
         with torch.inference_mode():
             inputs = normalise(uint8_batch.to(self.device), self.spec)
             with mixed_precision(self.device):
@@ -206,9 +206,7 @@ def _load_state_dict_model(spec: ModelSpec, path: Path) -> torch.nn.Module:
 
 def _check_is_state_dict(candidate: Any, path: Path) -> None:
     if not isinstance(candidate, dict) or not candidate:
-        raise ModelLoadError(
-            f"{path} does not hold a state dict (got {type(candidate).__name__})"
-        )
+        raise ModelLoadError(f"{path} does not hold a state dict (got {type(candidate).__name__})")
     for key, value in candidate.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise ModelLoadError(

@@ -111,9 +111,7 @@ class PredictionResult:
     ) -> PredictionResult:
         """Pair each label with its probability and pick the top one (first wins a tie)."""
         if len(labels) != len(probabilities):
-            raise ValueError(
-                f"{len(probabilities)} probabilities for {len(labels)} labels"
-            )
+            raise ValueError(f"{len(probabilities)} probabilities for {len(labels)} labels")
         if any(not math.isfinite(value) for value in probabilities):
             raise ValueError("probabilities must be finite")
         scores = tuple(zip(labels, (float(p) for p in probabilities), strict=True))

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +42,7 @@ DEFAULT_CLASS_WEIGHTS: Mapping[str, float] = {
     "stain": 0.15,
 }
 
-SUBTLE_DEFECT_SHARE = 0.2
+SUBTLE_DEFECT_SHARE = 0.15
 COSMETIC_MARK_SHARE = 0.2
 EDGE_IN_VIEW_SHARE = 0.1
 HOLE_IN_VIEW_SHARE = 0.05
@@ -119,28 +121,49 @@ def generate_dataset(
     size: int = 128,
     drift: str | None = None,
     class_weights: Mapping[str, float] | None = None,
+    workers: int = 1,
 ) -> list[tuple[Image.Image, str]]:
-    """``n`` (image, label) pairs, identical for identical arguments.
+    """``n`` (image, label) pairs, identical for identical arguments (``workers`` aside).
 
     Class counts follow ``class_weights`` (default ``DEFAULT_CLASS_WEIGHTS``:
     ok 55 %, each defect 15 %) as closely as whole numbers allow, in a shuffled
     order. Each image draws from its own child generator, so image ``i`` does
-    not depend on how much randomness the images before it used.
+    not depend on how much randomness the images before it used, and
+    ``workers > 1`` renders in that many processes with the same result.
     """
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
+    if drift is not None and drift not in DRIFTS:
+        raise ValueError(f"unknown drift {drift!r}; expected None or one of {DRIFTS}")
     weights = dict(DEFAULT_CLASS_WEIGHTS if class_weights is None else class_weights)
     labels = _label_sequence(n, weights, np.random.default_rng(seed))
     children = np.random.SeedSequence(seed).spawn(n)
-    return [
-        (generate_image(label, np.random.default_rng(child), size=size, drift=drift), label)
-        for label, child in zip(labels, children, strict=True)
+    jobs = [
+        _RenderJob(label, child, size, drift) for label, child in zip(labels, children, strict=True)
     ]
+    if workers > 1 and n > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            images = list(pool.map(_render, jobs, chunksize=max(1, n // (4 * workers))))
+    else:
+        images = [_render(job) for job in jobs]
+    return list(zip(images, labels, strict=True))
 
 
-def _label_sequence(
-    n: int, weights: Mapping[str, float], rng: np.random.Generator
-) -> list[str]:
+@dataclass(frozen=True)
+class _RenderJob:
+    label: str
+    seed: np.random.SeedSequence
+    size: int
+    drift: str | None
+
+
+def _render(job: _RenderJob) -> Image.Image:
+    rng = np.random.default_rng(job.seed)
+    return generate_image(job.label, rng, size=job.size, drift=job.drift)
+
+
+def _label_sequence(n: int, weights: Mapping[str, float], rng: np.random.Generator) -> list[str]:
     unknown = set(weights) - set(DEMO_LABELS)
     if unknown:
         raise ValueError(f"unknown labels in class_weights: {sorted(unknown)}")
@@ -239,12 +262,8 @@ def _metal_surface(
     else:
         tone = rng.uniform(0.50, 0.68)
         streaks = _noise_along(rng, v, rng.uniform(0.6, 1.2))
-        streak_strength = rng.uniform(0.01, 0.035) * (
-            1.0 + 0.5 * _noise_along(rng, u, size / 3)
-        )
-        texture = streak_strength * streaks + rng.uniform(0.01, 0.035) * _smooth_noise(
-            rng, size, 5
-        )
+        streak_strength = rng.uniform(0.01, 0.035) * (1.0 + 0.5 * _noise_along(rng, u, size / 3))
+        texture = streak_strength * streaks + rng.uniform(0.01, 0.035) * _smooth_noise(rng, size, 5)
     tint = np.array(
         [rng.choice([0.98, 1.0, 1.02]), 1.0, rng.choice([0.98, 1.0, 1.03])], dtype=np.float32
     ) + rng.normal(0.0, 0.008, 3).astype(np.float32)
@@ -293,9 +312,7 @@ def _polyline_distance(
     return distance, position
 
 
-def _window(
-    points: FloatArray, margin: float, size: int
-) -> tuple[slice, slice]:
+def _window(points: FloatArray, margin: float, size: int) -> tuple[slice, slice]:
     """The (rows, columns) slice covering ``points`` (x, y) plus ``margin`` pixels, in frame."""
     low = np.floor(points.min(axis=0) - margin).astype(int)
     high = np.ceil(points.max(axis=0) + margin).astype(int) + 1
@@ -524,9 +541,7 @@ def _through_camera(
     noise_level = rng.uniform(0.006, 0.025)
     noisy = pixels + noise_level * rng.standard_normal(pixels.shape).astype(np.float32)
     buffer = io.BytesIO()
-    Image.fromarray(_to_uint8(noisy)).save(
-        buffer, format="JPEG", quality=int(rng.integers(80, 96))
-    )
+    Image.fromarray(_to_uint8(noisy)).save(buffer, format="JPEG", quality=int(rng.integers(80, 96)))
     buffer.seek(0)
     with Image.open(buffer) as compressed:
         return compressed.convert("RGB")

@@ -17,12 +17,12 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from inference.loader import load_model
 from inference.spec import ModelSpec
@@ -50,20 +50,16 @@ def split_seed(seed: int, split: str) -> int:
     return int(np.random.SeedSequence([seed, _SPLITS.index(split)]).generate_state(1)[0])
 
 
-def _generate_split(arguments: tuple[int, int]) -> list[tuple[Any, str]]:
-    count, seed = arguments
-    return generate_dataset(count, seed=seed, size=SYNTHETIC_IMAGE_SIZE)
-
-
 def generate_splits(
     counts: dict[str, int], seed: int, *, workers: int
-) -> dict[str, list[tuple[Any, str]]]:
-    """Each split generated from its own seed; in parallel processes when ``workers > 1``."""
-    jobs = [(counts[split], split_seed(seed, split)) for split in _SPLITS]
-    if workers <= 1:
-        return dict(zip(_SPLITS, map(_generate_split, jobs), strict=True))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(_SPLITS, pool.map(_generate_split, jobs), strict=True))
+) -> dict[str, list[tuple[Image.Image, str]]]:
+    """Each split generated from its own seed (``workers`` processes render the images)."""
+    return {
+        split: generate_dataset(
+            counts[split], seed=split_seed(seed, split), size=SYNTHETIC_IMAGE_SIZE, workers=workers
+        )
+        for split in _SPLITS
+    }
 
 
 def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -170,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out_dir / CARD_FILENAME).write_text(json.dumps(card, indent=2) + "\n")
     print(
         f"held-out accuracy {test.accuracy:.4f} on {test.n} images; per class "
-        + ", ".join(f"{label} {value:.3f}" for label, value in card["test_per_class_accuracy"].items())
+        + ", ".join(
+            f"{label} {value:.3f}" for label, value in card["test_per_class_accuracy"].items()
+        )
     )
     print(f"wrote {weights_path} ({weights_path.stat().st_size / 1e6:.2f} MB, sha256 {sha256})")
     print(f"total {timings['total']:.1f}s (train {timings['train']:.1f}s)")

@@ -104,36 +104,45 @@ def train_model(
     *,
     epochs: int,
     seed: int,
-    lr: float = 3e-3,
-    batch_size: int = 32,
+    lr: float = 2e-3,
+    batch_size: int = 16,
     weight_decay: float = 1e-4,
     augment: bool = True,
     init_state_dict: dict[str, torch.Tensor] | None = None,
     val_images: Sequence[Image.Image] | None = None,
     val_labels: Sequence[str] | None = None,
     device: str = "cpu",
-    num_threads: int | None = None,
+    num_threads: int = 1,
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> TrainResult:
     """Train ``spec``'s architecture on the images and return its weights and history.
 
     AdamW with a one-cycle learning-rate schedule and cross-entropy loss;
-    ``augment`` adds seeded horizontal and vertical flips. ``init_state_dict`` warm-starts
-    from a previous version with the same architecture and labels. After every
+    ``augment`` adds seeded horizontal and vertical flips. ``init_state_dict``
+    warm-starts from a previous version with the same architecture and labels
+    (``ValueError`` when it does not fit). Small batches suit the CPU: with one
+    thread the cost per image barely depends on batch size, and more steps per
+    epoch help a model trained from scratch. After every
     epoch ``progress(epoch, mean_loss, val_accuracy)`` is called, with
     ``val_accuracy`` ``None`` when no validation set is given.
     ``should_cancel()`` is polled before every batch; when it returns true,
     ``TrainingCancelled`` is raised. On CUDA, autocast mixed precision is used.
+
+    ``num_threads`` (torch's CPU threads while training) defaults to one: the
+    loss history is reproducible for a given thread count, and on a machine
+    shared with other busy processes extra threads spin-wait and can make a
+    run many times slower. Raise it on a dedicated machine.
     """
     _check_training_arguments(spec, images, labels, epochs, batch_size)
-    threads = num_threads or min(4, os.cpu_count() or 1)
-    with _seeded_and_deterministic(seed, device, threads):
+    if num_threads < 1:
+        raise ValueError(f"num_threads must be at least 1, got {num_threads}")
+    with _seeded_and_deterministic(seed, device, num_threads):
         inputs = _stack_uint8(images, spec)
         targets = torch.tensor([spec.labels.index(label) for label in labels], dtype=torch.long)
         model = build_model(spec)
         if init_state_dict is not None:
-            model.load_state_dict(init_state_dict, strict=True)
+            _warm_start(model, init_state_dict, spec)
         model.to(device)
         _set_batch_norm_momentum(model, TRAINING_BATCH_NORM_MOMENTUM)
         history = _fit(
@@ -153,7 +162,9 @@ def train_model(
             should_cancel=should_cancel or (lambda: False),
         )
         _recalibrate_batch_norm(model, spec, inputs, batch_size=batch_size, device=device)
-        state_dict = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+        state_dict = {
+            key: value.detach().cpu().clone() for key, value in model.state_dict().items()
+        }
     hyperparameters = {
         "epochs": epochs,
         "lr": lr,
@@ -165,7 +176,7 @@ def train_model(
         "warm_start": init_state_dict is not None,
         "device": device,
         "mixed_precision": torch.device(device).type == "cuda",
-        "num_threads": threads,
+        "num_threads": num_threads,
         "n_train": len(images),
         "n_val": len(val_images or ()),
     }
@@ -192,6 +203,18 @@ def _check_training_arguments(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if batch_size < 2:
         raise ValueError(f"batch_size must be at least 2 (batch norm), got {batch_size}")
+
+
+def _warm_start(
+    model: torch.nn.Module, state_dict: dict[str, torch.Tensor], spec: ModelSpec
+) -> None:
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"init_state_dict does not fit {spec.architecture} with {spec.num_classes} labels: "
+            f"{error}"
+        ) from error
 
 
 def _validation_set(
@@ -224,9 +247,7 @@ def _seeded_and_deterministic(seed: int, device: str, num_threads: int) -> Itera
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(
-                previous_deterministic, warn_only=previous_warn_only
-            )
+            torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
             torch.set_num_threads(previous_threads)
 
 
@@ -342,7 +363,9 @@ def _fit(
             unit = _augment(batch, generator) if augment else batch.to(torch.float32) / 255.0
             with mixed_precision(device):
                 logits = model(standardise(unit, spec))
-                loss = torch.nn.functional.cross_entropy(logits.float(), targets[batch_indices].to(device))
+                loss = torch.nn.functional.cross_entropy(
+                    logits.float(), targets[batch_indices].to(device)
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

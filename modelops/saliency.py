@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -23,6 +24,8 @@ from modelops.runtime import loaded_model_of
 from workflows.models import Case, Prediction
 
 logger = logging.getLogger(__name__)
+
+RETRY_FAILED_AFTER = timedelta(minutes=1)
 
 
 class SaliencyFailed(DomainError):
@@ -48,8 +51,9 @@ def saliency_prediction(*, case: Case, model_version_id: int | None = None) -> P
 def saliency_request(*, case: Case, prediction: Prediction) -> SaliencyMap:
     """The cached overlay, or a pending one with its computation queued on commit.
 
-    A failed overlay is queued again only when asked again, so a lost file or a fixed
-    model gets another chance without a retry storm.
+    A failure is reported as it is for ``RETRY_FAILED_AFTER`` (so a client polling for
+    the overlay learns why at once), and queued again when asked after that, so a lost
+    file or a fixed model gets another chance without a retry storm.
     """
     with transaction.atomic():
         try:
@@ -64,7 +68,12 @@ def saliency_request(*, case: Case, prediction: Prediction) -> SaliencyMap:
                 SaliencyMap.objects.get(case=case, model_version=prediction.model_version),
                 False,
             )
-        if created or overlay.status == SaliencyStatus.FAILED:
+        retry = (
+            overlay.status == SaliencyStatus.FAILED
+            and overlay.computed_at is not None
+            and timezone.now() - overlay.computed_at > RETRY_FAILED_AFTER
+        )
+        if created or retry:
             if not created:
                 SaliencyMap.objects.filter(pk=overlay.pk).update(
                     status=SaliencyStatus.PENDING, error=""
@@ -72,9 +81,11 @@ def saliency_request(*, case: Case, prediction: Prediction) -> SaliencyMap:
             overlay_id = overlay.pk
 
             def queue() -> None:
-                from modelops.tasks import saliency_compute
+                from modelops.tasks import INFERENCE_QUEUE, saliency_compute
 
-                saliency_compute.delay(overlay_id)
+                # The queue given at call time wins over the route map, which sends
+                # modelops.tasks.* to the training queue.
+                saliency_compute.apply_async(args=[overlay_id], queue=INFERENCE_QUEUE)
 
             transaction.on_commit(queue)
     overlay.refresh_from_db()
@@ -102,7 +113,9 @@ def saliency_compute(*, saliency_id: int) -> SaliencyMap | None:
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and shown, not raised
         logger.warning("saliency %s failed: %s", saliency_id, exc)
         SaliencyMap.objects.filter(pk=saliency_id).update(
-            status=SaliencyStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+            status=SaliencyStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            computed_at=timezone.now(),
         )
         return SaliencyMap.objects.get(pk=saliency_id)
     if overlay.image.name:

@@ -2,9 +2,9 @@
 
 ``modelops.tasks.*`` is routed to the ``training`` queue (loopgate/settings.py), where
 one worker with prefetch 1 runs one long job at a time (on the GPU when it has one).
-The saliency task names its own queue, the inference workers' (a task's own ``queue``
-option wins over the route map), because it needs the model cache those workers hold
-and is short.
+The saliency task is sent to the inference workers' queue instead (the queue given to
+``apply_async`` wins over the route map), because it needs the model cache those
+workers hold and is short.
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ def retrain_rules_check() -> int:
     return check()
 
 
-@shared_task(queue=INFERENCE_QUEUE, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def saliency_compute(saliency_id: int) -> None:
-    """Compute one Grad-CAM overlay. Idempotent (a ready overlay is left alone), so late
-    acks with reject-on-worker-lost are safe."""
+    """Compute one Grad-CAM overlay; send it with ``queue=INFERENCE_QUEUE``.
+
+    Idempotent (a ready overlay is left alone), so late acks with reject-on-worker-lost
+    are safe."""
     from modelops.saliency import saliency_compute as compute
 
     compute(saliency_id=saliency_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -36,6 +36,15 @@ def saved_weights(tiny_spec: ModelSpec, tmp_path: Path) -> tuple[Path, str]:
     path = tmp_path / "model.pt"
     sha256 = save_weights(build_model(tiny_spec).state_dict(), path)
     return path, sha256
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_cpu_thread() -> Iterator[None]:
+    """One torch thread keeps the timings sane on CPUs shared with other test runs."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)

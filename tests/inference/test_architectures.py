@@ -28,9 +28,7 @@ def test_unknown_architectures_are_refused_with_the_allowed_ones_named(architect
 
 
 def test_arch_kwargs_reach_the_builder() -> None:
-    narrow = ModelSpec(
-        "mobilenet_v3_small", ("a", "b"), 32, arch_kwargs=(("width_mult", 0.5),)
-    )
+    narrow = ModelSpec("mobilenet_v3_small", ("a", "b"), 32, arch_kwargs=(("width_mult", 0.5),))
     full = ModelSpec("mobilenet_v3_small", ("a", "b"), 32)
     count = lambda spec: sum(p.numel() for p in build_model(spec).parameters())  # noqa: E731
     assert count(narrow) < count(full)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.devices import DeviceUnavailable, resolve_device
+from inference.devices import DeviceUnavailable, configure_cpu_threads, resolve_device
 
 
 def test_cpu_is_always_cpu() -> None:
@@ -32,3 +32,14 @@ def test_cuda_with_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_settings_are_refused(setting: str) -> None:
     with pytest.raises(ValueError, match="unknown device setting"):
         resolve_device(setting)
+
+
+def test_configure_cpu_threads() -> None:
+    previous = torch.get_num_threads()
+    try:
+        configure_cpu_threads(1)
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError):
+            configure_cpu_threads(0)
+    finally:
+        torch.set_num_threads(previous)

@@ -32,7 +32,9 @@ class _RunsAShellCommandWhenUnpickled:
 
 def _malicious_weights(tmp_path: Path, name: str) -> tuple[Path, Path]:
     marker = tmp_path / f"{name}.marker"
-    payload = {"features.0.0.weight": _RunsAShellCommandWhenUnpickled(f"touch {shlex.quote(str(marker))}")}
+    payload = {
+        "features.0.0.weight": _RunsAShellCommandWhenUnpickled(f"touch {shlex.quote(str(marker))}")
+    }
     path = tmp_path / f"{name}.pt"
     torch.save(payload, path)
     return path, marker
@@ -146,9 +148,7 @@ def test_label_count_mismatch_is_refused(
         load_model(three_labels, path)
 
 
-def test_weights_of_another_architecture_are_refused(
-    tiny_spec: ModelSpec, tmp_path: Path
-) -> None:
+def test_weights_of_another_architecture_are_refused(tiny_spec: ModelSpec, tmp_path: Path) -> None:
     resnet_spec = ModelSpec("resnet18", tiny_spec.labels, tiny_spec.input_size)
     path = tmp_path / "resnet.pt"
     save_weights(build_model(resnet_spec).state_dict(), path)

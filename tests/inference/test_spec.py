@@ -8,9 +8,7 @@ from inference.spec import IMAGENET_MEAN, ModelSpec
 
 
 def test_spec_is_hashable_and_round_trips_through_json() -> None:
-    spec = ModelSpec(
-        "mobilenet_v3_small", ("ok", "bad"), 96, arch_kwargs=(("width_mult", 0.5),)
-    )
+    spec = ModelSpec("mobilenet_v3_small", ("ok", "bad"), 96, arch_kwargs=(("width_mult", 0.5),))
     assert hash(spec) == hash(ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))))
     assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert spec.mean == IMAGENET_MEAN

@@ -60,7 +60,9 @@ def test_unknown_label_or_drift_is_refused() -> None:
 
 
 def _mean_brightness_and_warmth(drift: str | None) -> tuple[float, float]:
-    pixels = np.stack([_pixels(image) for image, _ in generate_dataset(30, seed=3, size=64, drift=drift)])
+    pixels = np.stack(
+        [_pixels(image) for image, _ in generate_dataset(30, seed=3, size=64, drift=drift)]
+    )
     return float(pixels.mean()), float((pixels[..., 0] - pixels[..., 2]).mean())
 
 
@@ -73,7 +75,18 @@ def test_lighting_drift_darkens_and_warms_the_images() -> None:
 
 def test_blur_drift_removes_fine_detail() -> None:
     def sharpness(drift: str | None) -> float:
-        images = [_pixels(image).mean(axis=2) for image, _ in generate_dataset(20, seed=4, size=64, drift=drift)]
+        images = [
+            _pixels(image).mean(axis=2)
+            for image, _ in generate_dataset(20, seed=4, size=64, drift=drift)
+        ]
         return float(np.mean([np.abs(np.diff(image, axis=0)).mean() for image in images]))
 
     assert sharpness("blur") < 0.7 * sharpness(None)
+
+
+def test_parallel_generation_gives_the_same_data() -> None:
+    serial = generate_dataset(8, seed=9, size=48)
+    parallel = generate_dataset(8, seed=9, size=48, workers=2)
+    for (a, label_a), (b, label_b) in zip(serial, parallel, strict=True):
+        assert label_a == label_b
+        assert np.array_equal(_pixels(a), _pixels(b))

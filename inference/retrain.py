@@ -146,6 +146,7 @@ def retrain(
             key: value.detach().clone() for key, value in base._module.state_dict().items()
         }
     val_images, val_labels = val
+    threads = {"num_threads": num_threads} if num_threads else {}
     started = time.perf_counter()
     result = train_model(
         spec,
@@ -159,9 +160,9 @@ def retrain(
         val_images=val_images or None,
         val_labels=val_labels or None,
         device=device,
-        num_threads=num_threads,
         progress=progress,
         should_cancel=should_cancel,
+        **threads,
     )
     train_seconds = time.perf_counter() - started
     sha256 = save_weights(result.state_dict, out_path)

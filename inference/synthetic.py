@@ -262,7 +262,7 @@ def _metal_surface(
     else:
         tone = rng.uniform(0.50, 0.68)
         streaks = _noise_along(rng, v, rng.uniform(0.6, 1.2))
-        streak_strength = rng.uniform(0.01, 0.035) * (1.0 + 0.5 * _noise_along(rng, u, size / 3))
+        streak_strength = rng.uniform(0.008, 0.03) * (1.0 + 0.5 * _noise_along(rng, u, size / 3))
         texture = streak_strength * streaks + rng.uniform(0.01, 0.035) * _smooth_noise(rng, size, 5)
     tint = np.array(
         [rng.choice([0.98, 1.0, 1.02]), 1.0, rng.choice([0.98, 1.0, 1.03])], dtype=np.float32
@@ -325,7 +325,7 @@ def _defect_visibility(rng: np.random.Generator) -> float:
     """How strongly a defect shows: subtle for ``SUBTLE_DEFECT_SHARE`` of them, clear otherwise."""
     if rng.random() < SUBTLE_DEFECT_SHARE:
         return float(rng.uniform(0.12, 0.35))
-    return float(rng.uniform(0.45, 1.0))
+    return float(rng.uniform(0.5, 1.0))
 
 
 def _point_on_part(rng: np.random.Generator, part: _Part, size: int) -> tuple[float, float]:
@@ -383,9 +383,9 @@ def _paint_scratch(
     drift: str | None,
 ) -> None:
     size = xs.shape[0]
-    length = rng.uniform(0.25, 0.6) * size * (0.4 + 0.6 * visibility)
+    length = rng.uniform(0.3, 0.7) * size * (0.5 + 0.5 * visibility)
     path = _scratch_path(rng, _point_on_part(rng, part, size), length)
-    width = rng.uniform(1.0, 2.0) * scale * (0.6 + 0.4 * visibility)
+    width = rng.uniform(1.3, 2.4) * scale * (0.6 + 0.4 * visibility)
     window = _window(path, 6 * width + 2, size)
     distance, position = _polyline_distance(xs[window], ys[window], path)
     if distance.size == 0:
@@ -398,7 +398,7 @@ def _paint_scratch(
         profile = _gaussian_profile(distance, width) - 0.35 * _gaussian_profile(
             distance, 2.5 * width
         )
-        profile *= rng.uniform(0.35, 0.6)
+        profile *= rng.uniform(0.45, 0.7)
     surface[window] += (visibility * fade * profile)[..., None]
 
 
@@ -414,14 +414,14 @@ def _paint_crack(
 ) -> None:
     size = xs.shape[0]
     new_look = drift == "new_defect_look"
-    length = rng.uniform(0.15, 0.4) * size * (0.4 + 0.6 * visibility)
+    length = rng.uniform(0.2, 0.45) * size * (0.5 + 0.5 * visibility)
     origin = _point_on_part(rng, part, size)
     paths = [_crack_path(rng, origin, length, 0.1 if new_look else 0.7)]
     if rng.random() < 0.4:
         branch_origin = tuple(paths[0][len(paths[0]) // 2])
         paths.append(_crack_path(rng, branch_origin, 0.5 * length, 0.7))
-    width = rng.uniform(1.0, 1.8) * scale * (0.6 + 0.4 * visibility) * (1.6 if new_look else 1.0)
-    darkness = rng.uniform(0.5, 0.75) * (0.5 if new_look else 1.0)
+    width = rng.uniform(1.2, 2.0) * scale * (0.6 + 0.4 * visibility) * (1.6 if new_look else 1.0)
+    darkness = rng.uniform(0.55, 0.8) * (0.5 if new_look else 1.0)
     for path in paths:
         window = _window(path, 8 * width + 2, size)
         distance, _ = _polyline_distance(xs[window], ys[window], path)
@@ -445,7 +445,7 @@ def _paint_stain(
 ) -> None:
     size = xs.shape[0]
     cx, cy = _point_on_part(rng, part, size)
-    radius = rng.uniform(0.05, 0.13) * size * (0.3 + 0.7 * visibility)
+    radius = rng.uniform(0.07, 0.16) * size * (0.35 + 0.65 * visibility)
     window = _window(np.array([[cx, cy]], dtype=np.float32), 4 * radius + 2, size)
     wx, wy = xs[window], ys[window]
     blob = np.zeros_like(wx)
@@ -460,9 +460,9 @@ def _paint_stain(
         colour = np.array([0.42, 0.48, 0.62], dtype=np.float32)
         alpha = visibility * rng.uniform(0.3, 0.5) * np.clip(ring + 0.2 * mask, 0.0, 1.0)
     else:
-        rust, oil = (0.52, 0.30, 0.14), (0.22, 0.18, 0.11)
+        rust, oil = (0.62, 0.33, 0.12), (0.2, 0.15, 0.08)
         colour = np.array(rust if rng.random() < 0.6 else oil, dtype=np.float32)
-        alpha = visibility * rng.uniform(0.35, 0.75) * np.clip(mask, 0.0, 1.0)
+        alpha = visibility * rng.uniform(0.5, 0.85) * np.clip(mask, 0.0, 1.0)
     surface[window] = surface[window] * (1.0 - alpha[..., None]) + colour * alpha[..., None]
 
 
@@ -478,12 +478,12 @@ def _add_dust(
 ) -> None:
     """A few specks of dust, dark or bright: present on good and bad parts alike."""
     size = xs.shape[0]
-    for _ in range(int(rng.integers(0, 6))):
+    for _ in range(int(rng.integers(0, 4))):
         x, y = rng.uniform(0, size, 2)
         width = rng.uniform(0.4, 0.9) * scale
         window = _window(np.array([[x, y]], dtype=np.float32), 4 * width + 1, size)
         speck = _gaussian_profile(np.hypot(xs[window] - x, ys[window] - y), width)
-        surface[window] += (rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.25) * speck)[..., None]
+        surface[window] += (rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.2) * speck)[..., None]
 
 
 def _add_cosmetic_mark(

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "LOOPGATE_TRAINING_DEVICE": None,  # None: the same as LOOPGATE_INFERENCE_DEVICE
     "LOOPGATE_RETRAIN_MIN_LABELS": 20,
     "LOOPGATE_RETRAIN_MAX_LABELS": 20_000,
-    "LOOPGATE_RETRAIN_THREADS": None,  # None: up to 4 CPU threads
+    "LOOPGATE_RETRAIN_THREADS": None,  # None: the ML core default (one thread, reproducible)
     # A running run whose worker has not reported for this long is marked failed.
     "LOOPGATE_TRAINING_STALE_SECONDS": 30 * 60,
     # The worker polls the cancel flag at most this often (it is checked between batches).

@@ -139,12 +139,9 @@ def test_models_page(
     form.get_by_label("Input size (px)").fill("32")
     form.get_by_label("Weights file").set_input_files(str(weights))
     form.get_by_label("Note (how it was trained)").fill("fine-tuned on May labels, 12 epochs")
-    page.on("request", lambda r: print("REQ", r.method, r.url))
-    page.on("console", lambda m: print("CONSOLE", m.text))
-    print("FORMS", form.count())
     with page.expect_navigation(timeout=120_000):
         form.get_by_role("button", name="Check and register").click()
-    print("AFTER", page.url)
+
     page.get_by_text("Registered parts-cnn:v3").wait_for()
 
     # Promote the shadow challenger (blue/green), then deploy v3 as the new challenger.
@@ -152,9 +149,9 @@ def test_models_page(
     page.get_by_role("button", name="Promote parts-cnn:v2 to serving").click()
     page.get_by_text("parts-cnn:v2 is now serving").wait_for()
     deploy = page.locator("form", has=page.get_by_role("heading", name="Deploy a version"))
-    deploy.get_by_label("Version").select_option(label="parts-cnn:v3")
-    deploy.get_by_label("As").select_option("shadow")
-    deploy.get_by_label("Reason").fill("next challenger")
+    deploy.get_by_label("Version", exact=True).select_option(label="parts-cnn:v3")
+    deploy.get_by_label("As", exact=True).select_option("shadow")
+    deploy.get_by_label("Reason", exact=True).fill("next challenger")
     deploy.get_by_role("button", name="Deploy").click()
     page.get_by_text("parts-cnn:v3 is now the shadow.").wait_for()
     assert page.locator('[data-role="serving"]').inner_text() == "parts-cnn:v2"

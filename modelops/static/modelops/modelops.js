@@ -1,5 +1,6 @@
-// The models page: follow the active training runs live through the API, and reload the
-// page when one ends (its version then shows up as the shadow challenger).
+// The models page: follow the active training runs live through the API. When one ends,
+// say so with a link to reload (not a reload by itself: it would throw away whatever the
+// admin is typing in a form); a finished run's version then shows up as the shadow.
 (function () {
   "use strict";
   var configElement = document.getElementById("modelops-config");
@@ -28,6 +29,16 @@
     row.querySelector('[data-field="val"]').textContent = last ? fixed(last.val_accuracy) : "—";
   }
 
+  function finished(row, run) {
+    var button = row.querySelector("form button");
+    if (button) button.disabled = true;
+    var notice = document.getElementById("run-notice");
+    notice.hidden = false;
+    notice.querySelector("[data-field=text]").textContent =
+      "Training run " + run.id + " " + run.status +
+      (run.result_version ? ": " + run.result_version + " is the new shadow challenger." : ".");
+  }
+
   function follow(runId) {
     var row = document.querySelector('tr[data-run-id="' + runId + '"]');
     if (!row) return;
@@ -40,7 +51,7 @@
           if (run.status === "queued" || run.status === "running") {
             setTimeout(poll, POLL_MS);
           } else {
-            setTimeout(function () { window.location.reload(); }, 800);
+            finished(row, run);
           }
         })
         .catch(function () { setTimeout(poll, POLL_MS * 4); });

@@ -395,7 +395,7 @@ def _paint_scratch(
         width *= 1.8
         profile = -_gaussian_profile(distance, width) * rng.uniform(0.25, 0.45)
     else:
-        profile = _gaussian_profile(distance, width) - 0.35 * _gaussian_profile(
+        profile = _gaussian_profile(distance, width) - 0.2 * _gaussian_profile(
             distance, 2.5 * width
         )
         profile *= rng.uniform(0.45, 0.7)

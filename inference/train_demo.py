@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=_print_progress,
     )
     trained = time.perf_counter()
+    print(f"trained in {trained - generated:.1f}s", flush=True)
 
     out_dir: Path = arguments.out_dir
     weights_path = out_dir / WEIGHTS_FILENAME

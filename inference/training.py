@@ -346,7 +346,9 @@ def _fit(
 ) -> tuple[EpochRecord, ...]:
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = len(_batches(len(inputs), batch_size, torch.Generator().manual_seed(0)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
+    )
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15
     )

@@ -186,6 +186,9 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport expects its folders to exist.
+    for folder in ("queue", "control"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -223,6 +226,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "review.tasks.assignments_expire",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
+    "training-runs-fail-stale": {
+        "task": "modelops.tasks.training_runs_fail_stale",
+        "schedule": 300.0,
+    },
+    "retrain-rules-check": {"task": "modelops.tasks.retrain_rules_check", "schedule": 600.0},
     "automation-step-down-check": {
         "task": "automation.tasks.automation_check_all",
         "schedule": 300.0,

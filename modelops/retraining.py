@@ -238,7 +238,7 @@ def training_device() -> str:
 def _begin(run_id: int) -> TrainingRun | None:
     with transaction.atomic():
         run = (
-            TrainingRun.objects.select_for_update()
+            TrainingRun.objects.select_for_update(of=("self",))
             .select_related("workflow", "base_version", "created_by")
             .filter(pk=run_id)
             .first()

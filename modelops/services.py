@@ -341,7 +341,7 @@ def _locked(workflow: Workflow) -> tuple[Workflow, dict[str, Deployment]]:
     locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
     active = {
         deployment.role: deployment
-        for deployment in Deployment.objects.select_for_update()
+        for deployment in Deployment.objects.select_for_update(of=("self",))
         .filter(workflow=locked, active=True)
         .select_related("model_version")
         .order_by("id")

@@ -2,7 +2,6 @@
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -279,10 +278,8 @@ def test_audit_tasks_are_blind_even_at_a_suggesting_level(
     _assert_no_suggestion(body, 0.9911)
 
 
-DEMO_WEIGHTS = Path(__file__).resolve().parents[2] / "inference" / "assets" / "demo_model.pt"
 
 
-@pytest.mark.skipif(not DEMO_WEIGHTS.exists(), reason="the demo model is not trained yet")
 def test_shadow_end_to_end_through_the_model(
     make_workflow, make_user, member, client_for, django_capture_on_commit_callbacks
 ):
@@ -299,7 +296,9 @@ def test_shadow_end_to_end_through_the_model(
             format="multipart",
         )
     assert created.status_code == 201
-    prediction = created.json()["predictions"][0]
+    case = client_for(camera).get(f"/api/v1/cases/{created.json()['id']}/").json()
+    assert case["status"] == "in_review"
+    prediction = case["predictions"][0]
 
     body = client_for(reviewer).post(next_url(workflow.slug), format="json").json()
 

@@ -119,6 +119,8 @@ class Case(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     processing_attempts = models.PositiveSmallIntegerField(default=0)
+    # The model versions chosen when the case was first claimed (see cases_process).
+    planned_versions = models.JSONField(default=dict, blank=True)
 
     # How the case was routed: the policy in force and the routing function's answer.
     routed_level = models.CharField(max_length=16, blank=True)

@@ -372,6 +372,45 @@ def _case_claim(*, case_id: uuid.UUID | str, stalled_after: timedelta) -> Case |
         return case
 
 
+def plan_record(plan: DeploymentPlan) -> dict[str, Any]:
+    return {
+        "deciding": plan.deciding.pk if plan.deciding else None,
+        "role": plan.deciding_role,
+        "shadows": [version.pk for version in plan.shadows],
+    }
+
+
+def plan_from_record(record: dict[str, Any]) -> DeploymentPlan:
+    ids = [record["deciding"], *record.get("shadows", [])]
+    versions = ModelVersion.objects.in_bulk([i for i in ids if i is not None])
+    return DeploymentPlan(
+        deciding=versions.get(record["deciding"]) if record["deciding"] else None,
+        deciding_role=record.get("role", ""),
+        shadows=tuple(versions[i] for i in record.get("shadows", []) if i in versions),
+    )
+
+
+def _case_plan(case: Case) -> DeploymentPlan:
+    """The versions that run on ``case``, fixed the first time it is processed.
+
+    A retried case (a dead worker, a redelivery) finishes on the versions that started
+    it, even after a promotion or rollback in between: the first plan is stored, and
+    the conditional update lets only one of two racing workers store theirs.
+    """
+    if not case.planned_versions:
+        plan = deployment_plan(workflow_id=case.workflow_id, case_id=str(case.id))
+        stored = Case.objects.filter(id=case.id, planned_versions={}).update(
+            planned_versions=plan_record(plan)
+        )
+        if stored:
+            case.planned_versions = plan_record(plan)
+            return plan
+        case.planned_versions = (
+            Case.objects.filter(id=case.id).values_list("planned_versions", flat=True).get()
+        )
+    return plan_from_record(case.planned_versions)
+
+
 def _open_image(case: Case) -> Image.Image:
     with case.image.open("rb") as handle:
         image = Image.open(handle, formats=list(settings.LOOPGATE_ALLOWED_IMAGE_FORMATS))
@@ -477,7 +516,7 @@ def cases_process(*, case_ids: list[str]) -> int:
             continue
         if not model_runs(case.workflow.level):
             continue
-        run.plan = deployment_plan(workflow_id=case.workflow_id, case_id=str(case.id))
+        run.plan = _case_plan(case)
         if run.plan.deciding is None:
             run.error = "no serving model is deployed for this workflow"
             continue

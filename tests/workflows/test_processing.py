@@ -279,6 +279,42 @@ class TestFaults:
         case.refresh_from_db()
         assert case.status == CaseStatus.DECIDED
 
+    def test_a_retried_case_keeps_the_versions_it_started_with(
+        self, make_workflow: Any, demo_model_version: Any
+    ) -> None:
+        """A promotion between two attempts does not change which version decides."""
+        from modelops.models import Deployment, ModelVersion
+
+        workflow = make_workflow("keep", level=Level.FULL)
+        case = services.case_create(
+            workflow=workflow, image_data=image_bytes(), external_id=None, metadata={}, submitted_by=None
+        ).case
+        first_plan = {"deciding": demo_model_version.pk, "role": "serving", "shadows": []}
+        Case.objects.filter(id=case.id).update(planned_versions=first_plan)
+        promoted = ModelVersion.objects.create(
+            **{
+                f.name: getattr(demo_model_version, f.name)
+                for f in ModelVersion._meta.fields
+                if f.name not in {"id", "version", "created_at"}
+            },
+            version=2,
+        )
+        Deployment.objects.filter(workflow=workflow).update(active=False)
+        Deployment.objects.create(workflow=workflow, model_version=promoted, role="serving")
+        services.cases_process(case_ids=[str(case.id)])
+        case.refresh_from_db()
+        assert case.decision_model_version_id == demo_model_version.pk
+        assert case.planned_versions == first_plan
+
+        fresh = services.case_create(
+            workflow=workflow, image_data=image_bytes(seed=1), external_id=None, metadata={},
+            submitted_by=None,
+        ).case
+        services.cases_process(case_ids=[str(fresh.id)])
+        fresh.refresh_from_db()
+        assert fresh.decision_model_version_id == promoted.pk
+        assert fresh.planned_versions["deciding"] == promoted.pk
+
     def test_a_case_that_keeps_killing_workers_goes_to_humans(self, make_workflow: Any) -> None:
         workflow = make_workflow("poison", level=Level.FULL)
         case = services.case_create(

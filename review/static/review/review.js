@@ -224,6 +224,7 @@
       ? "adjudication"
       : REASONS[task.reason] || task.reason;
     renderSuggestion(task.suggestion);
+    saliencyFor(task);
     renderAdjudication(task);
     renderMetadata(task.case.metadata);
     setLabelsEnabled(true);
@@ -234,6 +235,22 @@
         performance.measure("verdict-to-next-image", { start: keyAt, end: performance.now() });
       });
     }
+  }
+
+  // "Where the model looked": offered only where the API sent a suggestion. The review
+  // screen swaps its <img> per case, so the overlay works on whichever one is shown.
+  let saliency = null;
+  function saliencyFor(task) {
+    const button = byId("saliency-toggle");
+    if (!button || !window.LoopgateSaliency) return;
+    if (!saliency) {
+      const currentImage = {
+        get src() { return byId("case-image").src; },
+        set src(url) { byId("case-image").src = url; },
+      };
+      saliency = window.LoopgateSaliency.attach({ image: currentImage, button: button });
+    }
+    saliency.setCase(task.case.id, Boolean(task.suggestion));
   }
 
   function element(tag, text, className) {
@@ -604,6 +621,9 @@
     } else if (key === "s") {
       event.preventDefault();
       openSkip();
+    } else if (key === "h" && saliency && !byId("saliency-toggle").hidden) {
+      event.preventDefault();
+      saliency.toggle();
     } else if (key === "u") {
       event.preventDefault();
       undo();

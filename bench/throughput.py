@@ -161,12 +161,12 @@ class Platform:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok:
+                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.3)
         while b"ready." not in (self.workdir / "worker.log").read_bytes():
-            if time.monotonic() > deadline + 60:
+            if time.monotonic() > deadline + 300:
                 raise RuntimeError("worker did not start")
             time.sleep(0.3)
         return creds

@@ -166,8 +166,12 @@ class Platform:
             except requests.RequestException:
                 time.sleep(0.3)
         while b"ready." not in (self.workdir / "worker.log").read_bytes():
+            if self.processes[0].poll() is not None:
+                log = (self.workdir / "worker.log").read_text()[-2000:]
+                raise RuntimeError(f"worker exited:\n{log}")
             if time.monotonic() > deadline + 300:
-                raise RuntimeError("worker did not start")
+                log = (self.workdir / "worker.log").read_text()[-2000:]
+                raise RuntimeError(f"worker did not start:\n{log}")
             time.sleep(0.3)
         return creds
 

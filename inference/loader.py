@@ -97,7 +97,7 @@ class LoadedModel:
     def __init__(
         self, module: torch.nn.Module, spec: ModelSpec, *, device: str, sha256: str | None
     ) -> None:
-        self._module = module.eval().to(device)
+        self._module = module.eval().to(device=device, memory_format=torch.channels_last)
         self.spec = spec
         self.device = device
         self.sha256 = sha256
@@ -129,7 +129,9 @@ class LoadedModel:
     def _probabilities(self, uint8_batch: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities (float32, CPU) for a ``(N, 3, S, S)`` uint8 batch."""
         with torch.inference_mode():
-            inputs = normalise(uint8_batch.to(self.device), self.spec)
+            inputs = normalise(uint8_batch.to(self.device), self.spec).contiguous(
+                memory_format=torch.channels_last
+            )
             with mixed_precision(self.device):
                 logits = self._module(inputs)
             return torch.softmax(logits.float(), dim=1).cpu()

@@ -14,8 +14,12 @@ a faint polishing line, a light smudge). The two overlap, so a good model is
 not perfect and its confidence spreads out.
 
 ``DRIFTS`` are production changes that hurt a model trained on the default
-look: new lighting, a new defect appearance, a defocused lens, a new
-supplier's surface finish.
+look: ``lighting`` (dimmer, warm colour cast, steeper gradient; defects get
+missed), ``new_defect_look`` (dark scratches, straighter paler cracks, bluish
+water-mark rings instead of rust), ``blur`` (a defocused lens) and
+``new_surface`` (a bead-blasted matte finish instead of brushed; false alarms
+and lower confidence). Against the demo model (about 0.9 accuracy) they bring
+accuracy down to roughly 0.55, 0.55, 0.85 and 0.7.
 
 Everything is a pure function of the ``numpy.random.Generator`` passed in, so a
 seed reproduces a data set exactly.
@@ -25,9 +29,7 @@ from __future__ import annotations
 
 import io
 import math
-import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,10 +69,6 @@ class _Part:
         dx, dy = xs - self.center_x, ys - self.center_y
         cos, sin = math.cos(self.angle), math.sin(self.angle)
         return cos * dx + sin * dy, -sin * dx + cos * dy
-
-    def to_image(self, u: float, v: float) -> tuple[float, float]:
-        cos, sin = math.cos(self.angle), math.sin(self.angle)
-        return self.center_x + cos * u - sin * v, self.center_y + sin * u + cos * v
 
 
 def generate_image(
@@ -121,15 +119,13 @@ def generate_dataset(
     size: int = 128,
     drift: str | None = None,
     class_weights: Mapping[str, float] | None = None,
-    workers: int = 1,
 ) -> list[tuple[Image.Image, str]]:
-    """``n`` (image, label) pairs, identical for identical arguments (``workers`` aside).
+    """``n`` (image, label) pairs, identical for identical arguments.
 
     Class counts follow ``class_weights`` (default ``DEFAULT_CLASS_WEIGHTS``:
     ok 55 %, each defect 15 %) as closely as whole numbers allow, in a shuffled
     order. Each image draws from its own child generator, so image ``i`` does
-    not depend on how much randomness the images before it used, and
-    ``workers > 1`` renders in that many processes with the same result.
+    not depend on how much randomness the images before it used.
     """
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
@@ -138,29 +134,10 @@ def generate_dataset(
     weights = dict(DEFAULT_CLASS_WEIGHTS if class_weights is None else class_weights)
     labels = _label_sequence(n, weights, np.random.default_rng(seed))
     children = np.random.SeedSequence(seed).spawn(n)
-    jobs = [
-        _RenderJob(label, child, size, drift) for label, child in zip(labels, children, strict=True)
+    return [
+        (generate_image(label, np.random.default_rng(child), size=size, drift=drift), label)
+        for label, child in zip(labels, children, strict=True)
     ]
-    if workers > 1 and n > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            images = list(pool.map(_render, jobs, chunksize=max(1, n // (4 * workers))))
-    else:
-        images = [_render(job) for job in jobs]
-    return list(zip(images, labels, strict=True))
-
-
-@dataclass(frozen=True)
-class _RenderJob:
-    label: str
-    seed: np.random.SeedSequence
-    size: int
-    drift: str | None
-
-
-def _render(job: _RenderJob) -> Image.Image:
-    rng = np.random.default_rng(job.seed)
-    return generate_image(job.label, rng, size=job.size, drift=job.drift)
 
 
 def _label_sequence(n: int, weights: Mapping[str, float], rng: np.random.Generator) -> list[str]:

@@ -9,6 +9,7 @@ run it in a worker of its own, not beside live inference threads.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,9 @@ from inference.loader import (
 from inference.spec import ModelSpec
 
 TRAINING_BATCH_NORM_MOMENTUM = 0.1
+# NHWC layout: about a third faster for MobileNet's depthwise convolutions on
+# the CPU, and what tensor cores prefer on CUDA.
+CHANNELS_LAST = torch.channels_last
 
 ProgressCallback = Callable[[int, float, float | None], None]
 CancelCheck = Callable[[], bool]
@@ -143,7 +147,7 @@ def train_model(
         model = build_model(spec)
         if init_state_dict is not None:
             _warm_start(model, init_state_dict, spec)
-        model.to(device)
+        model.to(device=device, memory_format=CHANNELS_LAST)
         _set_batch_norm_momentum(model, TRAINING_BATCH_NORM_MOMENTUM)
         history = _fit(
             model,
@@ -163,7 +167,8 @@ def train_model(
         )
         _recalibrate_batch_norm(model, spec, inputs, batch_size=batch_size, device=device)
         state_dict = {
-            key: value.detach().cpu().clone() for key, value in model.state_dict().items()
+            key: value.detach().cpu().contiguous().clone()
+            for key, value in model.state_dict().items()
         }
     hyperparameters = {
         "epochs": epochs,
@@ -297,7 +302,8 @@ def _recalibrate_batch_norm(
     model.train()
     with torch.no_grad(), mixed_precision(device):
         for start in range(0, len(inputs), batch_size):
-            model(standardise(inputs[start : start + batch_size].to(device) / 255.0, spec))
+            batch = inputs[start : start + batch_size].to(device)
+            model(standardise(batch / 255.0, spec).contiguous(memory_format=CHANNELS_LAST))
     model.eval()
 
 
@@ -364,7 +370,7 @@ def _fit(
             batch = inputs[batch_indices].to(device)
             unit = _augment(batch, generator) if augment else batch.to(torch.float32) / 255.0
             with mixed_precision(device):
-                logits = model(standardise(unit, spec))
+                logits = model(standardise(unit, spec).contiguous(memory_format=CHANNELS_LAST))
                 loss = torch.nn.functional.cross_entropy(
                     logits.float(), targets[batch_indices].to(device)
                 )
@@ -444,15 +450,24 @@ def evaluate(
 def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path) -> str:
     """Write a state dict atomically (temp file, then rename) and return its SHA-256.
 
-    Readers never see a half-written file: the rename is atomic on one filesystem.
+    Readers never see a half-written file: the rename is atomic on one
+    filesystem. Serialising to memory first keeps the archive's internal names
+    independent of the temporary file's name, so equal weights give equal bytes
+    (and an equal checksum).
     """
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
+    torch.save(tensors, buffer)
     handle, temporary_name = tempfile.mkstemp(dir=destination.parent, suffix=".partial")
-    os.close(handle)
     temporary = Path(temporary_name)
     try:
-        torch.save({key: value.detach().cpu() for key, value in state_dict.items()}, temporary)
+        with os.fdopen(handle, "wb") as file:
+            file.write(buffer.getvalue())
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.chmod(0o644)  # mkstemp's 0600 would hide the model from other workers
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)

@@ -19,6 +19,9 @@ from inference.loader import (
 from inference.spec import ModelSpec
 from inference.training import save_weights
 
+# torch marks TorchScript deprecated; Loopgate still loads admin-registered archives.
+TORCHSCRIPT_IS_DEPRECATED = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+
 
 class _RunsAShellCommandWhenUnpickled:
     """Unpickling this calls ``os.system(command)``: the classic malicious model file."""
@@ -169,6 +172,7 @@ def _trace_pooling_classifier(outputs: int, path: Path) -> None:
     torch.jit.trace(module, torch.zeros(1, 3, 32, 32)).save(str(path))
 
 
+@TORCHSCRIPT_IS_DEPRECATED
 def test_torchscript_with_the_wrong_output_size_is_refused(
     tiny_spec: ModelSpec, tmp_path: Path
 ) -> None:
@@ -179,6 +183,7 @@ def test_torchscript_with_the_wrong_output_size_is_refused(
         load_model(scripted_spec, path)
 
 
+@TORCHSCRIPT_IS_DEPRECATED
 def test_torchscript_with_the_right_output_size_loads(
     tiny_spec: ModelSpec, tmp_path: Path, rgb_image_factory
 ) -> None:
@@ -188,6 +193,7 @@ def test_torchscript_with_the_right_output_size_loads(
     assert len(loaded.predict([rgb_image_factory(0)])) == 1
 
 
+@TORCHSCRIPT_IS_DEPRECATED
 def test_a_state_dict_is_not_a_torchscript_archive(
     tiny_spec: ModelSpec, saved_weights: tuple[Path, str]
 ) -> None:

@@ -82,11 +82,3 @@ def test_blur_drift_removes_fine_detail() -> None:
         return float(np.mean([np.abs(np.diff(image, axis=0)).mean() for image in images]))
 
     assert sharpness("blur") < 0.7 * sharpness(None)
-
-
-def test_parallel_generation_gives_the_same_data() -> None:
-    serial = generate_dataset(8, seed=9, size=48)
-    parallel = generate_dataset(8, seed=9, size=48, workers=2)
-    for (a, label_a), (b, label_b) in zip(serial, parallel, strict=True):
-        assert label_a == label_b
-        assert np.array_equal(_pixels(a), _pixels(b))

@@ -204,3 +204,11 @@ def test_evaluate_refuses_a_bare_module_without_spec(
     images, labels = synthetic_images
     with pytest.raises(ValueError, match="spec"):
         evaluate(build_model(tiny_spec), images, labels)
+
+
+def test_equal_weights_give_equal_files_and_checksums(tiny_spec: ModelSpec, tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    state_dict = build_model(tiny_spec).state_dict()
+    first = save_weights(state_dict, tmp_path / "a" / "model.pt")
+    second = save_weights(state_dict, tmp_path / "b" / "model.pt")
+    assert first == second

@@ -134,7 +134,7 @@ class Command(BaseCommand):
                         if k in card
                     },
                 },
-                metrics={k: v for k, v in card.items() if k.startswith("test_")},
+                metrics={k: v for k, v in card.items() if k.startswith(("held_out_", "test_"))},
             )
             with DEMO_WEIGHTS.open("rb") as handle:
                 version.weights.save(

@@ -99,7 +99,7 @@ def test_openapi_schema_names_the_public_contract(client: Any) -> None:
 def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOOPGATE_"))}
     env["DJANGO_SETTINGS_MODULE"] = "loopgate.settings"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         cwd=ROOT,
         env=env,
@@ -118,7 +118,7 @@ def test_production_settings_are_not_debug_and_allow_no_host_by_default() -> Non
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.DEBUG, s.ALLOWED_HOSTS, s.SESSION_COOKIE_SECURE)"
     )
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False [] True"

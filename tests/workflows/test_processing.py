@@ -135,7 +135,12 @@ class TestLevels:
         assert task.show_suggestion is False
 
     def test_a_reviewer_cannot_read_the_model_output_of_a_blind_audit(
-        self, make_workflow: Any, system: Any, make_user: Any, member: Any, client_for: Any,
+        self,
+        make_workflow: Any,
+        system: Any,
+        make_user: Any,
+        member: Any,
+        client_for: Any,
         django_capture_on_commit_callbacks: Any,
     ) -> None:
         workflow = make_workflow("blind", level=Level.FULL, audit_rate=1.0)
@@ -287,7 +292,11 @@ class TestFaults:
 
         workflow = make_workflow("keep", level=Level.FULL)
         case = services.case_create(
-            workflow=workflow, image_data=image_bytes(), external_id=None, metadata={}, submitted_by=None
+            workflow=workflow,
+            image_data=image_bytes(),
+            external_id=None,
+            metadata={},
+            submitted_by=None,
         ).case
         first_plan = {"deciding": demo_model_version.pk, "role": "serving", "shadows": []}
         Case.objects.filter(id=case.id).update(planned_versions=first_plan)
@@ -307,7 +316,10 @@ class TestFaults:
         assert case.planned_versions == first_plan
 
         fresh = services.case_create(
-            workflow=workflow, image_data=image_bytes(seed=1), external_id=None, metadata={},
+            workflow=workflow,
+            image_data=image_bytes(seed=1),
+            external_id=None,
+            metadata={},
             submitted_by=None,
         ).case
         services.cases_process(case_ids=[str(fresh.id)])

@@ -129,6 +129,8 @@ class Platform:
                     "1",
                     "--without-gossip",
                     "--without-mingle",
+                    "--loglevel",
+                    "INFO",  # "celery@host ready." is logged at INFO
                 ],
                 cwd=ROOT,
                 env=self.env,

@@ -22,12 +22,13 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+QUEUES = "inference,default"
 sys.path.insert(0, str(ROOT))
 
 
@@ -111,6 +112,15 @@ class Platform:
     def start(self) -> dict:
         if "DATABASE_URL" in os.environ and os.environ["DATABASE_URL"].startswith("postgres"):
             self.manage("flush", "--noinput")
+        if os.environ.get("CELERY_BROKER_URL", "").startswith("redis"):
+            # Messages an earlier run left behind would name cases the flush removed.
+            subprocess.run(
+                [sys.executable, "-m", "celery", "-A", "loopgate", "purge", "-f", "-Q", QUEUES],
+                cwd=ROOT,
+                env=self.env,
+                check=True,
+                capture_output=True,
+            )
         self.manage("migrate", "--noinput")
         creds = json.loads(self.manage("bootstrap_demo", "--json", "--level", "full"))
         log = (self.workdir / "worker.log").open("wb")
@@ -124,7 +134,7 @@ class Platform:
                     "loopgate",
                     "worker",
                     "-Q",
-                    "inference,default",
+                    QUEUES,
                     "-c",
                     "1",
                     "--without-gossip",
@@ -212,32 +222,44 @@ def main() -> None:
                 response.raise_for_status()
                 return response.json()["id"], time.perf_counter() - started
 
+            started_at = datetime.now(UTC)
             started = time.perf_counter()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 submitted = list(pool.map(submit, range(args.cases)))
             ingest_seconds = time.perf_counter() - started
-            ids = [case_id for case_id, _ in submitted]
-            pending = set(ids)
+            # Wait on the workflow's counts (one cheap request), not on every case, so
+            # the bench's own polling does not take the worker's CPU.
+            stats_url = f"{base}/api/v1/workflows/{creds['workflow']}/stats/"
+            while time.perf_counter() - started < 1800:
+                counts = requests.get(stats_url, headers=headers, timeout=30).json()["counts"]
+                if counts["received"] + counts["processing"] == 0:
+                    break
+                time.sleep(0.25)
+            wait_seconds = time.perf_counter() - started
             done: dict[str, dict] = {}
-            while pending and time.perf_counter() - started < 1800:
-                for case_id in list(pending):
-                    body = requests.get(
-                        f"{base}/api/v1/cases/{case_id}/", headers=headers, timeout=30
-                    ).json()
-                    if body["status"] in ("decided", "in_review", "failed"):
-                        done[case_id] = body
-                        pending.discard(case_id)
-                time.sleep(0.2)
-            total_seconds = time.perf_counter() - started
+            for case_id, _ in submitted:
+                body = requests.get(
+                    f"{base}/api/v1/cases/{case_id}/", headers=headers, timeout=30
+                ).json()
+                if body["status"] in ("decided", "in_review", "failed"):
+                    done[case_id] = body
         finally:
             platform.stop()
+
+    def server_time(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     latencies = []
     for body in done.values():
         if body["decision"]:
-            created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
-            decided = datetime.fromisoformat(body["decision"]["decided_at"].replace("Z", "+00:00"))
-            latencies.append((decided - created).total_seconds())
+            decided = server_time(body["decision"]["decided_at"])
+            latencies.append((decided - server_time(body["created_at"])).total_seconds())
+    # The last case's routing time as the server recorded it: from the first request to
+    # the last case routed, independent of how often this script looked.
+    last_routed = max((server_time(body["updated_at"]) for body in done.values()), default=None)
+    total_seconds = (
+        (last_routed - started_at).total_seconds() if last_routed is not None else wait_seconds
+    )
     bare = bare_loop(images, args.batch)
     end_to_end = len(done) / total_seconds
 
@@ -258,7 +280,7 @@ def main() -> None:
     )
     print(
         f"  end to end (submit -> decided) {end_to_end:8.1f} cases/s  "
-        f"({len(done)}/{args.cases} routed in {total_seconds:.1f} s)"
+        f"({len(done)}/{args.cases} routed {total_seconds:.1f} s after the first request)"
     )
     if latencies:
         print(

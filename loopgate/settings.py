@@ -194,6 +194,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # The filesystem transport polls. With the default of 1 s, a worker whose
+        # prefetch slot is busy sleeps a full second before it looks again, which caps
+        # it at about one message a second; 50 ms keeps the idle cost small.
+        "polling_interval": float(os.environ.get("LOOPGATE_BROKER_POLL_SECONDS", 0.05)),
     }
 else:
     # Longer than the longest task, so that Redis does not hand a running task to a
@@ -240,6 +244,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- Loopgate -------------------------------------------------------------------------
 LOOPGATE_INFERENCE_DEVICE = os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto")
 LOOPGATE_INFERENCE_BATCH_SIZE = int(os.environ.get("LOOPGATE_INFERENCE_BATCH_SIZE", "16"))
+# Each worker process loads the deployed models when it starts, so the first case does
+# not wait for a model load.
+LOOPGATE_WARM_MODELS = env_bool("LOOPGATE_WARM_MODELS", default=True)
 # A case still "received" or "processing" after this long was dropped by a broker or a
 # worker; the periodic sweeper queues it again (processing is idempotent).
 LOOPGATE_STALLED_AFTER_SECONDS = int(os.environ.get("LOOPGATE_STALLED_AFTER_SECONDS", "120"))

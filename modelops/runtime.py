@@ -5,6 +5,7 @@ Only frozen dataclasses come back from ``inference``; tensors stay there.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -13,7 +14,9 @@ from PIL import Image
 from inference.devices import resolve_device
 from inference.loader import LoadedModel, get_model
 from inference.spec import ModelSpec, PredictionResult
-from modelops.models import ModelVersion
+from modelops.models import Deployment, ModelVersion
+
+logger = logging.getLogger(__name__)
 
 
 def model_spec_of(version: ModelVersion) -> ModelSpec:
@@ -43,3 +46,27 @@ def loaded_model_of(version: ModelVersion) -> LoadedModel:
 
 def predict_images(version: ModelVersion, images: Sequence[Image.Image]) -> list[PredictionResult]:
     return loaded_model_of(version).predict(images)
+
+
+def models_warm() -> list[str]:
+    """Load every actively deployed version and run it once on a blank image.
+
+    Called when a worker process starts, so the first batch of cases does not pay for
+    loading weights and the first forward pass. A version that fails to load is logged
+    and left: its cases go to review with the reason when they arrive, as before.
+    Returns the tags of the versions now ready in this process.
+    """
+    ready = []
+    versions = {
+        deployment.model_version_id: deployment.model_version
+        for deployment in Deployment.objects.filter(active=True).select_related("model_version")
+    }
+    for version in versions.values():
+        try:
+            model = loaded_model_of(version)
+            model.predict([Image.new("RGB", (version.input_size, version.input_size))])
+        except Exception:  # best effort: its cases report the error
+            logger.warning("could not warm model %s", version.tag, exc_info=True)
+            continue
+        ready.append(version.tag)
+    return ready

@@ -52,7 +52,17 @@ def deployments_active(*, workflow_id: int) -> dict[str, Deployment]:
 def deployment_plan(*, workflow_id: int, case_id: str) -> DeploymentPlan:
     """The plan for one case. A canary decides the cases whose canary draw falls in its share;
     the choice depends only on the case id, so a retried case gets the same version."""
+    return deployment_plans(workflow_id=workflow_id, case_ids=[case_id])[case_id]
+
+
+def deployment_plans(*, workflow_id: int, case_ids: list[str]) -> dict[str, DeploymentPlan]:
+    """The plans for a batch of cases, from one read of the active deployments, so every
+    case of the batch sees the same side of a promotion or rollback."""
     active = deployments_active(workflow_id=workflow_id)
+    return {case_id: _plan_of(active, case_id) for case_id in case_ids}
+
+
+def _plan_of(active: dict[str, Deployment], case_id: str) -> DeploymentPlan:
     serving = active.get(DeploymentRole.SERVING)
     canary = active.get(DeploymentRole.CANARY)
     shadow = active.get(DeploymentRole.SHADOW)

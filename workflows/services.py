@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
@@ -21,7 +23,7 @@ from inference.loader import ModelLoadError
 from loopgate.errors import Conflict, InvalidInput
 from modelops.models import ModelVersion
 from modelops.runtime import predict_images
-from modelops.selectors import DeploymentPlan, deployment_plan, unit_draw
+from modelops.selectors import DeploymentPlan, deployment_plans, unit_draw
 from workflows.images import image_validate
 from workflows.models import (
     ActorType,
@@ -96,17 +98,18 @@ def case_transition(
     actor: Any = None,
     reason: str,
     data: dict[str, Any] | None = None,
+    fields: tuple[str, ...] = (),
 ) -> CaseEvent:
     """Move ``case`` to ``to_status`` and record why. Raises InvalidTransition.
 
     Call inside a transaction, holding the case's row lock (``select_for_update``);
-    the caller saves the other fields it changed along with the status.
+    ``fields`` names the other fields the caller changed, saved in the same UPDATE.
     """
     from_status = case.status
     if to_status not in CASE_TRANSITIONS[from_status]:
         raise InvalidTransition(f"case {case.id} cannot go from {from_status} to {to_status}")
     case.status = to_status
-    case.save(update_fields=["status", "updated_at"])
+    case.save(update_fields=["status", "updated_at", *fields])
     return case_event_record(
         case=case,
         kind="status",
@@ -117,6 +120,44 @@ def case_transition(
         from_status=from_status,
         to_status=to_status,
     )
+
+
+def cases_transition(
+    *,
+    cases: list[Case],
+    to_status: str,
+    actor_type: str,
+    reason: str,
+    data_of: Callable[[Case], dict[str, Any]] = lambda case: {},
+) -> None:
+    """``case_transition`` for a batch: one UPDATE and one INSERT of events.
+
+    Call inside a transaction holding the cases' row locks; every move is checked
+    against the same table before anything is written.
+    """
+    for case in cases:
+        if to_status not in CASE_TRANSITIONS[case.status]:
+            raise InvalidTransition(f"case {case.id} cannot go from {case.status} to {to_status}")
+    if not cases:
+        return
+    now = timezone.now()
+    Case.objects.filter(id__in=[case.id for case in cases]).update(status=to_status, updated_at=now)
+    events = []
+    for case in cases:
+        events.append(
+            CaseEvent(
+                case=case,
+                kind="status",
+                actor_type=actor_type,
+                reason=reason,
+                data=data_of(case),
+                from_status=case.status,
+                to_status=to_status,
+            )
+        )
+        case.status = to_status
+        case.updated_at = now
+    CaseEvent.objects.bulk_create(events)
 
 
 def metadata_parse(raw: Any) -> dict[str, Any]:
@@ -235,6 +276,24 @@ def case_audit_draw(case_id: uuid.UUID | str) -> float:
     return unit_draw(f"audit:{case_id}")
 
 
+# The fields case_route sets, saved with the status change.
+_ROUTE_FIELDS = (
+    "routed_level",
+    "routed_threshold",
+    "review_reason",
+    "suggestion_visible",
+    "deciding_prediction",
+    "failure_reason",
+)
+_DECISION_FIELDS = (
+    "decision_label",
+    "decision_source",
+    "decision_confidence",
+    "decision_model_version",
+    "decided_at",
+)
+
+
 def case_route(
     *,
     case: Case,
@@ -283,7 +342,6 @@ def case_route(
         case.decision_confidence = deciding_prediction.confidence
         case.decision_model_version = deciding_prediction.model_version
         case.decided_at = now
-        case.save()
         reason = "model decided at or above the threshold"
         if decision.is_audit:
             reason += "; drawn for the audit sample, sent blind to a human"
@@ -293,19 +351,20 @@ def case_route(
             actor_type=ActorType.MODEL,
             reason=reason,
             data=data,
+            fields=_ROUTE_FIELDS + _DECISION_FIELDS,
         )
         if decision.send_to_review:
             review_task_open(
                 case=case, kind=TaskKind.AUDIT, reason=decision.reason, show_suggestion=False
             )
     else:
-        case.save()
         case_transition(
             case=case,
             to_status=CaseStatus.IN_REVIEW,
             actor_type=ActorType.SYSTEM,
             reason=_review_reason_text(decision, error),
             data=data,
+            fields=_ROUTE_FIELDS,
         )
         review_task_open(
             case=case,
@@ -331,45 +390,67 @@ def _review_reason_text(decision: RoutingDecision, error: str) -> str:
 # --- Processing ------------------------------------------------------------------------
 
 
-def _case_claim(*, case_id: uuid.UUID | str, stalled_after: timedelta) -> Case | None:
-    """Lock the case and mark it processing, or None when there is nothing to do.
+def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]:
+    """Lock these cases and mark them processing, leaving out those with nothing to do.
 
     A case in ``processing`` is taken again only once it has stalled (its worker died or
-    its message was lost): a duplicate delivery of a live case is a no-op.
+    its message was lost): a duplicate delivery of a live case is a no-op. A case that
+    another worker holds locked at this moment is skipped (SKIP LOCKED on PostgreSQL):
+    it is that worker's. One short transaction for the whole batch, in ``case_ids`` order.
     """
     with transaction.atomic():
-        case = (
-            Case.objects.select_for_update().select_related("workflow").filter(id=case_id).first()
-        )
-        if case is None:
-            return None
         now = timezone.now()
-        if case.status == CaseStatus.PROCESSING:
-            started = case.processing_started_at
-            if started is not None and now - started < stalled_after:
-                return None
-        elif case.status != CaseStatus.RECEIVED:
-            return None
-        case.processing_attempts += 1
-        case.processing_started_at = now
-        case.save(update_fields=["processing_attempts", "processing_started_at", "updated_at"])
-        if case.status == CaseStatus.RECEIVED:
-            case_transition(
-                case=case,
-                to_status=CaseStatus.PROCESSING,
-                actor_type=ActorType.SYSTEM,
-                reason="inference started",
-                data={"attempt": case.processing_attempts},
+        locked = (
+            Case.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("workflow")
+            .filter(id__in=case_ids)
+            .order_by("id")
+        )
+        claimed = [
+            case
+            for case in locked
+            if case.status == CaseStatus.RECEIVED
+            or (
+                case.status == CaseStatus.PROCESSING
+                and (
+                    case.processing_started_at is None
+                    or now - case.processing_started_at >= stalled_after
+                )
             )
-        else:
-            case_event_record(
+        ]
+        if not claimed:
+            return []
+        order = {str(case_id): index for index, case_id in enumerate(case_ids)}
+        claimed.sort(key=lambda case: order.get(str(case.id), len(order)))
+        Case.objects.filter(id__in=[case.id for case in claimed]).update(
+            processing_attempts=F("processing_attempts") + 1,
+            processing_started_at=now,
+            updated_at=now,
+        )
+        for case in claimed:
+            case.processing_attempts += 1
+            case.processing_started_at = now
+            case.updated_at = now
+        fresh = [case for case in claimed if case.status == CaseStatus.RECEIVED]
+        stalled = [case for case in claimed if case.status == CaseStatus.PROCESSING]
+        cases_transition(
+            cases=fresh,
+            to_status=CaseStatus.PROCESSING,
+            actor_type=ActorType.SYSTEM,
+            reason="inference started",
+            data_of=lambda case: {"attempt": case.processing_attempts},
+        )
+        CaseEvent.objects.bulk_create(
+            CaseEvent(
                 case=case,
                 kind="retry",
                 actor_type=ActorType.SYSTEM,
                 reason="processing stalled; taken up again",
                 data={"attempt": case.processing_attempts},
             )
-        return case
+            for case in stalled
+        )
+        return claimed
 
 
 def plan_record(plan: DeploymentPlan) -> dict[str, Any]:
@@ -390,25 +471,50 @@ def plan_from_record(record: dict[str, Any]) -> DeploymentPlan:
     )
 
 
-def _case_plan(case: Case) -> DeploymentPlan:
-    """The versions that run on ``case``, fixed the first time it is processed.
+def _cases_plan(cases: list[Case]) -> dict[uuid.UUID, DeploymentPlan]:
+    """The versions that run on each case, fixed the first time it is processed.
 
     A retried case (a dead worker, a redelivery) finishes on the versions that started
     it, even after a promotion or rollback in between: the first plan is stored, and
-    the conditional update lets only one of two racing workers store theirs.
+    the conditional update lets only one of two racing workers store theirs. The cases
+    of one workflow are planned from one read of its deployments.
     """
-    if not case.planned_versions:
-        plan = deployment_plan(workflow_id=case.workflow_id, case_id=str(case.id))
-        stored = Case.objects.filter(id=case.id, planned_versions={}).update(
-            planned_versions=plan_record(plan)
+    plans: dict[uuid.UUID, DeploymentPlan] = {}
+    stored: list[Case] = [case for case in cases if case.planned_versions]
+    by_workflow: dict[int, list[Case]] = {}
+    for case in cases:
+        if not case.planned_versions:
+            by_workflow.setdefault(case.workflow_id, []).append(case)
+    for workflow_id, workflow_cases in by_workflow.items():
+        fresh = deployment_plans(
+            workflow_id=workflow_id, case_ids=[str(case.id) for case in workflow_cases]
         )
-        if stored:
-            case.planned_versions = plan_record(plan)
-            return plan
-        case.planned_versions = (
-            Case.objects.filter(id=case.id).values_list("planned_versions", flat=True).get()
-        )
-    return plan_from_record(case.planned_versions)
+        by_record: dict[str, list[Case]] = {}
+        for case in workflow_cases:
+            record = plan_record(fresh[str(case.id)])
+            by_record.setdefault(json.dumps(record, sort_keys=True), []).append(case)
+        for record_text, group in by_record.items():
+            record = json.loads(record_text)
+            updated = Case.objects.filter(
+                id__in=[case.id for case in group], planned_versions={}
+            ).update(planned_versions=record)
+            if updated == len(group):
+                for case in group:
+                    case.planned_versions = record
+                    plans[case.id] = fresh[str(case.id)]
+                continue
+            # Another worker stored a plan for some of them first: theirs stands.
+            current = dict(
+                Case.objects.filter(id__in=[case.id for case in group]).values_list(
+                    "id", "planned_versions"
+                )
+            )
+            for case in group:
+                case.planned_versions = current[case.id]
+                stored.append(case)
+    for case in stored:
+        plans[case.id] = plan_from_record(case.planned_versions)
+    return plans
 
 
 def _open_image(case: Case) -> Image.Image:
@@ -433,16 +539,19 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
     Predictions are created with the (case, model version) unique constraint as the
     arbiter, so a second delivery reuses the first one's rows.
     """
+    scored = [run for run in runs if run.plan is not None and not run.error]
+    existing: dict[uuid.UUID, dict[int, Prediction]] = {run.case.id: {} for run in scored}
+    if scored:
+        for prediction in Prediction.objects.filter(case_id__in=list(existing)).select_related(
+            "model_version"
+        ):
+            existing[prediction.case_id][prediction.model_version_id] = prediction
     by_version: dict[int, tuple[ModelVersion, str, list[_CaseRun]]] = {}
-    for run in runs:
-        if run.plan is None or run.error:
-            continue
-        existing = {
-            p.model_version_id: p for p in run.case.predictions.select_related("model_version")
-        }
-        run.predictions = existing
+    for run in scored:
+        assert run.plan is not None
+        run.predictions = existing[run.case.id]
         for version, role in run.plan.all_versions():
-            if version.pk in existing:
+            if version.pk in run.predictions:
                 continue
             by_version.setdefault(version.pk, (version, role, []))[2].append(run)
     for version, role, version_runs in by_version.values():
@@ -460,22 +569,38 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
             _record_failure(todo, version, role, f"model {version.tag} failed: {exc}")
             continue
         latency_ms = (time.perf_counter() - started) * 1000 / len(todo)
-        for run, result in zip(todo, results, strict=True):
-            try:
-                with transaction.atomic():
-                    prediction = Prediction.objects.create(
-                        case=run.case,
-                        model_version=version,
-                        role=role,
-                        scores=result.scores_dict(),
-                        label=result.label,
-                        confidence=result.confidence,
-                        latency_ms=latency_ms,
-                    )
-            except IntegrityError:
-                prediction = Prediction.objects.get(case=run.case, model_version=version)
+        rows = [
+            Prediction(
+                case=run.case,
+                model_version=version,
+                role=role,
+                scores=result.scores_dict(),
+                label=result.label,
+                confidence=result.confidence,
+                latency_ms=latency_ms,
+            )
+            for run, result in zip(todo, results, strict=True)
+        ]
+        try:
+            with transaction.atomic():
+                Prediction.objects.bulk_create(rows)
+        except IntegrityError:
+            # A redelivery raced us to some of them: one row at a time, keeping theirs.
+            rows = [_prediction_store(row) for row in rows]
+        for run, prediction in zip(todo, rows, strict=True):
             assert run.predictions is not None
             run.predictions[version.pk] = prediction
+
+
+def _prediction_store(row: Prediction) -> Prediction:
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+        return row
+    except IntegrityError:
+        return Prediction.objects.select_related("model_version").get(
+            case=row.case, model_version=row.model_version
+        )
 
 
 def _record_failure(runs: list[_CaseRun], version: ModelVersion, role: str, message: str) -> None:
@@ -502,63 +627,72 @@ def cases_process(*, case_ids: list[str]) -> int:
     Idempotent: a case already routed is left alone, predictions are unique per
     (case, version), and the route is applied under the row lock only while the case is
     still ``processing`` — so no case is decided twice, whatever the redeliveries.
+    The batch costs a few statements per case: claim, plans, predictions and the
+    existing-prediction read are one statement each for the whole batch.
     """
     stalled_after = timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
-    runs: list[_CaseRun] = []
-    for case_id in case_ids:
-        case = _case_claim(case_id=case_id, stalled_after=stalled_after)
-        if case is not None:
-            runs.append(_CaseRun(case=case))
+    claimed = _cases_claim(case_ids=case_ids, stalled_after=stalled_after)
+    runs = [_CaseRun(case=case) for case in claimed]
+    to_plan = []
     for run in runs:
         case = run.case
         if case.processing_attempts > MAX_PROCESSING_ATTEMPTS:
             run.error = f"gave up after {MAX_PROCESSING_ATTEMPTS} processing attempts"
-            continue
-        if not model_runs(case.workflow.level):
-            continue
-        run.plan = _case_plan(case)
+        elif model_runs(case.workflow.level):
+            to_plan.append(run)
+    plans = _cases_plan([run.case for run in to_plan])
+    for run in to_plan:
+        run.plan = plans[run.case.id]
         if run.plan.deciding is None:
             run.error = "no serving model is deployed for this workflow"
             continue
         try:
-            run.image = _open_image(case)
+            run.image = _open_image(run.case)
         except Exception as exc:  # noqa: BLE001 - a lost or unreadable file goes to humans
             run.error = f"the stored image could not be read: {exc}"
     _predict_missing(runs)
+    return _cases_finish(runs)
+
+
+def _cases_finish(runs: list[_CaseRun]) -> int:
+    """Route the batch in one transaction, each case only if it is still ``processing``."""
+    if not runs:
+        return 0
     routed = 0
-    for run in runs:
-        if _case_finish(run):
+    with transaction.atomic():
+        locked = {
+            case.id: case
+            for case in Case.objects.select_for_update(of=("self",))
+            .select_related("workflow")
+            .filter(id__in=[run.case.id for run in runs])
+            .order_by("id")
+        }
+        for run in runs:
+            case = locked.get(run.case.id)
+            if case is None or case.status != CaseStatus.PROCESSING:
+                continue
+            policy = policy_of(case.workflow)
+            deciding_prediction = None
+            opinion = None
+            if run.plan is not None and run.plan.deciding is not None and run.predictions:
+                deciding_prediction = run.predictions.get(run.plan.deciding.pk)
+            if deciding_prediction is not None:
+                opinion = ModelOpinion(
+                    label=deciding_prediction.label, confidence=deciding_prediction.confidence
+                )
+            error = run.error
+            if model_runs(policy.level) and opinion is None and not error:
+                error = "the model was not run on this case"
+            case_route(
+                case=case,
+                policy=policy,
+                plan=run.plan,
+                opinion=opinion,
+                deciding_prediction=deciding_prediction,
+                error=error,
+            )
             routed += 1
     return routed
-
-
-def _case_finish(run: _CaseRun) -> bool:
-    with transaction.atomic():
-        case = Case.objects.select_for_update().select_related("workflow").get(id=run.case.id)
-        if case.status != CaseStatus.PROCESSING:
-            return False
-        workflow = case.workflow
-        policy = policy_of(workflow)
-        deciding_prediction = None
-        opinion = None
-        if run.plan is not None and run.plan.deciding is not None and run.predictions:
-            deciding_prediction = run.predictions.get(run.plan.deciding.pk)
-        if deciding_prediction is not None:
-            opinion = ModelOpinion(
-                label=deciding_prediction.label, confidence=deciding_prediction.confidence
-            )
-        error = run.error
-        if model_runs(policy.level) and opinion is None and not error:
-            error = "the model was not run on this case"
-        case_route(
-            case=case,
-            policy=policy,
-            plan=run.plan,
-            opinion=opinion,
-            deciding_prediction=deciding_prediction,
-            error=error,
-        )
-        return True
 
 
 def cases_stalled(*, older_than: timedelta, limit: int = 500) -> list[str]:

@@ -63,20 +63,21 @@ def test_no_case_is_scored_by_a_half_switched_deployment(
     promoted = threading.Event()
     plans: dict[str, list[DeploymentPlan]] = defaultdict(list)
     plans_lock = threading.Lock()
-    real_plan = workflow_services.deployment_plan
+    real_plans = workflow_services.deployment_plans
 
-    def recording_plan(*, workflow_id: int, case_id: str) -> DeploymentPlan:
-        plan = real_plan(workflow_id=workflow_id, case_id=case_id)
+    def recording_plans(*, workflow_id: int, case_ids: list[str]) -> dict[str, DeploymentPlan]:
+        batch = real_plans(workflow_id=workflow_id, case_ids=case_ids)
         with plans_lock:
-            plans[case_id].append(plan)
-        if case_id == held_id and not plan_read.is_set():
+            for case_id, plan in batch.items():
+                plans[case_id].append(plan)
+        if held_id in batch and not plan_read.is_set():
             # Hold this case between reading its plan and scoring it until the
             # promotion has committed: it must still finish on the old plan.
             plan_read.set()
             assert promoted.wait(timeout=120)
-        return plan
+        return batch
 
-    monkeypatch.setattr(workflow_services, "deployment_plan", recording_plan)
+    monkeypatch.setattr(workflow_services, "deployment_plans", recording_plans)
 
     todo: queue.Queue[str] = queue.Queue()
     for case in cases:

@@ -278,8 +278,6 @@ def test_audit_tasks_are_blind_even_at_a_suggesting_level(
     _assert_no_suggestion(body, 0.9911)
 
 
-
-
 def test_shadow_end_to_end_through_the_model(
     make_workflow, make_user, member, client_for, django_capture_on_commit_callbacks
 ):

@@ -368,6 +368,86 @@ class TestFaults:
         assert services.cases_process(case_ids=[ids[0], *companions]) == 5
         assert Case.objects.filter(status=CaseStatus.DECIDED).count() == 5
 
+    def test_a_mixed_batch_claims_only_what_has_work_left(self, make_workflow: Any) -> None:
+        """One batch holding a waiting, a decided, a live and a stalled case."""
+        workflow = make_workflow("mixed", level=Level.FULL)
+        cases = [
+            services.case_create(
+                workflow=workflow,
+                image_data=image_bytes(seed=i),
+                external_id=None,
+                metadata={},
+                submitted_by=None,
+            ).case
+            for i in range(4)
+        ]
+        waiting, decided, live, stalled = cases
+        services.cases_process(case_ids=[str(decided.id)])
+        long_ago = timezone.now() - timedelta(hours=1)
+        Case.objects.filter(id=live.id).update(
+            status=CaseStatus.PROCESSING, processing_started_at=timezone.now()
+        )
+        Case.objects.filter(id=stalled.id).update(
+            status=CaseStatus.PROCESSING, processing_started_at=long_ago, processing_attempts=1
+        )
+        decided_events = decided.events.count()
+
+        routed = services.cases_process(case_ids=[str(c.id) for c in cases])
+
+        assert routed == 2
+        statuses = dict(Case.objects.filter(workflow=workflow).values_list("id", "status"))
+        assert statuses[waiting.id] == CaseStatus.DECIDED
+        assert statuses[stalled.id] == CaseStatus.DECIDED
+        assert statuses[live.id] == CaseStatus.PROCESSING
+        assert decided.events.count() == decided_events
+        assert Prediction.objects.filter(case=decided).count() == 1
+        assert Prediction.objects.filter(case=live).count() == 0
+        kinds = list(stalled.events.values_list("kind", flat=True))
+        assert kinds.count("retry") == 1
+        assert Case.objects.get(id=stalled.id).processing_attempts == 2
+        started = waiting.events.get(kind="status", to_status=CaseStatus.PROCESSING)
+        assert started.from_status == CaseStatus.RECEIVED
+        assert started.data == {"attempt": 1}
+
+    def test_a_prediction_stored_by_a_racing_worker_is_reused(
+        self, make_workflow: Any, monkeypatch: Any
+    ) -> None:
+        """Another delivery stored one case's prediction while this batch was scoring."""
+        workflow = make_workflow("race", level=Level.FULL)
+        cases = [
+            services.case_create(
+                workflow=workflow,
+                image_data=image_bytes(seed=i),
+                external_id=None,
+                metadata={},
+                submitted_by=None,
+            ).case
+            for i in range(3)
+        ]
+        real_predict = services.predict_images
+        theirs: list[Prediction] = []
+
+        def predict_while_another_worker_stores(version: Any, images: Any) -> Any:
+            results = real_predict(version, images)
+            theirs.append(
+                Prediction.objects.create(
+                    case=cases[1],
+                    model_version=version,
+                    role="serving",
+                    scores=results[1].scores_dict(),
+                    label=results[1].label,
+                    confidence=results[1].confidence,
+                )
+            )
+            return results
+
+        monkeypatch.setattr(services, "predict_images", predict_while_another_worker_stores)
+        assert services.cases_process(case_ids=[str(c.id) for c in cases]) == 3
+        assert Prediction.objects.filter(case__workflow=workflow).count() == 3
+        racer = Case.objects.get(id=cases[1].id)
+        assert racer.deciding_prediction_id == theirs[0].pk
+        assert racer.status == CaseStatus.DECIDED
+
 
 class TestStateMachine:
     @pytest.mark.parametrize(
@@ -399,6 +479,31 @@ class TestStateMachine:
             )
         assert case.events.count() == events
         assert Case.objects.get(id=case.id).status == start
+
+    def test_a_batch_with_one_bad_move_changes_nothing(self, make_workflow: Any) -> None:
+        workflow = make_workflow("smb", level=Level.HUMAN_ONLY, serving=False)
+        cases = [
+            services.case_create(
+                workflow=workflow,
+                image_data=image_bytes(seed=i),
+                external_id=None,
+                metadata={},
+                submitted_by=None,
+            ).case
+            for i in range(2)
+        ]
+        # Both are in review (human only); one is moved back to received.
+        Case.objects.filter(id=cases[0].id).update(status=CaseStatus.RECEIVED)
+        for case in cases:
+            case.refresh_from_db()
+        events = sum(case.events.count() for case in cases)
+        with pytest.raises(services.InvalidTransition):
+            services.cases_transition(
+                cases=cases, to_status=CaseStatus.PROCESSING, actor_type="system", reason="t"
+            )
+        assert sum(case.events.count() for case in cases) == events
+        statuses = set(Case.objects.filter(workflow=workflow).values_list("status", flat=True))
+        assert statuses == {CaseStatus.RECEIVED, CaseStatus.IN_REVIEW}
 
     def test_every_status_has_a_row_in_the_table(self) -> None:
         assert set(services.CASE_TRANSITIONS) == set(CaseStatus.values)

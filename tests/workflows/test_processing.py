@@ -41,6 +41,16 @@ def submit(client: Any, slug: str, capture: Any, *, label: str = "ok", seed: int
     return client.get(f"/api/v1/cases/{response.json()['id']}/").json()
 
 
+def new_case(workflow: Any, *, seed: int = 0) -> Case:
+    return services.case_create(
+        workflow=workflow,
+        image_data=image_bytes(seed=seed),
+        external_id=None,
+        metadata={},
+        submitted_by=None,
+    ).case
+
+
 class TestLevels:
     def test_human_only_does_not_run_the_model(
         self, make_workflow: Any, system: Any, django_capture_on_commit_callbacks: Any
@@ -256,14 +266,7 @@ class TestFaults:
     ) -> None:
         """A worker died after scoring: the prediction exists, the case is still processing."""
         workflow = make_workflow("crash", level=Level.FULL)
-        result = services.case_create(
-            workflow=workflow,
-            image_data=image_bytes(),
-            external_id=None,
-            metadata={},
-            submitted_by=None,
-        )
-        case = result.case
+        case = new_case(workflow)
         assert case.status == CaseStatus.RECEIVED
         services.cases_process(case_ids=[str(case.id)])
         Case.objects.filter(id=case.id).update(
@@ -291,13 +294,7 @@ class TestFaults:
         from modelops.models import Deployment, ModelVersion
 
         workflow = make_workflow("keep", level=Level.FULL)
-        case = services.case_create(
-            workflow=workflow,
-            image_data=image_bytes(),
-            external_id=None,
-            metadata={},
-            submitted_by=None,
-        ).case
+        case = new_case(workflow)
         first_plan = {"deciding": demo_model_version.pk, "role": "serving", "shadows": []}
         Case.objects.filter(id=case.id).update(planned_versions=first_plan)
         promoted = ModelVersion.objects.create(
@@ -315,13 +312,7 @@ class TestFaults:
         assert case.decision_model_version_id == demo_model_version.pk
         assert case.planned_versions == first_plan
 
-        fresh = services.case_create(
-            workflow=workflow,
-            image_data=image_bytes(seed=1),
-            external_id=None,
-            metadata={},
-            submitted_by=None,
-        ).case
+        fresh = new_case(workflow, seed=1)
         services.cases_process(case_ids=[str(fresh.id)])
         fresh.refresh_from_db()
         assert fresh.decision_model_version_id == promoted.pk
@@ -329,13 +320,7 @@ class TestFaults:
 
     def test_a_case_that_keeps_killing_workers_goes_to_humans(self, make_workflow: Any) -> None:
         workflow = make_workflow("poison", level=Level.FULL)
-        case = services.case_create(
-            workflow=workflow,
-            image_data=image_bytes(),
-            external_id=None,
-            metadata={},
-            submitted_by=None,
-        ).case
+        case = new_case(workflow)
         Case.objects.filter(id=case.id).update(
             status=CaseStatus.PROCESSING,
             processing_attempts=services.MAX_PROCESSING_ATTEMPTS,
@@ -351,18 +336,7 @@ class TestFaults:
         self, make_workflow: Any
     ) -> None:
         workflow = make_workflow("batch", level=Level.FULL)
-        ids = [
-            str(
-                services.case_create(
-                    workflow=workflow,
-                    image_data=image_bytes(seed=i),
-                    external_id=None,
-                    metadata={},
-                    submitted_by=None,
-                ).case.id
-            )
-            for i in range(5)
-        ]
+        ids = [str(new_case(workflow, seed=i).id) for i in range(5)]
         companions = services.case_batch_companions(case_id=ids[0], limit=15)
         assert sorted(companions) == sorted(ids[1:])
         assert services.cases_process(case_ids=[ids[0], *companions]) == 5
@@ -371,16 +345,7 @@ class TestFaults:
     def test_a_mixed_batch_claims_only_what_has_work_left(self, make_workflow: Any) -> None:
         """One batch holding a waiting, a decided, a live and a stalled case."""
         workflow = make_workflow("mixed", level=Level.FULL)
-        cases = [
-            services.case_create(
-                workflow=workflow,
-                image_data=image_bytes(seed=i),
-                external_id=None,
-                metadata={},
-                submitted_by=None,
-            ).case
-            for i in range(4)
-        ]
+        cases = [new_case(workflow, seed=i) for i in range(4)]
         waiting, decided, live, stalled = cases
         services.cases_process(case_ids=[str(decided.id)])
         long_ago = timezone.now() - timedelta(hours=1)
@@ -414,16 +379,7 @@ class TestFaults:
     ) -> None:
         """Another delivery stored one case's prediction while this batch was scoring."""
         workflow = make_workflow("race", level=Level.FULL)
-        cases = [
-            services.case_create(
-                workflow=workflow,
-                image_data=image_bytes(seed=i),
-                external_id=None,
-                metadata={},
-                submitted_by=None,
-            ).case
-            for i in range(3)
-        ]
+        cases = [new_case(workflow, seed=i) for i in range(3)]
         real_predict = services.predict_images
         theirs: list[Prediction] = []
 
@@ -463,13 +419,7 @@ class TestStateMachine:
         self, make_workflow: Any, start: str, target: str
     ) -> None:
         workflow = make_workflow("sm", level=Level.HUMAN_ONLY, serving=False)
-        case = services.case_create(
-            workflow=workflow,
-            image_data=image_bytes(),
-            external_id=None,
-            metadata={},
-            submitted_by=None,
-        ).case
+        case = new_case(workflow)
         Case.objects.filter(id=case.id).update(status=start)
         case.refresh_from_db()
         events = case.events.count()
@@ -482,16 +432,7 @@ class TestStateMachine:
 
     def test_a_batch_with_one_bad_move_changes_nothing(self, make_workflow: Any) -> None:
         workflow = make_workflow("smb", level=Level.HUMAN_ONLY, serving=False)
-        cases = [
-            services.case_create(
-                workflow=workflow,
-                image_data=image_bytes(seed=i),
-                external_id=None,
-                metadata={},
-                submitted_by=None,
-            ).case
-            for i in range(2)
-        ]
+        cases = [new_case(workflow, seed=i) for i in range(2)]
         # Both are in review (human only); one is moved back to received.
         Case.objects.filter(id=cases[0].id).update(status=CaseStatus.RECEIVED)
         for case in cases:

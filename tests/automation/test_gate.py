@@ -247,3 +247,14 @@ class TestOverride:
         old = replace(BASE, level=Level.ASSISTANCE)
         decision = judge(old, replace(old, level=Level.PARTIAL), Evidence(**STRONG), override=True)
         assert decision.allowed and not decision.overridden
+
+
+def test_the_gate_imports_no_django() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, automation.gate; "
+        "assert not [m for m in sys.modules if m.startswith('django')], 'django imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

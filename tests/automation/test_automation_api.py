@@ -511,3 +511,27 @@ class TestOneGate:
         problems = change["evidence"]["override"]["problems"]
         assert problems[0].startswith("only 0 human-labelled cases, 100 needed")
         assert LevelChange.objects.get().overridden is True
+
+    def test_applying_a_lower_recommended_threshold_at_partial_is_judged_too(
+        self, setup: dict, labelled: Any
+    ) -> None:
+        workflow = setup["workflow"]
+        workflow.level = "partial"
+        workflow.confidence_threshold = 0.999
+        workflow.target_accuracy = 0.99
+        workflow.save(update_fields=["level", "confidence_threshold", "target_accuracy"])
+        labelled.simulate(workflow, 1500, accuracy=0.95, reason="shadow", seed=15)
+        apply = {"target_error": 0.05, "confidence": 0.95, "reason": "calibrated"}
+        refused = setup["admin"].post(url("line", "threshold/"), apply, format="json")
+        assert refused.status_code == 409, refused.content
+        assert refused.json()["error"]["message"].startswith(
+            "cannot loosen confidence_threshold at partial"
+        )
+        workflow.target_accuracy = 0.9
+        workflow.save(update_fields=["target_accuracy"])
+        allowed = setup["admin"].post(url("line", "threshold/"), apply, format="json")
+        assert allowed.status_code == 200, allowed.content
+        change = allowed.json()["change"]
+        assert change["evidence"]["loosened"] == ["confidence_threshold"]
+        assert change["evidence"]["gate"]["sufficient"] is True
+        assert "threshold_recommendation" in change["evidence"]

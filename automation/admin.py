@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from automation.models import Alert, LevelChange
 
@@ -18,7 +21,14 @@ class LevelChangeAdmin(admin.ModelAdmin):
         "evidence",
     ]
 
-    def has_add_permission(self, request) -> bool:
+    # The audit log is written by automation.services only; nobody edits or deletes it.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -87,9 +87,20 @@ class AutomationApi(APIView):
             404: ERROR_RESPONSE,
             409: OpenApiResponse(
                 ERROR_RESPONSE,
-                description="`insufficient_evidence`: the message says what is missing.",
+                description=(
+                    "`insufficient_evidence`: the message says what is missing, judged "
+                    "against the stricter of the old and new targets; `below_floor`: a "
+                    "field is below its floor at `partial`/`full`."
+                ),
             ),
         },
+        description=(
+            "Change the policy through the evidence gate (docs/decisions.md D10): raising "
+            "the level to `partial`/`full`, or loosening a target, threshold, class rule or "
+            "audit rate there, needs evidence against the stricter of the old and new "
+            "targets, within the floors. `override` (active superusers only; 403 `override` "
+            "for anyone else) passes a refusal and is logged as `overridden`."
+        ),
     )
     def patch(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_admin")

@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 
+from automation.gate import Floors
+
 DEFAULTS: dict[str, Any] = {
     # The automatic step down looks at the newest audited, model-decided cases of the
     # serving version at the current level: at most this many of them ...
@@ -26,6 +28,13 @@ DEFAULTS: dict[str, Any] = {
     "LOOPGATE_DRIFT_WINDOW": 300,
     "LOOPGATE_DRIFT_MIN_SAMPLES": 100,
     "LOOPGATE_DRIFT_P_VALUE": 0.001,
+    # The floors of the evidence gate (automation/gate.py, docs/decisions.md D10): at
+    # ``partial`` and ``full`` a workflow audits at least this share of the model's
+    # decisions, earns its level on at least this many human labels, and aims at least
+    # this accuracy, unless a superuser overrides (logged).
+    "LOOPGATE_GATE_MIN_AUDIT_RATE": 0.01,
+    "LOOPGATE_GATE_MIN_EVIDENCE": 50,
+    "LOOPGATE_GATE_MIN_TARGET_ACCURACY": 0.8,
 }
 
 
@@ -34,3 +43,12 @@ def automation_setting(name: str) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"unknown automation setting {name!r}")
     return getattr(settings, name, DEFAULTS[name])
+
+
+def gate_floors() -> Floors:
+    """The evidence gate's floors from the settings."""
+    return Floors(
+        audit_rate=float(automation_setting("LOOPGATE_GATE_MIN_AUDIT_RATE")),
+        min_evidence=int(automation_setting("LOOPGATE_GATE_MIN_EVIDENCE")),
+        target_accuracy=float(automation_setting("LOOPGATE_GATE_MIN_TARGET_ACCURACY")),
+    )

@@ -59,7 +59,8 @@ class AutomationUpdateInput(serializers.Serializer):
     min_evidence = serializers.IntegerField(min_value=0, required=False)
     reason = serializers.CharField(help_text="Why; recorded in the audit log.")
     override = serializers.BooleanField(
-        default=False, help_text="Superusers only: raise without the evidence (logged)."
+        default=False,
+        help_text="Superusers only: pass what the evidence gate refuses (logged as overridden).",
     )
 
 

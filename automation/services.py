@@ -5,9 +5,11 @@ Invariants:
 * The workflow row is locked (``select_for_update``) for every policy change and every
   automatic check, so a change, a check and a second check on the same workflow queue
   behind each other; each re-reads the evidence under the lock.
-* Moving up into ``partial`` or ``full`` needs evidence (``evidence_for_workflow``);
-  moving down is always allowed. A superuser's override of the gate is explicit and
-  logged (``overridden=True``).
+* Every change a person makes goes through ``automation_update`` and the one rule in
+  ``automation.gate.judge_change``: moving up into ``partial`` or ``full``, or loosening
+  a guarantee there, needs evidence (``evidence_for_workflow``) against the stricter of
+  the old and new targets, within the floors; moving down is always allowed. A
+  superuser's override of the gate is explicit and logged (``overridden=True``).
 * The automatic step down moves one level at a time (full -> partial -> assistance),
   writes a LevelChange with ``automatic=True`` and its evidence, and raises an
   ``accuracy`` alert in the same transaction.
@@ -21,7 +23,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from automation.conf import automation_setting
+from automation.conf import automation_setting, gate_floors
+from automation.gate import EvidenceCheck, GateDecision, GatePolicy, Refusal, judge_change
 from automation.models import Alert, AlertKind, AlertState, LevelChange
 from automation.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
 from automation.selectors import (
@@ -47,6 +50,7 @@ __all__ = [
     "automation_threshold_apply",
     "automation_update",
     "evidence_for_workflow",
+    "gate_policy",
     "policy_snapshot",
 ]
 
@@ -141,13 +145,51 @@ def _policy_write(
 
 def _alerts_resolve(*, workflow: Workflow, kind: str, resolution: str) -> int:
     """Resolve the workflow's firing alerts of ``kind``. Returns how many."""
-    return Alert.objects.filter(
-        workflow=workflow, kind=kind, state=AlertState.FIRING
-    ).update(state=AlertState.RESOLVED, resolved_at=timezone.now(), resolution=resolution)
+    return Alert.objects.filter(workflow=workflow, kind=kind, state=AlertState.FIRING).update(
+        state=AlertState.RESOLVED, resolved_at=timezone.now(), resolution=resolution
+    )
 
 
 def _workflow_lock(workflow_id: int) -> Workflow | None:
     return Workflow.objects.select_for_update().filter(pk=workflow_id).first()
+
+
+def gate_policy(workflow: Workflow, changes: dict[str, Any] | None = None) -> GatePolicy:
+    """The workflow's policy as the gate sees it, with ``changes`` applied."""
+    values = policy_snapshot(workflow) | (changes or {})
+    return GatePolicy(
+        level=values["level"],
+        confidence_threshold=values["confidence_threshold"],
+        audit_rate=values["audit_rate"],
+        target_accuracy=values["target_accuracy"],
+        min_evidence=values["min_evidence"],
+        class_thresholds=values["class_thresholds"] or {},
+    )
+
+
+def _gate(
+    *, workflow: Workflow, changes: dict[str, Any], actor: Any, override: bool
+) -> GateDecision:
+    """Judge ``changes`` with ``automation.gate.judge_change``. Call holding the row lock."""
+
+    def evidence(level: Level, target_accuracy: float, min_evidence: int) -> EvidenceCheck:
+        gate = evidence_for_workflow(
+            workflow=workflow,
+            level=level,
+            target_accuracy=target_accuracy,
+            min_evidence=min_evidence,
+        )
+        return EvidenceCheck(sufficient=gate["sufficient"], reason=gate["reason"], details=gate)
+
+    return judge_change(
+        old=gate_policy(workflow),
+        new=gate_policy(workflow, changes),
+        floors=gate_floors(),
+        evidence=evidence,
+        override=override,
+        by_superuser=bool(getattr(actor, "is_superuser", False))
+        and bool(getattr(actor, "is_active", False)),
+    )
 
 
 @transaction.atomic
@@ -163,12 +205,16 @@ def automation_update(
 ) -> LevelChange:
     """Change the workflow's automation policy and write the audit-log entry.
 
-    Raising the level into ``partial`` or ``full`` needs evidence (enough unbiased
-    human labels on which the serving version's lower accuracy bound meets the target);
-    without it the change is refused (409, ``insufficient_evidence``) with what is
-    missing, unless a superuser asks for an explicit, logged override. Moving down is
-    always allowed. Raising the level resolves the firing accuracy and drift alerts.
-    ``evidence`` is extra evidence to record (e.g. the threshold recommendation).
+    The one way a person changes a policy: the API, the automation page, the Django
+    admin and ``manage.py automation_set`` all call this. ``automation.gate.judge_change``
+    decides: raising the level into ``partial`` or ``full``, or loosening a guarantee
+    there, needs evidence against the stricter of the old and new targets, within the
+    floors; without it the change is refused (409, ``insufficient_evidence`` or
+    ``below_floor``) with what is missing, unless an active superuser asks for an
+    explicit override (logged ``overridden=True``; anyone else gets 403, ``override``).
+    Moving down is always allowed. Raising the level resolves the firing accuracy and
+    drift alerts. ``evidence`` is extra evidence to record (e.g. the threshold
+    recommendation).
     """
     if not reason or not reason.strip():
         raise InvalidInput(
@@ -183,27 +229,19 @@ def automation_update(
     if locked is None:
         raise Conflict(f"workflow {workflow.slug!r} no longer exists")
     _validate_policy(locked, changes)
+    decision = _gate(workflow=locked, changes=changes, actor=actor, override=override)
+    if decision.refusal is Refusal.OVERRIDE_FORBIDDEN:
+        raise Forbidden(decision.message, code="override")
+    if not decision.allowed:
+        raise Conflict(decision.message, code=str(decision.refusal))
     recorded: dict[str, Any] = dict(evidence or {})
+    if decision.evidence is not None:
+        recorded["gate"] = dict(decision.evidence.details)
+    if decision.loosened:
+        recorded["loosened"] = list(decision.loosened)
+    if decision.overridden:
+        recorded["override"] = {"problems": list(decision.problems), "message": decision.message}
     new_level = Level(changes.get("level", locked.level))
-    raising = level_rank(new_level) > level_rank(locked.level)
-    overridden = False
-    if raising and new_level in AUTOMATED_LEVELS:
-        gate = evidence_for_workflow(
-            workflow=locked,
-            level=new_level,
-            target_accuracy=changes.get("target_accuracy"),
-            min_evidence=changes.get("min_evidence"),
-        )
-        recorded["gate"] = gate
-        if not gate["sufficient"]:
-            if not override:
-                raise Conflict(
-                    f"cannot raise the level to {new_level.value}: {gate['reason']}",
-                    code="insufficient_evidence",
-                )
-            if not getattr(actor, "is_superuser", False):
-                raise Forbidden("only a superuser may override the evidence gate", code="override")
-            overridden = True
     change = _policy_write(
         workflow=locked,
         actor=actor,
@@ -211,9 +249,9 @@ def automation_update(
         changes=changes,
         evidence=recorded,
         automatic=automatic,
-        overridden=overridden,
+        overridden=decision.overridden,
     )
-    if raising:
+    if decision.raising:
         who = getattr(actor, "username", None) or "the system"
         _alerts_resolve(
             workflow=locked,
@@ -254,9 +292,7 @@ def automation_threshold_apply(
     report = threshold_report(workflow=locked, target_error=target_error, confidence=confidence)
     recommendation = report["recommendation"]
     if recommendation["threshold"] is None:
-        raise Conflict(
-            f"no threshold to apply: {recommendation['reason']}", code="no_threshold"
-        )
+        raise Conflict(f"no threshold to apply: {recommendation['reason']}", code="no_threshold")
     evidence = {
         "threshold_recommendation": {
             key: report[key]
@@ -301,8 +337,7 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
         workflow=workflow,
         actor=None,
         reason=(
-            f"automatic step down from {from_level.value} to {to_level.value}: "
-            f"{verdict.reason}"
+            f"automatic step down from {from_level.value} to {to_level.value}: {verdict.reason}"
         ),
         changes={"level": to_level.value},
         evidence=evidence,

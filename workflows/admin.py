@@ -1,9 +1,31 @@
-from django.contrib import admin, messages
-from django.http import HttpRequest
+"""The Django admin for workflows and cases (superusers only: ``loopgate.admin_site``).
 
+A workflow's automation policy is read-only on its change form: it changes on the
+admin's "automation policy" page, which calls ``automation.services.automation_update``
+like the API, the product page and ``manage.py automation_set`` (same gate, same log).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from automation.forms import PolicyForm
+from automation.routing import Level
 from automation.services import POLICY_FIELDS, automation_update
 from loopgate.errors import DomainError
 from workflows.models import Case, CaseEvent, Prediction, Workflow, WorkflowMembership
+
+# The policy, and the confidence its evidence is judged at: read-only on the change form.
+POLICY_READ_ONLY = (*POLICY_FIELDS, "evidence_confidence")
 
 
 class MembershipInline(admin.TabularInline):
@@ -15,34 +37,81 @@ class MembershipInline(admin.TabularInline):
 class WorkflowAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "level", "confidence_threshold", "audit_rate"]
     inlines = [MembershipInline]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "automation_policy", *POLICY_READ_ONLY]
 
-    def save_model(self, request: HttpRequest, obj: Workflow, form, change: bool) -> None:
-        """Policy changes go through the same service as the API: same gate, same log."""
+    @admin.display(description="Automation policy")
+    def automation_policy(self, obj: Workflow) -> str:
+        if obj.pk is None:
+            return "A new workflow starts at human_only; change its policy once it is saved."
+        return format_html(
+            '<a href="{}">Change the automation policy</a> (through the evidence gate; logged)',
+            reverse("admin:workflows_workflow_automation", args=[obj.pk]),
+        )
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/automation/",
+                self.admin_site.admin_view(self.automation_view),
+                name="workflows_workflow_automation",
+            ),
+            *super().get_urls(),
+        ]
+
+    def save_model(self, request: HttpRequest, obj: Workflow, form: Any, change: bool) -> None:
+        """The policy is not on the form; a new workflow starts at ``human_only``."""
         if not change:
-            super().save_model(request, obj, form, change)
-            return
-        policy_changes = {
-            name: getattr(obj, name) for name in POLICY_FIELDS if name in form.changed_data
+            obj.level = Level.HUMAN_ONLY.value
+        super().save_model(request, obj, form, change)
+
+    def automation_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Change the policy with the automation page's form, through the one service."""
+        workflow = self.get_object(request, unquote(object_id))
+        if workflow is None:
+            raise Http404("workflow not found")
+        if not self.has_change_permission(request, workflow):
+            raise PermissionDenied
+        allow_override = bool(request.user.is_superuser)
+        bound = request.method == "POST"
+        form = PolicyForm(
+            request.POST if bound else None, workflow=workflow, allow_override=allow_override
+        )
+        status = 200
+        if bound:
+            status = 400
+            if form.is_valid():
+                changes = form.changes()
+                if not changes:
+                    form.add_error(None, "Nothing changed: the policy already has these values.")
+                else:
+                    try:
+                        change = automation_update(
+                            workflow=workflow,
+                            actor=request.user,
+                            reason=form.cleaned_data["reason"],
+                            changes=changes,
+                            override=bool(form.cleaned_data.get("override")),
+                        )
+                    except DomainError as exc:
+                        form.add_error(None, exc.message)
+                        status = exc.status_code
+                    else:
+                        text = f"Automation policy saved: {', '.join(sorted(changes))} changed."
+                        if change.overridden:
+                            text += " The evidence gate was overridden; this is logged."
+                        self.message_user(request, text)
+                        return redirect("admin:workflows_workflow_change", workflow.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Automation policy of {workflow}",
+            "opts": self.model._meta,
+            "original": workflow,
+            "form": form,
+            "product_page": reverse("automation:page", args=[workflow.slug]),
         }
-        other = [name for name in form.changed_data if name not in POLICY_FIELDS]
-        if other:
-            original = Workflow.objects.get(pk=obj.pk)
-            for name in POLICY_FIELDS:
-                setattr(obj, name, getattr(original, name))
-            obj.save(update_fields=other)
-        if policy_changes:
-            try:
-                automation_update(
-                    workflow=obj,
-                    actor=request.user,
-                    reason="changed in the Django admin",
-                    changes=policy_changes,
-                    override=request.user.is_superuser and request.POST.get("_override") == "1",
-                )
-            except DomainError as exc:
-                messages.error(request, f"Automation policy not changed: {exc.message}")
-            obj.refresh_from_db()
+        return TemplateResponse(
+            request, "admin/workflows/workflow/automation_policy.html", context, status=status
+        )
 
 
 class PredictionInline(admin.TabularInline):

@@ -371,3 +371,167 @@ class TestAlertsAndStepDown:
         assert allowed.status_code == 200, allowed.content
         alert = Alert.objects.get()
         assert alert.state == "resolved" and "level raised to partial by boss" in alert.resolution
+
+
+class TestOneGate:
+    """The evidence gate cannot be talked around in the request that it judges."""
+
+    BYPASS = {
+        "level": "full",
+        "min_evidence": 0,
+        "target_accuracy": 0,
+        "audit_rate": 0,
+        "reason": "x",
+    }
+
+    def test_the_reported_bypass_is_refused_naming_the_missing_evidence(self, setup: dict) -> None:
+        response = setup["admin"].patch(url("line"), self.BYPASS, format="json")
+        assert response.status_code == 409, response.content
+        error = response.json()["error"]
+        assert error["code"] == "insufficient_evidence"
+        message = error["message"]
+        assert message.startswith("cannot raise the level to full")
+        assert "only 0 human-labelled cases, 100 needed" in message
+        assert "judged against the stricter targets: accuracy 0.9, 100 labels" in message
+        assert "audit_rate 0 is below the floor 0.01 for full" in message
+        workflow = setup["workflow"]
+        workflow.refresh_from_db()
+        assert (workflow.level, workflow.min_evidence, workflow.audit_rate) == ("shadow", 100, 0.1)
+        assert not LevelChange.objects.filter(overridden=False).exists()
+        assert not LevelChange.objects.exists()
+
+    @pytest.mark.parametrize("level", ["partial", "full"])
+    @pytest.mark.parametrize(
+        "loosening",
+        [
+            {"target_accuracy": 0.85},
+            {"min_evidence": 60},
+            {"audit_rate": 0.02},
+            {"confidence_threshold": 0.6},
+            {"class_thresholds": {"crack": 0.5}},
+        ],
+    )
+    def test_each_loosening_at_an_automated_level_needs_the_stricter_evidence(
+        self, setup: dict, labelled: Any, level: str, loosening: dict
+    ) -> None:
+        workflow = setup["workflow"]
+        workflow.level = level
+        workflow.class_thresholds = {"crack": None}
+        workflow.save(update_fields=["level", "class_thresholds"])
+        # 80 labels at ~87%: enough for the loosened targets, not for 90% on 100 labels.
+        labelled.simulate(workflow, 80, accuracy=0.87, reason="shadow", seed=11)
+        response = setup["admin"].patch(url("line"), {**loosening, "reason": "r"}, format="json")
+        assert response.status_code == 409, response.content
+        message = response.json()["error"]["message"]
+        [name] = loosening
+        assert message.startswith(f"cannot loosen {name} at {level}")
+        assert "only 80 human-labelled cases, 100 needed" in message
+        assert not LevelChange.objects.exists()
+
+    @pytest.mark.parametrize(
+        "tightening",
+        [
+            {"target_accuracy": 0.97},
+            {"min_evidence": 500},
+            {"audit_rate": 0.3},
+            {"confidence_threshold": 0.97},
+            {"class_thresholds": {"crack": None, "stain": None}},
+        ],
+    )
+    def test_tightening_at_full_needs_no_evidence(self, setup: dict, tightening: dict) -> None:
+        workflow = setup["workflow"]
+        workflow.level = "full"
+        workflow.save(update_fields=["level"])
+        response = setup["admin"].patch(url("line"), {**tightening, "reason": "r"}, format="json")
+        assert response.status_code == 200, response.content
+        change = response.json()["change"]
+        assert change["overridden"] is False and change["evidence"] == {}
+
+    def test_loosening_with_enough_evidence_is_allowed_and_says_what_it_loosened(
+        self, setup: dict, labelled: Any
+    ) -> None:
+        workflow = setup["workflow"]
+        workflow.level = "partial"
+        workflow.save(update_fields=["level"])
+        labelled.simulate(workflow, 300, accuracy=0.99, reason="shadow", seed=12)
+        response = setup["admin"].patch(
+            url("line"), {"audit_rate": 0.05, "reason": "less audit load"}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        change = response.json()["change"]
+        assert change["overridden"] is False
+        assert change["evidence"]["loosened"] == ["audit_rate"]
+        assert change["evidence"]["gate"]["sufficient"] is True
+
+    def test_floors_hold_even_with_evidence(self, setup: dict, labelled: Any) -> None:
+        labelled.simulate(setup["workflow"], 300, accuracy=0.99, reason="shadow", seed=13)
+        response = setup["admin"].patch(
+            url("line"), {"level": "partial", "audit_rate": 0, "reason": "r"}, format="json"
+        )
+        assert response.status_code == 409
+        error = response.json()["error"]
+        assert error["code"] == "below_floor"
+        assert "audit_rate 0 is below the floor 0.01 for partial" in error["message"]
+
+    def test_the_floors_are_settings(self, setup: dict, labelled: Any, settings: Any) -> None:
+        settings.LOOPGATE_GATE_MIN_AUDIT_RATE = 0.0
+        labelled.simulate(setup["workflow"], 300, accuracy=0.99, reason="shadow", seed=14)
+        response = setup["admin"].patch(
+            url("line"), {"level": "partial", "audit_rate": 0, "reason": "r"}, format="json"
+        )
+        assert response.status_code == 200, response.content
+
+    def test_moving_down_while_loosening_below_automation_is_allowed(self, setup: dict) -> None:
+        workflow = setup["workflow"]
+        workflow.level = "full"
+        workflow.save(update_fields=["level"])
+        response = setup["admin"].patch(
+            url("line"), {**self.BYPASS, "level": "assistance"}, format="json"
+        )
+        assert response.status_code == 200, response.content
+
+    def test_the_bypass_as_an_admin_with_override_is_forbidden(self, setup: dict) -> None:
+        response = setup["admin"].patch(
+            url("line"), {**self.BYPASS, "override": True}, format="json"
+        )
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "override"
+        assert not LevelChange.objects.exists()
+
+    def test_a_superusers_override_is_logged_with_who_and_what_it_overrode(
+        self, setup: dict
+    ) -> None:
+        response = setup["root"].patch(
+            url("line"), {**self.BYPASS, "reason": "pilot", "override": True}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        change = response.json()["change"]
+        assert change["overridden"] is True and change["actor"] == "root"
+        assert change["evidence"]["loosened"] == ["target_accuracy", "min_evidence", "audit_rate"]
+        problems = change["evidence"]["override"]["problems"]
+        assert problems[0].startswith("only 0 human-labelled cases, 100 needed")
+        assert LevelChange.objects.get().overridden is True
+
+    def test_applying_a_lower_recommended_threshold_at_partial_is_judged_too(
+        self, setup: dict, labelled: Any
+    ) -> None:
+        workflow = setup["workflow"]
+        workflow.level = "partial"
+        workflow.confidence_threshold = 0.999
+        workflow.target_accuracy = 0.99
+        workflow.save(update_fields=["level", "confidence_threshold", "target_accuracy"])
+        labelled.simulate(workflow, 1500, accuracy=0.95, reason="shadow", seed=15)
+        apply = {"target_error": 0.05, "confidence": 0.95, "reason": "calibrated"}
+        refused = setup["admin"].post(url("line", "threshold/"), apply, format="json")
+        assert refused.status_code == 409, refused.content
+        assert refused.json()["error"]["message"].startswith(
+            "cannot loosen confidence_threshold at partial"
+        )
+        workflow.target_accuracy = 0.9
+        workflow.save(update_fields=["target_accuracy"])
+        allowed = setup["admin"].post(url("line", "threshold/"), apply, format="json")
+        assert allowed.status_code == 200, allowed.content
+        change = allowed.json()["change"]
+        assert change["evidence"]["loosened"] == ["confidence_threshold"]
+        assert change["evidence"]["gate"]["sufficient"] is True
+        assert "threshold_recommendation" in change["evidence"]

@@ -128,9 +128,7 @@ def test_own_threshold_needs_a_number(page_setup: dict) -> None:
     assert "Give a threshold for ok" in response.content.decode()
 
 
-def test_refusal_says_what_is_missing_then_the_raise_goes_through(
-    page_setup: dict, automation_workflow: Any
-) -> None:
+def test_refusal_says_what_is_missing_then_the_raise_goes_through(page_setup: dict) -> None:
     workflow = page_setup["workflow"]
     workflow.min_evidence = 1000
     workflow.save(update_fields=["min_evidence"])
@@ -138,13 +136,70 @@ def test_refusal_says_what_is_missing_then_the_raise_goes_through(
     refused = client.post(PAGE, policy_post(workflow, level="partial", reason="go"))
     assert refused.status_code == 409
     assert "only 400 human-labelled cases, 1000 needed" in refused.content.decode()
-    workflow.refresh_from_db()
-    allowed = client.post(
-        PAGE, policy_post(workflow, level="partial", min_evidence=200, reason="go"), follow=True
+    loosened_in_the_same_post = client.post(
+        PAGE, policy_post(workflow, level="partial", min_evidence=200, reason="go")
     )
+    assert loosened_in_the_same_post.status_code == 409, "judged against the stricter target"
+    assert "only 400 human-labelled cases, 1000 needed" in (
+        loosened_in_the_same_post.content.decode()
+    )
+    assert not LevelChange.objects.exists()
+    lowered = client.post(
+        PAGE, policy_post(workflow, min_evidence=200, reason="1000 was a typo"), follow=True
+    )
+    assert lowered.status_code == 200, "below automation, a target may be lowered (logged)"
+    workflow.refresh_from_db()
+    allowed = client.post(PAGE, policy_post(workflow, level="partial", reason="go"), follow=True)
     assert allowed.status_code == 200
     workflow.refresh_from_db()
     assert workflow.level == "partial"
+    assert [c.reason for c in LevelChange.objects.order_by("id")] == ["1000 was a typo", "go"]
+
+
+def test_the_bypass_form_post_is_refused(page_setup: dict) -> None:
+    """Raise to full while loosening every target in the same form post."""
+    workflow = page_setup["workflow"]
+    data = policy_post(
+        workflow, level="full", min_evidence=0, target_accuracy=0, audit_rate=0, reason="x"
+    )
+    response = logged_in(page_setup["admin"]).post(PAGE, data)
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "cannot raise the level to full" in html
+    for text in (
+        "target_accuracy 0 is below the floor 0.8 for full",
+        "min_evidence 0 is below the floor 50 for full",
+        "audit_rate 0 is below the floor 0.01 for full",
+    ):
+        assert text in html, text
+    workflow.refresh_from_db()
+    assert workflow.level == "shadow" and workflow.min_evidence == 100
+    assert not LevelChange.objects.exists()
+
+
+def test_loosening_at_partial_from_the_page_is_judged(page_setup: dict, labelled: Any) -> None:
+    workflow = page_setup["workflow"]
+    workflow.level = "partial"
+    workflow.target_accuracy = 0.99
+    workflow.save(update_fields=["level", "target_accuracy"])
+    response = logged_in(page_setup["admin"]).post(
+        PAGE, policy_post(workflow, confidence_threshold=0.5, reason="automate more")
+    )
+    assert response.status_code == 409
+    assert "cannot loosen confidence_threshold at partial" in response.content.decode()
+    assert not LevelChange.objects.exists()
+
+
+def test_a_superuser_overrides_from_the_page(page_setup: dict, make_user: Any) -> None:
+    workflow = page_setup["workflow"]
+    root = make_user("root", superuser=True)
+    data = policy_post(workflow, level="full", audit_rate=0, reason="pilot", override="on")
+    response = logged_in(root).post(PAGE, data, follow=True)
+    assert response.status_code == 200
+    assert "The evidence gate was overridden" in response.content.decode()
+    change = LevelChange.objects.get()
+    assert change.overridden and change.actor == root
+    assert "audit_rate 0 is below the floor 0.01" in change.evidence["override"]["message"]
 
 
 def test_applying_the_recommended_threshold(page_setup: dict) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -58,7 +57,7 @@ class Command(BaseCommand):
             credentials = self._credentials()
             users = {
                 "reviewer": self._user("reviewer", credentials, review=True),
-                "admin": self._user("admin", credentials, review=True, admin=True, staff=True),
+                "admin": self._user("admin", credentials, review=True, admin=True),
                 "line-camera-1": self._user("line-camera-1", credentials, submit=True),
             }
             for user, right in ((users["reviewer"], "review"), (users["admin"], "admin")):
@@ -173,26 +172,17 @@ class Command(BaseCommand):
         review: bool = False,
         admin: bool = False,
         submit: bool = False,
-        staff: bool = False,
     ) -> Any:
         user_model = get_user_model()
         user, _ = user_model.objects.get_or_create(username=username)
         if not user.check_password(credentials[username]):
             user.set_password(credentials[username])
-        user.is_staff = staff
+        # Nobody in the demo is staff: the Django admin is for superusers only, and the
+        # workflow admin works on the product's pages and API, scoped by membership.
+        # Older demos made the admin staff with Django admin permissions; a rerun clears them.
+        user.is_staff = False
         user.save()
-        if staff:
-            codenames = [
-                "view_workflow",
-                "change_workflow",
-                "view_case",
-                "view_modelversion",
-                "view_deployment",
-                "view_levelchange",
-                "view_alert",
-                "view_reviewtask",
-            ]
-            user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+        user.user_permissions.clear()
         return user
 
     def _membership(self, workflow: Workflow, user: Any, right: str) -> None:
@@ -222,7 +212,7 @@ class Command(BaseCommand):
             + f"""
 
   Review UI:      {base_url}/
-  Django admin:   {base_url}/admin/
+  Automation:     {base_url}/automation/  (as the workflow admin)
   API docs:       {base_url}/api/docs/
 
   Reviewer:       reviewer / {summary["reviewer"]["password"]}

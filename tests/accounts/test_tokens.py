@@ -154,3 +154,23 @@ def test_the_migration_hashes_existing_plaintext_keys(reader: Any) -> None:
     token = api_token_for_key(old_key)
     assert token is not None and token.user == reader and token.name == "migrated"
     assert get_workflow(old_key).status_code == 200
+
+
+def test_the_admin_revokes_tokens_and_checks_rates(reader: Any, make_user: Any) -> None:
+    from django.test import Client
+
+    token, key = api_token_create(user=reader, name="camera")
+    client = Client()
+    client.force_login(make_user("root", superuser=True))
+    assert client.get("/admin/accounts/apitoken/add/").status_code == 403
+    change = f"/admin/accounts/apitoken/{token.pk}/change/"
+    page = client.get(change)
+    assert page.status_code == 200 and key not in page.content.decode()
+    refused = client.post(change, {"throttle_rate": "lots", "expires_at_0": "", "expires_at_1": ""})
+    assert refused.status_code == 200 and b"not a rate" in refused.content
+    client.post(
+        "/admin/accounts/apitoken/",
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+    assert get_workflow(key).status_code == 401

@@ -2,15 +2,21 @@
 
 The database is the one place every web process and worker writes to, so gauges
 computed from it are the same whichever process is scraped.
+
+The metrics name every workflow and its volumes, so they are not public: a scraper
+sends ``Authorization: Bearer <LOOPGATE_METRICS_TOKEN>``, or a staff member reads them
+in the browser through the session.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Avg, Count, F, Min
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -103,7 +109,44 @@ class LoopgateCollector:
         yield decision_latency
 
 
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"code": code, "message": message, "field": None}}, status=status
+    )
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
+def access_metrics(request: HttpRequest) -> JsonResponse | None:
+    """None when the request may read the metrics, else the refusal to send.
+
+    A bearer token is compared in constant time with ``LOOPGATE_METRICS_TOKEN`` (when that
+    is unset, no token is accepted); without one, a staff or superuser session is needed.
+    """
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() == "bearer":
+        expected = settings.LOOPGATE_METRICS_TOKEN
+        if expected and hmac.compare_digest(presented.strip().encode(), expected.encode()):
+            return None
+        return _error(401, "authentication_failed", "Invalid metrics token.")
+    user = request.user
+    if not user.is_authenticated:
+        return _error(
+            401,
+            "not_authenticated",
+            "Send 'Authorization: Bearer <LOOPGATE_METRICS_TOKEN>', or log in as staff.",
+        )
+    if not (user.is_staff or user.is_superuser):
+        return _error(403, "permission_denied", "Only staff may read the metrics.")
+    return None
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    refusal = access_metrics(request)
+    if refusal is not None:
+        return refusal
     registry = CollectorRegistry()
     registry.register(LoopgateCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

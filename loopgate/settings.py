@@ -52,9 +52,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
+    "csp",
     "loopgate",
+    "accounts",
     "modelops",
     "workflows",
     "review",
@@ -70,6 +72,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during login into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loopgate.urls"
@@ -139,16 +144,106 @@ STORAGES = {
 }
 
 LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a login while the account is locked out from this client.
+    "accounts.backends.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_REDIRECT_URL = "review:home"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Security (production) ----------------------------------------------------------
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+# Behind a TLS-terminating proxy (DJANGO_BEHIND_TLS_PROXY=1) the proxy's
+# X-Forwarded-Proto is trusted, plain HTTP is redirected to HTTPS, cookies are secure
+# and browsers are told to use HTTPS only (HSTS). The proxy must set (not pass on) the
+# header. /healthz and /readyz stay reachable over plain HTTP for the orchestrator's probes.
+BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY")
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=not DEBUG or BEHIND_TLS_PROXY)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env_bool("DJANGO_BEHIND_TLS_PROXY"):
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 365 * 24 * 3600))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    # Joining the browsers' preload list binds every subdomain to HTTPS for months and
+    # is slow to undo: an operator opts in. Until then the check's reminder is silenced.
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Content Security Policy (django-csp 4): no inline script and no inline style anywhere
+# in the product's pages; everything from this origin. The API docs page alone loads
+# Swagger UI from its CDN (loopgate.urls).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Login lockout (django-axes) on /login/ and /admin/login/: after
+# LOOPGATE_LOGIN_FAILURE_LIMIT failed logins for one username from one client address,
+# that pair is refused, the right password too, for LOOPGATE_LOGIN_COOLOFF_MINUTES (429).
+# Failures are counted per pair, so a wrong-password flood against one account from
+# one address cannot lock its owner out everywhere.
+AXES_ENABLED = env_bool("LOOPGATE_LOGIN_LOCKOUT", default=True)
+AXES_FAILURE_LIMIT = int(os.environ.get("LOOPGATE_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = float(os.environ.get("LOOPGATE_LOGIN_COOLOFF_MINUTES", "15")) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Behind proxies, the client's address is the X-Forwarded-For entry the outermost of
+# our LOOPGATE_PROXY_COUNT proxies added (entries further left can be forged).
+PROXY_COUNT = int(os.environ.get("LOOPGATE_PROXY_COUNT", "1" if BEHIND_TLS_PROXY else "0"))
+AXES_CLIENT_IP_CALLABLE = "loopgate.throttling.client_ip"
+
+# /metrics: a Prometheus scraper sends "Authorization: Bearer <LOOPGATE_METRICS_TOKEN>";
+# unset, only a staff session may read it.
+LOOPGATE_METRICS_TOKEN = os.environ.get("LOOPGATE_METRICS_TOKEN", "")
+
+# --- Cache (API throttling) ---------------------------------------------------------
+# The throttle counts live in Django's cache, which must be shared by every web process:
+# Redis when LOOPGATE_CACHE_URL names it (production), else files under var/ (the
+# embedded default: gunicorn runs several processes, and a per-process memory cache would
+# multiply every rate by their number; a database cache would add a write per request to
+# SQLite's single writer). "locmem://" is for tests.
+CACHE_URL = os.environ.get("LOOPGATE_CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "loopgate",
+        }
+    }
+elif CACHE_URL.startswith("locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif CACHE_URL and not CACHE_URL.startswith("file://"):
+    raise ImproperlyConfigured(
+        f"LOOPGATE_CACHE_URL {CACHE_URL!r}: use redis://, rediss://, file:///path or locmem://"
+    )
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": CACHE_URL.removeprefix("file://") or str(VAR_DIR / "cache"),
+        }
+    }
 
 # --- Uploads ------------------------------------------------------------------------
 # The image size limit is enforced by the case service with a clear 413; Django's own
@@ -163,10 +258,24 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per API token (its own rate, or "token"), per session user ("user"), per client
+    # address for anonymous requests ("anon"); 429 with Retry-After beyond the rate.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "loopgate.throttling.ApiTokenRateThrottle",
+        "loopgate.throttling.SessionUserRateThrottle",
+        "loopgate.throttling.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": os.environ.get("LOOPGATE_THROTTLE_TOKEN_RATE", "6000/min"),
+        "user": os.environ.get("LOOPGATE_THROTTLE_USER_RATE", "1200/min"),
+        "anon": os.environ.get("LOOPGATE_THROTTLE_ANON_RATE", "120/min"),
+    },
+    # The client address for the anonymous rate: the proxy's entry when behind one.
+    "NUM_PROXIES": PROXY_COUNT,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "loopgate.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
@@ -179,6 +288,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Submit cases, read decisions, review, and steer automation levels.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page are for people and systems that hold an account.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
@@ -259,5 +370,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOOPGATE_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -10,5 +10,7 @@ import tempfile
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 os.environ.setdefault("LOOPGATE_VAR_DIR", tempfile.mkdtemp(prefix="loopgate-test-var-"))
+# Throttle counts in memory: one test process, nothing left behind between runs.
+os.environ.setdefault("LOOPGATE_CACHE_URL", "locmem://")
 
 from loopgate.settings import *  # noqa: F403

@@ -1,10 +1,22 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from loopgate.health import healthz, readyz
 from loopgate.metrics import metrics_view
+
+# Swagger UI comes from its CDN and styles itself inline; that page alone may do so. Its
+# start-up script is served from this origin (the "split" view), not inlined.
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+api_docs_view = csp_update(
+    {
+        "script-src": [SWAGGER_CDN],
+        "style-src": [SWAGGER_CDN, "'unsafe-inline'"],
+        "img-src": [SWAGGER_CDN],
+    }
+)(SpectacularSwaggerSplitView.as_view(url_name="schema"))
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,7 +26,7 @@ urlpatterns = [
     path("api/v1/", include("review.urls")),
     path("api/v1/", include("automation.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", api_docs_view, name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

@@ -13,6 +13,14 @@ if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
     DJANGO_SECRET_KEY="$(cat var/secret_key)"
     export DJANGO_SECRET_KEY
 fi
+# The Prometheus scrape token for /metrics; bootstrap_demo prints the same one.
+if [ -z "${LOOPGATE_METRICS_TOKEN:-}" ]; then
+    if [ ! -f var/metrics_token ]; then
+        (umask 077 && .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(32))" > var/metrics_token)
+    fi
+    LOOPGATE_METRICS_TOKEN="$(cat var/metrics_token)"
+    export LOOPGATE_METRICS_TOKEN
+fi
 
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput >/dev/null

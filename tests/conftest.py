@@ -142,13 +142,16 @@ def member(db: None) -> Callable[..., Any]:
 
 @pytest.fixture
 def client_for() -> Callable[[Any], Any]:
-    from rest_framework.authtoken.models import Token
+    """An API client that sends a new API token of ``user`` (``client.api_token`` is its row)."""
     from rest_framework.test import APIClient
+
+    from accounts.services import api_token_create
 
     def make(user: Any) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        token, key = api_token_create(user=user, name="tests")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        client.api_token = token
         return client
 
     return make

@@ -60,8 +60,9 @@ def test_readyz_fails_when_the_serving_model_cannot_load(
 
 @pytest.mark.django_db
 def test_metrics_expose_queue_and_case_counts(
-    client: Any, make_workflow: Any, make_user: Any, member: Any, client_for: Any
+    client: Any, make_workflow: Any, make_user: Any, member: Any, client_for: Any, settings: Any
 ) -> None:
+    settings.LOOPGATE_METRICS_TOKEN = "scrape-token-for-tests"
     import io
 
     from tests.conftest import image_bytes
@@ -72,14 +73,18 @@ def test_metrics_expose_queue_and_case_counts(
     buffer = io.BytesIO(image_bytes())
     buffer.name = "a.png"
     client_for(user).post("/api/v1/workflows/m/cases/", {"image": buffer}, format="multipart")
-    text = client.get("/metrics").content.decode()
+    text = client.get(
+        "/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests"
+    ).content.decode()
     assert 'loopgate_cases{status="in_review",workflow="m"} 1.0' in text
     assert 'loopgate_review_queue_depth{workflow="m"} 1.0' in text
     assert "loopgate_review_queue_oldest_age_seconds" in text
 
 
 @pytest.mark.django_db
-def test_openapi_schema_names_the_public_contract(client: Any) -> None:
+def test_openapi_schema_names_the_public_contract(client: Any, make_user: Any) -> None:
+    assert client.get("/api/schema/").status_code in {401, 403}
+    client.force_login(make_user("reader"))
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     schema = json.loads(response.content)
@@ -131,7 +136,7 @@ def test_bootstrap_demo_is_repeatable_and_prints_json(capsys: Any, settings: Any
     call_command("bootstrap_demo", "--json")
     second = json.loads(capsys.readouterr().out)
     assert first == second
-    assert set(first) == {"workflow", "api_token", "reviewer", "admin"}
+    assert set(first) == {"workflow", "api_token", "metrics_token", "reviewer", "admin"}
     for role in ("reviewer", "admin"):
         assert set(first[role]) == {"username", "password", "api_token"}
 
@@ -151,3 +156,26 @@ def test_bootstrap_demo_is_repeatable_and_prints_json(capsys: Any, settings: Any
 
     assert Workflow.objects.count() == 1
     assert ModelVersion.objects.count() == 1
+
+    from accounts.models import ApiToken
+
+    # Keys are stored only as hashes; a rerun reuses the demo tokens rather than piling up.
+    assert ApiToken.objects.count() == 3
+    assert not ApiToken.objects.filter(key_hash__contains=first["api_token"]).exists()
+
+    # A demo key that stopped working (revoked) is replaced by a working one on rerun.
+    from accounts.selectors import api_token_for_key
+    from accounts.services import api_token_revoke
+
+    api_token_revoke(token_id=api_token_for_key(first["api_token"]).pk)
+    call_command("bootstrap_demo", "--json")
+    third = json.loads(capsys.readouterr().out)
+    assert third["api_token"] != first["api_token"]
+    assert third["reviewer"] == first["reviewer"]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {third['api_token']}")
+    assert client.get(f"/api/v1/workflows/{first['workflow']}/").status_code == 200
+
+    # The metrics token it prints opens /metrics when the server has it in its environment.
+    settings.LOOPGATE_METRICS_TOKEN = first["metrics_token"]
+    scrape = APIClient().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {first['metrics_token']}")
+    assert scrape.status_code == 200

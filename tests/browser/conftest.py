@@ -39,6 +39,23 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+def watch_csp(context: Any) -> list[str]:
+    """Collect what the browser refused under the Content Security Policy in ``context``.
+
+    Chromium reports each violation as a console error ("Refused to execute inline
+    script because it violates the following Content Security Policy directive ...").
+    """
+    violations: list[str] = []
+
+    def on_console(message: Any) -> None:
+        text = message.text
+        if message.type == "error" and ("Content Security Policy" in text or "Refused to" in text):
+            violations.append(f"{message.page.url if message.page else ''}: {text}")
+
+    context.on("console", on_console)
+    return violations
+
+
 @pytest.fixture
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(exist_ok=True)
@@ -54,10 +71,12 @@ def fast_password_hashing(settings: Any) -> None:
 def logged_in(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
     """A new browser context per reviewer, logged in through the login form."""
     contexts = []
+    violations: list[list[str]] = []
 
     def open_as(username: str, *, width: int = 1280, height: int = 800) -> Any:
         context = chromium.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
+        violations.append(watch_csp(context))
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.goto(f"{live_server.url}/login/")
@@ -75,3 +94,5 @@ def logged_in(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
             page.goto("about:blank")
             page.wait_for_timeout(150)
         context.close()
+    refused = [line for found in violations for line in found]
+    assert not refused, "Content Security Policy violations:\n" + "\n".join(refused)

@@ -14,6 +14,7 @@ import pytest
 from automation.models import LevelChange
 from automation.services import automation_check_workflow
 from tests.automation.conftest import LABELS, LabelledCases
+from tests.browser.conftest import watch_csp
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -80,6 +81,7 @@ def line(settings: Any, make_user: Any, member: Any) -> dict[str, Any]:
 def open_page(browser: Any, live_server: Any, *, width: int, height: int) -> Any:
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
+    page.csp_violations = watch_csp(context)
     page.set_default_timeout(20_000)
     page.goto(f"{live_server.url}/login/?next=/workflows/line/automation/")
     page.get_by_label("Username").fill("boss")
@@ -175,8 +177,10 @@ def test_admin_walks_the_automation_page(
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "automation-page.png"), full_page=True)
     page.context.close()
+    assert not page.csp_violations, page.csp_violations
 
     tablet = open_page(browser, live_server, width=820, height=1180)
     assert tablet.evaluate(NO_OVERFLOW), "no sideways scrolling at tablet width"
     tablet.screenshot(path=str(OUTPUT / "automation-page-tablet.png"), full_page=True)
     tablet.context.close()
+    assert not tablet.csp_violations, tablet.csp_violations

@@ -1,8 +1,13 @@
 """Create the demo workflow, its model, a reviewer, an admin and an API token.
 
-Safe to run again: existing rows are kept, and the generated passwords are kept in
-``var/demo_credentials.json`` (outside the repository) so that reruns print the same
-ones. ``--json`` prints one JSON object for scripts and load tests.
+Safe to run again: existing rows are kept, and the generated passwords and the demo
+users' API keys are kept in ``var/demo_credentials.json`` (outside the repository,
+mode 0600) so that reruns print the same ones. The database holds only the keys'
+hashes; a stored key that no longer works (revoked, expired, or a new database) is
+replaced by a new token. The ``/metrics`` token is ``LOOPGATE_METRICS_TOKEN`` when set,
+else the one in ``var/metrics_token`` (made on first use; ``scripts/demo.sh`` exports
+the same file to the web server). ``--json`` prints one JSON object for scripts and
+load tests.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from accounts.selectors import api_token_for_key
+from accounts.services import api_token_create
 from automation.routing import Level
 from inference.loader import sha256_of
 from inference.synthetic import DEMO_LABELS, generate_dataset
@@ -63,16 +69,15 @@ class Command(BaseCommand):
             for user, right in ((users["reviewer"], "review"), (users["admin"], "admin")):
                 self._membership(workflow, user, right)
             self._membership(workflow, users["line-camera-1"], "submit")
+            tokens = {name: self._api_key(user, credentials) for name, user in users.items()}
             self._save_credentials(credentials)
         if options["cases"]:
             self._submit_cases(workflow, users["line-camera-1"], options["cases"])
 
-        tokens = {
-            name: Token.objects.get_or_create(user=user)[0].key for name, user in users.items()
-        }
         summary = {
             "workflow": workflow.slug,
             "api_token": tokens["line-camera-1"],
+            "metrics_token": self._metrics_token(),
             "reviewer": {
                 "username": "reviewer",
                 "password": credentials["reviewer"],
@@ -151,14 +156,34 @@ class Command(BaseCommand):
     def _credentials_path(self) -> Path:
         return Path(settings.VAR_DIR) / "demo_credentials.json"
 
-    def _credentials(self) -> dict[str, str]:
+    def _credentials(self) -> dict[str, Any]:
         path = self._credentials_path()
         stored = json.loads(path.read_text()) if path.exists() else {}
         for name in ("reviewer", "admin", "line-camera-1"):
             stored.setdefault(name, secrets.token_urlsafe(12))
+        stored.setdefault("api_keys", {})
         return stored
 
-    def _save_credentials(self, credentials: dict[str, str]) -> None:
+    def _api_key(self, user: Any, credentials: dict[str, Any]) -> str:
+        """The demo key of ``user``: the stored one while it still works, else a new one."""
+        keys = credentials["api_keys"]
+        stored = keys.get(user.username)
+        token = api_token_for_key(stored) if stored else None
+        if token is None or token.user_id != user.pk or not token.is_usable():
+            _token, keys[user.username] = api_token_create(user=user, name="demo")
+        return keys[user.username]
+
+    def _metrics_token(self) -> str:
+        if settings.LOOPGATE_METRICS_TOKEN:
+            return settings.LOOPGATE_METRICS_TOKEN
+        path = Path(settings.VAR_DIR) / "metrics_token"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32) + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _save_credentials(self, credentials: dict[str, Any]) -> None:
         path = self._credentials_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(credentials, indent=2))
@@ -167,7 +192,7 @@ class Command(BaseCommand):
     def _user(
         self,
         username: str,
-        credentials: dict[str, str],
+        credentials: dict[str, Any],
         *,
         review: bool = False,
         admin: bool = False,
@@ -214,6 +239,7 @@ class Command(BaseCommand):
   Review UI:      {base_url}/
   Automation:     {base_url}/automation/  (as the workflow admin)
   API docs:       {base_url}/api/docs/
+  Metrics:        curl -H "Authorization: Bearer {summary["metrics_token"]}" {base_url}/metrics
 
   Reviewer:       reviewer / {summary["reviewer"]["password"]}
   Workflow admin: admin / {summary["admin"]["password"]}

@@ -1,0 +1,78 @@
+"""API rate limits, and the one definition of a client's address.
+
+Counts live in Django's cache (settings ``CACHES``), shared by every web process. A
+token's own ``throttle_rate`` overrides the default rate for tokens; people using the
+API through their session share the "user" rate; anonymous requests the "anon" rate
+(most are refused with 401 before a throttle runs, but nothing is free to hammer).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.http import HttpRequest
+from rest_framework.throttling import SimpleRateThrottle
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: with ``LOOPGATE_PROXY_COUNT`` proxies in front, the entry the
+    outermost of them added to X-Forwarded-For (entries further left can be forged)."""
+    remote = request.META.get("REMOTE_ADDR", "") or ""
+    if not settings.PROXY_COUNT:
+        return remote
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [a for a in forwarded if a]
+    if not forwarded:
+        return remote
+    return forwarded[-min(settings.PROXY_COUNT, len(forwarded))]
+
+
+def _token_of(request: Request) -> object | None:
+    from accounts.models import ApiToken
+
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+class ApiTokenRateThrottle(SimpleRateThrottle):
+    """Requests made with one API token: its own rate, or the "token" default."""
+
+    scope = "token"
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        token = _token_of(request)
+        if token is None:
+            return True
+        self.rate = token.throttle_rate or self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        token = _token_of(request)
+        return (
+            None if token is None else self.cache_format % {"scope": self.scope, "ident": token.pk}
+        )
+
+
+class SessionUserRateThrottle(SimpleRateThrottle):
+    """Requests of a logged-in person through the session (not through a token)."""
+
+    scope = "user"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        if _token_of(request) is not None or not request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class AnonymousRateThrottle(SimpleRateThrottle):
+    scope = "anon"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        if request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}

@@ -422,10 +422,6 @@ def test_the_django_admin_is_closed_to_everyone_but_superusers(
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    reason="the Django admin is closed to staff who are not superusers by a separate change",
-    strict=False,
-)
 def test_the_django_admin_is_closed_to_staff_who_are_not_superusers(
     world: dict[str, Any],
 ) -> None:

@@ -30,6 +30,7 @@ def _check_broker() -> tuple[bool, str]:
     try:
         with Connection(
             celery_app.conf.broker_url,
+            transport=celery_app.conf.broker_transport,
             transport_options=celery_app.conf.broker_transport_options or {},
             connect_timeout=2,
         ) as conn:

@@ -186,13 +186,17 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's filesystem transport expects its folders to exist.
-    for folder in ("queue", "control"):
+    # kombu's filesystem transport, publishing atomically and setting malformed message
+    # files aside in broker/bad instead of dying on them (loopgate/broker.py, D10).
+    CELERY_BROKER_TRANSPORT = "loopgate.broker:Transport"
+    for folder in ("queue", "control", "claimed", "bad"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "control_folder": str(BROKER_DIR / "control"),
+        "claim_folder": str(BROKER_DIR / "claimed"),
+        "bad_folder": str(BROKER_DIR / "bad"),
         "store_processed": False,
         # The filesystem transport polls. With the default of 1 s, a worker whose
         # prefetch slot is busy sleeps a full second before it looks again, which caps

@@ -105,13 +105,13 @@ def test_a_malformed_message_file_is_set_aside_and_the_next_one_delivered(
 ) -> None:
     channel = channel_of(broker.Transport, tmp_path)
     (tmp_path / "queue" / "1_bad.inference.msg").write_bytes(content)
-    time.sleep(0.002)
     channel._put("inference", MESSAGE)
     assert channel._get("inference") == MESSAGE
-    assert [p.name for p in (tmp_path / "bad").iterdir()] == ["1_bad.inference.msg"]
-    assert "malformed message file set aside" in caplog.text
     with pytest.raises(Empty):
         channel._get("inference")
+    assert [p.name for p in (tmp_path / "bad").iterdir()] == ["1_bad.inference.msg"]
+    assert "malformed message file set aside" in caplog.text
+    assert list((tmp_path / "queue").iterdir()) == []
 
 
 def test_the_stock_transport_dies_on_a_truncated_file(tmp_path: Path) -> None:

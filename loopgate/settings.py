@@ -230,6 +230,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workflows.tasks.cases_requeue_stalled",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
+    "publish-pending-cases": {
+        "task": "workflows.tasks.cases_publish_pending",
+        "schedule": float(os.environ.get("LOOPGATE_PUBLISH_RETRY_SECONDS", "5")),
+    },
     "expire-review-leases": {
         "task": "review.tasks.assignments_expire",
         "schedule": SWEEP_INTERVAL_SECONDS,
@@ -254,6 +258,14 @@ LOOPGATE_WARM_MODELS = env_bool("LOOPGATE_WARM_MODELS", default=True)
 # A case still "received" or "processing" after this long was dropped by a broker or a
 # worker; the periodic sweeper queues it again (processing is idempotent).
 LOOPGATE_STALLED_AFTER_SECONDS = int(os.environ.get("LOOPGATE_STALLED_AFTER_SECONDS", "120"))
+# Each worker process records a heartbeat this often; a case claimed by a process whose
+# heartbeat is older than the lease (or, on the same host, whose pid is gone) is taken
+# over by the next delivery or sweep without waiting for the stall time.
+LOOPGATE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("LOOPGATE_WORKER_HEARTBEAT_SECONDS", "5"))
+LOOPGATE_WORKER_LEASE_SECONDS = int(os.environ.get("LOOPGATE_WORKER_LEASE_SECONDS", "30"))
+# /readyz says not ready when a case has waited this long in "received" and no worker
+# has claimed a batch for as long.
+LOOPGATE_READY_MAX_WAIT_SECONDS = int(os.environ.get("LOOPGATE_READY_MAX_WAIT_SECONDS", "30"))
 LOOPGATE_REVIEW_LEASE_SECONDS = int(os.environ.get("LOOPGATE_REVIEW_LEASE_SECONDS", "300"))
 LOOPGATE_UNDO_WINDOW_SECONDS = int(os.environ.get("LOOPGATE_UNDO_WINDOW_SECONDS", "30"))
 

@@ -39,7 +39,7 @@ def test_readyz_checks_database_broker_and_models(
         response = client.get("/readyz")
         assert response.status_code == 200, response.content
         body = response.json()
-        assert body["checks"] == {"database": "ok", "broker": "ok", "models": "ok"}
+        assert body["checks"] == {"database": "ok", "broker": "ok", "models": "ok", "workers": "ok"}
     finally:
         app.conf.broker_url = settings.CELERY_BROKER_URL
 

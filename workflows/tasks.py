@@ -31,4 +31,11 @@ def cases_requeue_stalled() -> int:
     )
     for case_id in stalled:
         case_process.delay(case_id)
+    services.worker_heartbeats_prune(older_than=timedelta(days=1))
     return len(stalled)
+
+
+@shared_task(ignore_result=True)
+def cases_publish_pending() -> int:
+    """Publish the processing messages the broker refused when their cases were created."""
+    return services.cases_publish_pending()

@@ -1,0 +1,263 @@
+"""Faults around processing: a broker that refuses a message, a worker process that dies.
+
+A committed case keeps its image and is published later; a case claimed by a dead worker
+process is taken over at once, and never decided twice.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from automation.routing import Level
+from tests.conftest import image_bytes
+from workflows import services
+from workflows.models import Case, CaseEvent, CaseStatus, WorkerHeartbeat
+from workflows.tasks import case_process
+
+ROUTED = (CaseStatus.DECIDED, CaseStatus.IN_REVIEW)
+
+
+@pytest.fixture
+def camera(make_user: Any, member: Any, client_for: Any) -> Any:
+    def setup(workflow: Any) -> Any:
+        user = make_user(f"camera-{workflow.slug}")
+        member(user, workflow, submit=True)
+        return client_for(user)
+
+    return setup
+
+
+def post(client: Any, slug: str, *, seed: int = 0, external_id: str | None = None) -> Any:
+    buffer = io.BytesIO(image_bytes(seed=seed))
+    buffer.name = "part.png"
+    fields: dict[str, Any] = {"image": buffer}
+    if external_id:
+        fields["external_id"] = external_id
+    return client.post(f"/api/v1/workflows/{slug}/cases/", fields, format="multipart")
+
+
+def refuse_publishing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(case_process, "delay", broker_down)
+
+
+@pytest.mark.django_db(transaction=True)
+class TestBrokerRefusesTheMessage:
+    def test_the_case_is_accepted_keeps_its_image_and_is_published_later(
+        self,
+        make_workflow: Any,
+        camera: Any,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        workflow = make_workflow("outage", level=Level.FULL)
+        client = camera(workflow)
+        refuse_publishing(monkeypatch)
+
+        response = post(client, "outage", external_id="part-1")
+
+        assert response.status_code == 201, response.content
+        case = Case.objects.get(id=response.json()["id"])
+        assert case.status == CaseStatus.RECEIVED
+        assert case.publish_pending
+        assert Path(case.image.path).is_file()
+        assert case.events.filter(kind="publish_failed").count() == 1
+        assert "processing message not published" in caplog.text
+
+        # The client retries (it did not trust the first answer): the same case, 200.
+        again = post(client, "outage", seed=1, external_id="part-1")
+        assert again.status_code == 200
+        assert again.json()["id"] == str(case.id)
+        assert Case.objects.filter(workflow=workflow).count() == 1
+
+        # The broker is back: the sweeper publishes, the (eager) task routes the case.
+        monkeypatch.undo()
+        assert services.cases_publish_pending() == 1
+        case.refresh_from_db()
+        assert case.status == CaseStatus.DECIDED
+        assert not case.publish_pending
+        assert Path(case.image.path).is_file()
+        assert services.cases_publish_pending() == 0
+
+    def test_a_broker_at_a_closed_port_does_not_fail_the_request(
+        self, make_workflow: Any, camera: Any, settings: Any
+    ) -> None:
+        from loopgate.celery import app
+
+        workflow = make_workflow("closed", level=Level.FULL)
+        client = camera(workflow)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        previous = (app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport)
+        app.conf.task_always_eager = False
+        app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+        app.conf.broker_transport = None
+        app.conf.broker_transport_options = {}
+        app.conf.broker_connection_timeout = 0.5
+        app.pool.force_close_all()
+        try:
+            response = post(client, "closed")
+        finally:
+            app.conf.task_always_eager = previous[0]
+            app.conf.broker_url = previous[1]
+            app.conf.broker_transport = previous[2]
+            app.conf.broker_transport_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+            app.pool.force_close_all()
+        assert response.status_code == 201, response.content
+        case = Case.objects.get(id=response.json()["id"])
+        assert case.publish_pending and case.status == CaseStatus.RECEIVED
+        assert Path(case.image.path).is_file()
+
+    def test_a_failing_on_commit_hook_does_not_remove_a_committed_image(
+        self, make_workflow: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Whatever raises after the commit, the row exists, so its file must stay."""
+        workflow = make_workflow("hook", level=Level.FULL)
+
+        def publish_then_fail(*, case_id: Any) -> bool:
+            raise RuntimeError("a later on-commit hook failed")
+
+        monkeypatch.setattr(services, "case_publish", publish_then_fail)
+        with pytest.raises(RuntimeError):
+            services.case_create(
+                workflow=workflow,
+                image_data=image_bytes(),
+                external_id="kept",
+                metadata={},
+                submitted_by=None,
+            )
+        case = Case.objects.get(external_id="kept")
+        assert Path(case.image.path).is_file()
+
+
+@pytest.mark.django_db
+class TestDeadWorkerClaims:
+    def processing_case(self, workflow: Any, *, claimed_by: str, seconds_ago: int = 1) -> Case:
+        case = services.case_create(
+            workflow=workflow,
+            image_data=image_bytes(),
+            external_id=None,
+            metadata={},
+            submitted_by=None,
+        ).case
+        Case.objects.filter(id=case.id).update(
+            status=CaseStatus.PROCESSING,
+            processing_started_at=timezone.now() - timedelta(seconds=seconds_ago),
+            processing_attempts=1,
+            claimed_by=claimed_by,
+        )
+        return case
+
+    def heartbeat(self, name: str, *, seconds_ago: float = 0) -> None:
+        hostname, pid = name.split(":")[:2]
+        WorkerHeartbeat.objects.create(
+            name=name,
+            hostname=hostname,
+            pid=int(pid),
+            seen_at=timezone.now() - timedelta(seconds=seconds_ago),
+        )
+
+    def dead_pid(self) -> int:
+        pid = 4_000_000
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return pid
+            pid -= 1
+
+    def test_a_case_claimed_by_a_dead_process_on_this_host_is_taken_over_at_once(
+        self, make_workflow: Any
+    ) -> None:
+        workflow = make_workflow("dead", level=Level.FULL)
+        claim = f"{socket.gethostname()}:{self.dead_pid()}:abcd1234"
+        self.heartbeat(claim)  # fresh: the process died a moment ago
+        case = self.processing_case(workflow, claimed_by=claim)
+
+        assert services.cases_stalled(older_than=timedelta(minutes=2)) == [str(case.id)]
+        assert services.cases_process(case_ids=[str(case.id)]) == 1
+
+        case.refresh_from_db()
+        assert case.status == CaseStatus.DECIDED
+        assert case.claimed_by == services.worker_identity().name
+        retry = case.events.get(kind="retry")
+        assert retry.reason == "its worker process is gone; taken up again"
+        assert retry.data["claimed_by"] == claim
+        assert case.events.filter(kind="status", to_status=CaseStatus.DECIDED).count() == 1
+
+    def test_a_case_claimed_on_another_host_waits_for_its_heartbeat_to_go_stale(
+        self, make_workflow: Any, settings: Any
+    ) -> None:
+        settings.LOOPGATE_WORKER_LEASE_SECONDS = 30
+        workflow = make_workflow("remote", level=Level.FULL)
+        claim = "other-host:123:abcd1234"
+        self.heartbeat(claim, seconds_ago=5)
+        case = self.processing_case(workflow, claimed_by=claim)
+
+        assert services.cases_stalled(older_than=timedelta(minutes=2)) == []
+        assert services.cases_process(case_ids=[str(case.id)]) == 0
+        assert Case.objects.get(id=case.id).status == CaseStatus.PROCESSING
+
+        WorkerHeartbeat.objects.filter(name=claim).update(
+            seen_at=timezone.now() - timedelta(seconds=31)
+        )
+        assert services.cases_stalled(older_than=timedelta(minutes=2)) == [str(case.id)]
+        assert services.cases_process(case_ids=[str(case.id)]) == 1
+        assert Case.objects.get(id=case.id).status == CaseStatus.DECIDED
+
+    def test_a_case_held_by_a_live_process_is_left_to_it(self, make_workflow: Any) -> None:
+        workflow = make_workflow("live", level=Level.FULL)
+        claim = f"{socket.gethostname()}:{os.getppid()}:abcd1234"
+        self.heartbeat(claim)
+        case = self.processing_case(workflow, claimed_by=claim)
+        events = case.events.count()
+
+        assert services.cases_process(case_ids=[str(case.id)]) == 0
+        assert services.cases_stalled(older_than=timedelta(minutes=2)) == []
+        assert Case.objects.get(id=case.id).events.count() == events
+
+    def test_a_claim_without_any_heartbeat_is_dead(self, make_workflow: Any) -> None:
+        workflow = make_workflow("ghost", level=Level.FULL)
+        case = self.processing_case(workflow, claimed_by="gone-host:77:deadbeef")
+        assert services.cases_process(case_ids=[str(case.id)]) == 1
+
+    def test_two_deliveries_after_a_death_decide_once(self, make_workflow: Any) -> None:
+        workflow = make_workflow("twice", level=Level.FULL)
+        claim = f"{socket.gethostname()}:{self.dead_pid()}:abcd1234"
+        case = self.processing_case(workflow, claimed_by=claim)
+        assert services.cases_process(case_ids=[str(case.id)]) == 1
+        assert services.cases_process(case_ids=[str(case.id)]) == 0
+        decided = CaseEvent.objects.filter(case=case, kind="status", to_status__in=ROUTED)
+        assert decided.count() == 1
+
+    def test_claiming_records_the_heartbeat(self, make_workflow: Any) -> None:
+        workflow = make_workflow("beat", level=Level.FULL)
+        case = services.case_create(
+            workflow=workflow,
+            image_data=image_bytes(),
+            external_id=None,
+            metadata={},
+            submitted_by=None,
+        ).case
+        services.cases_process(case_ids=[str(case.id)])
+        me = WorkerHeartbeat.objects.get(name=services.worker_identity().name)
+        assert me.last_claim_at is not None
+        assert me.pid == os.getpid()
+
+    def test_old_heartbeats_are_pruned(self) -> None:
+        self.heartbeat("old:1:a", seconds_ago=2 * 86400)
+        self.heartbeat("new:2:b", seconds_ago=10)
+        assert services.worker_heartbeats_prune(older_than=timedelta(days=1)) == 1
+        assert list(WorkerHeartbeat.objects.values_list("name", flat=True)) == ["new:2:b"]

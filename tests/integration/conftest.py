@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 
 from loopgate.celery import app as celery_app
@@ -81,6 +82,75 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
+
+    def pool_children(self) -> list[int]:
+        """The pids of the worker's pool processes (and its embedded beat)."""
+        assert self.process is not None
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()]
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def app_use_broker(
+    url: str, *, transport: str | None = None, options: dict[str, Any] | None = None
+) -> Callable[[], None]:
+    """Point this process's Celery app (publishing, not eager) at another broker.
+
+    Returns the function that puts the previous configuration back.
+    """
+    conf = celery_app.conf
+    previous = (
+        conf.task_always_eager,
+        conf.broker_url,
+        conf.broker_transport,
+        conf.broker_transport_options,
+    )
+
+    def reset_pools() -> None:
+        celery_app.pool.force_close_all()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    reset_pools()
+    conf.task_always_eager = False
+    conf.broker_url = url
+    conf.broker_transport = transport
+    conf.broker_transport_options = options or {}
+
+    def restore() -> None:
+        reset_pools()
+        (
+            conf.task_always_eager,
+            conf.broker_url,
+            conf.broker_transport,
+            conf.broker_transport_options,
+        ) = previous
+
+    return restore
+
+
+def tests_database_url() -> str:
+    db = connection.settings_dict
+    return (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker subprocess on the test database, with its own media."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loopgate.test_settings",
+        "DATABASE_URL": tests_database_url(),
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "LOOPGATE_MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+        "LOOPGATE_VAR_DIR": str(tmp_path / "var"),
+        "LOOPGATE_INFERENCE_DEVICE": "cpu",
+        **extra,
+    }
 
 
 def purge_broker() -> None:

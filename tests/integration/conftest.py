@@ -86,8 +86,15 @@ class WorkerProcess:
     def pool_children(self) -> list[int]:
         """The pids of the worker's pool processes (and its embedded beat)."""
         assert self.process is not None
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in path.read_text().split()]
+        # A replacement pool process is forked by the pool's supervising thread: read the
+        # children of every thread, not only the main one's.
+        pids: list[int] = []
+        for children in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            try:
+                pids += [int(pid) for pid in children.read_text().split()]
+            except OSError:
+                continue
+        return pids
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -113,7 +120,10 @@ def app_use_broker(
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    previous_env = os.environ.get("CELERY_BROKER_URL")
     reset_pools()
+    os.environ["CELERY_BROKER_URL"] = url
     conf.task_always_eager = False
     conf.broker_url = url
     conf.broker_transport = transport
@@ -121,6 +131,10 @@ def app_use_broker(
 
     def restore() -> None:
         reset_pools()
+        if previous_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = previous_env
         (
             conf.task_always_eager,
             conf.broker_url,

@@ -93,28 +93,18 @@ class TestBrokerRefusesTheMessage:
     def test_a_broker_at_a_closed_port_does_not_fail_the_request(
         self, make_workflow: Any, camera: Any, settings: Any
     ) -> None:
-        from loopgate.celery import app
+        from tests.integration.conftest import app_use_broker
 
         workflow = make_workflow("closed", level=Level.FULL)
         client = camera(workflow)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        previous = (app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport)
-        app.conf.task_always_eager = False
-        app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
-        app.conf.broker_transport = None
-        app.conf.broker_transport_options = {}
-        app.conf.broker_connection_timeout = 0.5
-        app.pool.force_close_all()
+        restore = app_use_broker(f"redis://127.0.0.1:{port}/0")
         try:
             response = post(client, "closed")
         finally:
-            app.conf.task_always_eager = previous[0]
-            app.conf.broker_url = previous[1]
-            app.conf.broker_transport = previous[2]
-            app.conf.broker_transport_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-            app.pool.force_close_all()
+            restore()
         assert response.status_code == 201, response.content
         case = Case.objects.get(id=response.json()["id"])
         assert case.publish_pending and case.status == CaseStatus.RECEIVED

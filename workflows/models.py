@@ -125,6 +125,8 @@ class Case(models.Model):
     # The processing message could not be published (broker down): the sweeper
     # publishes it on its next run instead of waiting for the stall time.
     publish_pending = models.BooleanField(default=False)
+    # When the sweeper last queued the case again: it does so once per stall period.
+    requeued_at = models.DateTimeField(null=True, blank=True)
     # The model versions chosen when the case was first claimed (see cases_process).
     planned_versions = models.JSONField(default=dict, blank=True)
 

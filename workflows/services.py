@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
@@ -864,23 +864,48 @@ def cases_stalled(*, older_than: timedelta, limit: int = 500) -> list[str]:
     ``received`` for longer than ``older_than`` (the broker lost the message), or
     ``processing`` for longer than that, or claimed by a worker process that is gone
     (see ``_dead_claims``): those need not wait for the stall time.
+
+    A case is listed again only once ``older_than`` has passed since the sweeper last
+    queued it (``requeued_at``, set by ``cases_mark_requeued``), so a backlog older than
+    the stall time is not published again on every sweep; a requeue before the current
+    claim does not count.
     """
     now = timezone.now()
     cutoff = now - older_than
-    received = Case.objects.filter(status=CaseStatus.RECEIVED, created_at__lt=cutoff)
+    received = Case.objects.filter(
+        Q(requeued_at__isnull=True) | Q(requeued_at__lt=cutoff),
+        status=CaseStatus.RECEIVED,
+        created_at__lt=cutoff,
+    )
     ids = list(received.values_list("id", flat=True)[:limit])
     processing = list(
         Case.objects.filter(status=CaseStatus.PROCESSING)
         .order_by("processing_started_at")
-        .values_list("id", "claimed_by", "processing_started_at")[: max(0, limit - len(ids))]
+        .values_list("id", "claimed_by", "processing_started_at", "requeued_at")[
+            : max(0, limit - len(ids))
+        ]
     )
-    dead = _dead_claims(claims={claim for _, claim, _ in processing}, now=now)
+    dead = _dead_claims(claims={claim for _, claim, _, _ in processing}, now=now)
+
+    def requeued_lately(started: Any, requeued: Any) -> bool:
+        return (
+            requeued is not None and requeued >= cutoff and (started is None or requeued >= started)
+        )
+
     ids += [
         case_id
-        for case_id, claim, started in processing
-        if claim in dead or started is None or started < cutoff
+        for case_id, claim, started, requeued in processing
+        if not requeued_lately(started, requeued)
+        and (claim in dead or started is None or started < cutoff)
     ]
     return [str(i) for i in ids]
+
+
+def cases_mark_requeued(*, case_ids: list[str]) -> None:
+    """Record that the sweeper queued these cases again (see ``cases_stalled``)."""
+    Case.objects.filter(
+        id__in=case_ids, status__in=(CaseStatus.RECEIVED, CaseStatus.PROCESSING)
+    ).update(requeued_at=timezone.now())
 
 
 def cases_publish_pending(*, limit: int = 500) -> int:

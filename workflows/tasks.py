@@ -31,6 +31,7 @@ def cases_requeue_stalled() -> int:
     )
     for case_id in stalled:
         case_process.delay(case_id)
+    services.cases_mark_requeued(case_ids=stalled)
     services.worker_heartbeats_prune(older_than=timedelta(days=1))
     return len(stalled)
 

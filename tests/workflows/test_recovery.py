@@ -142,9 +142,10 @@ class TestDeadWorkerClaims:
             metadata={},
             submitted_by=None,
         ).case
+        started = timezone.now() - timedelta(seconds=seconds_ago)
         Case.objects.filter(id=case.id).update(
             status=CaseStatus.PROCESSING,
-            processing_started_at=timezone.now() - timedelta(seconds=seconds_ago),
+            processing_started_at=started,
             processing_attempts=1,
             claimed_by=claimed_by,
         )
@@ -251,3 +252,22 @@ class TestDeadWorkerClaims:
         self.heartbeat("new:2:b", seconds_ago=10)
         assert services.worker_heartbeats_prune(older_than=timedelta(days=1)) == 1
         assert list(WorkerHeartbeat.objects.values_list("name", flat=True)) == ["new:2:b"]
+
+
+@pytest.mark.django_db
+def test_the_sweeper_queues_a_waiting_case_once_per_stall_period(make_workflow: Any) -> None:
+    workflow = make_workflow("backlog", level=Level.FULL)
+    case = services.case_create(
+        workflow=workflow,
+        image_data=image_bytes(),
+        external_id=None,
+        metadata={},
+        submitted_by=None,
+    ).case
+    long_ago = timezone.now() - timedelta(minutes=10)
+    Case.objects.filter(id=case.id).update(created_at=long_ago)
+    assert services.cases_stalled(older_than=timedelta(minutes=2)) == [str(case.id)]
+    services.cases_mark_requeued(case_ids=[str(case.id)])
+    assert services.cases_stalled(older_than=timedelta(minutes=2)) == []
+    Case.objects.filter(id=case.id).update(requeued_at=timezone.now() - timedelta(minutes=3))
+    assert services.cases_stalled(older_than=timedelta(minutes=2)) == [str(case.id)]

@@ -901,6 +901,46 @@ def cases_stalled(*, older_than: timedelta, limit: int = 500) -> list[str]:
     return [str(i) for i in ids]
 
 
+def cases_release_dead_claims(*, limit: int = 500) -> list[str]:
+    """Put the cases claimed by worker processes that are gone back in the queue.
+
+    They go back to ``received`` (an event says whose claim ended), so the next batch of
+    their workflow takes them as companions, oldest first, instead of their waiting
+    behind every message queued since. Under the row locks, and only while the case is
+    still ``processing`` under the same claim: if the claimer was alive after all, its
+    routing finds the case no longer ``processing`` and leaves it, so nothing is decided
+    twice. Returns the released ids, for the caller to publish.
+    """
+    now = timezone.now()
+    claims = set(
+        Case.objects.filter(status=CaseStatus.PROCESSING)
+        .exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+        .distinct()[:limit]
+    )
+    dead = _dead_claims(claims=claims, now=now)
+    if not dead:
+        return []
+    with transaction.atomic():
+        released = list(
+            Case.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=CaseStatus.PROCESSING, claimed_by__in=dead)
+            .order_by("id")[:limit]
+        )
+        cases_transition(
+            cases=released,
+            to_status=CaseStatus.RECEIVED,
+            actor_type=ActorType.SYSTEM,
+            reason="its worker process is gone; back in the queue",
+            data_of=lambda case: {
+                "claimed_by": case.claimed_by,
+                "attempt": case.processing_attempts,
+            },
+        )
+        Case.objects.filter(id__in=[case.id for case in released]).update(claimed_by="")
+    return [str(case.id) for case in released]
+
+
 def cases_mark_requeued(*, case_ids: list[str]) -> None:
     """Record that the sweeper queued these cases again (see ``cases_stalled``)."""
     Case.objects.filter(

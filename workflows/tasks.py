@@ -26,9 +26,11 @@ def case_process(case_id: str) -> int:
 @shared_task(ignore_result=True)
 def cases_requeue_stalled() -> int:
     """Queue again the cases a lost message or a dead worker left behind."""
+    released = services.cases_release_dead_claims()
     stalled = services.cases_stalled(
         older_than=timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
     )
+    stalled = released + sorted(set(stalled) - set(released))
     for case_id in stalled:
         case_process.delay(case_id)
     services.cases_mark_requeued(case_ids=stalled)

@@ -233,6 +233,36 @@ class TestDeadWorkerClaims:
         decided = CaseEvent.objects.filter(case=case, kind="status", to_status__in=ROUTED)
         assert decided.count() == 1
 
+    def test_the_sweeper_puts_a_dead_process_cases_back_in_the_queue(
+        self, make_workflow: Any
+    ) -> None:
+        from workflows.tasks import cases_requeue_stalled
+
+        workflow = make_workflow("release", level=Level.FULL)
+        dead_claim = f"{socket.gethostname()}:{self.dead_pid()}:abcd1234"
+        live_claim = f"{socket.gethostname()}:{os.getppid()}:abcd1234"
+        self.heartbeat(live_claim)
+        orphan = self.processing_case(workflow, claimed_by=dead_claim)
+        held = self.processing_case(workflow, claimed_by=live_claim)
+
+        assert services.cases_release_dead_claims() == [str(orphan.id)]
+        orphan.refresh_from_db()
+        assert orphan.status == CaseStatus.RECEIVED
+        assert orphan.claimed_by == ""
+        released = orphan.events.get(kind="status", to_status=CaseStatus.RECEIVED)
+        assert released.reason == "its worker process is gone; back in the queue"
+        assert released.data == {"claimed_by": dead_claim, "attempt": 1}
+        assert Case.objects.get(id=held.id).status == CaseStatus.PROCESSING
+        assert services.cases_release_dead_claims() == []
+
+        Case.objects.filter(id=orphan.id).update(
+            status=CaseStatus.PROCESSING, claimed_by=dead_claim
+        )
+        # The periodic sweep (its publishes run eagerly here) releases and routes it.
+        cases_requeue_stalled()
+        assert Case.objects.get(id=orphan.id).status == CaseStatus.DECIDED
+        assert Case.objects.get(id=held.id).status == CaseStatus.PROCESSING
+
     def test_claiming_records_the_heartbeat(self, make_workflow: Any) -> None:
         workflow = make_workflow("beat", level=Level.FULL)
         case = services.case_create(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -190,9 +191,12 @@ def test_exchange_tables_are_never_seen_half_rewritten(tmp_path: Path) -> None:
 
 
 def test_kombu_publishes_and_consumes_through_it(tmp_path: Path) -> None:
+    # A queue name of its own: kombu's virtual transports keep declared bindings in one
+    # process-wide state, which other tests' connections have filled.
+    name = f"simple-{uuid.uuid4().hex}"
     channel = channel_of(broker.Transport, tmp_path)
     with channel.connection.client as conn:
-        queue = conn.SimpleQueue("inference")
+        queue = conn.SimpleQueue(name)
         for i in range(5):
             queue.put({"n": i})
         got = []

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from loopgate.celery import app as celery_app
 from tests.conftest import require_postgres_and_redis
@@ -116,7 +117,9 @@ def app_use_broker(
     )
 
     def reset_pools() -> None:
-        celery_app.pool.force_close_all()
+        # kombu keeps its connection and producer pools in a global registry keyed by the
+        # connection: clear it, or the next publish reuses a closed pool.
+        kombu_pools.reset()
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 

@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopgate.settings")
@@ -13,6 +13,34 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopgate.settings")
 app = Celery("loopgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class RecoverAfterReconnect(bootsteps.StartStopStep):
+    """When the worker reconnects to its broker, queue a sweep of the waiting cases.
+
+    A broker that restarted may have lost the messages of cases still ``received``;
+    rather than let them wait for the stall time, the sweep queues every case waiting
+    longer than ``LOOPGATE_RECONNECT_REQUEUE_SECONDS`` once (duplicates are no-ops).
+    """
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def start(self, parent: object) -> None:
+        if getattr(parent, "restart_count", 0) <= 1:
+            return  # the first connection: nothing was lost
+        from django.conf import settings
+
+        from workflows.tasks import cases_requeue_stalled
+
+        try:
+            cases_requeue_stalled.apply_async(
+                kwargs={"received_older_than": settings.LOOPGATE_RECONNECT_REQUEUE_SECONDS}
+            )
+        except Exception:  # the broker went away again; the periodic sweep remains
+            logging.getLogger(__name__).warning("sweep after reconnect not queued", exc_info=True)
+
+
+app.steps["consumer"].add(RecoverAfterReconnect)
 
 
 @worker_process_init.connect

@@ -261,6 +261,11 @@ LOOPGATE_STALLED_AFTER_SECONDS = int(os.environ.get("LOOPGATE_STALLED_AFTER_SECO
 # Each worker process records a heartbeat this often; a case claimed by a process whose
 # heartbeat is older than the lease (or, on the same host, whose pid is gone) is taken
 # over by the next delivery or sweep without waiting for the stall time.
+# After a worker reconnects to its broker (which may have restarted and lost its
+# messages), the cases waiting longer than this are queued again once.
+LOOPGATE_RECONNECT_REQUEUE_SECONDS = float(
+    os.environ.get("LOOPGATE_RECONNECT_REQUEUE_SECONDS", "5")
+)
 LOOPGATE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("LOOPGATE_WORKER_HEARTBEAT_SECONDS", "5"))
 LOOPGATE_WORKER_LEASE_SECONDS = int(os.environ.get("LOOPGATE_WORKER_LEASE_SECONDS", "30"))
 # /readyz says not ready when a case has waited this long in "received" and no worker

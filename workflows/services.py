@@ -858,10 +858,13 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
     return routed
 
 
-def cases_stalled(*, older_than: timedelta, limit: int = 500) -> list[str]:
+def cases_stalled(
+    *, older_than: timedelta, received_older_than: timedelta | None = None, limit: int = 500
+) -> list[str]:
     """Cases a lost message or a dead worker left behind, to be queued again.
 
-    ``received`` for longer than ``older_than`` (the broker lost the message), or
+    ``received`` for longer than ``older_than`` (the broker lost the message; or
+    ``received_older_than``, shorter, right after a reconnection to the broker), or
     ``processing`` for longer than that, or claimed by a worker process that is gone
     (see ``_dead_claims``): those need not wait for the stall time.
 
@@ -872,10 +875,11 @@ def cases_stalled(*, older_than: timedelta, limit: int = 500) -> list[str]:
     """
     now = timezone.now()
     cutoff = now - older_than
+    received_cutoff = now - (received_older_than or older_than)
     received = Case.objects.filter(
-        Q(requeued_at__isnull=True) | Q(requeued_at__lt=cutoff),
+        Q(requeued_at__isnull=True) | Q(requeued_at__lt=received_cutoff),
         status=CaseStatus.RECEIVED,
-        created_at__lt=cutoff,
+        created_at__lt=received_cutoff,
     )
     ids = list(received.values_list("id", flat=True)[:limit])
     processing = list(

@@ -301,3 +301,37 @@ def test_the_sweeper_queues_a_waiting_case_once_per_stall_period(make_workflow: 
     assert services.cases_stalled(older_than=timedelta(minutes=2)) == []
     Case.objects.filter(id=case.id).update(requeued_at=timezone.now() - timedelta(minutes=3))
     assert services.cases_stalled(older_than=timedelta(minutes=2)) == [str(case.id)]
+
+
+@pytest.mark.django_db
+def test_after_a_reconnection_waiting_cases_are_queued_again_sooner(make_workflow: Any) -> None:
+    workflow = make_workflow("reconnect", level=Level.FULL)
+    case = services.case_create(
+        workflow=workflow,
+        image_data=image_bytes(),
+        external_id=None,
+        metadata={},
+        submitted_by=None,
+    ).case
+    Case.objects.filter(id=case.id).update(created_at=timezone.now() - timedelta(seconds=10))
+    assert services.cases_stalled(older_than=timedelta(minutes=2)) == []
+    assert services.cases_stalled(
+        older_than=timedelta(minutes=2), received_older_than=timedelta(seconds=5)
+    ) == [str(case.id)]
+
+
+def test_the_worker_sweeps_when_it_reconnects_not_when_it_first_connects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from loopgate.celery import RecoverAfterReconnect
+    from workflows.tasks import cases_requeue_stalled
+
+    sent: list[dict] = []
+    monkeypatch.setattr(cases_requeue_stalled, "apply_async", lambda kwargs: sent.append(kwargs))
+    step = RecoverAfterReconnect.__new__(RecoverAfterReconnect)
+    step.start(SimpleNamespace(restart_count=1))
+    assert sent == []
+    step.start(SimpleNamespace(restart_count=2))
+    assert sent == [{"received_older_than": 5.0}]

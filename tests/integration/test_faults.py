@@ -179,16 +179,22 @@ def predictions_blocked(version_id: int) -> Iterator[None]:
 
 
 def busy_pool_pid(worker: WorkerProcess) -> int:
-    """A pool process of the worker that holds claimed cases right now."""
+    """A pool process of the worker that holds claimed cases it has not scored yet.
+
+    Foreign keys are checked at commit on PostgreSQL, so a batch waits on the lock of
+    ``predictions_blocked`` when it commits its predictions or its routing. A process
+    killed while committing its routing still commits it; one that has no committed
+    prediction yet is surely in the middle of its batch.
+    """
 
     def find() -> int | None:
         children = set(worker.pool_children())
         claims = Case.objects.filter(status=CaseStatus.PROCESSING).values_list(
             "claimed_by", flat=True
         )
-        for claim in claims[:100]:
+        for claim in set(claims[:100]):
             pid = int(claim.split(":")[1])
-            if pid in children:
+            if pid in children and not Prediction.objects.filter(case_id__in=claims_of(pid)):
                 return pid
         return None
 

@@ -3,15 +3,44 @@
 import logging
 import os
 import threading
+import time
 
-from celery import Celery
-from celery.signals import worker_process_init
+from celery import Celery, bootsteps
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopgate.settings")
 
 app = Celery("loopgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class RecoverAfterReconnect(bootsteps.StartStopStep):
+    """When the worker reconnects to its broker, queue a sweep of the waiting cases.
+
+    A broker that restarted may have lost the messages of cases still ``received``;
+    rather than let them wait for the stall time, the sweep queues every case waiting
+    longer than ``LOOPGATE_RECONNECT_REQUEUE_SECONDS`` once (duplicates are no-ops).
+    """
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def start(self, parent: object) -> None:
+        if getattr(parent, "restart_count", 0) <= 1:
+            return  # the first connection: nothing was lost
+        from django.conf import settings
+
+        from workflows.tasks import cases_requeue_stalled
+
+        try:
+            cases_requeue_stalled.apply_async(
+                kwargs={"received_older_than": settings.LOOPGATE_RECONNECT_REQUEUE_SECONDS}
+            )
+        except Exception:  # the broker went away again; the periodic sweep remains
+            logging.getLogger(__name__).warning("sweep after reconnect not queued", exc_info=True)
+
+
+app.steps["consumer"].add(RecoverAfterReconnect)
 
 
 @worker_process_init.connect
@@ -39,3 +68,56 @@ def _warm_models(**_: object) -> None:
             connection.close()
 
     threading.Thread(target=warm, name="loopgate-warm-models", daemon=True).start()
+
+
+@worker_process_init.connect
+def _start_heartbeat(**_: object) -> None:
+    _heartbeat_start()
+
+
+@worker_ready.connect
+def _start_heartbeat_without_pool_processes(sender: object = None, **_: object) -> None:
+    """The solo and thread pools run tasks in the main process: it records the heartbeat."""
+    pool = getattr(getattr(sender, "controller", None), "pool_cls", None)
+    module = getattr(pool, "__module__", "") or str(pool)
+    if "prefork" not in module:
+        _heartbeat_start()
+
+
+_heartbeat_pid: int | None = None
+
+
+def _heartbeat_start() -> None:
+    """Record this worker process's heartbeat every few seconds, in a daemon thread.
+
+    The first beat also queues a sweep: a pool process that starts may be replacing one
+    that was killed, whose claimed cases another worker may take over at once.
+    """
+    global _heartbeat_pid
+    if _heartbeat_pid == os.getpid():
+        return
+    _heartbeat_pid = os.getpid()
+    from django.conf import settings
+
+    interval = settings.LOOPGATE_WORKER_HEARTBEAT_SECONDS
+
+    def beat() -> None:
+        from django.db import connection
+
+        from workflows.services import worker_heartbeat_record
+        from workflows.tasks import cases_requeue_stalled
+
+        first = True
+        while True:
+            try:
+                worker_heartbeat_record()
+                if first:
+                    cases_requeue_stalled.delay()
+                    first = False
+            except Exception:  # a database or broker away for a while
+                logging.getLogger(__name__).warning("worker heartbeat failed", exc_info=True)
+            finally:
+                connection.close()
+            time.sleep(interval)
+
+    threading.Thread(target=beat, name="loopgate-heartbeat", daemon=True).start()

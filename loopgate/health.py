@@ -30,6 +30,7 @@ def _check_broker() -> tuple[bool, str]:
     try:
         with Connection(
             celery_app.conf.broker_url,
+            transport=celery_app.conf.broker_transport,
             transport_options=celery_app.conf.broker_transport_options or {},
             connect_timeout=2,
         ) as conn:
@@ -60,14 +61,48 @@ def _check_models() -> tuple[bool, str]:
     return True, "ok"
 
 
+def _check_workers() -> tuple[bool, str]:
+    """Not ready when cases wait and no worker has taken any for as long.
+
+    A platform that accepts cases nobody processes is not working, even if every
+    service answers (a dead worker leaves every new case ``received`` for ever).
+    """
+    from django.conf import settings
+
+    from workflows.selectors import processing_backlog
+
+    limit = settings.LOOPGATE_READY_MAX_WAIT_SECONDS
+    backlog = processing_backlog()
+    waiting = backlog["oldest_waiting_age_seconds"]
+    last_claim = backlog["last_claim_age_seconds"]
+    if waiting is None or waiting < limit or (last_claim is not None and last_claim < limit):
+        return True, "ok"
+    heartbeat = backlog["last_heartbeat_age_seconds"]
+    return False, (
+        f"cases have waited {waiting:.0f} s for a worker and none has taken a case "
+        + ("ever" if last_claim is None else f"for {last_claim:.0f} s")
+        + (
+            "; no worker heartbeat recorded"
+            if heartbeat is None
+            else f"; last worker heartbeat {heartbeat:.0f} s ago"
+        )
+    )
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready when the database and broker answer and every serving model loads."""
+    """Ready when the database and broker answer, every serving model loads, and the
+    cases waiting for a worker are being taken."""
     checks: dict[str, Any] = {}
     ok_db, checks["database"] = _check_database()
     ok_broker, checks["broker"] = _check_broker()
     ok_models, checks["models"] = _check_models() if ok_db else (False, "skipped")
-    ready = ok_db and ok_broker and ok_models
+    ok_workers, checks["workers"] = _check_workers() if ok_db else (False, "skipped")
+    ready = ok_db and ok_broker and ok_models and ok_workers
     return JsonResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not ready",
+            "checks": checks,
+            **({} if ready else {"reason": "; ".join(v for v in checks.values() if v != "ok")}),
+        },
         status=200 if ready else 503,
     )

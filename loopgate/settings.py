@@ -297,13 +297,17 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's filesystem transport expects its folders to exist.
-    for folder in ("queue", "control"):
+    # kombu's filesystem transport, publishing atomically and setting malformed message
+    # files aside in broker/bad instead of dying on them (loopgate/broker.py, D17).
+    CELERY_BROKER_TRANSPORT = "loopgate.broker:Transport"
+    for folder in ("queue", "control", "claimed", "bad"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "control_folder": str(BROKER_DIR / "control"),
+        "claim_folder": str(BROKER_DIR / "claimed"),
+        "bad_folder": str(BROKER_DIR / "bad"),
         "store_processed": False,
         # The filesystem transport polls. With the default of 1 s, a worker whose
         # prefetch slot is busy sleeps a full second before it looks again, which caps
@@ -337,6 +341,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workflows.tasks.cases_requeue_stalled",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
+    "publish-pending-cases": {
+        "task": "workflows.tasks.cases_publish_pending",
+        "schedule": float(os.environ.get("LOOPGATE_PUBLISH_RETRY_SECONDS", "5")),
+    },
     "expire-review-leases": {
         "task": "review.tasks.assignments_expire",
         "schedule": SWEEP_INTERVAL_SECONDS,
@@ -361,6 +369,19 @@ LOOPGATE_WARM_MODELS = env_bool("LOOPGATE_WARM_MODELS", default=True)
 # A case still "received" or "processing" after this long was dropped by a broker or a
 # worker; the periodic sweeper queues it again (processing is idempotent).
 LOOPGATE_STALLED_AFTER_SECONDS = int(os.environ.get("LOOPGATE_STALLED_AFTER_SECONDS", "120"))
+# Each worker process records a heartbeat this often; a case claimed by a process whose
+# heartbeat is older than the lease (or, on the same host, whose pid is gone) is taken
+# over by the next delivery or sweep without waiting for the stall time.
+# After a worker reconnects to its broker (which may have restarted and lost its
+# messages), the cases waiting longer than this are queued again once.
+LOOPGATE_RECONNECT_REQUEUE_SECONDS = float(
+    os.environ.get("LOOPGATE_RECONNECT_REQUEUE_SECONDS", "5")
+)
+LOOPGATE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("LOOPGATE_WORKER_HEARTBEAT_SECONDS", "5"))
+LOOPGATE_WORKER_LEASE_SECONDS = int(os.environ.get("LOOPGATE_WORKER_LEASE_SECONDS", "30"))
+# /readyz says not ready when a case has waited this long in "received" and no worker
+# has claimed a batch for as long.
+LOOPGATE_READY_MAX_WAIT_SECONDS = int(os.environ.get("LOOPGATE_READY_MAX_WAIT_SECONDS", "30"))
 LOOPGATE_REVIEW_LEASE_SECONDS = int(os.environ.get("LOOPGATE_REVIEW_LEASE_SECONDS", "300"))
 LOOPGATE_UNDO_WINDOW_SECONDS = int(os.environ.get("LOOPGATE_UNDO_WINDOW_SECONDS", "30"))
 

@@ -25,13 +25,29 @@ fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput >/dev/null
 
-.venv/bin/celery -A loopgate worker --beat -Q inference,training,default \
-    --concurrency "${WORKER_CONCURRENCY:-1}" --loglevel INFO \
-    --schedule var/celerybeat-schedule >var/worker.log 2>&1 &
-WORKER_PID=$!
-trap 'kill $WORKER_PID 2>/dev/null || true; wait $WORKER_PID 2>/dev/null || true' EXIT INT TERM
+# The worker runs under scripts/supervise.sh: if it exits, the exit is logged to
+# var/worker.log and it is started again after a back-off. A worker that keeps dying at
+# start-up stops the whole demo, loudly, rather than leaving a web server that accepts
+# cases nobody processes.
+: >>var/worker.log
+SUPERVISE_STOP_PID=$$ bash scripts/supervise.sh var/worker.log \
+    .venv/bin/celery -A loopgate worker --beat -Q inference,training,default \
+    --concurrency "${WORKER_CONCURRENCY:-1}" --loglevel INFO --schedule var/celerybeat-schedule &
+SUPERVISOR_PID=$!
+GUNICORN_PID=""
+stop_all() {
+    trap - EXIT INT TERM
+    [ -n "$GUNICORN_PID" ] && kill -TERM "$GUNICORN_PID" 2>/dev/null
+    kill -TERM "$SUPERVISOR_PID" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap stop_all EXIT INT TERM
 
 .venv/bin/python manage.py bootstrap_demo --cases "${DEMO_CASES:-60}" --base-url "http://127.0.0.1:${PORT}"
 echo "  Worker log:     var/worker.log   (Ctrl-C stops the web server and the worker)"
 .venv/bin/gunicorn loopgate.wsgi --bind "127.0.0.1:${PORT}" --workers 2 --threads 4 \
-    --access-logfile - --log-level warning
+    --access-logfile - --log-level warning &
+GUNICORN_PID=$!
+# Waiting in the background lets the traps run at once (the supervisor stops the demo
+# with SIGTERM when the worker cannot stay up).
+wait "$GUNICORN_PID"

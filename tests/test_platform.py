@@ -39,7 +39,7 @@ def test_readyz_checks_database_broker_and_models(
         response = client.get("/readyz")
         assert response.status_code == 200, response.content
         body = response.json()
-        assert body["checks"] == {"database": "ok", "broker": "ok", "models": "ok"}
+        assert body["checks"] == {"database": "ok", "broker": "ok", "models": "ok", "workers": "ok"}
     finally:
         app.conf.broker_url = settings.CELERY_BROKER_URL
 
@@ -179,3 +179,81 @@ def test_bootstrap_demo_is_repeatable_and_prints_json(capsys: Any, settings: Any
     settings.LOOPGATE_METRICS_TOKEN = first["metrics_token"]
     scrape = APIClient().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {first['metrics_token']}")
     assert scrape.status_code == 200
+
+
+@pytest.mark.django_db
+class TestReadinessSeesCasesNobodyTakes:
+    """/readyz is not ready when cases wait and no worker has taken one for a while."""
+
+    def waiting_case(self, make_workflow: Any, *, seconds_ago: int) -> Any:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from tests.conftest import image_bytes
+        from workflows.models import Case
+        from workflows.services import case_create
+
+        workflow = make_workflow("waiting", level="full")
+        case = case_create(
+            workflow=workflow,
+            image_data=image_bytes(),
+            external_id=None,
+            metadata={},
+            submitted_by=None,
+        ).case
+        Case.objects.filter(id=case.id).update(
+            created_at=timezone.now() - timedelta(seconds=seconds_ago)
+        )
+        return case
+
+    def heartbeat(self, *, claimed_seconds_ago: int | None, seen_seconds_ago: int) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from workflows.models import WorkerHeartbeat
+
+        now = timezone.now()
+        WorkerHeartbeat.objects.create(
+            name="host:1:a",
+            hostname="host",
+            pid=1,
+            seen_at=now - timedelta(seconds=seen_seconds_ago),
+            last_claim_at=None
+            if claimed_seconds_ago is None
+            else now - timedelta(seconds=claimed_seconds_ago),
+        )
+
+    def test_cases_waiting_with_no_worker_make_it_not_ready(
+        self, client: Any, make_workflow: Any, settings: Any
+    ) -> None:
+        settings.LOOPGATE_READY_MAX_WAIT_SECONDS = 30
+        self.waiting_case(make_workflow, seconds_ago=45)
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "not ready"
+        assert body["checks"]["workers"].startswith("cases have waited 45 s for a worker")
+        assert "none has taken a case ever" in body["checks"]["workers"]
+        assert body["reason"] == body["checks"]["workers"]
+
+    def test_a_worker_that_stopped_taking_cases_makes_it_not_ready(
+        self, client: Any, make_workflow: Any
+    ) -> None:
+        self.waiting_case(make_workflow, seconds_ago=300)
+        self.heartbeat(claimed_seconds_ago=200, seen_seconds_ago=190)
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert "for 200 s; last worker heartbeat 190 s ago" in response.json()["reason"]
+
+    def test_a_backlog_that_is_being_worked_is_ready(self, client: Any, make_workflow: Any) -> None:
+        self.waiting_case(make_workflow, seconds_ago=300)
+        self.heartbeat(claimed_seconds_ago=2, seen_seconds_ago=1)
+        response = client.get("/readyz")
+        assert response.json()["checks"]["workers"] == "ok"
+
+    def test_a_fresh_case_does_not_make_it_not_ready(self, client: Any, make_workflow: Any) -> None:
+        self.waiting_case(make_workflow, seconds_ago=3)
+        response = client.get("/readyz")
+        assert response.json()["checks"]["workers"] == "ok"

@@ -119,6 +119,14 @@ class Case(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     processing_attempts = models.PositiveSmallIntegerField(default=0)
+    # The worker process that claimed the case for processing (WorkerHeartbeat.name): a
+    # claim whose process is gone is taken over at once (see services._claim_is_dead).
+    claimed_by = models.CharField(max_length=255, blank=True)
+    # The processing message could not be published (broker down): the sweeper
+    # publishes it on its next run instead of waiting for the stall time.
+    publish_pending = models.BooleanField(default=False)
+    # When the sweeper last queued the case again: it does so once per stall period.
+    requeued_at = models.DateTimeField(null=True, blank=True)
     # The model versions chosen when the case was first claimed (see cases_process).
     planned_versions = models.JSONField(default=dict, blank=True)
 
@@ -167,6 +175,11 @@ class Case(models.Model):
                 fields=["workflow", "created_at"],
                 condition=models.Q(is_gold=True),
                 name="case_gold_by_workflow",
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(publish_pending=True),
+                name="case_publish_pending",
             ),
         ]
         ordering = ["-created_at"]
@@ -228,3 +241,23 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} on {self.case_id}: {self.label} {self.confidence:.3f}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One worker process that processes cases, and when it was last seen alive.
+
+    Each pool process writes its row every ``LOOPGATE_WORKER_HEARTBEAT_SECONDS`` and when
+    it claims a batch. The readiness probe reads it (is any worker taking cases?), and a
+    case claimed by a process whose row went stale is taken over by another worker.
+    """
+
+    # hostname:pid:random, so a reused pid is a new worker.
+    name = models.CharField(max_length=255, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField(db_index=True)
+    last_claim_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from automation.selectors import labelled_predictions
 from automation.stats import clopper_pearson
 from modelops.models import ModelVersion
 from review.models import ReviewTask, TaskStatus
-from workflows.models import Case, CaseStatus, DecisionSource, Workflow
+from workflows.models import Case, CaseStatus, DecisionSource, WorkerHeartbeat, Workflow
 
 
 def queue_state(*, workflow: Workflow) -> dict[str, Any]:
@@ -99,4 +99,23 @@ def workflow_stats(*, workflow: Workflow) -> dict[str, Any]:
         "automation_rate": (n_model / n_decided) if n_decided else None,
         "accuracy": accuracy,
         "queue": queue_state(workflow=workflow),
+    }
+
+
+def processing_backlog() -> dict[str, Any]:
+    """Cases waiting for a worker, and when a worker last took a batch or was seen alive.
+
+    Ages in seconds, ``None`` when there is nothing to measure. Three indexed reads.
+    """
+    now = timezone.now()
+    oldest = Case.objects.filter(status=CaseStatus.RECEIVED).aggregate(oldest=Min("created_at"))
+    workers = WorkerHeartbeat.objects.aggregate(claim=Max("last_claim_at"), seen=Max("seen_at"))
+
+    def age(moment: Any) -> float | None:
+        return (now - moment).total_seconds() if moment else None
+
+    return {
+        "oldest_waiting_age_seconds": age(oldest["oldest"]),
+        "last_claim_age_seconds": age(workers["claim"]),
+        "last_heartbeat_age_seconds": age(workers["seen"]),
     }

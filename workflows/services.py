@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -14,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
@@ -32,6 +35,7 @@ from workflows.models import (
     CaseStatus,
     DecisionSource,
     Prediction,
+    WorkerHeartbeat,
     Workflow,
 )
 
@@ -234,8 +238,17 @@ def case_create(
         image_sha256=info.sha256,
         submitted_by=submitted_by if getattr(submitted_by, "pk", None) else None,
     )
+    committed = False
+
+    def mark_committed() -> None:
+        nonlocal committed
+        committed = True
+
     try:
         with transaction.atomic():
+            # Registered first, so it runs before any other on-commit callback: from then
+            # on the row exists and its file must stay, whatever a later callback raises.
+            transaction.on_commit(mark_committed)
             case.image.save(f"{case.id}.{info.extension}", ContentFile(image_data), save=False)
             case.save(force_insert=True)
             case_event_record(
@@ -252,6 +265,8 @@ def case_create(
             else:
                 case_queue_processing(case_id=case.id)
     except IntegrityError:
+        if committed:
+            raise
         if case.image.name:
             case.image.storage.delete(case.image.name)
         existing = Case.objects.filter(workflow=workflow, external_id=external_id).first()
@@ -259,17 +274,57 @@ def case_create(
             raise
         return CaseCreateResult(case=existing, created=False)
     except BaseException:
-        if case.image.name:
+        if case.image.name and not committed:
             case.image.storage.delete(case.image.name)
         raise
     return CaseCreateResult(case=case, created=True)
 
 
 def case_queue_processing(*, case_id: uuid.UUID) -> None:
-    """Queue the inference task when the surrounding transaction commits."""
+    """Queue the inference task when the surrounding transaction commits.
+
+    The case is committed by then, so a broker that does not take the message must not
+    fail the request: the case is marked ``publish_pending`` and the sweeper
+    (``cases_publish_pending``, every few seconds) publishes it once the broker is back.
+    """
+    transaction.on_commit(lambda: case_publish(case_id=case_id))
+
+
+def case_publish(*, case_id: uuid.UUID | str) -> bool:
+    """Publish the processing message of a committed case; True when the broker took it.
+
+    Never raises: on failure the case is marked ``publish_pending`` (with an event), and
+    if even that write fails, the stall sweeper still finds the case ``received``.
+    """
     from workflows.tasks import case_process
 
-    transaction.on_commit(lambda: case_process.delay(str(case_id)))
+    try:
+        case_process.delay(str(case_id))
+    except Exception as exc:  # noqa: BLE001 - any broker failure; the case is safe
+        logger.warning(
+            "case %s: processing message not published (%s: %s); the sweeper will retry",
+            case_id,
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            with transaction.atomic():
+                marked = Case.objects.filter(
+                    id=case_id, status=CaseStatus.RECEIVED, publish_pending=False
+                ).update(publish_pending=True)
+                if marked:
+                    CaseEvent.objects.create(
+                        case_id=case_id,
+                        kind="publish_failed",
+                        actor_type=ActorType.SYSTEM,
+                        reason="the broker did not take the processing message; retried by "
+                        "the sweeper",
+                        data={"error": f"{type(exc).__name__}: {exc}"[:500]},
+                    )
+        except Exception:
+            logger.warning("case %s: could not mark publish_pending", case_id, exc_info=True)
+        return False
+    return True
 
 
 def case_audit_draw(case_id: uuid.UUID | str) -> float:
@@ -406,6 +461,11 @@ def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]
             .filter(id__in=case_ids)
             .order_by("id")
         )
+        locked = list(locked)
+        dead = _dead_claims(
+            claims={case.claimed_by for case in locked if case.status == CaseStatus.PROCESSING},
+            now=now,
+        )
         claimed = [
             case
             for case in locked
@@ -415,6 +475,7 @@ def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]
                 and (
                     case.processing_started_at is None
                     or now - case.processing_started_at >= stalled_after
+                    or case.claimed_by in dead
                 )
             )
         ]
@@ -422,14 +483,21 @@ def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]
             return []
         order = {str(case_id): index for index, case_id in enumerate(case_ids)}
         claimed.sort(key=lambda case: order.get(str(case.id), len(order)))
+        me = worker_identity()
+        worker_heartbeat_record(claimed=True, now=now)
         Case.objects.filter(id__in=[case.id for case in claimed]).update(
             processing_attempts=F("processing_attempts") + 1,
             processing_started_at=now,
+            claimed_by=me.name,
+            publish_pending=False,
             updated_at=now,
         )
+        previous_claims = {case.id: case.claimed_by for case in claimed}
         for case in claimed:
             case.processing_attempts += 1
             case.processing_started_at = now
+            case.claimed_by = me.name
+            case.publish_pending = False
             case.updated_at = now
         fresh = [case for case in claimed if case.status == CaseStatus.RECEIVED]
         stalled = [case for case in claimed if case.status == CaseStatus.PROCESSING]
@@ -445,12 +513,107 @@ def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]
                 case=case,
                 kind="retry",
                 actor_type=ActorType.SYSTEM,
-                reason="processing stalled; taken up again",
-                data={"attempt": case.processing_attempts},
+                reason=(
+                    "its worker process is gone; taken up again"
+                    if previous_claims[case.id] in dead
+                    else "processing stalled; taken up again"
+                ),
+                data={"attempt": case.processing_attempts, "claimed_by": previous_claims[case.id]},
             )
             for case in stalled
         )
         return claimed
+
+
+# --- Worker liveness -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    hostname: str
+    pid: int
+    name: str
+
+
+_identity: WorkerIdentity | None = None
+_identity_lock = threading.Lock()
+
+
+def worker_identity() -> WorkerIdentity:
+    """This process as a claimer of cases: ``hostname:pid:random`` (new after a fork)."""
+    global _identity
+    pid = os.getpid()
+    with _identity_lock:
+        if _identity is None or _identity.pid != pid:
+            hostname = socket.gethostname()
+            _identity = WorkerIdentity(
+                hostname=hostname, pid=pid, name=f"{hostname}:{pid}:{uuid.uuid4().hex[:8]}"
+            )
+        return _identity
+
+
+def worker_heartbeat_record(*, claimed: bool = False, now: Any = None) -> None:
+    """Record that this process is alive (and, with ``claimed``, that it took a batch)."""
+    me = worker_identity()
+    now = now or timezone.now()
+    fields: dict[str, Any] = {"seen_at": now}
+    if claimed:
+        fields["last_claim_at"] = now
+    if not WorkerHeartbeat.objects.filter(name=me.name).update(**fields):
+        WorkerHeartbeat.objects.get_or_create(
+            name=me.name, defaults={"hostname": me.hostname, "pid": me.pid, **fields}
+        )
+
+
+def _process_is_gone(pid: int) -> bool:
+    """True when no process ``pid`` runs on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _dead_claims(*, claims: set[str], now: Any) -> set[str]:
+    """The claims among ``claims`` whose worker process is known to be gone.
+
+    Gone means: on this host, its pid no longer runs; on any host, its heartbeat is
+    older than ``LOOPGATE_WORKER_LEASE_SECONDS`` (or it never wrote one). An empty claim
+    (a case claimed before claims were recorded) is never judged: the stall time applies.
+    """
+    claims = {claim for claim in claims if claim}
+    if not claims:
+        return set()
+    lease = timedelta(seconds=settings.LOOPGATE_WORKER_LEASE_SECONDS)
+    fresh = set(
+        WorkerHeartbeat.objects.filter(name__in=claims, seen_at__gte=now - lease).values_list(
+            "name", flat=True
+        )
+    )
+    me = worker_identity()
+    dead = set()
+    for claim in claims:
+        if claim == me.name:
+            continue
+        hostname, _, rest = claim.partition(":")
+        pid_text = rest.partition(":")[0]
+        if claim not in fresh or (
+            hostname == me.hostname and pid_text.isdigit() and _process_is_gone(int(pid_text))
+        ):
+            dead.add(claim)
+    return dead
+
+
+def worker_heartbeats_prune(*, older_than: timedelta) -> int:
+    """Forget worker processes not seen for ``older_than``."""
+    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=timezone.now() - older_than).delete()
+    return deleted
 
 
 def plan_record(plan: DeploymentPlan) -> dict[str, Any]:
@@ -695,13 +858,110 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
     return routed
 
 
-def cases_stalled(*, older_than: timedelta, limit: int = 500) -> list[str]:
-    cutoff = timezone.now() - older_than
-    received = Case.objects.filter(status=CaseStatus.RECEIVED, created_at__lt=cutoff)
-    processing = Case.objects.filter(status=CaseStatus.PROCESSING, processing_started_at__lt=cutoff)
+def cases_stalled(
+    *, older_than: timedelta, received_older_than: timedelta | None = None, limit: int = 500
+) -> list[str]:
+    """Cases a lost message or a dead worker left behind, to be queued again.
+
+    ``received`` for longer than ``older_than`` (the broker lost the message; or
+    ``received_older_than``, shorter, right after a reconnection to the broker), or
+    ``processing`` for longer than that, or claimed by a worker process that is gone
+    (see ``_dead_claims``): those need not wait for the stall time.
+
+    A case is listed again only once ``older_than`` has passed since the sweeper last
+    queued it (``requeued_at``, set by ``cases_mark_requeued``), so a backlog older than
+    the stall time is not published again on every sweep; a requeue before the current
+    claim does not count.
+    """
+    now = timezone.now()
+    cutoff = now - older_than
+    received_cutoff = now - (received_older_than or older_than)
+    received = Case.objects.filter(
+        Q(requeued_at__isnull=True) | Q(requeued_at__lt=received_cutoff),
+        status=CaseStatus.RECEIVED,
+        created_at__lt=received_cutoff,
+    )
     ids = list(received.values_list("id", flat=True)[:limit])
-    ids += list(processing.values_list("id", flat=True)[: max(0, limit - len(ids))])
+    processing = list(
+        Case.objects.filter(status=CaseStatus.PROCESSING)
+        .order_by("processing_started_at")
+        .values_list("id", "claimed_by", "processing_started_at", "requeued_at")[
+            : max(0, limit - len(ids))
+        ]
+    )
+    dead = _dead_claims(claims={claim for _, claim, _, _ in processing}, now=now)
+
+    def requeued_lately(started: Any, requeued: Any) -> bool:
+        return (
+            requeued is not None and requeued >= cutoff and (started is None or requeued >= started)
+        )
+
+    ids += [
+        case_id
+        for case_id, claim, started, requeued in processing
+        if not requeued_lately(started, requeued)
+        and (claim in dead or started is None or started < cutoff)
+    ]
     return [str(i) for i in ids]
+
+
+def cases_release_dead_claims(*, limit: int = 500) -> list[str]:
+    """Put the cases claimed by worker processes that are gone back in the queue.
+
+    They go back to ``received`` (an event says whose claim ended), so the next batch of
+    their workflow takes them as companions, oldest first, instead of their waiting
+    behind every message queued since. Under the row locks, and only while the case is
+    still ``processing`` under the same claim: if the claimer was alive after all, its
+    routing finds the case no longer ``processing`` and leaves it, so nothing is decided
+    twice. Returns the released ids, for the caller to publish.
+    """
+    now = timezone.now()
+    claims = set(
+        Case.objects.filter(status=CaseStatus.PROCESSING)
+        .exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+        .distinct()[:limit]
+    )
+    dead = _dead_claims(claims=claims, now=now)
+    if not dead:
+        return []
+    with transaction.atomic():
+        released = list(
+            Case.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=CaseStatus.PROCESSING, claimed_by__in=dead)
+            .order_by("id")[:limit]
+        )
+        cases_transition(
+            cases=released,
+            to_status=CaseStatus.RECEIVED,
+            actor_type=ActorType.SYSTEM,
+            reason="its worker process is gone; back in the queue",
+            data_of=lambda case: {
+                "claimed_by": case.claimed_by,
+                "attempt": case.processing_attempts,
+            },
+        )
+        Case.objects.filter(id__in=[case.id for case in released]).update(claimed_by="")
+    return [str(case.id) for case in released]
+
+
+def cases_mark_requeued(*, case_ids: list[str]) -> None:
+    """Record that the sweeper queued these cases again (see ``cases_stalled``)."""
+    Case.objects.filter(
+        id__in=case_ids, status__in=(CaseStatus.RECEIVED, CaseStatus.PROCESSING)
+    ).update(requeued_at=timezone.now())
+
+
+def cases_publish_pending(*, limit: int = 500) -> int:
+    """Publish the messages the broker refused when their cases were created."""
+    pending = list(
+        Case.objects.filter(publish_pending=True, status=CaseStatus.RECEIVED)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    published = [case_id for case_id in pending if case_publish(case_id=case_id)]
+    Case.objects.filter(id__in=published).update(publish_pending=False)
+    return len(published)
 
 
 def case_batch_companions(*, case_id: str, limit: int) -> list[str]:

@@ -24,11 +24,28 @@ def case_process(case_id: str) -> int:
 
 
 @shared_task(ignore_result=True)
-def cases_requeue_stalled() -> int:
-    """Queue again the cases a lost message or a dead worker left behind."""
+def cases_requeue_stalled(received_older_than: float | None = None) -> int:
+    """Queue again the cases a lost message or a dead worker left behind.
+
+    ``received_older_than`` (seconds) shortens the wait for ``received`` cases: after a
+    reconnection to a broker that may have lost its messages.
+    """
+    released = services.cases_release_dead_claims()
     stalled = services.cases_stalled(
-        older_than=timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
+        older_than=timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS),
+        received_older_than=None
+        if received_older_than is None
+        else timedelta(seconds=received_older_than),
     )
+    stalled = released + sorted(set(stalled) - set(released))
     for case_id in stalled:
         case_process.delay(case_id)
+    services.cases_mark_requeued(case_ids=stalled)
+    services.worker_heartbeats_prune(older_than=timedelta(days=1))
     return len(stalled)
+
+
+@shared_task(ignore_result=True)
+def cases_publish_pending() -> int:
+    """Publish the processing messages the broker refused when their cases were created."""
+    return services.cases_publish_pending()

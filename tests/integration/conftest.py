@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from loopgate.celery import app as celery_app
 from tests.conftest import require_postgres_and_redis
@@ -81,6 +83,91 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
+
+    def pool_children(self) -> list[int]:
+        """The pids of the worker's pool processes (and its embedded beat)."""
+        assert self.process is not None
+        # A replacement pool process is forked by the pool's supervising thread: read the
+        # children of every thread, not only the main one's.
+        pids: list[int] = []
+        for children in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            try:
+                pids += [int(pid) for pid in children.read_text().split()]
+            except OSError:
+                continue
+        return pids
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def app_use_broker(
+    url: str, *, transport: str | None = None, options: dict[str, Any] | None = None
+) -> Callable[[], None]:
+    """Point this process's Celery app (publishing, not eager) at another broker.
+
+    Returns the function that puts the previous configuration back.
+    """
+    conf = celery_app.conf
+    previous = (
+        conf.task_always_eager,
+        conf.broker_url,
+        conf.broker_transport,
+        conf.broker_transport_options,
+    )
+
+    def reset_pools() -> None:
+        # kombu keeps its connection and producer pools in a global registry keyed by the
+        # connection: clear it, or the next publish reuses a closed pool.
+        kombu_pools.reset()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    previous_env = os.environ.get("CELERY_BROKER_URL")
+    reset_pools()
+    os.environ["CELERY_BROKER_URL"] = url
+    conf.task_always_eager = False
+    conf.broker_url = url
+    conf.broker_transport = transport
+    conf.broker_transport_options = options or {}
+
+    def restore() -> None:
+        reset_pools()
+        if previous_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = previous_env
+        (
+            conf.task_always_eager,
+            conf.broker_url,
+            conf.broker_transport,
+            conf.broker_transport_options,
+        ) = previous
+
+    return restore
+
+
+def tests_database_url() -> str:
+    db = connection.settings_dict
+    return (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker subprocess on the test database, with its own media."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loopgate.test_settings",
+        "DATABASE_URL": tests_database_url(),
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "LOOPGATE_MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+        "LOOPGATE_VAR_DIR": str(tmp_path / "var"),
+        "LOOPGATE_INFERENCE_DEVICE": "cpu",
+        **extra,
+    }
 
 
 def purge_broker() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from automation.gate import Floors
+from decisions.gate import Floors
 
 DEFAULTS: dict[str, Any] = {
     # The automatic step down looks at the newest audited, model-decided cases of the
@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "LOOPGATE_DRIFT_WINDOW": 300,
     "LOOPGATE_DRIFT_MIN_SAMPLES": 100,
     "LOOPGATE_DRIFT_P_VALUE": 0.001,
-    # The floors of the evidence gate (automation/gate.py, docs/decisions.md D10): at
+    # The floors of the evidence gate (decisions/gate.py, docs/decisions.md D10): at
     # ``partial`` and ``full`` a workflow audits at least this share of the model's
     # decisions, earns its level on at least this many human labels, and aims at least
     # this accuracy, unless a superuser overrides (logged).

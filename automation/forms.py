@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from automation.routing import Level
+from decisions.routing import Level
 
 CLASS_FOLLOW, CLASS_OWN, CLASS_NEVER = "global", "own", "never"
 CLASS_MODES = [

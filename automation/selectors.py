@@ -25,8 +25,8 @@ from django.db.models import Count, F, Q
 
 from automation.conf import automation_setting
 from automation.models import Alert, AlertState, LevelChange
-from automation.routing import AUTOMATED_LEVELS, Level, ReviewReason, level_rank
-from automation.stats import (
+from decisions.routing import AUTOMATED_LEVELS, Level, ReviewReason, level_rank
+from decisions.stats import (
     Interval,
     StepDownVerdict,
     calibrate_threshold,
@@ -37,6 +37,7 @@ from automation.stats import (
     risk_coverage_curve,
     step_down_check,
 )
+from modelops.hooks import StepDown
 from modelops.models import ModelVersion
 from modelops.selectors import deployments_active, serving_version
 from workflows.models import Case, DecisionSource, Prediction, Workflow
@@ -132,12 +133,22 @@ def last_level_change(*, workflow: Workflow) -> LevelChange | None:
 
 def last_step_down(*, workflow: Workflow) -> LevelChange | None:
     """The newest automatic step down: labels from before it no longer count to go up."""
+    return _last_step_down_of(workflow_id=workflow.pk)
+
+
+def _last_step_down_of(*, workflow_id: int) -> LevelChange | None:
     return (
-        LevelChange.objects.filter(workflow=workflow, automatic=True)
+        LevelChange.objects.filter(workflow_id=workflow_id, automatic=True)
         .exclude(from_level=F("to_level"))
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def step_down_latest(*, workflow_id: int) -> StepDown | None:
+    """``last_step_down`` as the retraining rule sees it (registered in ``modelops.hooks``)."""
+    change = _last_step_down_of(workflow_id=workflow_id)
+    return None if change is None else StepDown(at=change.created_at, reason=change.reason)
 
 
 def last_raise(*, workflow: Workflow) -> LevelChange | None:
@@ -475,7 +486,7 @@ def threshold_report(
 ) -> dict[str, Any]:
     """The calibrated threshold for ``target_error``, the curve behind it, per-class hints.
 
-    ``recommendation`` is ``automation.stats.calibrate_threshold`` over the calibration
+    ``recommendation`` is ``decisions.stats.calibrate_threshold`` over the calibration
     pairs (its guarantee: with probability >= ``confidence`` the true error among
     auto-decided cases is below ``target_error``). ``curve`` is the risk-coverage curve
     on a 0.01 grid, whose per-point bounds are *not* simultaneous (for the picture only).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from automation.models import Alert, LevelChange
-from automation.routing import Level
+from decisions.routing import Level
 
 LEVEL_CHOICES = [level.value for level in Level]
 

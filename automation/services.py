@@ -6,7 +6,7 @@ Invariants:
   automatic check, so a change, a check and a second check on the same workflow queue
   behind each other; each re-reads the evidence under the lock.
 * Every change a person makes goes through ``automation_update`` and the one rule in
-  ``automation.gate.judge_change``: moving up into ``partial`` or ``full``, or loosening
+  ``decisions.gate.judge_change``: moving up into ``partial`` or ``full``, or loosening
   a guarantee there, needs evidence (``evidence_for_workflow``) against the stricter of
   the old and new targets, within the floors; moving down is always allowed. A
   superuser's override of the gate is explicit and logged (``overridden=True``).
@@ -24,9 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from automation.conf import automation_setting, gate_floors
-from automation.gate import EvidenceCheck, GateDecision, GatePolicy, Refusal, judge_change
 from automation.models import Alert, AlertKind, AlertState, LevelChange
-from automation.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
 from automation.selectors import (
     UNBIASED_REASONS,
     alerts_firing,
@@ -35,7 +33,9 @@ from automation.selectors import (
     step_down_status,
     threshold_report,
 )
-from automation.stats import confidence_drift
+from decisions.gate import EvidenceCheck, GateDecision, GatePolicy, Refusal, judge_change
+from decisions.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
+from decisions.stats import confidence_drift
 from loopgate.errors import Conflict, Forbidden, InvalidInput
 from workflows.models import Workflow
 
@@ -170,7 +170,7 @@ def gate_policy(workflow: Workflow, changes: dict[str, Any] | None = None) -> Ga
 def _gate(
     *, workflow: Workflow, changes: dict[str, Any], actor: Any, override: bool
 ) -> GateDecision:
-    """Judge ``changes`` with ``automation.gate.judge_change``. Call holding the row lock."""
+    """Judge ``changes`` with ``decisions.gate.judge_change``. Call holding the row lock."""
 
     def evidence(level: Level, target_accuracy: float, min_evidence: int) -> EvidenceCheck:
         gate = evidence_for_workflow(
@@ -206,7 +206,7 @@ def automation_update(
     """Change the workflow's automation policy and write the audit-log entry.
 
     The one way a person changes a policy: the API, the automation page, the Django
-    admin and ``manage.py automation_set`` all call this. ``automation.gate.judge_change``
+    admin and ``manage.py automation_set`` all call this. ``decisions.gate.judge_change``
     decides: raising the level into ``partial`` or ``full``, or loosening a guarantee
     there, needs evidence against the stricter of the old and new targets, within the
     floors; without it the change is refused (409, ``insufficient_evidence`` or

@@ -20,7 +20,6 @@ from automation.apis import threshold_defaults
 from automation.charts import risk_coverage_chart
 from automation.forms import LEVEL_LABELS, PolicyForm, ThresholdApplyForm, ThresholdForm
 from automation.models import AlertState
-from automation.routing import Level
 from automation.selectors import (
     alerts_of,
     automation_overview,
@@ -28,6 +27,7 @@ from automation.selectors import (
     threshold_report,
 )
 from automation.services import automation_threshold_apply, automation_update
+from decisions.routing import Level
 from loopgate.errors import DomainError, Forbidden, NotFound
 from workflows.access import access_workflow, has_right, workflows_visible
 from workflows.models import Workflow

@@ -1,4 +1,4 @@
-"""Measure, at scale, what automation/stats.py promises; print the figures.
+"""Measure, at scale, what decisions/stats.py promises; print the figures.
 
     python bench/simulate_guarantees.py [--scale 0.2] [--seed 1]
 
@@ -29,7 +29,7 @@ from scipy.special import beta as beta_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from automation.stats import (
+from decisions.stats import (
     calibrate_threshold,
     clopper_pearson,
     first_tested_size,

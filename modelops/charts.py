@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from automation.stats import ReliabilityBin
+from decisions.stats import ReliabilityBin
 
 _FONT = 'font-family="system-ui, sans-serif"'
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from automation.stats import (
+from decisions.stats import (
     ClassMetrics,
     Interval,
     McNemarResult,

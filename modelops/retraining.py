@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image
 
-from automation.stats import clopper_pearson
+from decisions.stats import clopper_pearson
 from inference.architectures import SUPPORTED_ARCHITECTURES
 from inference.devices import resolve_device
 from inference.loader import TORCHSCRIPT, resize_to_uint8
@@ -35,6 +35,7 @@ from inference.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from inference.training import TrainingCancelled
 from loopgate.errors import Conflict, InvalidInput
 from modelops.conf import modelops_setting
+from modelops.hooks import last_step_down
 from modelops.models import (
     DeploymentRole,
     ModelSource,
@@ -511,8 +512,6 @@ def retrain_rule_update(
 
 def retrain_rule_check(*, rule: RetrainRule) -> TrainingRun | None:
     """Start a run if the rule says so and none is active; returns the run started."""
-    from automation.selectors import last_step_down
-
     workflow = rule.workflow
     labelled = len(labelled_cases(workflow=workflow))
     trigger = ""
@@ -520,9 +519,9 @@ def retrain_rule_check(*, rule: RetrainRule) -> TrainingRun | None:
         trigger = "rule:labels"
         why = f"{labelled - rule.labels_at_last_trigger} new labels since the last rule run"
     if not trigger and rule.after_step_down:
-        step_down = last_step_down(workflow=workflow)
+        step_down = last_step_down(workflow_id=workflow.pk)
         since = rule.last_triggered_at
-        if step_down is not None and (since is None or step_down.created_at > since):
+        if step_down is not None and (since is None or step_down.at > since):
             trigger = "rule:step_down"
             why = f"the automation level was stepped down: {step_down.reason}"
     if not trigger:

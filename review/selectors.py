@@ -18,7 +18,7 @@ from django.db.models import Count, Min, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from automation.stats import clopper_pearson, cohen_kappa, fleiss_kappa, percent_agreement
+from decisions.stats import clopper_pearson, cohen_kappa, fleiss_kappa, percent_agreement
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from workflows.access import has_right, workflows_reviewable
 from workflows.models import Case, Prediction, Workflow

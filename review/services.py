@@ -25,8 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from automation.routing import Level, ReviewReason
-from automation.services import automation_check_queue
+from decisions.routing import Level, ReviewReason
 from loopgate.errors import Forbidden, InvalidInput, NotFound
 from review.consensus import ConsensusState, consensus_state
 from review.errors import (
@@ -40,6 +39,7 @@ from review.errors import (
     UnknownLabel,
     VerdictAlreadyGiven,
 )
+from review.hooks import audit_label_recorded
 from review.models import (
     Assignment,
     AssignmentState,
@@ -536,7 +536,7 @@ def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now
             "task": task.pk,
         },
     )
-    automation_check_queue(workflow_id=task.workflow_id)
+    audit_label_recorded(workflow_id=task.workflow_id)
 
 
 def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:

@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from automation.forms import PolicyForm
-from automation.routing import Level
+from decisions.routing import Level
 from automation.services import POLICY_FIELDS, automation_update
 from loopgate.errors import DomainError
 from workflows.models import Case, CaseEvent, Prediction, Workflow, WorkflowMembership

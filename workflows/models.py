@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from automation.routing import Level, ReviewReason
+from decisions.routing import Level, ReviewReason
 
 
 class Workflow(models.Model):

@@ -9,7 +9,7 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from automation.selectors import labelled_predictions
-from automation.stats import clopper_pearson
+from decisions.stats import clopper_pearson
 from modelops.models import ModelVersion
 from review.models import ReviewTask, TaskStatus
 from workflows.models import Case, CaseStatus, DecisionSource, WorkerHeartbeat, Workflow

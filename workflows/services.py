@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
-from automation.routing import ModelOpinion, Policy, RoutingDecision, model_runs, route
+from decisions.routing import ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
 from loopgate.errors import Conflict, InvalidInput
 from modelops.models import ModelVersion

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from automation.demo import demo_truth_load, demo_truth_path
+from loopgate.demo import demo_truth_load, demo_truth_path
 from workflows.models import Case
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from django.db import transaction
 
-from automation.routing import ModelOpinion
+from decisions.routing import ModelOpinion
 from review.models import TaskKind
 from review.services import review_next, verdict_submit
 from tests.automation.conftest import LABELS

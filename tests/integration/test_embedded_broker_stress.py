@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from automation.routing import Level
+from decisions.routing import Level
 from tests.conftest import image_bytes, require_postgres
 from tests.integration.conftest import WorkerProcess, app_use_broker, wait_for, worker_env
 from workflows.models import Case, CaseEvent, CaseStatus

@@ -29,7 +29,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import Count
 
-from automation.routing import Level
+from decisions.routing import Level
 from tests.conftest import REQUIRE_SERVICES, image_bytes, require_postgres
 from tests.integration.conftest import WorkerProcess, app_use_broker, wait_for, worker_env
 from workflows.models import Case, CaseEvent, CaseStatus, Prediction

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.db.models import Count, Q
 
-from automation.routing import Level
+from decisions.routing import Level
 from tests.conftest import image_bytes
 from tests.integration.conftest import WorkerProcess, purge_broker, wait_for
 from workflows.models import Case, CaseEvent, CaseStatus, Prediction

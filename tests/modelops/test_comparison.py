@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from automation.stats import mcnemar_exact
+from decisions.stats import mcnemar_exact
 from modelops.models import TrainingRun
 from tests.modelops import factories
 from workflows.models import Case, CaseStatus, Prediction

@@ -329,7 +329,7 @@ def test_session_clients_need_the_csrf_token(workflow, reviewer, queue_case):
 
 
 def test_stats_report_agreement_gold_and_throughput(client_for, make_reviewer):
-    from automation.stats import cohen_kappa, percent_agreement
+    from decisions.stats import cohen_kappa, percent_agreement
     from review import services
 
     workflow = factories.workflow_create("pairs", consensus_required=2)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from automation.routing import Level
+from decisions.routing import Level
 from inference.loader import clear_cache
 from review.models import ReviewTask
 from tests.conftest import image_bytes

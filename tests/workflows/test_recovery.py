@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from automation.routing import Level
+from decisions.routing import Level
 from tests.conftest import image_bytes
 from workflows import services
 from workflows.models import Case, CaseEvent, CaseStatus, WorkerHeartbeat

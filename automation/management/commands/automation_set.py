@@ -20,9 +20,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from automation.routing import Level
 from automation.serializers import LevelChangeOutput
 from automation.services import automation_update
+from decisions.routing import Level
 from loopgate.errors import DomainError
 from workflows.models import Workflow
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from automation.routing import (
+from decisions.routing import (
     Level,
     ModelOpinion,
     Policy,

@@ -1,4 +1,4 @@
-"""Seeded simulations: do the guarantees of automation/stats.py hold in practice?
+"""Seeded simulations: do the guarantees of decisions/stats.py hold in practice?
 
 Each test draws many synthetic data sets from a model whose truth is known in
 closed form, applies the real functions, and checks the promised rate. All
@@ -14,7 +14,7 @@ import pytest
 from scipy import stats as sps
 from scipy.special import beta as beta_function
 
-from automation.stats import (
+from decisions.stats import (
     calibrate_threshold,
     clopper_pearson,
     first_tested_size,

@@ -26,7 +26,7 @@ from django.db import transaction
 
 from accounts.selectors import api_token_for_key
 from accounts.services import api_token_create
-from automation.routing import Level
+from decisions.routing import Level
 from inference.loader import sha256_of
 from inference.synthetic import DEMO_LABELS, generate_dataset
 from modelops.models import Deployment, DeploymentRole, ModelVersion

@@ -19,7 +19,7 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from automation.demo import demo_truth_load
+from loopgate.demo import demo_truth_load
 from automation.services import automation_check_workflow
 from review.services import review_next, verdict_skip, verdict_submit
 from workflows.models import Workflow

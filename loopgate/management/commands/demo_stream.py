@@ -4,7 +4,7 @@
 
 Each case goes through ``workflows.services.case_create`` (so it is processed and routed
 like any upstream submission); its true label is written to the demo answer key under
-``VAR_DIR`` (automation.demo), never into the case, for ``demo_simulate_reviewers``.
+``VAR_DIR`` (loopgate.demo), never into the case, for ``demo_simulate_reviewers``.
 ``--drift`` changes the look of the parts (new lighting, a new defect look, a defocused
 lens, a new surface finish) to show the automatic step-down.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from automation.demo import demo_truth_path, demo_truth_record
+from loopgate.demo import demo_truth_path, demo_truth_record
 from inference.synthetic import DEFAULT_CLASS_WEIGHTS, DEMO_LABELS, DRIFTS, generate_image
 from workflows.models import Workflow
 from workflows.services import case_create

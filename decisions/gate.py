@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from automation.routing import AUTOMATED_LEVELS, Level, level_rank
+from decisions.routing import AUTOMATED_LEVELS, Level, level_rank
 
 # Policy fields where a higher value is the stricter guarantee.
 HIGHER_IS_STRICTER = ("target_accuracy", "min_evidence", "audit_rate", "confidence_threshold")

@@ -1,4 +1,4 @@
-"""Exact and property tests for automation/stats.py (pure: no Django needed)."""
+"""Exact and property tests for decisions/stats.py (pure: no Django needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from automation.stats import (
+from decisions.stats import (
     DEFAULT_THRESHOLD_GRID,
     ClassMetrics,
     Interval,

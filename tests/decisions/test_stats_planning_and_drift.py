@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from automation.charts import _nice_ceiling, risk_coverage_chart
-from automation.stats import (
+from decisions.stats import (
     binomial_lower_bound,
     confidence_drift,
     evidence_for_level,

@@ -1,4 +1,4 @@
-"""The evidence gate's rule (automation.gate.judge_change) as a table, without Django."""
+"""The evidence gate's rule (decisions.gate.judge_change) as a table, without Django."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from automation.gate import (
+from decisions.gate import (
     EvidenceCheck,
     Floors,
     GatePolicy,
@@ -15,7 +15,7 @@ from automation.gate import (
     judge_change,
     loosened_fields,
 )
-from automation.routing import Level
+from decisions.routing import Level
 
 FLOORS = Floors(audit_rate=0.01, min_evidence=50, target_accuracy=0.8)
 BASE = GatePolicy(
@@ -254,7 +254,7 @@ def test_the_gate_imports_no_django() -> None:
     import sys
 
     code = (
-        "import sys, automation.gate; "
+        "import sys, decisions.gate; "
         "assert not [m for m in sys.modules if m.startswith('django')], 'django imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

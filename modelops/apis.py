@@ -13,12 +13,13 @@ from typing import Any
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loopgate.errors import InvalidInput, NotFound
+from loopgate.parsers import StrictJSONParser
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
 from modelops.models import (
@@ -189,7 +190,7 @@ def deployments_body(workflow: Workflow) -> dict[str, Any]:
 
 
 class DeploymentListApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class DeploymentCreateInput(serializers.Serializer):
         model_version = serializers.IntegerField()
@@ -231,7 +232,7 @@ class DeploymentReasonInput(serializers.Serializer):
 
 
 class DeploymentEndApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="deployment_end",
@@ -252,7 +253,7 @@ class DeploymentEndApi(APIView):
 
 
 class CanaryApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class CanaryUpdateInput(serializers.Serializer):
         traffic_share = serializers.FloatField(min_value=0.0, max_value=1.0)
@@ -277,7 +278,7 @@ class CanaryApi(APIView):
 
 
 class PromoteApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class PromoteInput(serializers.Serializer):
         role = serializers.ChoiceField(
@@ -311,7 +312,7 @@ class PromoteApi(APIView):
 
 
 class RollbackApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="deployment_rollback",
@@ -387,7 +388,7 @@ class ComparisonApi(APIView):
 
 
 class TrainingRunListApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class TrainingRunStartInput(serializers.Serializer):
         epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
@@ -455,7 +456,7 @@ class TrainingRunCancelApi(APIView):
 
 
 class RetrainRuleApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class RetrainRuleInput(serializers.Serializer):
         enabled = serializers.BooleanField()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loopgate.errors import InvalidInput
+from loopgate.parsers import StrictJSONParser
 from review import selectors, services
 from review.serializers import (
     ReviewNextInput,
@@ -35,7 +35,7 @@ def _valid(serializer_class: type, data: object) -> dict:
 
 
 class ReviewNextApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="review_next",
@@ -65,7 +65,7 @@ class ReviewNextApi(APIView):
 
 
 class VerdictSubmitApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="review_verdict",
@@ -90,7 +90,7 @@ class VerdictSubmitApi(APIView):
 
 
 class VerdictSkipApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="review_skip",

@@ -1,0 +1,70 @@
+"""Limit/offset pages with bounds: a bad or out-of-range ``limit``/``offset`` is a 400.
+
+DRF's ``LimitOffsetPagination`` ignores a value it cannot read and passes any size of
+``offset`` to the database, where one beyond 64 bits is a server error on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+
+from loopgate.errors import InvalidInput
+
+MAX_LIMIT = 500
+MAX_OFFSET = 2_147_483_647
+
+
+def bounded_int(raw: Any, *, name: str, minimum: int, maximum: int) -> int:
+    """A whole number given as text (a query parameter or a path part) within bounds."""
+    text = str(raw).strip()
+    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
+        raise InvalidInput(f"{name}: must be a whole number", field=name)
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise InvalidInput(f"{name}: must be between {minimum} and {maximum}", field=name)
+    return value
+
+
+class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    max_limit = MAX_LIMIT
+
+    def get_limit(self, request: Request) -> int | None:
+        raw = request.query_params.get(self.limit_query_param)
+        if raw is None or raw == "":
+            return self.default_limit
+        return bounded_int(raw, name=self.limit_query_param, minimum=1, maximum=MAX_LIMIT)
+
+    def get_offset(self, request: Request) -> int:
+        raw = request.query_params.get(self.offset_query_param)
+        if raw is None or raw == "":
+            return 0
+        return bounded_int(raw, name=self.offset_query_param, minimum=0, maximum=MAX_OFFSET)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {
+            self.limit_query_param: (1, MAX_LIMIT),
+            self.offset_query_param: (0, MAX_OFFSET),
+        }
+        for parameter in parameters:
+            low, high = bounds[parameter["name"]]
+            parameter["schema"].update({"minimum": low, "maximum": high})
+        return parameters
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        description=f"Page size, 1 to {MAX_LIMIT} (default 50).",
+    ),
+    OpenApiParameter(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        description=f"Items to skip, 0 to {MAX_OFFSET}.",
+    ),
+]

@@ -12,21 +12,10 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
-from loopgate.errors import InvalidInput
+from loopgate.bounds import INT32_MAX, bounded_int
 
 MAX_LIMIT = 500
-MAX_OFFSET = 2_147_483_647
-
-
-def bounded_int(raw: Any, *, name: str, minimum: int, maximum: int) -> int:
-    """A whole number given as text (a query parameter or a path part) within bounds."""
-    text = str(raw).strip()
-    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
-        raise InvalidInput(f"{name}: must be a whole number", field=name)
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise InvalidInput(f"{name}: must be between {minimum} and {maximum}", field=name)
-    return value
+MAX_OFFSET = INT32_MAX
 
 
 class BoundedLimitOffsetPagination(LimitOffsetPagination):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from django.db.models import Q
 
+from loopgate.bounds import ID_MAX
 from loopgate.errors import Forbidden, NotFound
 from modelops.models import ModelVersion, TrainingRun
 from workflows.access import User, access_workflow, has_right, workflows_visible
 from workflows.models import Workflow
 
 ADMIN = "can_admin"
-ID_MAX = 2**63 - 1
 
 
 def _id_or_none(raw: int | str) -> int | None:

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loopgate.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
 from loopgate.errors import InvalidInput, NotFound
 from loopgate.parsers import StrictJSONParser
 from modelops.access import access_model_version, access_models, access_training_run
@@ -50,6 +51,8 @@ from modelops.serializers import (
     TrainingRunOutput,
 )
 from modelops.services import (
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
     canary_share_update,
     deployment_create,
     deployment_end,
@@ -85,10 +88,7 @@ def json_field(data: Any, name: str, *, kind: type, default: Any = None) -> Any:
 
 def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> ModelVersion:
     """A version registered for or deployed in ``workflow``; 404 for any other."""
-    try:
-        pk = int(version_id)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{field}: a model version id is needed", field=field) from exc
+    pk = bounded_int(version_id, name=field, minimum=1, maximum=ID_MAX)
     version = versions_of_workflow(workflow_id=workflow.pk).filter(pk=pk).first()
     if version is None:
         raise NotFound(f"{field}: model version {pk} is not registered for this workflow")
@@ -111,7 +111,9 @@ class ModelVersionListApi(APIView):
             required=False,
             help_text="JSON list in the model's output order; default: the workflow's.",
         )
-        input_size = serializers.IntegerField(default=96)
+        input_size = serializers.IntegerField(
+            default=96, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
+        )
         mean = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
         std = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
         arch_kwargs = serializers.CharField(required=False, help_text="JSON object.")
@@ -193,7 +195,7 @@ class DeploymentListApi(APIView):
     parser_classes = [StrictJSONParser]
 
     class DeploymentCreateInput(serializers.Serializer):
-        model_version = serializers.IntegerField()
+        model_version = serializers.IntegerField(min_value=1, max_value=ID_MAX)
         role = serializers.ChoiceField(choices=DeploymentRole.values)
         traffic_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
         reason = serializers.CharField(help_text="Why; recorded in the audit log.")
@@ -287,6 +289,8 @@ class PromoteApi(APIView):
         )
         model_version = serializers.IntegerField(
             required=False,
+            min_value=1,
+            max_value=ID_MAX,
             help_text="The version you expect in that role; 409 if it changed meanwhile.",
         )
         reason = serializers.CharField(help_text="Why; recorded in the audit log.")
@@ -362,9 +366,9 @@ class ComparisonApi(APIView):
     @extend_schema(
         operation_id="model_comparison",
         parameters=[
-            OpenApiParameter("baseline", int, description="Version id; default: serving."),
+            OpenApiParameter("baseline", ID_SCHEMA, description="Version id; default: serving."),
             OpenApiParameter(
-                "challenger", int, description="Version id; default: shadow, else canary."
+                "challenger", ID_SCHEMA, description="Version id; default: shadow, else canary."
             ),
         ],
         responses={
@@ -392,14 +396,16 @@ class TrainingRunListApi(APIView):
 
     class TrainingRunStartInput(serializers.Serializer):
         epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
-        lr = serializers.FloatField(default=3e-3)
-        batch_size = serializers.IntegerField(default=32)
-        test_share = serializers.FloatField(default=0.2)
-        val_share = serializers.FloatField(default=0.1)
+        lr = serializers.FloatField(default=3e-3, min_value=1e-12, max_value=1.0)
+        batch_size = serializers.IntegerField(default=32, min_value=2, max_value=1024)
+        test_share = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
+        val_share = serializers.FloatField(default=0.1, min_value=0.0, max_value=0.3)
         seed = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
-        architecture = serializers.CharField(required=False)
+        architecture = serializers.CharField(required=False, max_length=100)
         from_scratch = serializers.BooleanField(default=False)
-        input_size = serializers.IntegerField(required=False)
+        input_size = serializers.IntegerField(
+            required=False, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
+        )
         reason = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(operation_id="training_run_list", responses={200: TrainingRunOutput(many=True)})
@@ -460,7 +466,9 @@ class RetrainRuleApi(APIView):
 
     class RetrainRuleInput(serializers.Serializer):
         enabled = serializers.BooleanField()
-        every_n_labels = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        every_n_labels = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=INT32_MAX
+        )
         after_step_down = serializers.BooleanField(default=False)
         epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
 
@@ -512,7 +520,7 @@ class SaliencyApi(APIView):
         parameters=[
             OpenApiParameter(
                 "model_version",
-                int,
+                ID_SCHEMA,
                 description="Admins and submitters: explain this version's prediction "
                 "(reviewers always get the suggestion they were shown).",
             )
@@ -520,6 +528,7 @@ class SaliencyApi(APIView):
         responses={
             (200, "image/png"): OpenApiResponse(description="The overlay."),
             202: OpenApiResponse(description="Being computed; ask again after Retry-After."),
+            400: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
             422: ERROR_RESPONSE,
         },
@@ -528,13 +537,18 @@ class SaliencyApi(APIView):
         case, show_predictions = access_case(request.user, case_id)
         if not show_predictions:
             raise NotFound(f"no saliency overlay for case {case_id}")
-        version_id = request.query_params.get("model_version")
-        chooses = str(version_id).isdigit() and (
+        raw_version = request.query_params.get("model_version")
+        version_id = (
+            bounded_int(raw_version, name="model_version", minimum=1, maximum=ID_MAX)
+            if raw_version
+            else None
+        )
+        chooses = version_id is not None and (
             has_right(request.user, case.workflow, "can_admin")
             or has_right(request.user, case.workflow, "can_submit")
         )
         prediction = saliency_prediction(
-            case=case, model_version_id=int(version_id) if chooses else None
+            case=case, model_version_id=version_id if chooses else None
         )
         overlay = saliency_request(case=case, prediction=prediction)
         if overlay.status == SaliencyStatus.FAILED:

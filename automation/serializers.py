@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from automation.models import Alert, LevelChange
-from loopgate.bounds import INT32_MAX
 from automation.routing import Level
+from loopgate.bounds import INT32_MAX
 
 LEVEL_CHOICES = [level.value for level in Level]
 

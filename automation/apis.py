@@ -34,7 +34,7 @@ from automation.serializers import (
 )
 from automation.services import POLICY_FIELDS, automation_threshold_apply, automation_update
 from loopgate.errors import InvalidInput
-from loopgate.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination
+from loopgate.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 from loopgate.parsers import StrictJSONParser
 from workflows.access import access_workflow
 from workflows.apis import ERROR_RESPONSE
@@ -189,7 +189,12 @@ class LevelChangeListApi(APIView):
     @extend_schema(
         operation_id="automation_changes",
         parameters=PAGE_PARAMETERS,
-        responses={200: LevelChangeOutput(many=True), 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        responses={
+            200: paginated("PaginatedLevelChangeList", LevelChangeOutput(many=True)),
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+        },
         description="The automation audit log, newest first (limit/offset paginated).",
     )
     def get(self, request: Request, slug: str) -> Response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
@@ -57,3 +57,18 @@ PAGE_PARAMETERS = [
         description=f"Items to skip, 0 to {MAX_OFFSET}.",
     ),
 ]
+
+
+def paginated(name: str, item: Any) -> Any:
+    """The OpenAPI shape of a page of ``item`` serializers (``count``, links, ``results``)."""
+    from rest_framework import serializers
+
+    return inline_serializer(
+        name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )

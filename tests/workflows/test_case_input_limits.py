@@ -52,7 +52,14 @@ def test_metadata_at_the_limits_is_stored_as_sent(submitter: Any) -> None:
     nested: Any = "deep"
     for _ in range(31):
         nested = {"k": nested}
-    metadata = {"nested": nested, "big": 2**63 - 1, "small": -(2**63), "f": 0.1, "tiny": 1.5e-300, "u": "é😀"}
+    metadata = {
+        "nested": nested,
+        "big": 2**63 - 1,
+        "small": -(2**63),
+        "f": 0.1,
+        "tiny": 1.5e-300,
+        "u": "é😀",
+    }
     response = post_case(
         submitter, "line", image=upload(image_bytes()), metadata=json.dumps(metadata)
     )

@@ -175,7 +175,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "loopgate.parsers.StrictJSONParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "loopgate.parsers.StrictMultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "loopgate.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -13,14 +13,14 @@ from typing import Any
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loopgate.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
 from loopgate.errors import InvalidInput, NotFound
-from loopgate.parsers import StrictJSONParser
+from loopgate.parsers import StrictJSONParser, StrictMultiPartParser
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
 from modelops.models import (
@@ -99,7 +99,7 @@ def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> Mode
 
 
 class ModelVersionListApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [StrictMultiPartParser, FormParser]
 
     class ModelVersionRegisterInput(serializers.Serializer):
         weights = serializers.FileField(help_text="State dict (.pt) or TorchScript archive.")

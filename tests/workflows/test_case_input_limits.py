@@ -108,12 +108,12 @@ def multipart(fields: dict[str, bytes], image: bytes) -> tuple[bytes, str]:
 
 @pytest.mark.parametrize("raw", [b"part-\xff", b"part-\xfe", b"part-\xc3"])
 def test_external_id_that_is_not_utf8_is_refused_not_replaced(submitter: Any, raw: bytes) -> None:
-    """Different invalid bytes would all decode to U+FFFD: two keys would collide."""
+    """Django would decode each to U+FFFD: two different keys would collide."""
     body, content_type = multipart({"external_id": raw}, image_bytes())
     response = submitter.generic(
         "POST", "/api/v1/workflows/line/cases/", body, content_type=content_type
     )
-    assert_error(response, 400, "external_id", "u+fffd", "utf-8")
+    assert_error(response, 400, None, "multipart field", "not valid utf-8")
     assert_nothing_stored()
 
 
@@ -124,3 +124,12 @@ def test_valid_utf8_external_id_is_kept(submitter: Any) -> None:
     )
     assert response.status_code == 201, response.content
     assert Case.objects.get().external_id == "teil-ä-😀"
+
+
+def test_multipart_metadata_that_is_not_utf8_is_refused(submitter: Any) -> None:
+    body, content_type = multipart({"metadata": b'{"station": "\xe9"}'}, image_bytes())
+    response = submitter.generic(
+        "POST", "/api/v1/workflows/line/cases/", body, content_type=content_type
+    )
+    assert_error(response, 400, None, "multipart field", "not valid utf-8")
+    assert_nothing_stored()

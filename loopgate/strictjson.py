@@ -183,4 +183,6 @@ def json_type(value: Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "an array"
-    return "an object"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -175,7 +175,7 @@ def metadata_parse(raw: Any) -> dict[str, Any]:
             return strictjson.loads(raw, what="metadata", max_bytes=limit, expect_object=True)
         if not isinstance(raw, dict):
             raise strictjson.JSONRefused(
-                f"metadata: expected a JSON object, not {strictjson.json_type(raw)}"
+                f"metadata: expected a JSON object as text, not {strictjson.json_type(raw)}"
             )
         strictjson.check_value(raw, what="metadata")
         if len(json.dumps(raw).encode()) > limit:

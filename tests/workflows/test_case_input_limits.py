@@ -133,3 +133,11 @@ def test_multipart_metadata_that_is_not_utf8_is_refused(submitter: Any) -> None:
     )
     assert_error(response, 400, None, "multipart field", "not valid utf-8")
     assert_nothing_stored()
+
+
+def test_metadata_sent_as_a_file_is_refused(submitter: Any) -> None:
+    response = post_case(
+        submitter, "line", image=upload(image_bytes()), metadata=upload(b"{}", "meta.json")
+    )
+    assert_error(response, 400, "metadata", "expected a json object as text")
+    assert_nothing_stored()

@@ -137,26 +137,32 @@ def test_api_fuzz_no_server_errors_and_responses_match_schema(
     examples = {"admin": EXAMPLES, "upstream": max(2, EXAMPLES // 2)}
     operations = 0
     started = time.monotonic()
-    session = requests.Session()
-
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        operations += 1
-        names = {p.name for p in operation.path_parameters}
-        path_parameters = {k: v for k, v in fixed.items() if k in names}
-        for role, token in fuzz_tokens.items():
-            headers = {"Authorization": f"Token {token}"}
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                strategy = operation.as_strategy(
-                    generation_mode=mode, path_parameters=path_parameters
-                )
-
-                try:
-                    fuzz_operation(
-                        strategy, examples[role], live_server.url, session, role, headers, record
+    # Closed before the live server stops: a kept-alive connection would keep its
+    # request thread, and that thread's database connection, open past the test.
+    with requests.Session() as session:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            operations += 1
+            names = {p.name for p in operation.path_parameters}
+            path_parameters = {k: v for k, v in fixed.items() if k in names}
+            for role, token in fuzz_tokens.items():
+                headers = {"Authorization": f"Token {token}"}
+                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                    strategy = operation.as_strategy(
+                        generation_mode=mode, path_parameters=path_parameters
                     )
-                except Unsatisfiable:
-                    continue  # e.g. no negative variant exists for an operation without input
+                    try:
+                        fuzz_operation(
+                            strategy,
+                            examples[role],
+                            live_server.url,
+                            session,
+                            role,
+                            headers,
+                            record,
+                        )
+                    except Unsatisfiable:
+                        continue  # e.g. no negative variant for an operation without input
 
     elapsed = time.monotonic() - started
     requests_made = sum(record.statuses.values())

@@ -56,6 +56,9 @@ def fuzz_world(make_user: Any, make_workflow: Any, member: Any, monkeypatch: Any
         submitted_by=upstream,
     ).case
     version = workflow.deployments.get(role="serving").model_version
+    # Registered for the workflow as well as deployed in it: both ways to reach a version.
+    version.workflow = workflow
+    version.save(update_fields=["workflow"])
     return {"admin": admin, "upstream": upstream, "case": case, "version": version}
 
 

@@ -7,7 +7,6 @@ model's suggestion for the case get it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import FileResponse
@@ -18,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loopgate import strictjson
 from loopgate.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
 from loopgate.errors import InvalidInput, NotFound
 from loopgate.parsers import StrictJSONParser, StrictMultiPartParser
@@ -64,6 +64,7 @@ from workflows.access import access_case, has_right
 from workflows.apis import ERROR_RESPONSE
 from workflows.models import Workflow
 
+JSON_FIELD_MAX_BYTES = 64 * 1024
 ERRORS = {400: ERROR_RESPONSE, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE}
 
 
@@ -74,16 +75,26 @@ def json_field(data: Any, name: str, *, kind: type, default: Any = None) -> Any:
         return default
     if isinstance(raw, kind):
         return raw
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{name}: must be a text field", field=name)
     try:
-        value = json.loads(raw)
-    except (TypeError, json.JSONDecodeError):
-        if kind is list and isinstance(raw, str):
+        value = strictjson.loads(raw, what=name, max_bytes=JSON_FIELD_MAX_BYTES)
+    except strictjson.JSONRefused as exc:
+        if kind is list and not raw.lstrip().startswith("["):
             value = [item.strip() for item in raw.split(",") if item.strip()]
+            _refuse_bad_text(value, name)
         else:
-            raise InvalidInput(f"{name}: not valid JSON", field=name) from None
+            raise InvalidInput(exc.message, field=name) from None
     if not isinstance(value, kind):
         raise InvalidInput(f"{name}: must be a JSON {kind.__name__}", field=name)
     return value
+
+
+def _refuse_bad_text(values: list[str], name: str) -> None:
+    try:
+        strictjson.check_value(values, what=name)
+    except strictjson.JSONRefused as exc:
+        raise InvalidInput(exc.message, field=name) from None
 
 
 def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> ModelVersion:
@@ -105,7 +116,7 @@ class ModelVersionListApi(APIView):
         weights = serializers.FileField(help_text="State dict (.pt) or TorchScript archive.")
         name = serializers.CharField(max_length=100, help_text="e.g. surface-cnn")
         architecture = serializers.CharField(
-            help_text="A torchvision architecture name, or 'torchscript'."
+            max_length=64, help_text="A torchvision architecture name, or 'torchscript'."
         )
         labels = serializers.CharField(
             required=False,
@@ -401,7 +412,7 @@ class TrainingRunListApi(APIView):
         test_share = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
         val_share = serializers.FloatField(default=0.1, min_value=0.0, max_value=0.3)
         seed = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
-        architecture = serializers.CharField(required=False, max_length=100)
+        architecture = serializers.CharField(required=False, max_length=64)
         from_scratch = serializers.BooleanField(default=False)
         input_size = serializers.IntegerField(
             required=False, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE

@@ -157,3 +157,33 @@ def test_registration_input_size_beyond_the_column(world: dict, weights_file: An
         )
     assert "input_size" in message_of(response)
     assert not ModelVersion.objects.filter(name="big").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("mean", "[NaN, 0.5, 0.5]", "NaN is not a JSON number"),
+        ("mean", "nan, 0.5, 0.5", "three finite numbers"),
+        ("std", "[1e400, 1, 1]", "out of range"),
+        ("arch_kwargs", '{"a": "\\u0000"}', "NUL character"),
+        ("arch_kwargs", '{"a":' * 100 + "1" + "}" * 100, "nested deeper than 32 levels"),
+        ("training", '{"note": "\\ud800"}', "lone surrogate"),
+        ("labels", '["a\\u0000"]', "NUL character"),
+    ],
+)
+def test_registration_json_fields_are_strict(
+    world: dict, weights_file: Any, field: str, value: str, words: str
+) -> None:
+    with weights_file(seed=4).open("rb") as handle:
+        response = world["admin"].post(
+            "/api/v1/workflows/parts/model-versions/",
+            {
+                "weights": handle,
+                "name": "strict",
+                "architecture": factories.TINY_ARCHITECTURE,
+                field: value,
+            },
+            format="multipart",
+        )
+    assert words in message_of(response)
+    assert not ModelVersion.objects.filter(name="strict").exists()

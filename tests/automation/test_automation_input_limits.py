@@ -101,3 +101,19 @@ def test_audit_log_page_within_bounds(admin: Any) -> None:
 def test_threshold_query_not_finite(admin: Any, query: str) -> None:
     response = admin.get(url("threshold/") + "?" + query)
     assert response.status_code == 400, response.content
+
+
+def test_settings_page_refuses_min_evidence_beyond_the_column(
+    admin: Any, make_user: Any, member: Any
+) -> None:
+    from tests.automation.test_automation_page import PAGE, logged_in, policy_post
+
+    user = make_user("page-boss")
+    workflow = Workflow.objects.get()
+    member(user, workflow, admin=True)
+    data = policy_post(workflow, min_evidence=2**40, reason="too many")
+    response = logged_in(user).post(PAGE, data)
+    assert response.status_code == 400
+    assert "less than or equal to 2147483647" in response.content.decode()
+    assert Workflow.objects.get().min_evidence == 100
+    assert not LevelChange.objects.exists()

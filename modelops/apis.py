@@ -30,6 +30,7 @@ from modelops.models import (
     SaliencyStatus,
 )
 from modelops.retraining import (
+    MAX_SEED,
     TrainingRequest,
     retrain_rule_update,
     training_run_cancel,
@@ -411,7 +412,7 @@ class TrainingRunListApi(APIView):
         batch_size = serializers.IntegerField(default=32, min_value=2, max_value=1024)
         test_share = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
         val_share = serializers.FloatField(default=0.1, min_value=0.0, max_value=0.3)
-        seed = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
+        seed = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEED)
         architecture = serializers.CharField(required=False, max_length=64)
         from_scratch = serializers.BooleanField(default=False)
         input_size = serializers.IntegerField(
@@ -478,7 +479,7 @@ class RetrainRuleApi(APIView):
     class RetrainRuleInput(serializers.Serializer):
         enabled = serializers.BooleanField()
         every_n_labels = serializers.IntegerField(
-            required=False, allow_null=True, min_value=1, max_value=INT32_MAX
+            required=False, allow_null=True, min_value=10, max_value=INT32_MAX
         )
         after_step_down = serializers.BooleanField(default=False)
         epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)

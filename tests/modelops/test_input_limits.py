@@ -78,7 +78,7 @@ def message_of(response: Any, status: int = 400) -> str:
     ("value", "words"),
     [
         (2**31, "every_n_labels: Ensure this value is less than or equal to 2147483647"),
-        (0, "every_n_labels: Ensure this value is greater than or equal to 1"),
+        (0, "every_n_labels: Ensure this value is greater than or equal to 10"),
         (2**64, "body: the integer 18446744073709551616 is out of range"),
     ],
 )
@@ -187,3 +187,24 @@ def test_registration_json_fields_are_strict(
         )
     assert words in message_of(response)
     assert not ModelVersion.objects.filter(name="strict").exists()
+
+
+def test_services_refuse_numbers_beyond_the_columns(world: dict, make_user: Any) -> None:
+    """The model page's forms call these services directly: they check the ranges too."""
+    from loopgate.errors import InvalidInput
+    from modelops.retraining import TrainingRequest, retrain_rule_update, training_run_start
+
+    workflow = world["version"].workflow
+    user = make_user("page-admin")
+    with pytest.raises(InvalidInput, match="every_n_labels: from 10 to 2147483647"):
+        retrain_rule_update(
+            workflow=workflow,
+            actor=user,
+            enabled=True,
+            every_n_labels=2**40,
+            after_step_down=False,
+        )
+    with pytest.raises(InvalidInput, match="seed: from 0 to"):
+        training_run_start(workflow=workflow, actor=user, request=TrainingRequest(seed=10**30))
+    assert TrainingRun.objects.count() == 0
+    assert not RetrainRule.objects.filter(every_n_labels__isnull=False).exists()

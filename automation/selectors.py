@@ -147,10 +147,8 @@ def last_raise(*, workflow: Workflow) -> LevelChange | None:
         .exclude(from_level=F("to_level"))
         .order_by("-created_at", "-id")[:200]
     ):
-        if (
+        if change.from_level and change.to_level and level_rank(change.to_level) > level_rank(
             change.from_level
-            and change.to_level
-            and level_rank(change.to_level) > level_rank(change.from_level)
         ):
             return change
     return None
@@ -634,7 +632,9 @@ def evidence_for_workflow(
     }
 
 
-def step_down_status(*, workflow: Workflow) -> tuple[AuditWindow, StepDownVerdict, float, int]:
+def step_down_status(
+    *, workflow: Workflow
+) -> tuple[AuditWindow, StepDownVerdict, float, int]:
     """The audit window and what ``step_down_check`` says about it now.
 
     Returns (window, verdict, confidence, min_samples) with the settings in force.

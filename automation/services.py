@@ -141,9 +141,9 @@ def _policy_write(
 
 def _alerts_resolve(*, workflow: Workflow, kind: str, resolution: str) -> int:
     """Resolve the workflow's firing alerts of ``kind``. Returns how many."""
-    return Alert.objects.filter(workflow=workflow, kind=kind, state=AlertState.FIRING).update(
-        state=AlertState.RESOLVED, resolved_at=timezone.now(), resolution=resolution
-    )
+    return Alert.objects.filter(
+        workflow=workflow, kind=kind, state=AlertState.FIRING
+    ).update(state=AlertState.RESOLVED, resolved_at=timezone.now(), resolution=resolution)
 
 
 def _workflow_lock(workflow_id: int) -> Workflow | None:
@@ -254,7 +254,9 @@ def automation_threshold_apply(
     report = threshold_report(workflow=locked, target_error=target_error, confidence=confidence)
     recommendation = report["recommendation"]
     if recommendation["threshold"] is None:
-        raise Conflict(f"no threshold to apply: {recommendation['reason']}", code="no_threshold")
+        raise Conflict(
+            f"no threshold to apply: {recommendation['reason']}", code="no_threshold"
+        )
     evidence = {
         "threshold_recommendation": {
             key: report[key]
@@ -299,7 +301,8 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
         workflow=workflow,
         actor=None,
         reason=(
-            f"automatic step down from {from_level.value} to {to_level.value}: {verdict.reason}"
+            f"automatic step down from {from_level.value} to {to_level.value}: "
+            f"{verdict.reason}"
         ),
         changes={"level": to_level.value},
         evidence=evidence,

@@ -617,11 +617,9 @@ def labels_needed_at_accuracy(
     min_evidence = _check_minimum(min_evidence, "min_evidence", 0)
 
     def passes(n: int) -> bool:
-        return (
-            n > 0
-            and binomial_lower_bound(math.floor(accuracy * n + 1e-9), n, confidence)
-            >= target_accuracy
-        )
+        return n > 0 and binomial_lower_bound(
+            math.floor(accuracy * n + 1e-9), n, confidence
+        ) >= target_accuracy
 
     if accuracy <= target_accuracy and target_accuracy > 0.0:
         return None

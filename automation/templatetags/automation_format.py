@@ -23,7 +23,10 @@ def interval(value: Mapping[str, Any] | None) -> str:
     """An interval dict -> '91.2% (88.0 to 93.9%, n=412)'; nothing seen -> 'no labels'."""
     if not value or not value.get("n"):
         return "no labels"
-    return f"{pct(value['estimate'])} ({pct(value['low'])} to {pct(value['high'])}, n={value['n']})"
+    return (
+        f"{pct(value['estimate'])} ({pct(value['low'])} to {pct(value['high'])}, "
+        f"n={value['n']})"
+    )
 
 
 @register.filter

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,6 +34,8 @@ from automation.serializers import (
 )
 from automation.services import POLICY_FIELDS, automation_threshold_apply, automation_update
 from loopgate.errors import InvalidInput
+from loopgate.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
+from loopgate.parsers import StrictJSONParser
 from workflows.access import access_workflow
 from workflows.apis import ERROR_RESPONSE
 from workflows.models import Workflow
@@ -63,7 +63,7 @@ def threshold_defaults(workflow: Workflow, data: dict[str, Any]) -> tuple[float,
 
 
 class AutomationApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="automation_retrieve",
@@ -137,7 +137,7 @@ class AutomationEvidenceApi(APIView):
 
 
 class AutomationThresholdApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="automation_threshold",
@@ -199,12 +199,18 @@ class AutomationThresholdApi(APIView):
 class LevelChangeListApi(APIView):
     @extend_schema(
         operation_id="automation_changes",
-        responses={200: LevelChangeOutput(many=True), 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: paginated("PaginatedLevelChangeList", LevelChangeOutput(many=True)),
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+        },
         description="The automation audit log, newest first (limit/offset paginated).",
     )
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_admin")
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         changes = LevelChange.objects.filter(workflow=workflow).select_related("actor")
         changes = changes.order_by("-created_at", "-id")
         page = paginator.paginate_queryset(changes, request, view=self)

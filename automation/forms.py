@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from decisions.routing import Level
+from loopgate.bounds import INT32_MAX
 
 CLASS_FOLLOW, CLASS_OWN, CLASS_NEVER = "global", "own", "never"
 CLASS_MODES = [
@@ -55,6 +56,7 @@ class PolicyForm(forms.Form):
     min_evidence = forms.IntegerField(
         label="Minimum evidence",
         min_value=0,
+        max_value=INT32_MAX,
         help_text="Human-labelled cases needed before raising to partial or full.",
     )
     reason = forms.CharField(

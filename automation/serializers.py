@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from automation.models import Alert, LevelChange
 from decisions.routing import Level
+from loopgate.bounds import INT32_MAX
 
 LEVEL_CHOICES = [level.value for level in Level]
 
@@ -56,7 +57,7 @@ class AutomationUpdateInput(serializers.Serializer):
     )
     audit_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     target_accuracy = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-    min_evidence = serializers.IntegerField(min_value=0, required=False)
+    min_evidence = serializers.IntegerField(min_value=0, max_value=INT32_MAX, required=False)
     reason = serializers.CharField(help_text="Why; recorded in the audit log.")
     override = serializers.BooleanField(
         default=False,

@@ -252,6 +252,7 @@ LOOPGATE_MAX_UPLOAD_BYTES = int(os.environ.get("LOOPGATE_MAX_UPLOAD_BYTES", 10 *
 LOOPGATE_MAX_IMAGE_PIXELS = int(os.environ.get("LOOPGATE_MAX_IMAGE_PIXELS", 40_000_000))
 LOOPGATE_ALLOWED_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 LOOPGATE_MAX_METADATA_BYTES = 16 * 1024
+LOOPGATE_MAX_JSON_BODY_BYTES = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = LOOPGATE_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
@@ -280,7 +281,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "loopgate.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "loopgate.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "loopgate.parsers.StrictMultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "loopgate.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -291,6 +297,10 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs page are for people and systems that hold an account.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "loopgate.openapi.add_error_responses",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------

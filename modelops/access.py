@@ -6,12 +6,24 @@ answer must not reveal that it exists), a member without the admin right gets 40
 
 from __future__ import annotations
 
+from django.db.models import Q
+
+from loopgate.bounds import ID_MAX
 from loopgate.errors import Forbidden, NotFound
 from modelops.models import ModelVersion, TrainingRun
 from workflows.access import User, access_workflow, has_right, workflows_visible
 from workflows.models import Workflow
 
 ADMIN = "can_admin"
+
+
+def _id_or_none(raw: int | str) -> int | None:
+    """A row id from a URL, or None for text that cannot be one (then: 404)."""
+    text = str(raw)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= ID_MAX else None
 
 
 def access_models(user: User, slug: str) -> Workflow:
@@ -31,7 +43,7 @@ def access_training_run(user: User, run_id: int | str) -> TrainingRun:
         TrainingRun.objects.select_related(
             "workflow", "base_version", "result_version", "created_by"
         )
-        .filter(pk=int(run_id) if str(run_id).isdigit() else None)
+        .filter(pk=_id_or_none(run_id))
         .first()
     )
     if run is None:
@@ -44,14 +56,18 @@ def access_model_version(user: User, version_id: int | str) -> ModelVersion:
     """A version, for admins of the workflow it was registered for or is deployed in."""
     version = (
         ModelVersion.objects.select_related("workflow", "created_by")
-        .filter(pk=int(version_id) if str(version_id).isdigit() else None)
+        .filter(pk=_id_or_none(version_id))
         .first()
     )
     if version is None:
         raise NotFound(f"model version {version_id!r} not found")
-    workflows = Workflow.objects.filter(deployments__model_version=version).distinct()
+    # One filter with Q, not ``qs.distinct() | qs``: PostgreSQL refuses to combine a
+    # DISTINCT query with a plain one ("Cannot combine a unique query with a non-unique
+    # query"), which made this a 500 for every caller there.
+    related = Q(deployments__model_version=version)
     if version.workflow_id is not None:
-        workflows = workflows | Workflow.objects.filter(pk=version.workflow_id)
+        related |= Q(pk=version.workflow_id)
+    workflows = Workflow.objects.filter(related)
     visible = workflows_visible(user).filter(pk__in=workflows.values("pk"))
     if not visible.exists():
         raise NotFound(f"model version {version_id!r} not found")

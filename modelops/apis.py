@@ -7,18 +7,20 @@ model's suggestion for the case get it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loopgate import strictjson
+from loopgate.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
 from loopgate.errors import InvalidInput, NotFound
+from loopgate.parsers import StrictJSONParser, StrictMultiPartParser
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
 from modelops.models import (
@@ -28,6 +30,7 @@ from modelops.models import (
     SaliencyStatus,
 )
 from modelops.retraining import (
+    MAX_SEED,
     TrainingRequest,
     retrain_rule_update,
     training_run_cancel,
@@ -49,6 +52,8 @@ from modelops.serializers import (
     TrainingRunOutput,
 )
 from modelops.services import (
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
     canary_share_update,
     deployment_create,
     deployment_end,
@@ -60,6 +65,7 @@ from workflows.access import access_case, has_right
 from workflows.apis import ERROR_RESPONSE
 from workflows.models import Workflow
 
+JSON_FIELD_MAX_BYTES = 64 * 1024
 ERRORS = {400: ERROR_RESPONSE, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE}
 
 
@@ -70,24 +76,31 @@ def json_field(data: Any, name: str, *, kind: type, default: Any = None) -> Any:
         return default
     if isinstance(raw, kind):
         return raw
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{name}: must be a text field", field=name)
     try:
-        value = json.loads(raw)
-    except (TypeError, json.JSONDecodeError):
-        if kind is list and isinstance(raw, str):
+        value = strictjson.loads(raw, what=name, max_bytes=JSON_FIELD_MAX_BYTES)
+    except strictjson.JSONRefused as exc:
+        if kind is list and not raw.lstrip().startswith("["):
             value = [item.strip() for item in raw.split(",") if item.strip()]
+            _refuse_bad_text(value, name)
         else:
-            raise InvalidInput(f"{name}: not valid JSON", field=name) from None
+            raise InvalidInput(exc.message, field=name) from None
     if not isinstance(value, kind):
         raise InvalidInput(f"{name}: must be a JSON {kind.__name__}", field=name)
     return value
 
 
+def _refuse_bad_text(values: list[str], name: str) -> None:
+    try:
+        strictjson.check_value(values, what=name)
+    except strictjson.JSONRefused as exc:
+        raise InvalidInput(exc.message, field=name) from None
+
+
 def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> ModelVersion:
     """A version registered for or deployed in ``workflow``; 404 for any other."""
-    try:
-        pk = int(version_id)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{field}: a model version id is needed", field=field) from exc
+    pk = bounded_int(version_id, name=field, minimum=1, maximum=ID_MAX)
     version = versions_of_workflow(workflow_id=workflow.pk).filter(pk=pk).first()
     if version is None:
         raise NotFound(f"{field}: model version {pk} is not registered for this workflow")
@@ -98,19 +111,21 @@ def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> Mode
 
 
 class ModelVersionListApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [StrictMultiPartParser, FormParser]
 
     class ModelVersionRegisterInput(serializers.Serializer):
         weights = serializers.FileField(help_text="State dict (.pt) or TorchScript archive.")
         name = serializers.CharField(max_length=100, help_text="e.g. surface-cnn")
         architecture = serializers.CharField(
-            help_text="A torchvision architecture name, or 'torchscript'."
+            max_length=64, help_text="A torchvision architecture name, or 'torchscript'."
         )
         labels = serializers.CharField(
             required=False,
             help_text="JSON list in the model's output order; default: the workflow's.",
         )
-        input_size = serializers.IntegerField(default=96)
+        input_size = serializers.IntegerField(
+            default=96, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
+        )
         mean = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
         std = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
         arch_kwargs = serializers.CharField(required=False, help_text="JSON object.")
@@ -189,10 +204,10 @@ def deployments_body(workflow: Workflow) -> dict[str, Any]:
 
 
 class DeploymentListApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class DeploymentCreateInput(serializers.Serializer):
-        model_version = serializers.IntegerField()
+        model_version = serializers.IntegerField(min_value=1, max_value=ID_MAX)
         role = serializers.ChoiceField(choices=DeploymentRole.values)
         traffic_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
         reason = serializers.CharField(help_text="Why; recorded in the audit log.")
@@ -231,7 +246,7 @@ class DeploymentReasonInput(serializers.Serializer):
 
 
 class DeploymentEndApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="deployment_end",
@@ -252,7 +267,7 @@ class DeploymentEndApi(APIView):
 
 
 class CanaryApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class CanaryUpdateInput(serializers.Serializer):
         traffic_share = serializers.FloatField(min_value=0.0, max_value=1.0)
@@ -277,7 +292,7 @@ class CanaryApi(APIView):
 
 
 class PromoteApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class PromoteInput(serializers.Serializer):
         role = serializers.ChoiceField(
@@ -286,6 +301,8 @@ class PromoteApi(APIView):
         )
         model_version = serializers.IntegerField(
             required=False,
+            min_value=1,
+            max_value=ID_MAX,
             help_text="The version you expect in that role; 409 if it changed meanwhile.",
         )
         reason = serializers.CharField(help_text="Why; recorded in the audit log.")
@@ -311,7 +328,7 @@ class PromoteApi(APIView):
 
 
 class RollbackApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="deployment_rollback",
@@ -361,9 +378,9 @@ class ComparisonApi(APIView):
     @extend_schema(
         operation_id="model_comparison",
         parameters=[
-            OpenApiParameter("baseline", int, description="Version id; default: serving."),
+            OpenApiParameter("baseline", ID_SCHEMA, description="Version id; default: serving."),
             OpenApiParameter(
-                "challenger", int, description="Version id; default: shadow, else canary."
+                "challenger", ID_SCHEMA, description="Version id; default: shadow, else canary."
             ),
         ],
         responses={
@@ -387,18 +404,20 @@ class ComparisonApi(APIView):
 
 
 class TrainingRunListApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class TrainingRunStartInput(serializers.Serializer):
         epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
-        lr = serializers.FloatField(default=3e-3)
-        batch_size = serializers.IntegerField(default=32)
-        test_share = serializers.FloatField(default=0.2)
-        val_share = serializers.FloatField(default=0.1)
-        seed = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
-        architecture = serializers.CharField(required=False)
+        lr = serializers.FloatField(default=3e-3, min_value=1e-12, max_value=1.0)
+        batch_size = serializers.IntegerField(default=32, min_value=2, max_value=1024)
+        test_share = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
+        val_share = serializers.FloatField(default=0.1, min_value=0.0, max_value=0.3)
+        seed = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEED)
+        architecture = serializers.CharField(required=False, max_length=64)
         from_scratch = serializers.BooleanField(default=False)
-        input_size = serializers.IntegerField(required=False)
+        input_size = serializers.IntegerField(
+            required=False, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
+        )
         reason = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(operation_id="training_run_list", responses={200: TrainingRunOutput(many=True)})
@@ -455,11 +474,13 @@ class TrainingRunCancelApi(APIView):
 
 
 class RetrainRuleApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class RetrainRuleInput(serializers.Serializer):
         enabled = serializers.BooleanField()
-        every_n_labels = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        every_n_labels = serializers.IntegerField(
+            required=False, allow_null=True, min_value=10, max_value=INT32_MAX
+        )
         after_step_down = serializers.BooleanField(default=False)
         epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
 
@@ -511,7 +532,7 @@ class SaliencyApi(APIView):
         parameters=[
             OpenApiParameter(
                 "model_version",
-                int,
+                ID_SCHEMA,
                 description="Admins and submitters: explain this version's prediction "
                 "(reviewers always get the suggestion they were shown).",
             )
@@ -519,6 +540,7 @@ class SaliencyApi(APIView):
         responses={
             (200, "image/png"): OpenApiResponse(description="The overlay."),
             202: OpenApiResponse(description="Being computed; ask again after Retry-After."),
+            400: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
             422: ERROR_RESPONSE,
         },
@@ -527,13 +549,18 @@ class SaliencyApi(APIView):
         case, show_predictions = access_case(request.user, case_id)
         if not show_predictions:
             raise NotFound(f"no saliency overlay for case {case_id}")
-        version_id = request.query_params.get("model_version")
-        chooses = str(version_id).isdigit() and (
+        raw_version = request.query_params.get("model_version")
+        version_id = (
+            bounded_int(raw_version, name="model_version", minimum=1, maximum=ID_MAX)
+            if raw_version
+            else None
+        )
+        chooses = version_id is not None and (
             has_right(request.user, case.workflow, "can_admin")
             or has_right(request.user, case.workflow, "can_submit")
         )
         prediction = saliency_prediction(
-            case=case, model_version_id=int(version_id) if chooses else None
+            case=case, model_version_id=version_id if chooses else None
         )
         overlay = saliency_request(case=case, prediction=prediction)
         if overlay.status == SaliencyStatus.FAILED:

@@ -33,6 +33,7 @@ from inference.loader import TORCHSCRIPT, resize_to_uint8
 from inference.retrain import RetrainOutcome, retrain, stratified_split
 from inference.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from inference.training import TrainingCancelled
+from loopgate.bounds import INT32_MAX
 from loopgate.errors import Conflict, InvalidInput
 from modelops.conf import modelops_setting
 from modelops.hooks import last_step_down
@@ -57,6 +58,7 @@ DEFAULT_TEST_SHARE = 0.2
 DEFAULT_VAL_SHARE = 0.1
 DEFAULT_SCRATCH_INPUT_SIZE = 96
 MAX_EPOCHS = 200
+MAX_SEED = 2**62
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def _check_request(request: TrainingRequest) -> None:
             f"{', '.join(SUPPORTED_ARCHITECTURES)}",
             field="architecture",
         )
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise InvalidInput(f"seed: from 0 to {MAX_SEED}", field="seed")
     if request.input_size is not None and not 16 <= request.input_size <= 1024:
         raise InvalidInput("input_size: from 16 to 1024 pixels", field="input_size")
 
@@ -489,8 +493,10 @@ def retrain_rule_update(
     epochs: int = DEFAULT_EPOCHS,
 ) -> RetrainRule:
     """Set the rule. Label counting restarts when the rule is switched on."""
-    if every_n_labels is not None and every_n_labels < 10:
-        raise InvalidInput("every_n_labels: at least 10, or empty", field="every_n_labels")
+    if every_n_labels is not None and not 10 <= every_n_labels <= INT32_MAX:
+        raise InvalidInput(
+            f"every_n_labels: from 10 to {INT32_MAX}, or empty", field="every_n_labels"
+        )
     if enabled and every_n_labels is None and not after_step_down:
         raise InvalidInput(
             "enabled: a rule needs every_n_labels or after_step_down", field="enabled"

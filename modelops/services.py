@@ -13,6 +13,7 @@ at whatever evidence it has, and the automation checks take it from there.
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 from collections.abc import Sequence
@@ -161,8 +162,8 @@ def _three(name: str, values: Sequence[float]) -> tuple[float, float, float]:
         numbers = tuple(float(value) for value in values)
     except (TypeError, ValueError) as exc:
         raise ModelRefused(f"{name}: three numbers (R, G, B) are needed", field=name) from exc
-    if len(numbers) != 3:
-        raise ModelRefused(f"{name}: three numbers (R, G, B) are needed", field=name)
+    if len(numbers) != 3 or not all(math.isfinite(value) for value in numbers):
+        raise ModelRefused(f"{name}: three finite numbers (R, G, B) are needed", field=name)
     if name == "std" and any(value <= 0 for value in numbers):
         raise ModelRefused("std: every value must be positive", field="std")
     return numbers[0], numbers[1], numbers[2]

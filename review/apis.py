@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loopgate.errors import InvalidInput
+from loopgate.bounds import bounded_int, integer_schema
+from loopgate.parsers import StrictJSONParser
 from review import selectors, services
 from review.serializers import (
     ReviewNextInput,
@@ -27,6 +27,8 @@ from review.serializers import (
 from workflows.access import access_workflow
 from workflows.apis import ERROR_RESPONSE
 
+MAX_RECENT_VERDICTS = 100
+
 
 def _valid(serializer_class: type, data: object) -> dict:
     serializer = serializer_class(data=data)
@@ -35,7 +37,7 @@ def _valid(serializer_class: type, data: object) -> dict:
 
 
 class ReviewNextApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="review_next",
@@ -65,7 +67,7 @@ class ReviewNextApi(APIView):
 
 
 class VerdictSubmitApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="review_verdict",
@@ -90,7 +92,7 @@ class VerdictSubmitApi(APIView):
 
 
 class VerdictSkipApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="review_skip",
@@ -149,18 +151,21 @@ class VerdictUndoApi(APIView):
 class VerdictsRecentApi(APIView):
     @extend_schema(
         operation_id="review_verdicts_recent",
-        parameters=[OpenApiParameter("limit", int, description="At most 100; default 20.")],
-        responses={200: VerdictOutput(many=True), 404: ERROR_RESPONSE},
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                integer_schema(1, MAX_RECENT_VERDICTS),
+                description=f"1 to {MAX_RECENT_VERDICTS}; default 20.",
+            )
+        ],
+        responses={200: VerdictOutput(many=True), 400: ERROR_RESPONSE, 404: ERROR_RESPONSE},
         description="Your own latest verdicts in the workflow, newest first.",
     )
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_review")
-        raw_limit = request.query_params.get("limit", str(selectors.RECENT_VERDICTS_LIMIT))
-        if not raw_limit.isdigit():
-            raise InvalidInput("limit: must be a whole number", field="limit")
-        verdicts = selectors.verdicts_recent(
-            workflow=workflow, reviewer=request.user, limit=int(raw_limit)
-        )
+        raw_limit = request.query_params.get("limit") or selectors.RECENT_VERDICTS_LIMIT
+        limit = bounded_int(raw_limit, name="limit", minimum=1, maximum=MAX_RECENT_VERDICTS)
+        verdicts = selectors.verdicts_recent(workflow=workflow, reviewer=request.user, limit=limit)
         return Response(VerdictOutput(verdicts, many=True).data)
 
 

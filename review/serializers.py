@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from loopgate.bounds import ID_MAX
 from review.services import MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
 
 
@@ -11,6 +12,8 @@ class ReviewNextInput(serializers.Serializer):
     after = serializers.IntegerField(
         required=False,
         allow_null=True,
+        min_value=1,
+        max_value=ID_MAX,
         help_text="The task on your screen: prefetch the one after it (you may hold both).",
     )
 

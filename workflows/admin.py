@@ -19,8 +19,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from automation.forms import PolicyForm
-from decisions.routing import Level
 from automation.services import POLICY_FIELDS, automation_update
+from decisions.routing import Level
 from loopgate.errors import DomainError
 from workflows.models import Case, CaseEvent, Prediction, Workflow, WorkflowMembership
 

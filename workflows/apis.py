@@ -6,12 +6,13 @@ from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loopgate.errors import InvalidInput, PayloadTooLarge
+from loopgate.parsers import StrictMultiPartParser
 from workflows.access import access_case, access_workflow, workflows_visible
 from workflows.selectors import workflow_stats
 from workflows.serializers import CaseEventOutput, CaseOutput, WorkflowOutput
@@ -41,7 +42,7 @@ ERROR_RESPONSE = inline_serializer(
 
 
 class CaseCreateApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [StrictMultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
         image = serializers.FileField(help_text="The image (PNG, JPEG, WebP, BMP or TIFF).")

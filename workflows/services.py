@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from PIL import Image
 
 from decisions.routing import ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
+from loopgate import strictjson
 from loopgate.errors import Conflict, InvalidInput
 from modelops.models import ModelVersion
 from modelops.runtime import predict_images
@@ -165,29 +167,59 @@ def cases_transition(
 
 
 def metadata_parse(raw: Any) -> dict[str, Any]:
-    """``metadata`` as sent (a JSON text in a multipart form, or an object): a JSON object."""
+    """``metadata`` as sent (a JSON text in a multipart form, or an object): a JSON object.
+
+    Parsed by ``loopgate.strictjson``: what it returns can be stored in ``jsonb`` as is.
+    """
     if raw is None or raw == "":
         return {}
-    if isinstance(raw, (bytes, str)):
-        if len(raw) > settings.LOOPGATE_MAX_METADATA_BYTES:
-            raise InvalidInput(
-                f"metadata: over the limit of {settings.LOOPGATE_MAX_METADATA_BYTES} bytes",
-                field="metadata",
+    limit = settings.LOOPGATE_MAX_METADATA_BYTES
+    try:
+        if isinstance(raw, (bytes, str)):
+            return strictjson.loads(raw, what="metadata", max_bytes=limit, expect_object=True)
+        if not isinstance(raw, dict):
+            raise strictjson.JSONRefused(
+                f"metadata: expected a JSON object as text, not {strictjson.json_type(raw)}"
             )
-        try:
-            raw = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"metadata: not valid JSON ({exc})", field="metadata") from exc
-    if not isinstance(raw, dict):
-        raise InvalidInput(
-            f"metadata: must be a JSON object, not {type(raw).__name__}", field="metadata"
-        )
-    if len(json.dumps(raw)) > settings.LOOPGATE_MAX_METADATA_BYTES:
-        raise InvalidInput(
-            f"metadata: over the limit of {settings.LOOPGATE_MAX_METADATA_BYTES} bytes",
-            field="metadata",
-        )
+        strictjson.check_value(raw, what="metadata")
+        if len(json.dumps(raw).encode()) > limit:
+            raise strictjson.JSONRefused(f"metadata: over the limit of {limit} bytes")
+    except strictjson.JSONRefused as exc:
+        raise InvalidInput(exc.message, field="metadata") from None
     return raw
+
+
+EXTERNAL_ID_MAX_LENGTH = 255
+
+
+def external_id_clean(raw: str) -> str:
+    """An idempotency key as stored: trimmed, printable, at most 255 characters.
+
+    U+FFFD is refused because Django decodes multipart fields with ``errors="replace"``:
+    two keys sent as different invalid UTF-8 bytes would arrive as the same text and
+    collide. Control characters (NUL among them) and surrogates cannot be stored on
+    every database or compared reliably.
+    """
+    external_id = raw.strip()
+    if not external_id:
+        raise InvalidInput("external_id: must not be blank", field="external_id")
+    if len(external_id) > EXTERNAL_ID_MAX_LENGTH:
+        raise InvalidInput(
+            f"external_id: at most {EXTERNAL_ID_MAX_LENGTH} characters", field="external_id"
+        )
+    for position, char in enumerate(external_id):
+        if char == "\ufffd":
+            raise InvalidInput(
+                f"external_id: U+FFFD at position {position} (not valid UTF-8?); "
+                "send the key as valid UTF-8",
+                field="external_id",
+            )
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise InvalidInput(
+                f"external_id: control character U+{ord(char):04X} at position {position}",
+                field="external_id",
+            )
+    return external_id
 
 
 @dataclass(frozen=True)
@@ -211,11 +243,7 @@ def case_create(
     decides, and the loser's stored file is removed so nothing is left half-stored.
     """
     if external_id is not None:
-        external_id = external_id.strip()
-        if not external_id:
-            raise InvalidInput("external_id: must not be blank", field="external_id")
-        if len(external_id) > 255:
-            raise InvalidInput("external_id: at most 255 characters", field="external_id")
+        external_id = external_id_clean(external_id)
         existing = Case.objects.filter(workflow=workflow, external_id=external_id).first()
         if existing is not None:
             return CaseCreateResult(case=existing, created=False)

@@ -19,8 +19,8 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loopgate.demo import demo_truth_load
 from automation.services import automation_check_workflow
+from loopgate.demo import demo_truth_load
 from review.services import review_next, verdict_skip, verdict_submit
 from workflows.models import Workflow
 

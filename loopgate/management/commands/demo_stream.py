@@ -18,8 +18,8 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loopgate.demo import demo_truth_path, demo_truth_record
 from inference.synthetic import DEFAULT_CLASS_WEIGHTS, DEMO_LABELS, DRIFTS, generate_image
+from loopgate.demo import demo_truth_path, demo_truth_record
 from workflows.models import Workflow
 from workflows.services import case_create
 

@@ -5,7 +5,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiToken
 from accounts.services import api_token_revoke, throttle_rate_validate
-from loopgate.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 
 class ApiTokenForm(forms.ModelForm):

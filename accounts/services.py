@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import KEY_PREFIX_LENGTH, ApiToken
-from loopgate.errors import InvalidInput, NotFound
+from kernel.errors import InvalidInput, NotFound
 
 # A key's random part: 32 bytes, URL-safe base64 (43 characters).
 KEY_BYTES = 32

@@ -33,11 +33,11 @@ from automation.serializers import (
     VersionEvidenceOutput,
 )
 from automation.services import POLICY_FIELDS, automation_threshold_apply, automation_update
-from loopgate.errors import InvalidInput
-from loopgate.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
-from loopgate.parsers import StrictJSONParser
+from kernel.apischema import ERROR_RESPONSE
+from kernel.errors import InvalidInput
+from kernel.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
+from kernel.parsers import StrictJSONParser
 from workflows.access import access_workflow
-from workflows.apis import ERROR_RESPONSE
 from workflows.models import Workflow
 
 

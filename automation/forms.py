@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from decisions.routing import Level
-from loopgate.bounds import INT32_MAX
+from kernel.bounds import INT32_MAX
 
 CLASS_FOLLOW, CLASS_OWN, CLASS_NEVER = "global", "own", "never"
 CLASS_MODES = [

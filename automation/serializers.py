@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from automation.models import Alert, LevelChange
 from decisions.routing import Level
-from loopgate.bounds import INT32_MAX
+from kernel.bounds import INT32_MAX
 
 LEVEL_CHOICES = [level.value for level in Level]
 

@@ -36,7 +36,7 @@ from automation.selectors import (
 from decisions.gate import EvidenceCheck, GateDecision, GatePolicy, Refusal, judge_change
 from decisions.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
 from decisions.stats import confidence_drift
-from loopgate.errors import Conflict, Forbidden, InvalidInput
+from kernel.errors import Conflict, Forbidden, InvalidInput
 from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)

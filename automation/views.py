@@ -28,7 +28,7 @@ from automation.selectors import (
 )
 from automation.services import automation_threshold_apply, automation_update
 from decisions.routing import Level
-from loopgate.errors import DomainError, Forbidden, NotFound
+from kernel.errors import DomainError, Forbidden, NotFound
 from workflows.access import access_workflow, has_right, workflows_visible
 from workflows.models import Workflow
 

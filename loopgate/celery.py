@@ -30,7 +30,7 @@ class RecoverAfterReconnect(bootsteps.StartStopStep):
             return  # the first connection: nothing was lost
         from django.conf import settings
 
-        from workflows.tasks import cases_requeue_stalled
+        from processing.tasks import cases_requeue_stalled
 
         try:
             cases_requeue_stalled.apply_async(
@@ -104,8 +104,8 @@ def _heartbeat_start() -> None:
     def beat() -> None:
         from django.db import connection
 
-        from workflows.services import worker_heartbeat_record
-        from workflows.tasks import cases_requeue_stalled
+        from processing.services import worker_heartbeat_record
+        from processing.tasks import cases_requeue_stalled
 
         first = True
         while True:

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "workflows",
     "review",
     "automation",
+    "processing",
+    "workspace",
 ]
 
 MIDDLEWARE = [
@@ -278,15 +280,15 @@ REST_FRAMEWORK = {
     # The client address for the anonymous rate: the proxy's entry when behind one.
     "NUM_PROXIES": PROXY_COUNT,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "loopgate.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "kernel.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_PARSER_CLASSES": [
-        "loopgate.parsers.StrictJSONParser",
+        "kernel.parsers.StrictJSONParser",
         "rest_framework.parsers.FormParser",
-        "loopgate.parsers.StrictMultiPartParser",
+        "kernel.parsers.StrictMultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "loopgate.pagination.BoundedLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "kernel.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -299,7 +301,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "loopgate.openapi.add_error_responses",
+        "kernel.openapi.add_error_responses",
     ],
 }
 
@@ -340,7 +342,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ROUTES = {
-    "workflows.tasks.case_process": {
+    "processing.tasks.case_process": {
         "queue": os.environ.get("LOOPGATE_INFERENCE_QUEUE", "inference")
     },
     "modelops.tasks.*": {"queue": os.environ.get("LOOPGATE_TRAINING_QUEUE", "training")},
@@ -348,11 +350,11 @@ CELERY_TASK_ROUTES = {
 SWEEP_INTERVAL_SECONDS = float(os.environ.get("LOOPGATE_SWEEP_INTERVAL_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-cases": {
-        "task": "workflows.tasks.cases_requeue_stalled",
+        "task": "processing.tasks.cases_requeue_stalled",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
     "publish-pending-cases": {
-        "task": "workflows.tasks.cases_publish_pending",
+        "task": "processing.tasks.cases_publish_pending",
         "schedule": float(os.environ.get("LOOPGATE_PUBLISH_RETRY_SECONDS", "5")),
     },
     "expire-review-leases": {

@@ -22,6 +22,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("workspace.urls")),
+    path("api/v1/", include("processing.urls")),
     path("api/v1/", include("workflows.urls")),
     path("api/v1/", include("review.urls")),
     path("api/v1/", include("automation.urls")),

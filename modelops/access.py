@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from loopgate.bounds import ID_MAX
-from loopgate.errors import Forbidden, NotFound
+from kernel.bounds import ID_MAX
+from kernel.errors import Forbidden, NotFound
 from modelops.models import ModelVersion, TrainingRun
 from workflows.access import User, access_workflow, has_right, workflows_visible
 from workflows.models import Workflow

@@ -17,10 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loopgate import strictjson
-from loopgate.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
-from loopgate.errors import InvalidInput, NotFound
-from loopgate.parsers import StrictJSONParser, StrictMultiPartParser
+from kernel import strictjson
+from kernel.apischema import ERROR_RESPONSE
+from kernel.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
+from kernel.errors import InvalidInput, NotFound
+from kernel.parsers import StrictJSONParser, StrictMultiPartParser
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
 from modelops.models import (
@@ -62,7 +63,6 @@ from modelops.services import (
     model_version_register,
 )
 from workflows.access import access_case, has_right
-from workflows.apis import ERROR_RESPONSE
 from workflows.models import Workflow
 
 JSON_FIELD_MAX_BYTES = 64 * 1024

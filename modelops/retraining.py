@@ -33,8 +33,8 @@ from inference.loader import TORCHSCRIPT, resize_to_uint8
 from inference.retrain import RetrainOutcome, retrain, stratified_split
 from inference.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from inference.training import TrainingCancelled
-from loopgate.bounds import INT32_MAX
-from loopgate.errors import Conflict, InvalidInput
+from kernel.bounds import INT32_MAX
+from kernel.errors import Conflict, InvalidInput
 from modelops.conf import modelops_setting
 from modelops.hooks import last_step_down
 from modelops.models import (

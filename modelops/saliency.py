@@ -18,7 +18,7 @@ from django.utils import timezone
 from PIL import Image
 
 from inference.saliency import saliency_map
-from loopgate.errors import DomainError, NotFound
+from kernel.errors import DomainError, NotFound
 from modelops.models import SaliencyMap, SaliencyStatus
 from modelops.runtime import loaded_model_of
 from workflows.models import Case, Prediction

@@ -29,7 +29,7 @@ from inference.architectures import SUPPORTED_ARCHITECTURES
 from inference.loader import TORCHSCRIPT, sha256_of
 from inference.model_check import check_model_file
 from inference.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
-from loopgate.errors import Conflict, InvalidInput, PayloadTooLarge
+from kernel.errors import Conflict, InvalidInput, PayloadTooLarge
 from modelops.conf import modelops_setting
 from modelops.models import (
     Deployment,

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from loopgate.errors import DomainError, Forbidden, InvalidInput, NotFound
+from kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from modelops.access import access_models, access_training_run
 from modelops.apis import comparison_pair, version_of_workflow
 from modelops.charts import confusion_svg, reliability_svg

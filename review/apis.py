@@ -12,8 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loopgate.bounds import bounded_int, integer_schema
-from loopgate.parsers import StrictJSONParser
+from kernel.apischema import ERROR_RESPONSE
+from kernel.bounds import bounded_int, integer_schema
+from kernel.parsers import StrictJSONParser
 from review import selectors, services
 from review.serializers import (
     ReviewNextInput,
@@ -25,7 +26,6 @@ from review.serializers import (
     VerdictOutput,
 )
 from workflows.access import access_workflow
-from workflows.apis import ERROR_RESPONSE
 
 MAX_RECENT_VERDICTS = 100
 

@@ -1,8 +1,8 @@
-"""Refusals of the review queue. Each maps to HTTP through loopgate.exceptions."""
+"""Refusals of the review queue. Each maps to HTTP through kernel.exceptions."""
 
 from __future__ import annotations
 
-from loopgate.errors import Conflict, Gone, InvalidInput
+from kernel.errors import Conflict, Gone, InvalidInput
 
 
 class UnknownLabel(InvalidInput):

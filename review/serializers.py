@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from loopgate.bounds import ID_MAX
+from kernel.bounds import ID_MAX
 from review.services import MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
 
 

@@ -9,7 +9,7 @@ Invariants kept here (and backed by constraints in review/models.py):
 * Rows are locked in one order, the task and then its case, so that two operations on
   the same case queue behind each other instead of deadlocking; a case's status changes
   only through ``workflows.services.case_transition`` while its row lock is held.
-* Every refusal is a ``loopgate.errors.DomainError``, raised before anything is written
+* Every refusal is a ``kernel.errors.DomainError``, raised before anything is written
   or inside the transaction that it rolls back: nothing is left half-stored.
 """
 
@@ -26,7 +26,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from decisions.routing import Level, ReviewReason
-from loopgate.errors import Forbidden, InvalidInput, NotFound
+from kernel.errors import Forbidden, InvalidInput, NotFound
 from review.consensus import ConsensusState, consensus_state
 from review.errors import (
     AlreadyUndone,

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from loopgate.errors import Forbidden, NotFound
+from kernel.errors import Forbidden, NotFound
 from review import selectors
 from workflows.access import access_workflow
 from workflows.models import Workflow

@@ -40,7 +40,7 @@ SLUG = "fuzz"
 def fuzz_world(make_user: Any, make_workflow: Any, member: Any, monkeypatch: Any) -> dict:
     """A workflow with a serving model, a case in review, and its admin and upstream users."""
     from modelops import tasks as modelops_tasks
-    from workflows.services import case_create
+    from processing.services import case_create
 
     # A valid training request must not train a network inside the web request.
     monkeypatch.setattr(modelops_tasks.training_run_execute, "delay", lambda *a, **k: None)

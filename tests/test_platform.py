@@ -190,9 +190,9 @@ class TestReadinessSeesCasesNobodyTakes:
 
         from django.utils import timezone
 
+        from processing.services import case_create
         from tests.conftest import image_bytes
         from workflows.models import Case
-        from workflows.services import case_create
 
         workflow = make_workflow("waiting", level="full")
         case = case_create(

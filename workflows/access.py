@@ -11,7 +11,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from loopgate.errors import Forbidden, NotFound
+from kernel.errors import Forbidden, NotFound
 from workflows.models import Case, Workflow, WorkflowMembership
 
 User = AbstractBaseUser | AnonymousUser

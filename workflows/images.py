@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from loopgate.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from kernel.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 

@@ -78,7 +78,7 @@ def test_expired_and_revoked_tokens_are_refused_with_a_reason(reader: Any) -> No
 
 
 def test_a_user_revokes_only_their_own_tokens(reader: Any, make_user: Any) -> None:
-    from loopgate.errors import NotFound
+    from kernel.errors import NotFound
 
     token, _ = api_token_create(user=reader, name="camera")
     with pytest.raises(NotFound):
@@ -94,7 +94,7 @@ def test_a_token_of_an_inactive_user_is_refused(reader: Any) -> None:
 
 
 def test_bad_input_is_refused(reader: Any) -> None:
-    from loopgate.errors import InvalidInput
+    from kernel.errors import InvalidInput
 
     with pytest.raises(InvalidInput):
         api_token_create(user=reader, name=" ")

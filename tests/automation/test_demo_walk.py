@@ -22,11 +22,11 @@ import pytest
 from django.db import transaction
 
 from decisions.routing import ModelOpinion
+from processing.services import case_route, policy_of
 from review.models import TaskKind
 from review.services import review_next, verdict_submit
 from tests.automation.conftest import LABELS
 from workflows.models import Case, Prediction
-from workflows.services import case_route, policy_of
 
 pytestmark = pytest.mark.django_db
 

@@ -22,10 +22,10 @@ import pytest
 from django.db import connection
 
 from decisions.routing import Level
+from processing.services import case_create
 from tests.conftest import image_bytes, require_postgres
 from tests.integration.conftest import WorkerProcess, app_use_broker, wait_for, worker_env
 from workflows.models import Case, CaseEvent, CaseStatus
-from workflows.services import case_create
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

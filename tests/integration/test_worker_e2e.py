@@ -14,10 +14,10 @@ import pytest
 from django.db.models import Count, Q
 
 from decisions.routing import Level
+from processing.services import case_audit_draw
 from tests.conftest import image_bytes
 from tests.integration.conftest import WorkerProcess, purge_broker, wait_for
 from workflows.models import Case, CaseEvent, CaseStatus, Prediction
-from workflows.services import case_audit_draw
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

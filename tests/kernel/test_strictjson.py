@@ -1,4 +1,4 @@
-"""loopgate.strictjson: every refusal named, and nothing else ever escapes."""
+"""kernel.strictjson: every refusal named, and nothing else ever escapes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopgate import strictjson
-from loopgate.strictjson import JSONRefused, loads
+from kernel import strictjson
+from kernel.strictjson import JSONRefused, loads
 
 
 def refused(text: str | bytes, **kwargs) -> str:

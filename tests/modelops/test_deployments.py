@@ -11,9 +11,9 @@ import pytest
 
 from modelops.models import Deployment, DeploymentEvent
 from modelops.selectors import deployment_plan, unit_draw
+from processing.services import cases_process
 from tests.modelops import factories
 from workflows.models import Case, Prediction
-from workflows.services import cases_process
 
 pytestmark = pytest.mark.django_db
 

@@ -191,7 +191,7 @@ def test_registration_json_fields_are_strict(
 
 def test_services_refuse_numbers_beyond_the_columns(world: dict, make_user: Any) -> None:
     """The model page's forms call these services directly: they check the ranges too."""
-    from loopgate.errors import InvalidInput
+    from kernel.errors import InvalidInput
     from modelops.retraining import TrainingRequest, retrain_rule_update, training_run_start
 
     workflow = world["version"].workflow

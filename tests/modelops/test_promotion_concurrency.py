@@ -22,8 +22,8 @@ from django.db import OperationalError, connection
 
 from modelops import services as modelops_services
 from modelops.selectors import DeploymentPlan
+from processing import services as workflow_services
 from tests.modelops import factories
-from workflows import services as workflow_services
 from workflows.models import Case, CaseStatus, Prediction
 
 WORKERS = 3

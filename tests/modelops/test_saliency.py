@@ -14,8 +14,8 @@ from PIL import Image
 from modelops import saliency as saliency_services
 from modelops.models import SaliencyMap
 from modelops.tasks import INFERENCE_QUEUE
+from processing.services import cases_process
 from tests.modelops import factories
-from workflows.services import cases_process
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from loopgate.errors import Forbidden, NotFound
+from kernel.errors import Forbidden, NotFound
 from review import errors, services
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from tests.review import factories

@@ -9,7 +9,7 @@ from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loopgate.errors import InvalidInput
+from kernel.errors import InvalidInput
 from workflows.services import metadata_parse
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.services import api_token_create
-from loopgate.errors import DomainError
+from kernel.errors import DomainError
 
 
 class Command(BaseCommand):

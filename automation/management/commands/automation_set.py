@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from automation.serializers import LevelChangeOutput
 from automation.services import automation_update
 from decisions.routing import Level
-from loopgate.errors import DomainError
+from kernel.errors import DomainError
 from workflows.models import Workflow
 
 

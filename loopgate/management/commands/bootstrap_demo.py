@@ -30,8 +30,8 @@ from decisions.routing import Level
 from inference.loader import sha256_of
 from inference.synthetic import DEMO_LABELS, generate_dataset
 from modelops.models import Deployment, DeploymentRole, ModelVersion
+from processing.services import case_create
 from workflows.models import Workflow, WorkflowMembership
-from workflows.services import case_create
 
 DEMO_SLUG = "surface-inspection"
 DEMO_MODEL_NAME = "surface-cnn"

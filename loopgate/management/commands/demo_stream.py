@@ -20,8 +20,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inference.synthetic import DEFAULT_CLASS_WEIGHTS, DEMO_LABELS, DRIFTS, generate_image
 from loopgate.demo import demo_truth_path, demo_truth_record
+from processing.services import case_create
 from workflows.models import Workflow
-from workflows.services import case_create
 
 DEMO_SLUG = "surface-inspection"
 DEMO_SUBMITTER = "line-camera-1"

@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loopgate.errors import DomainError
+from kernel.errors import DomainError
 from modelops.models import DeploymentRole, ModelSource
 from modelops.serializers import ModelVersionOutput
 from modelops.services import REGISTRABLE_ARCHITECTURES, deployment_create, model_version_register

@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from decisions.routing import Level
 from inference.loader import clear_cache
+from processing import services
 from review.models import ReviewTask
 from tests.conftest import image_bytes
-from workflows import services
+from workflows import services as case_services
 from workflows.models import Case, CaseStatus, Prediction
 
 pytestmark = pytest.mark.django_db
@@ -423,8 +424,8 @@ class TestStateMachine:
         Case.objects.filter(id=case.id).update(status=start)
         case.refresh_from_db()
         events = case.events.count()
-        with pytest.raises(services.InvalidTransition):
-            services.case_transition(
+        with pytest.raises(case_services.InvalidTransition):
+            case_services.case_transition(
                 case=case, to_status=target, actor_type="system", reason="test"
             )
         assert case.events.count() == events
@@ -438,8 +439,8 @@ class TestStateMachine:
         for case in cases:
             case.refresh_from_db()
         events = sum(case.events.count() for case in cases)
-        with pytest.raises(services.InvalidTransition):
-            services.cases_transition(
+        with pytest.raises(case_services.InvalidTransition):
+            case_services.cases_transition(
                 cases=cases, to_status=CaseStatus.PROCESSING, actor_type="system", reason="t"
             )
         assert sum(case.events.count() for case in cases) == events
@@ -447,4 +448,4 @@ class TestStateMachine:
         assert statuses == {CaseStatus.RECEIVED, CaseStatus.IN_REVIEW}
 
     def test_every_status_has_a_row_in_the_table(self) -> None:
-        assert set(services.CASE_TRANSITIONS) == set(CaseStatus.values)
+        assert set(case_services.CASE_TRANSITIONS) == set(CaseStatus.values)

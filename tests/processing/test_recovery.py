@@ -18,10 +18,10 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from decisions.routing import Level
+from processing import services
+from processing.tasks import case_process
 from tests.conftest import image_bytes
-from workflows import services
 from workflows.models import Case, CaseEvent, CaseStatus, WorkerHeartbeat
-from workflows.tasks import case_process
 
 ROUTED = (CaseStatus.DECIDED, CaseStatus.IN_REVIEW)
 
@@ -236,7 +236,7 @@ class TestDeadWorkerClaims:
     def test_the_sweeper_puts_a_dead_process_cases_back_in_the_queue(
         self, make_workflow: Any
     ) -> None:
-        from workflows.tasks import cases_requeue_stalled
+        from processing.tasks import cases_requeue_stalled
 
         workflow = make_workflow("release", level=Level.FULL)
         dead_claim = f"{socket.gethostname()}:{self.dead_pid()}:abcd1234"
@@ -326,7 +326,7 @@ def test_the_worker_sweeps_when_it_reconnects_not_when_it_first_connects(
     from types import SimpleNamespace
 
     from loopgate.celery import RecoverAfterReconnect
-    from workflows.tasks import cases_requeue_stalled
+    from processing.tasks import cases_requeue_stalled
 
     sent: list[dict] = []
     monkeypatch.setattr(cases_requeue_stalled, "apply_async", lambda kwargs: sent.append(kwargs))

@@ -15,7 +15,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from loopgate.errors import DomainError
+from kernel.errors import DomainError
 
 
 def _first_message(detail: Any) -> tuple[str, str | None]:

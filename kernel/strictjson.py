@@ -11,7 +11,7 @@ stored in ``jsonb`` as it is, on SQLite and PostgreSQL alike.
 
 Depth is measured by a scan of the text *before* parsing, so a document nested 100,000
 deep is refused without recursion. Nothing here imports Django: callers turn
-``JSONRefused`` into their own error (``loopgate.parsers``, ``workflows.services``).
+``JSONRefused`` into their own error (``kernel.parsers``, ``workflows.services``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The request-body parsers of the API (settings ``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``).
 
-``StrictJSONParser`` replaces DRF's ``JSONParser``: strict JSON (``loopgate.strictjson``),
+``StrictJSONParser`` replaces DRF's ``JSONParser``: strict JSON (``kernel.strictjson``),
 objects only. Every JSON body the API takes is an object, so ``null``, a number, a
 string or an array is refused with ``body: expected a JSON object`` before a view runs.
 
@@ -21,8 +21,8 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 
-from loopgate import strictjson
-from loopgate.errors import PayloadTooLarge
+from kernel import strictjson
+from kernel.errors import PayloadTooLarge
 
 
 class StrictJSONParser(BaseParser):

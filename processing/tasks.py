@@ -7,7 +7,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from workflows import services
+from processing import services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopgate.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 INT32_MAX = 2_147_483_647  # PositiveIntegerField, IntegerField
 INT16_MAX = 32_767  # PositiveSmallIntegerField

@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
-from loopgate.bounds import INT32_MAX, bounded_int
+from kernel.bounds import INT32_MAX, bounded_int
 
 MAX_LIMIT = 500
 MAX_OFFSET = INT32_MAX

@@ -1,0 +1,74 @@
+"""REST endpoint for submitting a case: validate, call the ingest service, render."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from kernel.apischema import ERROR_RESPONSE
+from kernel.errors import InvalidInput, PayloadTooLarge
+from kernel.parsers import StrictMultiPartParser
+from processing.services import case_create
+from workflows.access import access_workflow
+from workflows.serializers import CaseOutput
+from workflows.services import metadata_parse
+
+
+class CaseCreateApi(APIView):
+    parser_classes = [StrictMultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        image = serializers.FileField(help_text="The image (PNG, JPEG, WebP, BMP or TIFF).")
+        external_id = serializers.CharField(
+            required=False, allow_null=True, max_length=255, help_text="Idempotency key."
+        )
+        metadata = serializers.CharField(
+            required=False, allow_blank=True, help_text="A JSON object, as text."
+        )
+
+    @extend_schema(
+        operation_id="case_create",
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: CaseOutput,
+            200: OpenApiResponse(CaseOutput, description="A case with this external_id exists."),
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            413: ERROR_RESPONSE,
+            415: ERROR_RESPONSE,
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_submit")
+        upload = request.FILES.get("image")
+        if upload is None:
+            raise InvalidInput(
+                "image: an image file is required (multipart field 'image')", field="image"
+            )
+        if upload.size is not None and upload.size > settings.LOOPGATE_MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"image: {upload.size} bytes is over the limit of "
+                f"{settings.LOOPGATE_MAX_UPLOAD_BYTES} bytes",
+                field="image",
+            )
+        external_id = request.data.get("external_id")
+        if external_id is not None and not isinstance(external_id, str):
+            raise InvalidInput("external_id: must be a string", field="external_id")
+        metadata = metadata_parse(request.data.get("metadata"))
+        result = case_create(
+            workflow=workflow,
+            image_data=upload.read(),
+            external_id=external_id or None,
+            metadata=metadata,
+            submitted_by=request.user,
+        )
+        return Response(
+            CaseOutput(result.case, context={"show_predictions": True}).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )

@@ -1,0 +1,793 @@
+"""The case pipeline: ingest, scoring by the deployed model versions, and routing.
+
+``case_create`` stores a case (``workflows.services.case_store``) and, in the same
+transaction, routes it (human only) or queues its processing. ``cases_process`` scores a
+batch and routes it; ``case_route`` applies the pure routing decision
+(``decisions.routing.route``): decide by model, or open a review task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from PIL import Image
+
+from decisions.routing import ModelOpinion, Policy, RoutingDecision, model_runs, route
+from inference.loader import ModelLoadError
+from modelops.models import ModelVersion
+from modelops.runtime import predict_images
+from modelops.selectors import DeploymentPlan, deployment_plans, unit_draw
+from workflows.models import (
+    ActorType,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    DecisionSource,
+    Prediction,
+    WorkerHeartbeat,
+    Workflow,
+)
+from workflows.services import (
+    CaseCreateResult,
+    case_event_record,
+    case_store,
+    case_transition,
+    cases_transition,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_PROCESSING_ATTEMPTS = 3
+
+
+def policy_of(workflow: Workflow) -> Policy:
+    return Policy(
+        level=workflow.level,
+        confidence_threshold=workflow.confidence_threshold,
+        audit_rate=workflow.audit_rate,
+        class_thresholds=workflow.class_thresholds or {},
+    )
+
+
+def case_create(
+    *,
+    workflow: Workflow,
+    image_data: bytes,
+    external_id: str | None,
+    metadata: dict[str, Any],
+    submitted_by: Any,
+) -> CaseCreateResult:
+    """Store a case and, in the same transaction, route it or queue its processing.
+
+    Idempotent per ``external_id`` within the workflow (``workflows.services.case_store``).
+    In ``human_only`` the model does not run, so the case goes to review at once;
+    otherwise its processing message is published when the transaction commits.
+    """
+
+    def next_step(case: Case) -> None:
+        if not model_runs(workflow.level):
+            case_route(case=case, policy=policy_of(workflow), plan=None, opinion=None)
+        else:
+            case_queue_processing(case_id=case.id)
+
+    return case_store(
+        workflow=workflow,
+        image_data=image_data,
+        external_id=external_id,
+        metadata=metadata,
+        submitted_by=submitted_by,
+        on_stored=next_step,
+    )
+
+
+def case_queue_processing(*, case_id: uuid.UUID) -> None:
+    """Queue the inference task when the surrounding transaction commits.
+
+    The case is committed by then, so a broker that does not take the message must not
+    fail the request: the case is marked ``publish_pending`` and the sweeper
+    (``cases_publish_pending``, every few seconds) publishes it once the broker is back.
+    """
+    transaction.on_commit(lambda: case_publish(case_id=case_id))
+
+
+def case_publish(*, case_id: uuid.UUID | str) -> bool:
+    """Publish the processing message of a committed case; True when the broker took it.
+
+    Never raises: on failure the case is marked ``publish_pending`` (with an event), and
+    if even that write fails, the stall sweeper still finds the case ``received``.
+    """
+    from processing.tasks import case_process
+
+    try:
+        case_process.delay(str(case_id))
+    except Exception as exc:  # noqa: BLE001 - any broker failure; the case is safe
+        logger.warning(
+            "case %s: processing message not published (%s: %s); the sweeper will retry",
+            case_id,
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            with transaction.atomic():
+                marked = Case.objects.filter(
+                    id=case_id, status=CaseStatus.RECEIVED, publish_pending=False
+                ).update(publish_pending=True)
+                if marked:
+                    CaseEvent.objects.create(
+                        case_id=case_id,
+                        kind="publish_failed",
+                        actor_type=ActorType.SYSTEM,
+                        reason="the broker did not take the processing message; retried by "
+                        "the sweeper",
+                        data={"error": f"{type(exc).__name__}: {exc}"[:500]},
+                    )
+        except Exception:
+            logger.warning("case %s: could not mark publish_pending", case_id, exc_info=True)
+        return False
+    return True
+
+
+def case_audit_draw(case_id: uuid.UUID | str) -> float:
+    return unit_draw(f"audit:{case_id}")
+
+
+# The fields case_route sets, saved with the status change.
+_ROUTE_FIELDS = (
+    "routed_level",
+    "routed_threshold",
+    "review_reason",
+    "suggestion_visible",
+    "deciding_prediction",
+    "failure_reason",
+)
+_DECISION_FIELDS = (
+    "decision_label",
+    "decision_source",
+    "decision_confidence",
+    "decision_model_version",
+    "decided_at",
+)
+
+
+def case_route(
+    *,
+    case: Case,
+    policy: Policy,
+    plan: DeploymentPlan | None,
+    opinion: ModelOpinion | None,
+    deciding_prediction: Prediction | None = None,
+    error: str = "",
+) -> RoutingDecision:
+    """Apply the routing function's answer to ``case``: decide it, or open a review task.
+
+    Call inside a transaction holding the case's row lock, with the case in
+    ``received`` (human only) or ``processing``.
+    """
+    from review.models import TaskKind
+    from review.services import review_task_open
+
+    decision = route(policy=policy, opinion=opinion, audit_draw=case_audit_draw(case.id))
+    now = timezone.now()
+    case.routed_level = policy.level.value
+    case.routed_threshold = decision.threshold
+    case.review_reason = decision.reason.value if decision.reason else ""
+    case.suggestion_visible = decision.show_suggestion
+    case.deciding_prediction = deciding_prediction
+    if error:
+        case.failure_reason = error
+    data = {
+        "level": policy.level.value,
+        "threshold": decision.threshold,
+        "reason": case.review_reason or None,
+        "suggestion_visible": decision.show_suggestion,
+        "audit": decision.is_audit,
+    }
+    if deciding_prediction is not None:
+        data["model_version"] = deciding_prediction.model_version.tag
+        data["role"] = deciding_prediction.role
+        data["label"] = deciding_prediction.label
+        data["confidence"] = deciding_prediction.confidence
+    if error:
+        data["error"] = error
+
+    if decision.decide_by_model:
+        assert deciding_prediction is not None, "a model decision needs its prediction"
+        case.decision_label = deciding_prediction.label
+        case.decision_source = DecisionSource.MODEL
+        case.decision_confidence = deciding_prediction.confidence
+        case.decision_model_version = deciding_prediction.model_version
+        case.decided_at = now
+        reason = "model decided at or above the threshold"
+        if decision.is_audit:
+            reason += "; drawn for the audit sample, sent blind to a human"
+        case_transition(
+            case=case,
+            to_status=CaseStatus.DECIDED,
+            actor_type=ActorType.MODEL,
+            reason=reason,
+            data=data,
+            fields=_ROUTE_FIELDS + _DECISION_FIELDS,
+        )
+        if decision.send_to_review:
+            review_task_open(
+                case=case, kind=TaskKind.AUDIT, reason=decision.reason, show_suggestion=False
+            )
+    else:
+        case_transition(
+            case=case,
+            to_status=CaseStatus.IN_REVIEW,
+            actor_type=ActorType.SYSTEM,
+            reason=_review_reason_text(decision, error),
+            data=data,
+            fields=_ROUTE_FIELDS,
+        )
+        review_task_open(
+            case=case,
+            kind=TaskKind.REVIEW,
+            reason=decision.reason,
+            show_suggestion=decision.show_suggestion,
+        )
+    return decision
+
+
+def _review_reason_text(decision: RoutingDecision, error: str) -> str:
+    texts = {
+        "human_only": "human only: every case is reviewed, the model is not run",
+        "shadow": "shadow mode: the model's prediction is recorded but hidden from reviewers",
+        "assistance": "assistance: reviewed with the model's suggestion shown",
+        "low_confidence": "confidence below the threshold",
+        "class_rule": "a per-class rule sends this label to review",
+        "model_error": f"the model could not score this case: {error}",
+    }
+    return texts.get(decision.reason.value if decision.reason else "", "sent to review")
+
+
+# --- Processing ------------------------------------------------------------------------
+
+
+def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]:
+    """Lock these cases and mark them processing, leaving out those with nothing to do.
+
+    A case in ``processing`` is taken again only once it has stalled (its worker died or
+    its message was lost): a duplicate delivery of a live case is a no-op. A case that
+    another worker holds locked at this moment is skipped (SKIP LOCKED on PostgreSQL):
+    it is that worker's. One short transaction for the whole batch, in ``case_ids`` order.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        locked = (
+            Case.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("workflow")
+            .filter(id__in=case_ids)
+            .order_by("id")
+        )
+        locked = list(locked)
+        dead = _dead_claims(
+            claims={case.claimed_by for case in locked if case.status == CaseStatus.PROCESSING},
+            now=now,
+        )
+        claimed = [
+            case
+            for case in locked
+            if case.status == CaseStatus.RECEIVED
+            or (
+                case.status == CaseStatus.PROCESSING
+                and (
+                    case.processing_started_at is None
+                    or now - case.processing_started_at >= stalled_after
+                    or case.claimed_by in dead
+                )
+            )
+        ]
+        if not claimed:
+            return []
+        order = {str(case_id): index for index, case_id in enumerate(case_ids)}
+        claimed.sort(key=lambda case: order.get(str(case.id), len(order)))
+        me = worker_identity()
+        worker_heartbeat_record(claimed=True, now=now)
+        Case.objects.filter(id__in=[case.id for case in claimed]).update(
+            processing_attempts=F("processing_attempts") + 1,
+            processing_started_at=now,
+            claimed_by=me.name,
+            publish_pending=False,
+            updated_at=now,
+        )
+        previous_claims = {case.id: case.claimed_by for case in claimed}
+        for case in claimed:
+            case.processing_attempts += 1
+            case.processing_started_at = now
+            case.claimed_by = me.name
+            case.publish_pending = False
+            case.updated_at = now
+        fresh = [case for case in claimed if case.status == CaseStatus.RECEIVED]
+        stalled = [case for case in claimed if case.status == CaseStatus.PROCESSING]
+        cases_transition(
+            cases=fresh,
+            to_status=CaseStatus.PROCESSING,
+            actor_type=ActorType.SYSTEM,
+            reason="inference started",
+            data_of=lambda case: {"attempt": case.processing_attempts},
+        )
+        CaseEvent.objects.bulk_create(
+            CaseEvent(
+                case=case,
+                kind="retry",
+                actor_type=ActorType.SYSTEM,
+                reason=(
+                    "its worker process is gone; taken up again"
+                    if previous_claims[case.id] in dead
+                    else "processing stalled; taken up again"
+                ),
+                data={"attempt": case.processing_attempts, "claimed_by": previous_claims[case.id]},
+            )
+            for case in stalled
+        )
+        return claimed
+
+
+# --- Worker liveness -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    hostname: str
+    pid: int
+    name: str
+
+
+_identity: WorkerIdentity | None = None
+_identity_lock = threading.Lock()
+
+
+def worker_identity() -> WorkerIdentity:
+    """This process as a claimer of cases: ``hostname:pid:random`` (new after a fork)."""
+    global _identity
+    pid = os.getpid()
+    with _identity_lock:
+        if _identity is None or _identity.pid != pid:
+            hostname = socket.gethostname()
+            _identity = WorkerIdentity(
+                hostname=hostname, pid=pid, name=f"{hostname}:{pid}:{uuid.uuid4().hex[:8]}"
+            )
+        return _identity
+
+
+def worker_heartbeat_record(*, claimed: bool = False, now: Any = None) -> None:
+    """Record that this process is alive (and, with ``claimed``, that it took a batch)."""
+    me = worker_identity()
+    now = now or timezone.now()
+    fields: dict[str, Any] = {"seen_at": now}
+    if claimed:
+        fields["last_claim_at"] = now
+    if not WorkerHeartbeat.objects.filter(name=me.name).update(**fields):
+        WorkerHeartbeat.objects.get_or_create(
+            name=me.name, defaults={"hostname": me.hostname, "pid": me.pid, **fields}
+        )
+
+
+def _process_is_gone(pid: int) -> bool:
+    """True when no process ``pid`` runs on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _dead_claims(*, claims: set[str], now: Any) -> set[str]:
+    """The claims among ``claims`` whose worker process is known to be gone.
+
+    Gone means: on this host, its pid no longer runs; on any host, its heartbeat is
+    older than ``LOOPGATE_WORKER_LEASE_SECONDS`` (or it never wrote one). An empty claim
+    (a case claimed before claims were recorded) is never judged: the stall time applies.
+    """
+    claims = {claim for claim in claims if claim}
+    if not claims:
+        return set()
+    lease = timedelta(seconds=settings.LOOPGATE_WORKER_LEASE_SECONDS)
+    fresh = set(
+        WorkerHeartbeat.objects.filter(name__in=claims, seen_at__gte=now - lease).values_list(
+            "name", flat=True
+        )
+    )
+    me = worker_identity()
+    dead = set()
+    for claim in claims:
+        if claim == me.name:
+            continue
+        hostname, _, rest = claim.partition(":")
+        pid_text = rest.partition(":")[0]
+        if claim not in fresh or (
+            hostname == me.hostname and pid_text.isdigit() and _process_is_gone(int(pid_text))
+        ):
+            dead.add(claim)
+    return dead
+
+
+def worker_heartbeats_prune(*, older_than: timedelta) -> int:
+    """Forget worker processes not seen for ``older_than``."""
+    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+def plan_record(plan: DeploymentPlan) -> dict[str, Any]:
+    return {
+        "deciding": plan.deciding.pk if plan.deciding else None,
+        "role": plan.deciding_role,
+        "shadows": [version.pk for version in plan.shadows],
+    }
+
+
+def plan_from_record(record: dict[str, Any]) -> DeploymentPlan:
+    ids = [record["deciding"], *record.get("shadows", [])]
+    versions = ModelVersion.objects.in_bulk([i for i in ids if i is not None])
+    return DeploymentPlan(
+        deciding=versions.get(record["deciding"]) if record["deciding"] else None,
+        deciding_role=record.get("role", ""),
+        shadows=tuple(versions[i] for i in record.get("shadows", []) if i in versions),
+    )
+
+
+def _cases_plan(cases: list[Case]) -> dict[uuid.UUID, DeploymentPlan]:
+    """The versions that run on each case, fixed the first time it is processed.
+
+    A retried case (a dead worker, a redelivery) finishes on the versions that started
+    it, even after a promotion or rollback in between: the first plan is stored, and
+    the conditional update lets only one of two racing workers store theirs. The cases
+    of one workflow are planned from one read of its deployments.
+    """
+    plans: dict[uuid.UUID, DeploymentPlan] = {}
+    stored: list[Case] = [case for case in cases if case.planned_versions]
+    by_workflow: dict[int, list[Case]] = {}
+    for case in cases:
+        if not case.planned_versions:
+            by_workflow.setdefault(case.workflow_id, []).append(case)
+    for workflow_id, workflow_cases in by_workflow.items():
+        fresh = deployment_plans(
+            workflow_id=workflow_id, case_ids=[str(case.id) for case in workflow_cases]
+        )
+        by_record: dict[str, list[Case]] = {}
+        for case in workflow_cases:
+            record = plan_record(fresh[str(case.id)])
+            by_record.setdefault(json.dumps(record, sort_keys=True), []).append(case)
+        for record_text, group in by_record.items():
+            record = json.loads(record_text)
+            updated = Case.objects.filter(
+                id__in=[case.id for case in group], planned_versions={}
+            ).update(planned_versions=record)
+            if updated == len(group):
+                for case in group:
+                    case.planned_versions = record
+                    plans[case.id] = fresh[str(case.id)]
+                continue
+            # Another worker stored a plan for some of them first: theirs stands.
+            current = dict(
+                Case.objects.filter(id__in=[case.id for case in group]).values_list(
+                    "id", "planned_versions"
+                )
+            )
+            for case in group:
+                case.planned_versions = current[case.id]
+                stored.append(case)
+    for case in stored:
+        plans[case.id] = plan_from_record(case.planned_versions)
+    return plans
+
+
+def _open_image(case: Case) -> Image.Image:
+    with case.image.open("rb") as handle:
+        image = Image.open(handle, formats=list(settings.LOOPGATE_ALLOWED_IMAGE_FORMATS))
+        image.load()
+    return image.convert("RGB")
+
+
+@dataclass
+class _CaseRun:
+    case: Case
+    plan: DeploymentPlan | None = None
+    image: Image.Image | None = None
+    error: str = ""
+    predictions: dict[int, Prediction] | None = None
+
+
+def _predict_missing(runs: list[_CaseRun]) -> None:
+    """Score every (case, version) pair that has no prediction yet, one batch per version.
+
+    Predictions are created with the (case, model version) unique constraint as the
+    arbiter, so a second delivery reuses the first one's rows.
+    """
+    scored = [run for run in runs if run.plan is not None and not run.error]
+    existing: dict[uuid.UUID, dict[int, Prediction]] = {run.case.id: {} for run in scored}
+    if scored:
+        for prediction in Prediction.objects.filter(case_id__in=list(existing)).select_related(
+            "model_version"
+        ):
+            existing[prediction.case_id][prediction.model_version_id] = prediction
+    by_version: dict[int, tuple[ModelVersion, str, list[_CaseRun]]] = {}
+    for run in scored:
+        assert run.plan is not None
+        run.predictions = existing[run.case.id]
+        for version, role in run.plan.all_versions():
+            if version.pk in run.predictions:
+                continue
+            by_version.setdefault(version.pk, (version, role, []))[2].append(run)
+    for version, role, version_runs in by_version.values():
+        todo = [r for r in version_runs if r.image is not None]
+        if not todo:
+            continue
+        started = time.perf_counter()
+        try:
+            results = predict_images(version, [r.image for r in todo])
+        except ModelLoadError as exc:
+            _record_failure(todo, version, role, f"model {version.tag} could not be loaded: {exc}")
+            continue
+        except Exception as exc:
+            logger.exception("model %s failed on a batch of %d", version.tag, len(todo))
+            _record_failure(todo, version, role, f"model {version.tag} failed: {exc}")
+            continue
+        latency_ms = (time.perf_counter() - started) * 1000 / len(todo)
+        rows = [
+            Prediction(
+                case=run.case,
+                model_version=version,
+                role=role,
+                scores=result.scores_dict(),
+                label=result.label,
+                confidence=result.confidence,
+                latency_ms=latency_ms,
+            )
+            for run, result in zip(todo, results, strict=True)
+        ]
+        try:
+            with transaction.atomic():
+                Prediction.objects.bulk_create(rows)
+        except IntegrityError:
+            # A redelivery raced us to some of them: one row at a time, keeping theirs.
+            rows = [_prediction_store(row) for row in rows]
+        for run, prediction in zip(todo, rows, strict=True):
+            assert run.predictions is not None
+            run.predictions[version.pk] = prediction
+
+
+def _prediction_store(row: Prediction) -> Prediction:
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+        return row
+    except IntegrityError:
+        return Prediction.objects.select_related("model_version").get(
+            case=row.case, model_version=row.model_version
+        )
+
+
+def _record_failure(runs: list[_CaseRun], version: ModelVersion, role: str, message: str) -> None:
+    for run in runs:
+        if (
+            run.plan is not None
+            and run.plan.deciding is not None
+            and run.plan.deciding.pk == version.pk
+        ):
+            run.error = message
+        else:
+            case_event_record(
+                case=run.case,
+                kind="shadow_error",
+                actor_type=ActorType.SYSTEM,
+                reason=message,
+                data={"model_version": version.tag, "role": role},
+            )
+
+
+def cases_process(*, case_ids: list[str]) -> int:
+    """Run the models on these cases and route them. Returns how many were routed.
+
+    Idempotent: a case already routed is left alone, predictions are unique per
+    (case, version), and the route is applied under the row lock only while the case is
+    still ``processing`` — so no case is decided twice, whatever the redeliveries.
+    The batch costs a few statements per case: claim, plans, predictions and the
+    existing-prediction read are one statement each for the whole batch.
+    """
+    stalled_after = timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
+    claimed = _cases_claim(case_ids=case_ids, stalled_after=stalled_after)
+    runs = [_CaseRun(case=case) for case in claimed]
+    to_plan = []
+    for run in runs:
+        case = run.case
+        if case.processing_attempts > MAX_PROCESSING_ATTEMPTS:
+            run.error = f"gave up after {MAX_PROCESSING_ATTEMPTS} processing attempts"
+        elif model_runs(case.workflow.level):
+            to_plan.append(run)
+    plans = _cases_plan([run.case for run in to_plan])
+    for run in to_plan:
+        run.plan = plans[run.case.id]
+        if run.plan.deciding is None:
+            run.error = "no serving model is deployed for this workflow"
+            continue
+        try:
+            run.image = _open_image(run.case)
+        except Exception as exc:  # noqa: BLE001 - a lost or unreadable file goes to humans
+            run.error = f"the stored image could not be read: {exc}"
+    _predict_missing(runs)
+    return _cases_finish(runs)
+
+
+def _cases_finish(runs: list[_CaseRun]) -> int:
+    """Route the batch in one transaction, each case only if it is still ``processing``."""
+    if not runs:
+        return 0
+    routed = 0
+    with transaction.atomic():
+        locked = {
+            case.id: case
+            for case in Case.objects.select_for_update(of=("self",))
+            .select_related("workflow")
+            .filter(id__in=[run.case.id for run in runs])
+            .order_by("id")
+        }
+        for run in runs:
+            case = locked.get(run.case.id)
+            if case is None or case.status != CaseStatus.PROCESSING:
+                continue
+            policy = policy_of(case.workflow)
+            deciding_prediction = None
+            opinion = None
+            if run.plan is not None and run.plan.deciding is not None and run.predictions:
+                deciding_prediction = run.predictions.get(run.plan.deciding.pk)
+            if deciding_prediction is not None:
+                opinion = ModelOpinion(
+                    label=deciding_prediction.label, confidence=deciding_prediction.confidence
+                )
+            error = run.error
+            if model_runs(policy.level) and opinion is None and not error:
+                error = "the model was not run on this case"
+            case_route(
+                case=case,
+                policy=policy,
+                plan=run.plan,
+                opinion=opinion,
+                deciding_prediction=deciding_prediction,
+                error=error,
+            )
+            routed += 1
+    return routed
+
+
+def cases_stalled(
+    *, older_than: timedelta, received_older_than: timedelta | None = None, limit: int = 500
+) -> list[str]:
+    """Cases a lost message or a dead worker left behind, to be queued again.
+
+    ``received`` for longer than ``older_than`` (the broker lost the message; or
+    ``received_older_than``, shorter, right after a reconnection to the broker), or
+    ``processing`` for longer than that, or claimed by a worker process that is gone
+    (see ``_dead_claims``): those need not wait for the stall time.
+
+    A case is listed again only once ``older_than`` has passed since the sweeper last
+    queued it (``requeued_at``, set by ``cases_mark_requeued``), so a backlog older than
+    the stall time is not published again on every sweep; a requeue before the current
+    claim does not count.
+    """
+    now = timezone.now()
+    cutoff = now - older_than
+    received_cutoff = now - (received_older_than or older_than)
+    received = Case.objects.filter(
+        Q(requeued_at__isnull=True) | Q(requeued_at__lt=received_cutoff),
+        status=CaseStatus.RECEIVED,
+        created_at__lt=received_cutoff,
+    )
+    ids = list(received.values_list("id", flat=True)[:limit])
+    processing = list(
+        Case.objects.filter(status=CaseStatus.PROCESSING)
+        .order_by("processing_started_at")
+        .values_list("id", "claimed_by", "processing_started_at", "requeued_at")[
+            : max(0, limit - len(ids))
+        ]
+    )
+    dead = _dead_claims(claims={claim for _, claim, _, _ in processing}, now=now)
+
+    def requeued_lately(started: Any, requeued: Any) -> bool:
+        return (
+            requeued is not None and requeued >= cutoff and (started is None or requeued >= started)
+        )
+
+    ids += [
+        case_id
+        for case_id, claim, started, requeued in processing
+        if not requeued_lately(started, requeued)
+        and (claim in dead or started is None or started < cutoff)
+    ]
+    return [str(i) for i in ids]
+
+
+def cases_release_dead_claims(*, limit: int = 500) -> list[str]:
+    """Put the cases claimed by worker processes that are gone back in the queue.
+
+    They go back to ``received`` (an event says whose claim ended), so the next batch of
+    their workflow takes them as companions, oldest first, instead of their waiting
+    behind every message queued since. Under the row locks, and only while the case is
+    still ``processing`` under the same claim: if the claimer was alive after all, its
+    routing finds the case no longer ``processing`` and leaves it, so nothing is decided
+    twice. Returns the released ids, for the caller to publish.
+    """
+    now = timezone.now()
+    claims = set(
+        Case.objects.filter(status=CaseStatus.PROCESSING)
+        .exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+        .distinct()[:limit]
+    )
+    dead = _dead_claims(claims=claims, now=now)
+    if not dead:
+        return []
+    with transaction.atomic():
+        released = list(
+            Case.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=CaseStatus.PROCESSING, claimed_by__in=dead)
+            .order_by("id")[:limit]
+        )
+        cases_transition(
+            cases=released,
+            to_status=CaseStatus.RECEIVED,
+            actor_type=ActorType.SYSTEM,
+            reason="its worker process is gone; back in the queue",
+            data_of=lambda case: {
+                "claimed_by": case.claimed_by,
+                "attempt": case.processing_attempts,
+            },
+        )
+        Case.objects.filter(id__in=[case.id for case in released]).update(claimed_by="")
+    return [str(case.id) for case in released]
+
+
+def cases_mark_requeued(*, case_ids: list[str]) -> None:
+    """Record that the sweeper queued these cases again (see ``cases_stalled``)."""
+    Case.objects.filter(
+        id__in=case_ids, status__in=(CaseStatus.RECEIVED, CaseStatus.PROCESSING)
+    ).update(requeued_at=timezone.now())
+
+
+def cases_publish_pending(*, limit: int = 500) -> int:
+    """Publish the messages the broker refused when their cases were created."""
+    pending = list(
+        Case.objects.filter(publish_pending=True, status=CaseStatus.RECEIVED)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    published = [case_id for case_id in pending if case_publish(case_id=case_id)]
+    Case.objects.filter(id__in=published).update(publish_pending=False)
+    return len(published)
+
+
+def case_batch_companions(*, case_id: str, limit: int) -> list[str]:
+    """Other waiting cases of the same workflow to score in the same batch as ``case_id``."""
+    if limit <= 0:
+        return []
+    workflow_id = Case.objects.filter(id=case_id).values_list("workflow_id", flat=True).first()
+    if workflow_id is None:
+        return []
+    ids = (
+        Case.objects.filter(workflow_id=workflow_id, status=CaseStatus.RECEIVED)
+        .exclude(id=case_id)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    return [str(i) for i in ids]

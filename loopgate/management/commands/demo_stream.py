@@ -2,7 +2,7 @@
 
     manage.py demo_stream --cases 500 [--drift lighting] [--seed 7]
 
-Each case goes through ``workflows.services.case_create`` (so it is processed and routed
+Each case goes through ``processing.services.case_create`` (so it is processed and routed
 like any upstream submission); its true label is written to the demo answer key under
 ``VAR_DIR`` (loopgate.demo), never into the case, for ``demo_simulate_reviewers``.
 ``--drift`` changes the look of the parts (new lighting, a new defect look, a defocused

@@ -12,7 +12,14 @@ from automation.selectors import labelled_predictions
 from automation.stats import clopper_pearson
 from modelops.models import ModelVersion
 from review.models import ReviewTask, TaskStatus
-from workflows.models import Case, CaseStatus, DecisionSource, WorkerHeartbeat, Workflow
+from workflows.models import (
+    Case,
+    CaseStatus,
+    DecisionSource,
+    PeriodicRun,
+    WorkerHeartbeat,
+    Workflow,
+)
 
 
 def queue_state(*, workflow: Workflow) -> dict[str, Any]:
@@ -105,11 +112,12 @@ def workflow_stats(*, workflow: Workflow) -> dict[str, Any]:
 def processing_backlog() -> dict[str, Any]:
     """Cases waiting for a worker, and when a worker last took a batch or was seen alive.
 
-    Ages in seconds, ``None`` when there is nothing to measure. Three indexed reads.
+    Ages in seconds, ``None`` when there is nothing to measure. Four indexed reads.
     """
     now = timezone.now()
     oldest = Case.objects.filter(status=CaseStatus.RECEIVED).aggregate(oldest=Min("created_at"))
     workers = WorkerHeartbeat.objects.aggregate(claim=Max("last_claim_at"), seen=Max("seen_at"))
+    sweep = PeriodicRun.objects.filter(name="requeue-stalled-cases").first()
 
     def age(moment: Any) -> float | None:
         return (now - moment).total_seconds() if moment else None
@@ -118,4 +126,5 @@ def processing_backlog() -> dict[str, Any]:
         "oldest_waiting_age_seconds": age(oldest["oldest"]),
         "last_claim_age_seconds": age(workers["claim"]),
         "last_heartbeat_age_seconds": age(workers["seen"]),
+        "last_sweep_age_seconds": age(sweep.last_run_at if sweep else None),
     }

@@ -89,15 +89,36 @@ def _check_workers() -> tuple[bool, str]:
     )
 
 
+def _check_scheduler() -> tuple[bool, str]:
+    """Not ready when the periodic sweep has stopped running (celery beat is down).
+
+    Before its first run there is nothing to judge: a platform that just started is
+    not failed for that.
+    """
+    from django.conf import settings
+
+    from workflows.selectors import processing_backlog
+
+    silence = processing_backlog()["last_sweep_age_seconds"]
+    limit = settings.LOOPGATE_READY_MAX_SCHEDULER_SILENCE_SECONDS
+    if silence is None or silence < limit:
+        return True, "ok"
+    return False, (
+        f"the periodic sweep last ran {silence:.0f} s ago (limit {limit} s): "
+        "is celery beat running?"
+    )
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready when the database and broker answer, every serving model loads, and the
-    cases waiting for a worker are being taken."""
+    """Ready when the database and broker answer, every serving model loads, the cases
+    waiting for a worker are being taken, and the periodic sweep is running."""
     checks: dict[str, Any] = {}
     ok_db, checks["database"] = _check_database()
     ok_broker, checks["broker"] = _check_broker()
     ok_models, checks["models"] = _check_models() if ok_db else (False, "skipped")
     ok_workers, checks["workers"] = _check_workers() if ok_db else (False, "skipped")
-    ready = ok_db and ok_broker and ok_models and ok_workers
+    ok_scheduler, checks["scheduler"] = _check_scheduler() if ok_db else (False, "skipped")
+    ready = ok_db and ok_broker and ok_models and ok_workers and ok_scheduler
     return JsonResponse(
         {
             "status": "ready" if ready else "not ready",

@@ -352,6 +352,8 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-cases": {
         "task": "processing.tasks.cases_requeue_stalled",
         "schedule": SWEEP_INTERVAL_SECONDS,
+        # Recorded as a periodic run, so /readyz can tell a stopped scheduler.
+        "kwargs": {"periodic": True},
     },
     "publish-pending-cases": {
         "task": "processing.tasks.cases_publish_pending",
@@ -394,6 +396,14 @@ LOOPGATE_WORKER_LEASE_SECONDS = int(os.environ.get("LOOPGATE_WORKER_LEASE_SECOND
 # /readyz says not ready when a case has waited this long in "received" and no worker
 # has claimed a batch for as long.
 LOOPGATE_READY_MAX_WAIT_SECONDS = int(os.environ.get("LOOPGATE_READY_MAX_WAIT_SECONDS", "30"))
+# /readyz fails when the periodic sweep (celery beat) has not run for this long: without
+# it, stalled cases are never queued again and review leases never expire.
+LOOPGATE_READY_MAX_SCHEDULER_SILENCE_SECONDS = int(
+    os.environ.get(
+        "LOOPGATE_READY_MAX_SCHEDULER_SILENCE_SECONDS",
+        str(int(max(90, 4 * SWEEP_INTERVAL_SECONDS))),
+    )
+)
 LOOPGATE_REVIEW_LEASE_SECONDS = int(os.environ.get("LOOPGATE_REVIEW_LEASE_SECONDS", "300"))
 LOOPGATE_UNDO_WINDOW_SECONDS = int(os.environ.get("LOOPGATE_UNDO_WINDOW_SECONDS", "30"))
 

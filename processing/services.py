@@ -36,6 +36,7 @@ from workflows.models import (
     CaseEvent,
     CaseStatus,
     DecisionSource,
+    PeriodicRun,
     Prediction,
     WorkerHeartbeat,
     Workflow,
@@ -421,6 +422,11 @@ def _dead_claims(*, claims: set[str], now: Any) -> set[str]:
         ):
             dead.add(claim)
     return dead
+
+
+def periodic_run_record(*, name: str) -> None:
+    """Note that the periodic task ``name`` ran now (one row per task, updated in place)."""
+    PeriodicRun.objects.update_or_create(name=name, defaults={"last_run_at": timezone.now()})
 
 
 def worker_heartbeats_prune(*, older_than: timedelta) -> int:

@@ -24,12 +24,15 @@ def case_process(case_id: str) -> int:
 
 
 @shared_task(ignore_result=True)
-def cases_requeue_stalled(received_older_than: float | None = None) -> int:
+def cases_requeue_stalled(received_older_than: float | None = None, periodic: bool = False) -> int:
     """Queue again the cases a lost message or a dead worker left behind.
 
     ``received_older_than`` (seconds) shortens the wait for ``received`` cases: after a
-    reconnection to a broker that may have lost its messages.
+    reconnection to a broker that may have lost its messages. ``periodic`` marks the
+    scheduler's call, recorded for the readiness probe.
     """
+    if periodic:
+        services.periodic_run_record(name="requeue-stalled-cases")
     released = services.cases_release_dead_claims()
     stalled = services.cases_stalled(
         older_than=timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS),

@@ -25,26 +25,30 @@ fi
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput >/dev/null
 
-# The worker runs under scripts/supervise.sh: if it exits, the exit is logged to
-# var/worker.log and it is started again after a back-off. A worker that keeps dying at
-# start-up stops the whole demo, loudly, rather than leaving a web server that accepts
-# cases nobody processes.
+# The worker and the scheduler (celery beat: the sweeps that requeue stalled cases,
+# expire leases and check automation levels) run as two processes, each under
+# scripts/supervise.sh: if one exits, the exit is logged to var/worker.log and it is
+# started again after a back-off. One that keeps dying at start-up stops the whole demo,
+# loudly, rather than leaving a web server that accepts cases nobody processes.
 : >>var/worker.log
 SUPERVISE_STOP_PID=$$ bash scripts/supervise.sh var/worker.log \
-    .venv/bin/celery -A loopgate worker --beat -Q inference,training,default \
-    --concurrency "${WORKER_CONCURRENCY:-1}" --loglevel INFO --schedule var/celerybeat-schedule &
+    .venv/bin/celery -A loopgate worker -Q inference,training,default \
+    --concurrency "${WORKER_CONCURRENCY:-1}" --loglevel INFO &
 SUPERVISOR_PID=$!
+SUPERVISE_STOP_PID=$$ bash scripts/supervise.sh var/worker.log \
+    .venv/bin/celery -A loopgate beat --loglevel INFO --schedule var/celerybeat-schedule &
+BEAT_SUPERVISOR_PID=$!
 GUNICORN_PID=""
 stop_all() {
     trap - EXIT INT TERM
     [ -n "$GUNICORN_PID" ] && kill -TERM "$GUNICORN_PID" 2>/dev/null
-    kill -TERM "$SUPERVISOR_PID" 2>/dev/null || true
+    kill -TERM "$SUPERVISOR_PID" "$BEAT_SUPERVISOR_PID" 2>/dev/null || true
     wait 2>/dev/null || true
 }
 trap stop_all EXIT INT TERM
 
 .venv/bin/python manage.py bootstrap_demo --cases "${DEMO_CASES:-60}" --base-url "http://127.0.0.1:${PORT}"
-echo "  Worker log:     var/worker.log   (Ctrl-C stops the web server and the worker)"
+echo "  Worker log:     var/worker.log   (Ctrl-C stops the web server, the worker and beat)"
 .venv/bin/gunicorn loopgate.wsgi --bind "127.0.0.1:${PORT}" --workers 2 --threads 4 \
     --access-logfile - --log-level warning &
 GUNICORN_PID=$!

@@ -39,7 +39,13 @@ def test_readyz_checks_database_broker_and_models(
         response = client.get("/readyz")
         assert response.status_code == 200, response.content
         body = response.json()
-        assert body["checks"] == {"database": "ok", "broker": "ok", "models": "ok", "workers": "ok"}
+        assert body["checks"] == {
+            "database": "ok",
+            "broker": "ok",
+            "models": "ok",
+            "workers": "ok",
+            "scheduler": "ok",
+        }
     finally:
         app.conf.broker_url = settings.CELERY_BROKER_URL
 
@@ -257,3 +263,54 @@ class TestReadinessSeesCasesNobodyTakes:
         self.waiting_case(make_workflow, seconds_ago=3)
         response = client.get("/readyz")
         assert response.json()["checks"]["workers"] == "ok"
+
+
+@pytest.mark.django_db
+class TestReadinessSeesAStoppedScheduler:
+    """/readyz is not ready when the periodic sweep (celery beat) has stopped running."""
+
+    def sweep_ran(self, *, seconds_ago: int) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from workflows.models import PeriodicRun
+
+        PeriodicRun.objects.update_or_create(
+            name="requeue-stalled-cases",
+            defaults={"last_run_at": timezone.now() - timedelta(seconds=seconds_ago)},
+        )
+
+    def test_a_silent_scheduler_makes_it_not_ready_and_says_why(
+        self, client: Any, settings: Any
+    ) -> None:
+        settings.LOOPGATE_READY_MAX_SCHEDULER_SILENCE_SECONDS = 90
+        self.sweep_ran(seconds_ago=300)
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        body = response.json()
+        assert "is celery beat running?" in body["checks"]["scheduler"]
+        assert "last ran 300 s ago" in body["reason"]
+
+    def test_a_recent_sweep_is_ready(self, client: Any, settings: Any) -> None:
+        settings.LOOPGATE_READY_MAX_SCHEDULER_SILENCE_SECONDS = 90
+        self.sweep_ran(seconds_ago=10)
+        response = client.get("/readyz")
+        assert response.json()["checks"]["scheduler"] == "ok"
+
+    def test_before_the_first_sweep_there_is_nothing_to_judge(self, client: Any) -> None:
+        assert client.get("/readyz").json()["checks"]["scheduler"] == "ok"
+
+    def test_only_the_schedulers_call_is_recorded(self) -> None:
+        from processing.tasks import cases_requeue_stalled
+        from workflows.models import PeriodicRun
+
+        cases_requeue_stalled()
+        cases_requeue_stalled(received_older_than=5)
+        assert not PeriodicRun.objects.exists()
+        cases_requeue_stalled(periodic=True)
+        assert PeriodicRun.objects.get().name == "requeue-stalled-cases"
+
+    def test_the_beat_schedule_marks_the_sweep_periodic(self, settings: Any) -> None:
+        entry = settings.CELERY_BEAT_SCHEDULE["requeue-stalled-cases"]
+        assert entry["kwargs"] == {"periodic": True}

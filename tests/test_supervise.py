@@ -19,6 +19,19 @@ def children_of(pid: int) -> list[int]:
     return pids
 
 
+def commands_of(pid: int, argv: list[str]) -> list[int]:
+    """The children of ``pid`` running exactly ``argv`` (not the supervisor's helpers)."""
+    wanted = "\0".join(argv) + "\0"
+    found = []
+    for child in children_of(pid):
+        try:
+            if Path(f"/proc/{child}/cmdline").read_text() == wanted:
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
 def wait_until(predicate, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -36,12 +49,13 @@ def test_a_command_that_exits_is_restarted_and_logged(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until(lambda: len(children_of(supervisor.pid)) == 1)
-        first = children_of(supervisor.pid)[0]
+        # The supervisor also runs short helpers (date, sleep 0): watch the command only.
+        wait_until(lambda: len(commands_of(supervisor.pid, ["sleep", "30"])) == 1)
+        first = commands_of(supervisor.pid, ["sleep", "30"])[0]
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: children_of(supervisor.pid) not in ([], [first]))
+        wait_until(lambda: commands_of(supervisor.pid, ["sleep", "30"]) not in ([], [first]))
         assert "sleep exited with status 137 after 0 s; restarting in 0 s" in log.read_text()
-        second = children_of(supervisor.pid)[0]
+        second = commands_of(supervisor.pid, ["sleep", "30"])[0]
     finally:
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(10) == 0

@@ -261,3 +261,17 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PeriodicRun(models.Model):
+    """When a periodic (beat-scheduled) task last ran.
+
+    The readiness probe reads it: a scheduler that stopped looks like an idle one from
+    everywhere else, yet without it stalled cases are never queued again.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    last_run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_run_at:%Y-%m-%d %H:%M:%S}"

@@ -7,17 +7,18 @@ from typing import Any
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from workflows.models import Case, CaseStatus, WorkerHeartbeat
+from workflows.models import Case, CaseStatus, PeriodicRun, WorkerHeartbeat
 
 
 def processing_backlog() -> dict[str, Any]:
     """Cases waiting for a worker, and when a worker last took a batch or was seen alive.
 
-    Ages in seconds, ``None`` when there is nothing to measure. Three indexed reads.
+    Ages in seconds, ``None`` when there is nothing to measure. Four indexed reads.
     """
     now = timezone.now()
     oldest = Case.objects.filter(status=CaseStatus.RECEIVED).aggregate(oldest=Min("created_at"))
     workers = WorkerHeartbeat.objects.aggregate(claim=Max("last_claim_at"), seen=Max("seen_at"))
+    sweep = PeriodicRun.objects.filter(name="requeue-stalled-cases").first()
 
     def age(moment: Any) -> float | None:
         return (now - moment).total_seconds() if moment else None
@@ -26,4 +27,5 @@ def processing_backlog() -> dict[str, Any]:
         "oldest_waiting_age_seconds": age(oldest["oldest"]),
         "last_claim_age_seconds": age(workers["claim"]),
         "last_heartbeat_age_seconds": age(workers["seen"]),
+        "last_sweep_age_seconds": age(sweep.last_run_at if sweep else None),
     }

@@ -43,3 +43,9 @@ class CaseMovedOn(Conflict):
 
 class UndoWindowPassed(Gone):
     code = "undo_window_passed"
+
+
+class InvalidTaskTransition(Conflict):
+    """A review task's status move that ``REVIEW_TASK_TRANSITIONS`` does not allow."""
+
+    code = "invalid_transition"

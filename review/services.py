@@ -9,6 +9,9 @@ Invariants kept here (and backed by constraints in review/models.py):
 * Rows are locked in one order, the task and then its case, so that two operations on
   the same case queue behind each other instead of deadlocking; a case's status changes
   only through ``workflows.services.case_transition`` while its row lock is held.
+* A task's status changes only through ``review_task_transition`` (or
+  ``review_tasks_transition``), checked against ``REVIEW_TASK_TRANSITIONS`` and recorded
+  as a ``ReviewTaskEvent``, while the task's row lock is held.
 * Every refusal is a ``kernel.errors.DomainError``, raised before anything is written
   or inside the transaction that it rolls back: nothing is left half-stored.
 """
@@ -32,6 +35,7 @@ from review.errors import (
     AlreadyUndone,
     CaseAlreadyDecided,
     CaseMovedOn,
+    InvalidTaskTransition,
     LeaseExpired,
     NotAssigned,
     NotLastVerdict,
@@ -44,6 +48,7 @@ from review.models import (
     Assignment,
     AssignmentState,
     ReviewTask,
+    ReviewTaskEvent,
     TaskKind,
     TaskStatus,
     Verdict,
@@ -73,6 +78,88 @@ SUGGESTING_LEVELS = frozenset({Level.ASSISTANCE, Level.PARTIAL})
 def gold_draw() -> float:
     """A number in [0, 1): a gold case is slipped in when it falls below the gold rate."""
     return random.random()  # noqa: S311 - a sampling rate, not a secret
+
+
+# The review task state machine: a table of allowed moves, changed only by
+# review_task_transition and review_tasks_transition.
+REVIEW_TASK_TRANSITIONS: dict[str, frozenset[str]] = {
+    # Done: its verdicts settled it. Cancelled: a gold task whose reviewer let it go.
+    TaskStatus.OPEN: frozenset({TaskStatus.DONE, TaskStatus.CANCELLED}),
+    # A verdict undone within its window reopens the task it closed.
+    TaskStatus.DONE: frozenset({TaskStatus.OPEN}),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def review_task_transition(
+    *,
+    task: ReviewTask,
+    to_status: str,
+    actor_type: str,
+    actor: Any = None,
+    reason: str,
+    data: dict[str, Any] | None = None,
+    fields: tuple[str, ...] = (),
+) -> ReviewTaskEvent:
+    """Move ``task`` to ``to_status`` and record why. Raises InvalidTaskTransition.
+
+    Call inside a transaction, holding the task's row lock (``select_for_update``).
+    ``closed_at`` follows the status (set on closing, cleared on reopening); ``fields``
+    names the other fields the caller changed, saved in the same UPDATE. Reopening may
+    break the one-open-task-per-case constraint: the IntegrityError is the caller's.
+    """
+    from_status = task.status
+    if to_status not in REVIEW_TASK_TRANSITIONS[from_status]:
+        raise InvalidTaskTransition(
+            f"review task {task.pk} cannot go from {from_status} to {to_status}"
+        )
+    task.status = to_status
+    task.closed_at = None if to_status == TaskStatus.OPEN else timezone.now()
+    task.save(update_fields=["status", "closed_at", *fields])
+    return ReviewTaskEvent.objects.create(
+        task=task,
+        from_status=from_status,
+        to_status=to_status,
+        actor_type=actor_type,
+        actor=actor,
+        reason=reason,
+        data=data or {},
+    )
+
+
+def review_tasks_transition(
+    *, tasks: list[ReviewTask], to_status: str, actor_type: str, reason: str
+) -> None:
+    """``review_task_transition`` for a batch: one UPDATE and one INSERT of events.
+
+    Call inside a transaction holding the tasks' row locks; every move is checked
+    against the same table before anything is written.
+    """
+    for task in tasks:
+        if to_status not in REVIEW_TASK_TRANSITIONS[task.status]:
+            raise InvalidTaskTransition(
+                f"review task {task.pk} cannot go from {task.status} to {to_status}"
+            )
+    if not tasks:
+        return
+    closed_at = None if to_status == TaskStatus.OPEN else timezone.now()
+    ReviewTask.objects.filter(pk__in=[task.pk for task in tasks]).update(
+        status=to_status, closed_at=closed_at
+    )
+    events = [
+        ReviewTaskEvent(
+            task=task,
+            from_status=task.status,
+            to_status=to_status,
+            actor_type=actor_type,
+            reason=reason,
+        )
+        for task in tasks
+    ]
+    for task in tasks:
+        task.status = to_status
+        task.closed_at = closed_at
+    ReviewTaskEvent.objects.bulk_create(events)
 
 
 def review_task_open(
@@ -313,14 +400,22 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         lapsed = Assignment.objects.filter(state=AssignmentState.ACTIVE, expires_at__lte=now)
-        gold_task_ids = list(
-            lapsed.filter(task__kind=TaskKind.GOLD).values_list("task_id", flat=True)
+        # Tasks before their leases, the order every writer here locks in.
+        gold_tasks = list(
+            ReviewTask.objects.select_for_update()
+            .filter(
+                pk__in=lapsed.filter(task__kind=TaskKind.GOLD).values("task_id"),
+                status=TaskStatus.OPEN,
+            )
+            .order_by("pk")
         )
         ended = lapsed.update(state=AssignmentState.EXPIRED, ended_at=now)
-        if gold_task_ids:
-            ReviewTask.objects.filter(pk__in=gold_task_ids, status=TaskStatus.OPEN).update(
-                status=TaskStatus.CANCELLED, closed_at=now
-            )
+        review_tasks_transition(
+            tasks=gold_tasks,
+            to_status=TaskStatus.CANCELLED,
+            actor_type=ActorType.SYSTEM,
+            reason="the reviewer's lease on this gold case ran out",
+        )
     return ended
 
 
@@ -472,9 +567,14 @@ def verdict_submit(*, task_id: int, reviewer: Any, label: str, comment: str = ""
         elif task.kind == TaskKind.AUDIT:
             _audit_label(task=task, case=case, reviewer=reviewer, label=label, now=now)
         else:
-            task.status = TaskStatus.DONE
-            task.closed_at = now
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.DONE,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason="a reviewer labelled a gold case",
+                data={"verdict": verdict.pk},
+            )
             case_event_record(
                 case=case,
                 kind="gold_verdict",
@@ -497,13 +597,22 @@ def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: dat
     was_adjudication = task.needs_adjudication
     task.verdicts_required = state.verdicts_required
     task.needs_adjudication = state.needs_adjudication
+    settled_fields = ("verdicts_required", "needs_adjudication")
     if state.decided:
-        task.status = TaskStatus.DONE
-        task.closed_at = now
+        review_task_transition(
+            task=task,
+            to_status=TaskStatus.DONE,
+            actor_type=ActorType.USER,
+            actor=reviewer,
+            reason="the verdicts decided the case",
+            data={"label": state.label, "verdicts": [v.pk for v in verdicts]},
+            fields=settled_fields,
+        )
         _case_decide(
             task=task, case=case, reviewer=reviewer, state=state, verdicts=verdicts, now=now
         )
-    elif state.needs_adjudication and not was_adjudication:
+        return
+    if state.needs_adjudication and not was_adjudication:
         case_event_record(
             case=case,
             kind="needs_adjudication",
@@ -511,15 +620,19 @@ def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: dat
             reason="reviewers disagreed; waiting for an adjudicator",
             data={"verdicts": [v.label for v in verdicts]},
         )
-    task.save(update_fields=["verdicts_required", "needs_adjudication", "status", "closed_at"])
+    task.save(update_fields=list(settled_fields))
 
 
 def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now: datetime) -> None:
     """The model's decision stands; the verdict is its blind check. The automation checks
     (step down on falling accuracy) run on this fresh evidence once it is committed."""
-    task.status = TaskStatus.DONE
-    task.closed_at = now
-    task.save(update_fields=["status", "closed_at"])
+    review_task_transition(
+        task=task,
+        to_status=TaskStatus.DONE,
+        actor_type=ActorType.USER,
+        actor=reviewer,
+        reason="audit: a reviewer labelled the model-decided case",
+    )
     case.human_label = label
     case.labelled_at = now
     case.save(update_fields=["human_label", "labelled_at", "updated_at"])
@@ -557,9 +670,13 @@ def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:
         assignment.ended_at = now
         assignment.save(update_fields=["state", "skip_reason", "ended_at"])
         if task.kind == TaskKind.GOLD:
-            task.status = TaskStatus.CANCELLED
-            task.closed_at = now
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.CANCELLED,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason=f"the reviewer skipped this gold case: {reason}",
+            )
         else:
             case_event_record(
                 case=case,
@@ -586,9 +703,13 @@ def assignment_release(*, task_id: int, reviewer: Any) -> bool:
             reviewer=reviewer, state=AssignmentState.ACTIVE, expires_at__gt=now
         ).update(state=AssignmentState.RELEASED, ended_at=now)
         if released and task.kind == TaskKind.GOLD and task.status == TaskStatus.OPEN:
-            task.status = TaskStatus.CANCELLED
-            task.closed_at = now
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.CANCELLED,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason="the reviewer gave this gold case back",
+            )
     return bool(released)
 
 
@@ -666,7 +787,7 @@ def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
         else:
             verdict.retracted_at = now
             verdict.save(update_fields=["retracted_at"])
-            _task_reopen(task=task, case=case)
+            _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)
         assignment = None
         live_lease = task.assignments.filter(
             state=AssignmentState.ACTIVE, expires_at__gt=now
@@ -676,14 +797,20 @@ def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
     return UndoResult(verdict=verdict, assignment=assignment)
 
 
-def _task_reopen(*, task: ReviewTask, case: Case) -> None:
+def _task_reopen(*, task: ReviewTask, case: Case, reviewer: Any, verdict: Verdict) -> None:
+    """Reopen the task ``verdict`` closed. Hold the task's and the case's locks."""
     if task.status == TaskStatus.OPEN:
         return
-    task.status = TaskStatus.OPEN
-    task.closed_at = None
     try:
         with transaction.atomic():
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.OPEN,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason=f"{reviewer.get_username()} undid their verdict",
+                data={"verdict": verdict.pk},
+            )
     except IntegrityError as exc:
         raise CaseMovedOn(f"case {case.id} is in the queue again by another route") from exc
 
@@ -729,7 +856,7 @@ def _review_verdict_retract(
             reason=f"{reviewer.get_username()} undid the verdict that decided the case",
             data={"undone_label": previous_label, "verdict": verdict.pk, "task": task.pk},
         )
-        _task_reopen(task=task, case=case)
+        _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)
     verdict.retracted_at = now
     verdict.save(update_fields=["retracted_at"])
     remaining = [v.label for v in _standing_verdicts(task)]
@@ -756,4 +883,4 @@ def _audit_verdict_retract(
     )
     verdict.retracted_at = now
     verdict.save(update_fields=["retracted_at"])
-    _task_reopen(task=task, case=case)
+    _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)

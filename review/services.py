@@ -35,6 +35,7 @@ from review.errors import (
     AlreadyUndone,
     CaseAlreadyDecided,
     CaseMovedOn,
+    InvalidLeaseTransition,
     InvalidTaskTransition,
     LeaseExpired,
     NotAssigned,
@@ -162,6 +163,49 @@ def review_tasks_transition(
     ReviewTaskEvent.objects.bulk_create(events)
 
 
+# An assignment (lease) ends once, in one of four ways; it is never renewed (a new lease
+# is a new row). The row itself (state, ended_at, skip_reason) records how it ended, so
+# the task's assignments are its lease trail and no separate event row is written.
+ASSIGNMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    AssignmentState.ACTIVE: frozenset(
+        {
+            AssignmentState.COMPLETED,
+            AssignmentState.EXPIRED,
+            AssignmentState.SKIPPED,
+            AssignmentState.RELEASED,
+        }
+    ),
+    AssignmentState.COMPLETED: frozenset(),
+    AssignmentState.EXPIRED: frozenset(),
+    AssignmentState.SKIPPED: frozenset(),
+    AssignmentState.RELEASED: frozenset(),
+}
+
+
+def assignment_end(
+    *, assignment: Assignment, to_state: str, now: datetime, skip_reason: str = ""
+) -> None:
+    """End one lease as ``to_state``. Raises InvalidLeaseTransition.
+
+    Call inside a transaction holding the lease's task's row lock.
+    """
+    if to_state not in ASSIGNMENT_TRANSITIONS[assignment.state]:
+        raise InvalidLeaseTransition(
+            f"assignment {assignment.pk} cannot go from {assignment.state} to {to_state}"
+        )
+    assignment.state = to_state
+    assignment.ended_at = now
+    assignment.skip_reason = skip_reason
+    assignment.save(update_fields=["state", "ended_at", "skip_reason"])
+
+
+def assignments_end(*, leases: QuerySet[Assignment], to_state: str, now: datetime) -> int:
+    """End, as ``to_state``, those of ``leases`` the table lets move there (one UPDATE);
+    the others are left as they are. Returns how many ended."""
+    from_states = [state for state, moves in ASSIGNMENT_TRANSITIONS.items() if to_state in moves]
+    return leases.filter(state__in=from_states).update(state=to_state, ended_at=now)
+
+
 def review_task_open(
     *, case: Case, kind: str, reason: ReviewReason | str | None, show_suggestion: bool
 ) -> ReviewTask:
@@ -261,8 +305,10 @@ def _claimable_tasks(
 
 def _leases_lapsed_end(*, task: ReviewTask, now: datetime) -> None:
     """Mark as expired the active leases on ``task`` that ran out. Hold the task's lock."""
-    task.assignments.filter(state=AssignmentState.ACTIVE, expires_at__lte=now).update(
-        state=AssignmentState.EXPIRED, ended_at=now
+    assignments_end(
+        leases=task.assignments.filter(expires_at__lte=now),
+        to_state=AssignmentState.EXPIRED,
+        now=now,
     )
 
 
@@ -409,7 +455,7 @@ def assignments_expire(*, now: datetime | None = None) -> int:
             )
             .order_by("pk")
         )
-        ended = lapsed.update(state=AssignmentState.EXPIRED, ended_at=now)
+        ended = assignments_end(leases=lapsed, to_state=AssignmentState.EXPIRED, now=now)
         review_tasks_transition(
             tasks=gold_tasks,
             to_status=TaskStatus.CANCELLED,
@@ -559,9 +605,7 @@ def verdict_submit(*, task_id: int, reviewer: Any, label: str, comment: str = ""
             label=label,
             comment=comment,
         )
-        assignment.state = AssignmentState.COMPLETED
-        assignment.ended_at = now
-        assignment.save(update_fields=["state", "ended_at"])
+        assignment_end(assignment=assignment, to_state=AssignmentState.COMPLETED, now=now)
         if task.kind == TaskKind.REVIEW:
             _review_task_settle(task=task, case=case, reviewer=reviewer, now=now)
         elif task.kind == TaskKind.AUDIT:
@@ -665,10 +709,9 @@ def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:
     with transaction.atomic():
         task, case = _task_and_case_lock(task_id)
         assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
-        assignment.state = AssignmentState.SKIPPED
-        assignment.skip_reason = reason
-        assignment.ended_at = now
-        assignment.save(update_fields=["state", "skip_reason", "ended_at"])
+        assignment_end(
+            assignment=assignment, to_state=AssignmentState.SKIPPED, now=now, skip_reason=reason
+        )
         if task.kind == TaskKind.GOLD:
             review_task_transition(
                 task=task,
@@ -699,9 +742,11 @@ def assignment_release(*, task_id: int, reviewer: Any) -> bool:
     now = timezone.now()
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().get(pk=task_id)
-        released = task.assignments.filter(
-            reviewer=reviewer, state=AssignmentState.ACTIVE, expires_at__gt=now
-        ).update(state=AssignmentState.RELEASED, ended_at=now)
+        released = assignments_end(
+            leases=task.assignments.filter(reviewer=reviewer, expires_at__gt=now),
+            to_state=AssignmentState.RELEASED,
+            now=now,
+        )
         if released and task.kind == TaskKind.GOLD and task.status == TaskStatus.OPEN:
             review_task_transition(
                 task=task,

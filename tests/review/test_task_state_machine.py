@@ -1,13 +1,21 @@
 """The review task state machine: the table, its one function, and the event trail."""
 
 import itertools
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
 from review import errors, services
-from review.models import Assignment, ReviewTask, ReviewTaskEvent, TaskKind, TaskStatus
+from review.models import (
+    Assignment,
+    AssignmentState,
+    ReviewTask,
+    ReviewTaskEvent,
+    TaskKind,
+    TaskStatus,
+)
 from tests.review import factories
 from workflows.models import ActorType, CaseStatus
 
@@ -173,3 +181,48 @@ def test_gold_tasks_close_with_an_event_however_they_end(workflow, reviewer, gol
         assert task.kind == TaskKind.GOLD
         assert ReviewTask.objects.get(pk=task.pk).status == TaskStatus.CANCELLED
         assert trail(task) == [(TaskStatus.OPEN, TaskStatus.CANCELLED, actor_type)]
+
+
+# --- Assignments (leases): end once, never renewed --------------------------------------
+
+LEASE_TABLE = services.ASSIGNMENT_TRANSITIONS
+LEASE_PAIRS = list(itertools.product(AssignmentState.values, repeat=2))
+
+
+def test_every_lease_state_has_a_row_and_only_active_moves():
+    assert set(LEASE_TABLE) == set(AssignmentState.values)
+    assert [state for state, moves in LEASE_TABLE.items() if moves] == [AssignmentState.ACTIVE]
+
+
+def lease_at(workflow, reviewer, state):
+    _case, task = factories.case_in_review(workflow)
+    now = timezone.now()
+    return Assignment.objects.create(
+        task=task, reviewer=reviewer, state=state, expires_at=now + timedelta(minutes=5)
+    )
+
+
+@pytest.mark.parametrize(("start", "target"), LEASE_PAIRS)
+def test_each_lease_move_is_allowed_by_the_table_or_refused(workflow, reviewer, start, target):
+    lease = lease_at(workflow, reviewer, start)
+    now = timezone.now()
+    if target in LEASE_TABLE[start]:
+        services.assignment_end(assignment=lease, to_state=target, now=now, skip_reason="why")
+        lease.refresh_from_db()
+        assert (lease.state, lease.ended_at, lease.skip_reason) == (target, now, "why")
+    else:
+        with pytest.raises(errors.InvalidLeaseTransition):
+            services.assignment_end(assignment=lease, to_state=target, now=now)
+        lease.refresh_from_db()
+        assert lease.state == start and lease.ended_at is None
+
+
+@pytest.mark.parametrize(("start", "target"), LEASE_PAIRS)
+def test_the_bulk_lease_end_moves_only_what_the_table_allows(workflow, reviewer, start, target):
+    lease = lease_at(workflow, reviewer, start)
+    ended = services.assignments_end(
+        leases=Assignment.objects.filter(pk=lease.pk), to_state=target, now=timezone.now()
+    )
+    allowed = target in LEASE_TABLE[start]
+    assert ended == allowed
+    assert Assignment.objects.get(pk=lease.pk).state == (target if allowed else start)

@@ -143,9 +143,27 @@ def _policy_write(
     )
 
 
-def _alerts_resolve(*, workflow: Workflow, kind: str, resolution: str) -> int:
-    """Resolve the workflow's firing alerts of ``kind``. Returns how many."""
-    return Alert.objects.filter(workflow=workflow, kind=kind, state=AlertState.FIRING).update(
+# An alert fires once (a new row) and resolves once; a condition that returns fires a
+# new alert. The row records both moves (created_at, resolved_at and resolution), so no
+# separate event row is kept. Changed only by _alerts_resolve.
+ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
+    AlertState.FIRING: frozenset({AlertState.RESOLVED}),
+    AlertState.RESOLVED: frozenset(),
+}
+
+
+def _alerts_resolve(
+    *, workflow: Workflow, kind: str, resolution: str, alert_ids: list[int] | None = None
+) -> int:
+    """Resolve the workflow's alerts of ``kind`` (those of ``alert_ids`` only, if given)
+    that the table lets resolve: one conditional UPDATE. Returns how many."""
+    from_states = [
+        state for state, moves in ALERT_TRANSITIONS.items() if AlertState.RESOLVED in moves
+    ]
+    alerts = Alert.objects.filter(workflow=workflow, kind=kind, state__in=from_states)
+    if alert_ids is not None:
+        alerts = alerts.filter(pk__in=alert_ids)
+    return alerts.update(
         state=AlertState.RESOLVED, resolved_at=timezone.now(), resolution=resolution
     )
 
@@ -372,13 +390,15 @@ def _accuracy_alerts_recover(*, workflow: Workflow) -> None:
             continue
         gate = evidence_for_workflow(workflow=workflow, level=stepped_from)
         if gate["sufficient"]:
-            alert.state = AlertState.RESOLVED
-            alert.resolved_at = timezone.now()
-            alert.resolution = (
-                f"fresh evidence meets the target for {stepped_from} again "
-                f"({gate['reason']}); an admin may raise the level"
+            _alerts_resolve(
+                workflow=workflow,
+                kind=alert.kind,
+                alert_ids=[alert.pk],
+                resolution=(
+                    f"fresh evidence meets the target for {stepped_from} again "
+                    f"({gate['reason']}); an admin may raise the level"
+                ),
             )
-            alert.save(update_fields=["state", "resolved_at", "resolution"])
 
 
 def _drift_check(*, workflow: Workflow) -> Alert | None:

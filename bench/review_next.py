@@ -192,12 +192,18 @@ def main() -> None:
     database_ensure(url)
     django_start(url)
 
-    from review.models import Assignment, ReviewTask
-    from review.services import review_next, verdict_submit
+    from django.utils import timezone
+
+    from review.models import Assignment, AssignmentState, ReviewTask
+    from review.services import assignments_end, review_next, verdict_submit
 
     workflow, reviewers = queue_fill(tasks=options.tasks)
     reviewers = reviewers[: options.reviewers]
-    Assignment.objects.filter(task__workflow=workflow, state="active").update(state="released")
+    assignments_end(
+        leases=Assignment.objects.filter(task__workflow=workflow),
+        to_state=AssignmentState.RELEASED,
+        now=timezone.now(),
+    )
     waiting = ReviewTask.objects.filter(workflow=workflow, status="open").count()
     print(f"{waiting} review tasks waiting; {len(reviewers)} reviewers")
 
@@ -216,8 +222,11 @@ def main() -> None:
         with claims.timed():
             held[reviewer.pk] = review_next(workflow=workflow, reviewer=reviewer)
         assert held[reviewer.pk] is not None, "the queue ran dry"
-    for reviewer in reviewers:
-        Assignment.objects.filter(pk=held[reviewer.pk].pk).update(state="released")
+    assignments_end(
+        leases=Assignment.objects.filter(pk__in=[held[reviewer.pk].pk for reviewer in reviewers]),
+        to_state=AssignmentState.RELEASED,
+        now=timezone.now(),
+    )
 
     print(f"\nwith {waiting} cases waiting and {len(reviewers) - 1} other live leases:")
     print(claims.summary("review_next"))

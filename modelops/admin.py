@@ -16,6 +16,7 @@ from modelops.models import (
     RetrainRule,
     SaliencyMap,
     TrainingRun,
+    TrainingRunEvent,
 )
 
 
@@ -60,6 +61,12 @@ class DeploymentEventAdmin(ReadOnlyAdmin):
 class TrainingRunAdmin(ReadOnlyAdmin):
     list_display = ["pk", "workflow", "status", "trigger", "architecture", "seed", "created_at"]
     list_filter = ["workflow", "status"]
+
+
+@admin.register(TrainingRunEvent)
+class TrainingRunEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "run", "from_status", "to_status", "actor_type", "actor", "created_at"]
+    list_filter = ["to_status", "actor_type"]
 
 
 @admin.register(RetrainRule)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from workflows.models import ActorType
+
 
 class ModelSource(models.TextChoices):
     UI = "ui", "models page"
@@ -226,6 +228,33 @@ class TrainingRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_TRAINING_STATUSES
+
+
+class TrainingRunEvent(models.Model):
+    """One change of a training run's status: who or what made it, when, and why.
+
+    Written by ``modelops.retraining.training_run_transition`` in the transaction that
+    changes the status, and only there.
+    """
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=32, default="status")
+    from_status = models.CharField(max_length=12)
+    to_status = models.CharField(max_length=12)
+    actor_type = models.CharField(max_length=8, choices=ActorType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["run", "created_at"], name="training_run_event_trail")]
+
+    def __str__(self) -> str:
+        return f"training run {self.run_id} {self.from_status}->{self.to_status}"
 
 
 class RetrainRule(models.Model):

@@ -43,13 +43,76 @@ from modelops.models import (
     ModelVersion,
     RetrainRule,
     TrainingRun,
+    TrainingRunEvent,
     TrainingStatus,
 )
 from modelops.selectors import serving_version
 from modelops.services import deployment_create, model_version_register
-from workflows.models import Case, Workflow
+from workflows.models import ActorType, Case, Workflow
 
 logger = logging.getLogger(__name__)
+
+# The training run state machine: a table of allowed moves, changed only by
+# training_run_transition. Succeeded, failed and cancelled are final.
+TRAINING_RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    TrainingStatus.QUEUED: frozenset({TrainingStatus.RUNNING, TrainingStatus.CANCELLED}),
+    TrainingStatus.RUNNING: frozenset(
+        {TrainingStatus.SUCCEEDED, TrainingStatus.FAILED, TrainingStatus.CANCELLED}
+    ),
+    TrainingStatus.SUCCEEDED: frozenset(),
+    TrainingStatus.FAILED: frozenset(),
+    TrainingStatus.CANCELLED: frozenset(),
+}
+FINAL_TRAINING_STATUSES = frozenset(
+    status for status, moves in TRAINING_RUN_TRANSITIONS.items() if not moves
+)
+
+
+class InvalidRunTransition(Conflict):
+    code = "invalid_transition"
+
+
+def training_run_transition(
+    *,
+    run: TrainingRun,
+    to_status: str,
+    actor_type: str,
+    actor: Any = None,
+    reason: str,
+    data: dict[str, Any] | None = None,
+    fields: tuple[str, ...] = (),
+) -> TrainingRunEvent:
+    """Move ``run`` to ``to_status`` and record why. Raises InvalidRunTransition.
+
+    Call inside a transaction, holding the run's row lock (``select_for_update``).
+    ``started_at`` is set on starting and ``finished_at`` on reaching a final status;
+    ``fields`` names the other fields the caller changed, saved in the same UPDATE.
+    """
+    from_status = run.status
+    if to_status not in TRAINING_RUN_TRANSITIONS[from_status]:
+        raise InvalidRunTransition(
+            f"training run {run.pk} cannot go from {from_status} to {to_status}"
+        )
+    now = timezone.now()
+    run.status = to_status
+    changed = ["status", *fields]
+    if to_status == TrainingStatus.RUNNING:
+        run.started_at = now
+        changed.append("started_at")
+    if to_status in FINAL_TRAINING_STATUSES:
+        run.finished_at = now
+        changed.append("finished_at")
+    run.save(update_fields=changed)
+    return TrainingRunEvent.objects.create(
+        run=run,
+        from_status=from_status,
+        to_status=to_status,
+        actor_type=actor_type,
+        actor=actor if getattr(actor, "pk", None) else None,
+        reason=reason,
+        data=data or {},
+    )
+
 
 DEFAULT_EPOCHS = 8
 DEFAULT_LR = 3e-3
@@ -218,11 +281,16 @@ def training_run_cancel(*, run: TrainingRun, actor: Any) -> TrainingRun:
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     who = getattr(actor, "username", None) or "the system"
     if run.status == TrainingStatus.QUEUED:
-        run.status = TrainingStatus.CANCELLED
         run.cancel_requested = True
         run.error = f"cancelled by {who} before it started"
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
+        training_run_transition(
+            run=run,
+            to_status=TrainingStatus.CANCELLED,
+            actor_type=ActorType.USER if getattr(actor, "pk", None) else ActorType.SYSTEM,
+            actor=actor,
+            reason=run.error,
+            fields=("cancel_requested", "error"),
+        )
     elif run.status == TrainingStatus.RUNNING:
         run.cancel_requested = True
         run.error = f"cancellation requested by {who}"
@@ -250,19 +318,49 @@ def _begin(run_id: int) -> TrainingRun | None:
         )
         if run is None or run.status != TrainingStatus.QUEUED:
             return None
-        now = timezone.now()
-        run.status = TrainingStatus.RUNNING
-        run.started_at = now
-        run.heartbeat_at = now
-        run.save(update_fields=["status", "started_at", "heartbeat_at"])
+        run.heartbeat_at = timezone.now()
+        training_run_transition(
+            run=run,
+            to_status=TrainingStatus.RUNNING,
+            actor_type=ActorType.SYSTEM,
+            reason="a training worker took the run",
+            fields=("heartbeat_at",),
+        )
         return run
 
 
-def _finish(run_id: int, status: str, **fields: Any) -> None:
-    now = timezone.now()
-    TrainingRun.objects.filter(pk=run_id).update(
-        status=status, finished_at=now, heartbeat_at=now, **fields
+def _finish(run_id: int, status: str, *, reason: str, error: str | None = None) -> None:
+    """End a running run as ``status``; a run that already ended (the stale-run sweeper
+    failed it meanwhile) keeps its status, and the late outcome is only logged."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        _finish_locked(run, status, reason=reason, error=error)
+
+
+def _finish_locked(run: TrainingRun, status: str, *, reason: str, error: str | None) -> bool:
+    """``_finish`` holding the run's row lock; False when the run had already ended."""
+    if run.status != TrainingStatus.RUNNING:
+        logger.warning(
+            "training run %s is already %s; its outcome %s is not recorded (%s)",
+            run.pk,
+            run.status,
+            status,
+            reason,
+        )
+        return False
+    run.heartbeat_at = timezone.now()
+    fields = ["heartbeat_at"]
+    if error is not None:
+        run.error = error
+        fields.append("error")
+    training_run_transition(
+        run=run,
+        to_status=status,
+        actor_type=ActorType.SYSTEM,
+        reason=reason,
+        fields=tuple(fields),
     )
+    return True
 
 
 def _image_at_size(case: Case, size: int) -> Image.Image:
@@ -310,17 +408,18 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     if run is None:
         return None
     if run.cancel_requested:
-        _finish(run.pk, TrainingStatus.CANCELLED)
+        _finish(run.pk, TrainingStatus.CANCELLED, reason="cancelled before training began")
         return TrainingRun.objects.get(pk=run.pk)
     try:
         device = training_device()
         TrainingRun.objects.filter(pk=run.pk).update(device=device)
         _train_register_deploy(run, device)
     except TrainingCancelled:
-        _finish(run.pk, TrainingStatus.CANCELLED)
+        _finish(run.pk, TrainingStatus.CANCELLED, reason="cancelled while training")
     except Exception as exc:
         logger.exception("training run %s failed", run.pk)
-        _finish(run.pk, TrainingStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000])
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+        _finish(run.pk, TrainingStatus.FAILED, reason=error, error=error)
     return TrainingRun.objects.get(pk=run.pk)
 
 
@@ -430,20 +529,35 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
                     "device": device,
                 },
             )
-    TrainingRun.objects.filter(pk=run.pk).update(result_version=version)
     test, baseline = metrics["test"], metrics["baseline_test"]
-    deployment_create(
-        workflow=workflow,
-        model_version=version,
-        role=DeploymentRole.SHADOW,
-        actor=run.created_by,
-        reason=(
-            f"training run {run.pk} finished: held-out accuracy {test['accuracy']:.3f} "
-            f"against {baseline['accuracy']:.3f} for the {outcome.baseline} on "
-            f"{test['n']} test cases"
-        ),
+    summary = (
+        f"training run {run.pk} finished: held-out accuracy {test['accuracy']:.3f} "
+        f"against {baseline['accuracy']:.3f} for the {outcome.baseline} on "
+        f"{test['n']} test cases"
     )
-    _finish(run.pk, TrainingStatus.SUCCEEDED)
+    # The run row locked first: a run the stale-run sweeper failed meanwhile deploys nothing.
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != TrainingStatus.RUNNING:
+            _finish_locked(locked, TrainingStatus.SUCCEEDED, reason=summary, error=None)
+            return
+        locked.result_version = version
+        deployment_create(
+            workflow=workflow,
+            model_version=version,
+            role=DeploymentRole.SHADOW,
+            actor=run.created_by,
+            reason=summary,
+        )
+        locked.heartbeat_at = timezone.now()
+        training_run_transition(
+            run=locked,
+            to_status=TrainingStatus.SUCCEEDED,
+            actor_type=ActorType.SYSTEM,
+            reason=summary,
+            data={"result_version": version.tag},
+            fields=("result_version", "heartbeat_at"),
+        )
 
 
 def _run_metrics(outcome: RetrainOutcome, split: Any) -> dict[str, Any]:
@@ -470,13 +584,25 @@ def _run_metrics(outcome: RetrainOutcome, split: Any) -> dict[str, Any]:
 def training_runs_fail_stale() -> int:
     """End runs whose worker stopped reporting (killed, or lost with its message)."""
     cutoff = timezone.now() - timedelta(seconds=modelops_setting("LOOPGATE_TRAINING_STALE_SECONDS"))
-    return TrainingRun.objects.filter(
-        status=TrainingStatus.RUNNING, heartbeat_at__lt=cutoff
-    ).update(
-        status=TrainingStatus.FAILED,
-        finished_at=timezone.now(),
-        error="the training worker stopped reporting (killed or lost); serving is unchanged",
-    )
+    error = "the training worker stopped reporting (killed or lost); serving is unchanged"
+    ended = 0
+    with transaction.atomic():
+        stale = TrainingRun.objects.select_for_update(skip_locked=True).filter(
+            status=TrainingStatus.RUNNING, heartbeat_at__lt=cutoff
+        )
+        # One run at a time: at most one runs per workflow, so the loop is short.
+        for run in stale.order_by("pk"):
+            run.error = error
+            training_run_transition(
+                run=run,
+                to_status=TrainingStatus.FAILED,
+                actor_type=ActorType.SYSTEM,
+                reason=error,
+                data={"last_heartbeat": run.heartbeat_at.isoformat() if run.heartbeat_at else None},
+                fields=("error",),
+            )
+            ended += 1
+    return ended
 
 
 # --- The retraining rule ----------------------------------------------------------------

@@ -27,10 +27,34 @@ logger = logging.getLogger(__name__)
 
 RETRY_FAILED_AFTER = timedelta(minutes=1)
 
+# A cached overlay's states, changed only by _saliency_move. Ready is final; a failed one
+# is sent back to pending by a request after RETRY_FAILED_AFTER. A cache row keeps no
+# event trail: ``error`` and ``computed_at`` say how its last computation ended.
+SALIENCY_TRANSITIONS: dict[str, frozenset[str]] = {
+    SaliencyStatus.PENDING: frozenset({SaliencyStatus.READY, SaliencyStatus.FAILED}),
+    SaliencyStatus.FAILED: frozenset({SaliencyStatus.PENDING}),
+    SaliencyStatus.READY: frozenset(),
+}
+
 
 class SaliencyFailed(DomainError):
     status_code = 422
     code = "saliency_failed"
+
+
+def _saliency_move(*, saliency_id: int, to_status: str, **fields: object) -> bool:
+    """Move the overlay to ``to_status`` if the table allows it from its stored status.
+
+    One conditional UPDATE rather than a row lock, as the computation is long: of two
+    deliveries computing the same overlay, the first to finish stores it. Returns
+    whether it moved.
+    """
+    from_states = [state for state, moves in SALIENCY_TRANSITIONS.items() if to_status in moves]
+    return bool(
+        SaliencyMap.objects.filter(pk=saliency_id, status__in=from_states).update(
+            status=to_status, **fields
+        )
+    )
 
 
 def saliency_prediction(*, case: Case, model_version_id: int | None = None) -> Prediction:
@@ -75,9 +99,7 @@ def saliency_request(*, case: Case, prediction: Prediction) -> SaliencyMap:
         )
         if created or retry:
             if not created:
-                SaliencyMap.objects.filter(pk=overlay.pk).update(
-                    status=SaliencyStatus.PENDING, error=""
-                )
+                _saliency_move(saliency_id=overlay.pk, to_status=SaliencyStatus.PENDING, error="")
             overlay_id = overlay.pk
 
             def queue() -> None:
@@ -93,13 +115,13 @@ def saliency_request(*, case: Case, prediction: Prediction) -> SaliencyMap:
 
 
 def saliency_compute(*, saliency_id: int) -> SaliencyMap | None:
-    """Compute and store one overlay; idempotent (a ready overlay is left alone)."""
+    """Compute and store a pending overlay; idempotent (any other is left alone)."""
     overlay = (
         SaliencyMap.objects.select_related("case", "case__workflow", "model_version")
         .filter(pk=saliency_id)
         .first()
     )
-    if overlay is None or overlay.status == SaliencyStatus.READY:
+    if overlay is None or overlay.status != SaliencyStatus.PENDING:
         return overlay
     try:
         with overlay.case.image.open("rb") as handle:
@@ -112,8 +134,9 @@ def saliency_compute(*, saliency_id: int) -> SaliencyMap | None:
         picture.save(buffer, format="PNG", optimize=True)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and shown, not raised
         logger.warning("saliency %s failed: %s", saliency_id, exc)
-        SaliencyMap.objects.filter(pk=saliency_id).update(
-            status=SaliencyStatus.FAILED,
+        _saliency_move(
+            saliency_id=saliency_id,
+            to_status=SaliencyStatus.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
             computed_at=timezone.now(),
         )
@@ -121,8 +144,13 @@ def saliency_compute(*, saliency_id: int) -> SaliencyMap | None:
     if overlay.image.name:
         overlay.image.storage.delete(overlay.image.name)
     overlay.image.save("overlay.png", ContentFile(buffer.getvalue()), save=False)
-    overlay.status = SaliencyStatus.READY
-    overlay.error = ""
-    overlay.computed_at = timezone.now()
-    overlay.save(update_fields=["image", "status", "error", "computed_at"])
-    return overlay
+    stored = _saliency_move(
+        saliency_id=saliency_id,
+        to_status=SaliencyStatus.READY,
+        image=overlay.image.name,
+        error="",
+        computed_at=timezone.now(),
+    )
+    if not stored:
+        overlay.image.storage.delete(overlay.image.name)
+    return SaliencyMap.objects.get(pk=saliency_id)

@@ -1,4 +1,5 @@
-"""REST endpoint for submitting a case: validate, call the ingest service, render."""
+"""REST endpoints for submitting a case and retrying a failed one: validate, call the
+service, render."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.apischema import ERROR_RESPONSE
-from kernel.errors import InvalidInput, PayloadTooLarge
+from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
-from processing.services import case_create
-from workflows.access import access_workflow
+from processing.services import case_create, case_retry
+from workflows.access import access_case, access_workflow, has_right
 from workflows.serializers import CaseOutput
 from workflows.services import metadata_parse
 
@@ -72,3 +73,18 @@ class CaseCreateApi(APIView):
             CaseOutput(result.case, context={"show_predictions": True}).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
+
+
+class CaseRetryApi(APIView):
+    @extend_schema(
+        operation_id="case_retry",
+        request=None,
+        responses={200: CaseOutput, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE},
+    )
+    def post(self, request: Request, case_id: str) -> Response:
+        """Put a ``failed`` case back in the queue (workflow admins)."""
+        case, _ = access_case(request.user, case_id)
+        if not has_right(request.user, case.workflow, "can_admin"):
+            raise Forbidden(f"you may not retry cases in workflow {case.workflow.slug!r}")
+        case = case_retry(case=case, actor=request.user)
+        return Response(CaseOutput(case, context={"show_predictions": True}).data)

@@ -3,7 +3,9 @@
 ``case_create`` stores a case (``workflows.services.case_store``) and, in the same
 transaction, routes it (human only) or queues its processing. ``cases_process`` scores a
 batch and routes it; ``case_route`` applies the pure routing decision
-(``decisions.routing.route``): decide by model, or open a review task.
+(``decisions.routing.route``): decide by model, or open a review task. A case whose
+stored image cannot be read is ``failed`` instead (neither a model nor a reviewer could
+judge it), and ``case_retry`` puts a failed case back in the queue.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PIL import Image
 
 from decisions.routing import ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
+from kernel.errors import Conflict
 from modelops.models import ModelVersion
 from modelops.runtime import predict_images
 from modelops.selectors import DeploymentPlan, deployment_plans, unit_draw
@@ -92,6 +95,46 @@ def case_create(
         submitted_by=submitted_by,
         on_stored=next_step,
     )
+
+
+class CaseNotFailed(Conflict):
+    code = "not_failed"
+
+
+def case_retry(*, case: Case, actor: Any) -> Case:
+    """Put a ``failed`` case back in the queue (``failed -> received``) and queue it.
+
+    For a workflow admin, once the stored image is back or readable again. The previous
+    failure reason is kept in the event; the attempts count starts again. Refused (409)
+    when the case is not failed.
+    """
+    with transaction.atomic():
+        case = Case.objects.select_for_update(of=("self",)).get(pk=case.pk)
+        if case.status != CaseStatus.FAILED:
+            raise CaseNotFailed(f"case {case.id} is {case.status}, not failed: nothing to retry")
+        previous = case.failure_reason
+        case.failure_reason = ""
+        case.processing_attempts = 0
+        case.processing_started_at = None
+        case.claimed_by = ""
+        case.requeued_at = None
+        case_transition(
+            case=case,
+            to_status=CaseStatus.RECEIVED,
+            actor_type=ActorType.USER,
+            actor=actor,
+            reason=f"retried by {actor.get_username()}",
+            data={"failure_reason": previous},
+            fields=(
+                "failure_reason",
+                "processing_attempts",
+                "processing_started_at",
+                "claimed_by",
+                "requeued_at",
+            ),
+        )
+        case_queue_processing(case_id=case.id)
+    return case
 
 
 def case_queue_processing(*, case_id: uuid.UUID) -> None:
@@ -512,6 +555,8 @@ class _CaseRun:
     plan: DeploymentPlan | None = None
     image: Image.Image | None = None
     error: str = ""
+    # The stored image is missing or unreadable: the case fails instead of being routed.
+    unreadable: bool = False
     predictions: dict[int, Prediction] | None = None
 
 
@@ -625,19 +670,23 @@ def cases_process(*, case_ids: list[str]) -> int:
     plans = _cases_plan([run.case for run in to_plan])
     for run in to_plan:
         run.plan = plans[run.case.id]
-        if run.plan.deciding is None:
-            run.error = "no serving model is deployed for this workflow"
-            continue
         try:
             run.image = _open_image(run.case)
-        except Exception as exc:  # noqa: BLE001 - a lost or unreadable file goes to humans
-            run.error = f"the stored image could not be read: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a lost or unreadable file fails the case
+            run.error = f"the stored image could not be read: {type(exc).__name__}: {exc}"
+            run.unreadable = True
+            continue
+        if run.plan.deciding is None:
+            run.error = "no serving model is deployed for this workflow"
     _predict_missing(runs)
     return _cases_finish(runs)
 
 
 def _cases_finish(runs: list[_CaseRun]) -> int:
-    """Route the batch in one transaction, each case only if it is still ``processing``."""
+    """Route the batch in one transaction, each case only if it is still ``processing``.
+
+    A case whose image could not be read goes to ``failed`` instead (not counted).
+    """
     if not runs:
         return 0
     routed = 0
@@ -652,6 +701,17 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
         for run in runs:
             case = locked.get(run.case.id)
             if case is None or case.status != CaseStatus.PROCESSING:
+                continue
+            if run.unreadable:
+                case.failure_reason = run.error
+                case_transition(
+                    case=case,
+                    to_status=CaseStatus.FAILED,
+                    actor_type=ActorType.SYSTEM,
+                    reason=run.error,
+                    data={"attempt": case.processing_attempts},
+                    fields=("failure_reason",),
+                )
                 continue
             policy = policy_of(case.workflow)
             deciding_prediction = None

@@ -4,4 +4,5 @@ from processing import apis
 
 urlpatterns = [
     path("workflows/<slug:slug>/cases/", apis.CaseCreateApi.as_view(), name="case-create"),
+    path("cases/<str:case_id>/retry/", apis.CaseRetryApi.as_view(), name="case-retry"),
 ]

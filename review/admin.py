@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from review.models import Assignment, ReviewTask, Verdict
+from review.models import Assignment, ReviewTask, ReviewTaskEvent, Verdict
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,6 +27,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ReviewTaskAdmin(ReadOnlyAdmin):
     list_display = ["id", "workflow", "case", "kind", "reason", "status", "created_at"]
     list_filter = ["workflow", "kind", "reason", "status"]
+
+
+@admin.register(ReviewTaskEvent)
+class ReviewTaskEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task", "from_status", "to_status", "actor_type", "actor", "created_at"]
+    list_filter = ["to_status", "actor_type"]
 
 
 @admin.register(Assignment)

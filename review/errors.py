@@ -43,3 +43,15 @@ class CaseMovedOn(Conflict):
 
 class UndoWindowPassed(Gone):
     code = "undo_window_passed"
+
+
+class InvalidLeaseTransition(Conflict):
+    """An assignment's state move that ``ASSIGNMENT_TRANSITIONS`` does not allow."""
+
+    code = "invalid_transition"
+
+
+class InvalidTaskTransition(Conflict):
+    """A review task's status move that ``REVIEW_TASK_TRANSITIONS`` does not allow."""
+
+    code = "invalid_transition"

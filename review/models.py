@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from workflows.models import ActorType
+
 
 class TaskKind(models.TextChoices):
     REVIEW = "review", "review (the human decides)"
@@ -74,6 +76,33 @@ class ReviewTask(models.Model):
 
     def __str__(self) -> str:
         return f"task {self.pk} ({self.kind}) for case {self.case_id}"
+
+
+class ReviewTaskEvent(models.Model):
+    """One change of a review task's status: who or what made it, when, and why.
+
+    Written by ``review.services.review_task_transition`` (and its bulk variant) in the
+    transaction that changes the status, and only there.
+    """
+
+    task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=32, default="status")
+    from_status = models.CharField(max_length=12)
+    to_status = models.CharField(max_length=12)
+    actor_type = models.CharField(max_length=8, choices=ActorType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["task", "created_at"], name="review_task_event_trail")]
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} {self.from_status}->{self.to_status}"
 
 
 class AssignmentState(models.TextChoices):

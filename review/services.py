@@ -9,6 +9,9 @@ Invariants kept here (and backed by constraints in review/models.py):
 * Rows are locked in one order, the task and then its case, so that two operations on
   the same case queue behind each other instead of deadlocking; a case's status changes
   only through ``workflows.services.case_transition`` while its row lock is held.
+* A task's status changes only through ``review_task_transition`` (or
+  ``review_tasks_transition``), checked against ``REVIEW_TASK_TRANSITIONS`` and recorded
+  as a ``ReviewTaskEvent``, while the task's row lock is held.
 * Every refusal is a ``kernel.errors.DomainError``, raised before anything is written
   or inside the transaction that it rolls back: nothing is left half-stored.
 """
@@ -32,6 +35,8 @@ from review.errors import (
     AlreadyUndone,
     CaseAlreadyDecided,
     CaseMovedOn,
+    InvalidLeaseTransition,
+    InvalidTaskTransition,
     LeaseExpired,
     NotAssigned,
     NotLastVerdict,
@@ -44,6 +49,7 @@ from review.models import (
     Assignment,
     AssignmentState,
     ReviewTask,
+    ReviewTaskEvent,
     TaskKind,
     TaskStatus,
     Verdict,
@@ -73,6 +79,131 @@ SUGGESTING_LEVELS = frozenset({Level.ASSISTANCE, Level.PARTIAL})
 def gold_draw() -> float:
     """A number in [0, 1): a gold case is slipped in when it falls below the gold rate."""
     return random.random()  # noqa: S311 - a sampling rate, not a secret
+
+
+# The review task state machine: a table of allowed moves, changed only by
+# review_task_transition and review_tasks_transition.
+REVIEW_TASK_TRANSITIONS: dict[str, frozenset[str]] = {
+    # Done: its verdicts settled it. Cancelled: a gold task whose reviewer let it go.
+    TaskStatus.OPEN: frozenset({TaskStatus.DONE, TaskStatus.CANCELLED}),
+    # A verdict undone within its window reopens the task it closed.
+    TaskStatus.DONE: frozenset({TaskStatus.OPEN}),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def review_task_transition(
+    *,
+    task: ReviewTask,
+    to_status: str,
+    actor_type: str,
+    actor: Any = None,
+    reason: str,
+    data: dict[str, Any] | None = None,
+    fields: tuple[str, ...] = (),
+) -> ReviewTaskEvent:
+    """Move ``task`` to ``to_status`` and record why. Raises InvalidTaskTransition.
+
+    Call inside a transaction, holding the task's row lock (``select_for_update``).
+    ``closed_at`` follows the status (set on closing, cleared on reopening); ``fields``
+    names the other fields the caller changed, saved in the same UPDATE. Reopening may
+    break the one-open-task-per-case constraint: the IntegrityError is the caller's.
+    """
+    from_status = task.status
+    if to_status not in REVIEW_TASK_TRANSITIONS[from_status]:
+        raise InvalidTaskTransition(
+            f"review task {task.pk} cannot go from {from_status} to {to_status}"
+        )
+    task.status = to_status
+    task.closed_at = None if to_status == TaskStatus.OPEN else timezone.now()
+    task.save(update_fields=["status", "closed_at", *fields])
+    return ReviewTaskEvent.objects.create(
+        task=task,
+        from_status=from_status,
+        to_status=to_status,
+        actor_type=actor_type,
+        actor=actor,
+        reason=reason,
+        data=data or {},
+    )
+
+
+def review_tasks_transition(
+    *, tasks: list[ReviewTask], to_status: str, actor_type: str, reason: str
+) -> None:
+    """``review_task_transition`` for a batch: one UPDATE and one INSERT of events.
+
+    Call inside a transaction holding the tasks' row locks; every move is checked
+    against the same table before anything is written.
+    """
+    for task in tasks:
+        if to_status not in REVIEW_TASK_TRANSITIONS[task.status]:
+            raise InvalidTaskTransition(
+                f"review task {task.pk} cannot go from {task.status} to {to_status}"
+            )
+    if not tasks:
+        return
+    closed_at = None if to_status == TaskStatus.OPEN else timezone.now()
+    ReviewTask.objects.filter(pk__in=[task.pk for task in tasks]).update(
+        status=to_status, closed_at=closed_at
+    )
+    events = [
+        ReviewTaskEvent(
+            task=task,
+            from_status=task.status,
+            to_status=to_status,
+            actor_type=actor_type,
+            reason=reason,
+        )
+        for task in tasks
+    ]
+    for task in tasks:
+        task.status = to_status
+        task.closed_at = closed_at
+    ReviewTaskEvent.objects.bulk_create(events)
+
+
+# An assignment (lease) ends once, in one of four ways; it is never renewed (a new lease
+# is a new row). The row itself (state, ended_at, skip_reason) records how it ended, so
+# the task's assignments are its lease trail and no separate event row is written.
+ASSIGNMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    AssignmentState.ACTIVE: frozenset(
+        {
+            AssignmentState.COMPLETED,
+            AssignmentState.EXPIRED,
+            AssignmentState.SKIPPED,
+            AssignmentState.RELEASED,
+        }
+    ),
+    AssignmentState.COMPLETED: frozenset(),
+    AssignmentState.EXPIRED: frozenset(),
+    AssignmentState.SKIPPED: frozenset(),
+    AssignmentState.RELEASED: frozenset(),
+}
+
+
+def assignment_end(
+    *, assignment: Assignment, to_state: str, now: datetime, skip_reason: str = ""
+) -> None:
+    """End one lease as ``to_state``. Raises InvalidLeaseTransition.
+
+    Call inside a transaction holding the lease's task's row lock.
+    """
+    if to_state not in ASSIGNMENT_TRANSITIONS[assignment.state]:
+        raise InvalidLeaseTransition(
+            f"assignment {assignment.pk} cannot go from {assignment.state} to {to_state}"
+        )
+    assignment.state = to_state
+    assignment.ended_at = now
+    assignment.skip_reason = skip_reason
+    assignment.save(update_fields=["state", "ended_at", "skip_reason"])
+
+
+def assignments_end(*, leases: QuerySet[Assignment], to_state: str, now: datetime) -> int:
+    """End, as ``to_state``, those of ``leases`` the table lets move there (one UPDATE);
+    the others are left as they are. Returns how many ended."""
+    from_states = [state for state, moves in ASSIGNMENT_TRANSITIONS.items() if to_state in moves]
+    return leases.filter(state__in=from_states).update(state=to_state, ended_at=now)
 
 
 def review_task_open(
@@ -174,8 +305,10 @@ def _claimable_tasks(
 
 def _leases_lapsed_end(*, task: ReviewTask, now: datetime) -> None:
     """Mark as expired the active leases on ``task`` that ran out. Hold the task's lock."""
-    task.assignments.filter(state=AssignmentState.ACTIVE, expires_at__lte=now).update(
-        state=AssignmentState.EXPIRED, ended_at=now
+    assignments_end(
+        leases=task.assignments.filter(expires_at__lte=now),
+        to_state=AssignmentState.EXPIRED,
+        now=now,
     )
 
 
@@ -313,14 +446,22 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         lapsed = Assignment.objects.filter(state=AssignmentState.ACTIVE, expires_at__lte=now)
-        gold_task_ids = list(
-            lapsed.filter(task__kind=TaskKind.GOLD).values_list("task_id", flat=True)
-        )
-        ended = lapsed.update(state=AssignmentState.EXPIRED, ended_at=now)
-        if gold_task_ids:
-            ReviewTask.objects.filter(pk__in=gold_task_ids, status=TaskStatus.OPEN).update(
-                status=TaskStatus.CANCELLED, closed_at=now
+        # Tasks before their leases, the order every writer here locks in.
+        gold_tasks = list(
+            ReviewTask.objects.select_for_update()
+            .filter(
+                pk__in=lapsed.filter(task__kind=TaskKind.GOLD).values("task_id"),
+                status=TaskStatus.OPEN,
             )
+            .order_by("pk")
+        )
+        ended = assignments_end(leases=lapsed, to_state=AssignmentState.EXPIRED, now=now)
+        review_tasks_transition(
+            tasks=gold_tasks,
+            to_status=TaskStatus.CANCELLED,
+            actor_type=ActorType.SYSTEM,
+            reason="the reviewer's lease on this gold case ran out",
+        )
     return ended
 
 
@@ -464,17 +605,20 @@ def verdict_submit(*, task_id: int, reviewer: Any, label: str, comment: str = ""
             label=label,
             comment=comment,
         )
-        assignment.state = AssignmentState.COMPLETED
-        assignment.ended_at = now
-        assignment.save(update_fields=["state", "ended_at"])
+        assignment_end(assignment=assignment, to_state=AssignmentState.COMPLETED, now=now)
         if task.kind == TaskKind.REVIEW:
             _review_task_settle(task=task, case=case, reviewer=reviewer, now=now)
         elif task.kind == TaskKind.AUDIT:
             _audit_label(task=task, case=case, reviewer=reviewer, label=label, now=now)
         else:
-            task.status = TaskStatus.DONE
-            task.closed_at = now
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.DONE,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason="a reviewer labelled a gold case",
+                data={"verdict": verdict.pk},
+            )
             case_event_record(
                 case=case,
                 kind="gold_verdict",
@@ -497,13 +641,22 @@ def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: dat
     was_adjudication = task.needs_adjudication
     task.verdicts_required = state.verdicts_required
     task.needs_adjudication = state.needs_adjudication
+    settled_fields = ("verdicts_required", "needs_adjudication")
     if state.decided:
-        task.status = TaskStatus.DONE
-        task.closed_at = now
+        review_task_transition(
+            task=task,
+            to_status=TaskStatus.DONE,
+            actor_type=ActorType.USER,
+            actor=reviewer,
+            reason="the verdicts decided the case",
+            data={"label": state.label, "verdicts": [v.pk for v in verdicts]},
+            fields=settled_fields,
+        )
         _case_decide(
             task=task, case=case, reviewer=reviewer, state=state, verdicts=verdicts, now=now
         )
-    elif state.needs_adjudication and not was_adjudication:
+        return
+    if state.needs_adjudication and not was_adjudication:
         case_event_record(
             case=case,
             kind="needs_adjudication",
@@ -511,15 +664,19 @@ def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: dat
             reason="reviewers disagreed; waiting for an adjudicator",
             data={"verdicts": [v.label for v in verdicts]},
         )
-    task.save(update_fields=["verdicts_required", "needs_adjudication", "status", "closed_at"])
+    task.save(update_fields=list(settled_fields))
 
 
 def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now: datetime) -> None:
     """The model's decision stands; the verdict is its blind check. The automation checks
     (step down on falling accuracy) run on this fresh evidence once it is committed."""
-    task.status = TaskStatus.DONE
-    task.closed_at = now
-    task.save(update_fields=["status", "closed_at"])
+    review_task_transition(
+        task=task,
+        to_status=TaskStatus.DONE,
+        actor_type=ActorType.USER,
+        actor=reviewer,
+        reason="audit: a reviewer labelled the model-decided case",
+    )
     case.human_label = label
     case.labelled_at = now
     case.save(update_fields=["human_label", "labelled_at", "updated_at"])
@@ -552,14 +709,17 @@ def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:
     with transaction.atomic():
         task, case = _task_and_case_lock(task_id)
         assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
-        assignment.state = AssignmentState.SKIPPED
-        assignment.skip_reason = reason
-        assignment.ended_at = now
-        assignment.save(update_fields=["state", "skip_reason", "ended_at"])
+        assignment_end(
+            assignment=assignment, to_state=AssignmentState.SKIPPED, now=now, skip_reason=reason
+        )
         if task.kind == TaskKind.GOLD:
-            task.status = TaskStatus.CANCELLED
-            task.closed_at = now
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.CANCELLED,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason=f"the reviewer skipped this gold case: {reason}",
+            )
         else:
             case_event_record(
                 case=case,
@@ -582,13 +742,19 @@ def assignment_release(*, task_id: int, reviewer: Any) -> bool:
     now = timezone.now()
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().get(pk=task_id)
-        released = task.assignments.filter(
-            reviewer=reviewer, state=AssignmentState.ACTIVE, expires_at__gt=now
-        ).update(state=AssignmentState.RELEASED, ended_at=now)
+        released = assignments_end(
+            leases=task.assignments.filter(reviewer=reviewer, expires_at__gt=now),
+            to_state=AssignmentState.RELEASED,
+            now=now,
+        )
         if released and task.kind == TaskKind.GOLD and task.status == TaskStatus.OPEN:
-            task.status = TaskStatus.CANCELLED
-            task.closed_at = now
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.CANCELLED,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason="the reviewer gave this gold case back",
+            )
     return bool(released)
 
 
@@ -666,7 +832,7 @@ def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
         else:
             verdict.retracted_at = now
             verdict.save(update_fields=["retracted_at"])
-            _task_reopen(task=task, case=case)
+            _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)
         assignment = None
         live_lease = task.assignments.filter(
             state=AssignmentState.ACTIVE, expires_at__gt=now
@@ -676,14 +842,20 @@ def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
     return UndoResult(verdict=verdict, assignment=assignment)
 
 
-def _task_reopen(*, task: ReviewTask, case: Case) -> None:
+def _task_reopen(*, task: ReviewTask, case: Case, reviewer: Any, verdict: Verdict) -> None:
+    """Reopen the task ``verdict`` closed. Hold the task's and the case's locks."""
     if task.status == TaskStatus.OPEN:
         return
-    task.status = TaskStatus.OPEN
-    task.closed_at = None
     try:
         with transaction.atomic():
-            task.save(update_fields=["status", "closed_at"])
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.OPEN,
+                actor_type=ActorType.USER,
+                actor=reviewer,
+                reason=f"{reviewer.get_username()} undid their verdict",
+                data={"verdict": verdict.pk},
+            )
     except IntegrityError as exc:
         raise CaseMovedOn(f"case {case.id} is in the queue again by another route") from exc
 
@@ -729,7 +901,7 @@ def _review_verdict_retract(
             reason=f"{reviewer.get_username()} undid the verdict that decided the case",
             data={"undone_label": previous_label, "verdict": verdict.pk, "task": task.pk},
         )
-        _task_reopen(task=task, case=case)
+        _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)
     verdict.retracted_at = now
     verdict.save(update_fields=["retracted_at"])
     remaining = [v.label for v in _standing_verdicts(task)]
@@ -756,4 +928,4 @@ def _audit_verdict_retract(
     )
     verdict.retracted_at = now
     verdict.save(update_fields=["retracted_at"])
-    _task_reopen(task=task, case=case)
+    _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)

@@ -68,6 +68,7 @@ EXPECT: dict[tuple[str, str], str] = {
     ("case-detail", "GET"): CASE_READER,
     ("case-events", "GET"): CASE_READER,
     ("case-image", "GET"): CASE_READER,
+    ("case-retry", "POST"): ADMIN,
     # Review
     ("review-next", "POST"): REVIEW,
     ("review-verdicts-recent", "GET"): REVIEW,

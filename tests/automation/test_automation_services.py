@@ -248,3 +248,28 @@ class TestTasks:
         assert LevelChange.objects.get(pk=change_id).automatic is True
         assert tasks.automation_check_workflow.delay(workflow.pk).get() is None
         assert tasks.automation_check_workflow.delay(10**9).get() is None
+
+
+class TestAlertStates:
+    def test_every_alert_state_has_a_row_and_resolved_is_final(self) -> None:
+        from automation.models import AlertState
+        from automation.services import ALERT_TRANSITIONS
+
+        assert set(ALERT_TRANSITIONS) == set(AlertState.values)
+        assert ALERT_TRANSITIONS[AlertState.RESOLVED] == frozenset()
+
+    def test_resolving_moves_only_firing_alerts(self, make_workflow: Any) -> None:
+        from automation.models import AlertState
+        from automation.services import _alerts_resolve
+
+        workflow = make_workflow("alerts", serving=False)
+        firing = Alert.objects.create(workflow=workflow, kind="drift", message="m")
+        done = Alert.objects.create(
+            workflow=workflow, kind="drift", message="m", state="resolved", resolution="before"
+        )
+        assert _alerts_resolve(workflow=workflow, kind="drift", resolution="now") == 1
+        firing.refresh_from_db()
+        done.refresh_from_db()
+        assert (firing.state, firing.resolution) == (AlertState.RESOLVED, "now")
+        assert firing.resolved_at is not None
+        assert (done.state, done.resolution) == (AlertState.RESOLVED, "before")

@@ -73,6 +73,10 @@ def test_a_run_beats_the_untrained_baseline_and_starts_in_shadow(
     assert response.status_code == 202, response.content
     run = TrainingRun.objects.get()
     assert run.status == TrainingStatus.SUCCEEDED, run.error
+    assert [(e.from_status, e.to_status) for e in run.events.all()] == [
+        ("queued", "running"),
+        ("running", "succeeded"),
+    ]
     body = people["admin"].get(f"/api/v1/training-runs/{run.pk}/?include=split").json()
     assert [p["epoch"] for p in body["progress"]] == [1, 2]
     assert all(p["loss"] > 0 and p["val_accuracy"] is not None for p in body["progress"])

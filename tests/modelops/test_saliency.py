@@ -4,6 +4,7 @@ see the model's suggestion for the case (never to a reviewer in shadow mode)."""
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from celery import current_app
 from PIL import Image
 
 from modelops import saliency as saliency_services
-from modelops.models import SaliencyMap
+from modelops.models import SaliencyMap, SaliencyStatus
 from modelops.tasks import INFERENCE_QUEUE
 from processing.services import cases_process
 from tests.modelops import factories
@@ -128,3 +129,38 @@ def test_tasks_go_to_their_queues() -> None:
     training = router.route({}, "modelops.tasks.training_run_execute")
     assert saliency["queue"].name == "inference"
     assert training["queue"].name == "training"
+
+
+SALIENCY_PAIRS = list(
+    itertools.product(SaliencyStatus.values, repeat=2),
+)
+
+
+def test_every_overlay_status_has_a_row_in_the_table() -> None:
+    assert set(saliency_services.SALIENCY_TRANSITIONS) == set(SaliencyStatus.values)
+
+
+@pytest.mark.parametrize(("start", "target"), SALIENCY_PAIRS)
+def test_each_overlay_move_is_allowed_by_the_table_or_left_undone(
+    parts_workflow: Any, weights_file: Any, start: str, target: str
+) -> None:
+    version = factories.version_create(parts_workflow, weights_file(seed=1), factories.PART_LABELS)
+    case = factories.case_create(parts_workflow, factories.part_image("ok", 1))
+    overlay = SaliencyMap.objects.create(case=case, model_version=version, label="ok", status=start)
+    allowed = target in saliency_services.SALIENCY_TRANSITIONS[start]
+    moved = saliency_services._saliency_move(saliency_id=overlay.pk, to_status=target, error="x")
+    assert moved == allowed
+    assert SaliencyMap.objects.get(pk=overlay.pk).status == (target if allowed else start)
+
+
+def test_a_duplicate_computation_of_a_failed_overlay_leaves_it_failed(
+    parts_workflow: Any, weights_file: Any
+) -> None:
+    version = factories.version_create(parts_workflow, weights_file(seed=1), factories.PART_LABELS)
+    case = factories.case_create(parts_workflow, factories.part_image("ok", 1))
+    overlay = SaliencyMap.objects.create(
+        case=case, model_version=version, label="ok", status=SaliencyStatus.FAILED, error="gone"
+    )
+    saliency_services.saliency_compute(saliency_id=overlay.pk)
+    overlay.refresh_from_db()
+    assert (overlay.status, overlay.error) == (SaliencyStatus.FAILED, "gone")

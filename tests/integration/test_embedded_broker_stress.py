@@ -3,9 +3,9 @@
 Cases are submitted from 8 threads through the case service (image validation, file,
 row, event, on-commit publish: everything the API does but HTTP) to a real
 ``celery worker --beat`` subprocess over the embedded filesystem transport, in three
-rounds. With kombu's stock transport the worker died within a few dozen cases
-("Unrecoverable error: JSONDecodeError"): a consumer read a message file its writer had
-not finished. ``LOOPGATE_STRESS_CASES`` changes the total (default 2,000).
+rounds of 2,000 cases each. With kombu's stock transport the demo's worker died within a
+few dozen cases ("Unrecoverable error: JSONDecodeError"): a consumer read a message file
+its writer had not finished. ``LOOPGATE_STRESS_CASES`` changes the cases per round.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from workflows.models import Case, CaseEvent, CaseStatus
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 ROUTED = (CaseStatus.DECIDED, CaseStatus.IN_REVIEW)
-TOTAL = int(os.environ.get("LOOPGATE_STRESS_CASES", "2000"))
 ROUNDS = 3
+TOTAL = ROUNDS * int(os.environ.get("LOOPGATE_STRESS_CASES", "2000"))
 THREADS = 8
 
 

@@ -1,7 +1,7 @@
 """REST endpoints of the model lifecycle: validate, call one service, render.
 
 Everything here is for workflow admins (``modelops.access``), except the saliency
-overlay, which follows ``workflows.access.access_case``: only users who may see the
+overlay, which follows ``workflows.access.case_visibility``: only users who may see the
 model's suggestion for the case get it.
 """
 
@@ -62,7 +62,7 @@ from modelops.services import (
     deployment_rollback,
     model_version_register,
 )
-from workflows.access import access_case, has_right
+from workflows.access import access_case
 from workflows.models import Workflow
 
 JSON_FIELD_MAX_BYTES = 64 * 1024
@@ -546,8 +546,8 @@ class SaliencyApi(APIView):
         },
     )
     def get(self, request: Request, case_id: str) -> Response | FileResponse:
-        case, show_predictions = access_case(request.user, case_id)
-        if not show_predictions:
+        case, visibility = access_case(request.user, case_id)
+        if not visibility.saliency:
             raise NotFound(f"no saliency overlay for case {case_id}")
         raw_version = request.query_params.get("model_version")
         version_id = (
@@ -555,10 +555,7 @@ class SaliencyApi(APIView):
             if raw_version
             else None
         )
-        chooses = version_id is not None and (
-            has_right(request.user, case.workflow, "can_admin")
-            or has_right(request.user, case.workflow, "can_submit")
-        )
+        chooses = version_id is not None and visibility.choose_model_version
         prediction = saliency_prediction(
             case=case, model_version_id=version_id if chooses else None
         )

@@ -14,7 +14,7 @@ from kernel.apischema import ERROR_RESPONSE
 from kernel.errors import InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
 from processing.services import case_create
-from workflows.access import access_workflow
+from workflows.access import access_workflow, case_visibility
 from workflows.serializers import CaseOutput
 from workflows.services import metadata_parse
 
@@ -69,6 +69,8 @@ class CaseCreateApi(APIView):
             submitted_by=request.user,
         )
         return Response(
-            CaseOutput(result.case, context={"show_predictions": True}).data,
+            CaseOutput(
+                result.case, context={"visibility": case_visibility(request.user, result.case)}
+            ).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )

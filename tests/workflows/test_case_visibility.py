@@ -1,6 +1,6 @@
 """What of a case each caller may see: one rule (``workflows.access``), tested as a table.
 
-Every role × whether the suggestion was visible × review reason × gold × the reader's own
+Every role, whether the suggestion was visible, review reason, gold, and the reader's own
 verdict, against an oracle written independently of the rule. Then the renderers: a case
 serializer given no visibility shows nothing the model said.
 """

@@ -27,7 +27,6 @@ from modelops.comparison import versions_compare
 from modelops.models import (
     DeploymentRole,
     ModelSource,
-    ModelVersion,
     SaliencyStatus,
 )
 from modelops.retraining import (
@@ -39,11 +38,13 @@ from modelops.retraining import (
 )
 from modelops.saliency import SaliencyFailed, saliency_prediction, saliency_request
 from modelops.selectors import (
+    comparison_pair,
     deployment_events,
     deployments_active,
     retrain_rule_of,
     rollback_target,
     training_runs_of,
+    version_of_workflow,
     versions_of_workflow,
 )
 from modelops.serializers import (
@@ -96,15 +97,6 @@ def _refuse_bad_text(values: list[str], name: str) -> None:
         strictjson.check_value(values, what=name)
     except strictjson.JSONRefused as exc:
         raise InvalidInput(exc.message, field=name) from None
-
-
-def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> ModelVersion:
-    """A version registered for or deployed in ``workflow``; 404 for any other."""
-    pk = bounded_int(version_id, name=field, minimum=1, maximum=ID_MAX)
-    version = versions_of_workflow(workflow_id=workflow.pk).filter(pk=pk).first()
-    if version is None:
-        raise NotFound(f"{field}: model version {pk} is not registered for this workflow")
-    return version
 
 
 # --- Registry ------------------------------------------------------------------------------
@@ -346,32 +338,6 @@ class RollbackApi(APIView):
 
 
 # --- Comparison ----------------------------------------------------------------------------
-
-
-def comparison_pair(
-    workflow: Workflow, baseline_id: Any, challenger_id: Any
-) -> tuple[ModelVersion, ModelVersion]:
-    """The two versions to compare; by default serving against the shadow (or canary)."""
-    active = deployments_active(workflow_id=workflow.pk)
-    if baseline_id:
-        baseline = version_of_workflow(workflow, baseline_id, "baseline")
-    elif DeploymentRole.SERVING in active:
-        baseline = active[DeploymentRole.SERVING].model_version
-    else:
-        raise InvalidInput("baseline: no serving version; name one", field="baseline")
-    if challenger_id:
-        challenger = version_of_workflow(workflow, challenger_id, "challenger")
-    else:
-        deployed = active.get(DeploymentRole.SHADOW) or active.get(DeploymentRole.CANARY)
-        if deployed is None:
-            raise InvalidInput(
-                "challenger: no shadow challenger or canary is deployed; name one",
-                field="challenger",
-            )
-        challenger = deployed.model_version
-    if baseline.pk == challenger.pk:
-        raise InvalidInput("challenger: compare two different versions", field="challenger")
-    return baseline, challenger
 
 
 class ComparisonApi(APIView):

@@ -22,7 +22,6 @@ from django.views.decorators.http import require_POST
 
 from kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from modelops.access import access_models, access_training_run
-from modelops.apis import comparison_pair, version_of_workflow
 from modelops.charts import confusion_svg, reliability_svg
 from modelops.comparison import versions_compare
 from modelops.models import DeploymentRole, ModelSource, TrainingStatus
@@ -39,11 +38,13 @@ from modelops.retraining import (
     training_run_start,
 )
 from modelops.selectors import (
+    comparison_pair,
     deployment_events,
     deployments_active,
     retrain_rule_of,
     rollback_target,
     training_runs_of,
+    version_of_workflow,
     versions_of_workflow,
 )
 from modelops.services import (

@@ -17,21 +17,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kernel import strictjson
 from kernel.apischema import ERROR_RESPONSE
-from kernel.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
-from kernel.errors import InvalidInput, NotFound
+from kernel.bounds import ID_MAX, ID_SCHEMA, bounded_int
+from kernel.errors import NotFound
 from kernel.parsers import StrictJSONParser, StrictMultiPartParser
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
+from modelops.inputs import (
+    ModelVersionRegisterInput,
+    RetrainRuleInput,
+    TrainingRunStartInput,
+    model_version_registration,
+    retrain_rule_input,
+    training_run_start_input,
+)
 from modelops.models import (
     DeploymentRole,
     ModelSource,
     SaliencyStatus,
 )
 from modelops.retraining import (
-    MAX_SEED,
-    TrainingRequest,
     retrain_rule_update,
     training_run_cancel,
     training_run_start,
@@ -54,8 +59,6 @@ from modelops.serializers import (
     TrainingRunOutput,
 )
 from modelops.services import (
-    MAX_INPUT_SIZE,
-    MIN_INPUT_SIZE,
     canary_share_update,
     deployment_create,
     deployment_end,
@@ -66,37 +69,7 @@ from modelops.services import (
 from workflows.access import access_case
 from workflows.models import Workflow
 
-JSON_FIELD_MAX_BYTES = 64 * 1024
 ERRORS = {400: ERROR_RESPONSE, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE}
-
-
-def json_field(data: Any, name: str, *, kind: type, default: Any = None) -> Any:
-    """A multipart field holding JSON text (or, for lists, comma-separated values)."""
-    raw = data.get(name)
-    if raw is None or raw == "":
-        return default
-    if isinstance(raw, kind):
-        return raw
-    if not isinstance(raw, str):
-        raise InvalidInput(f"{name}: must be a text field", field=name)
-    try:
-        value = strictjson.loads(raw, what=name, max_bytes=JSON_FIELD_MAX_BYTES)
-    except strictjson.JSONRefused as exc:
-        if kind is list and not raw.lstrip().startswith("["):
-            value = [item.strip() for item in raw.split(",") if item.strip()]
-            _refuse_bad_text(value, name)
-        else:
-            raise InvalidInput(exc.message, field=name) from None
-    if not isinstance(value, kind):
-        raise InvalidInput(f"{name}: must be a JSON {kind.__name__}", field=name)
-    return value
-
-
-def _refuse_bad_text(values: list[str], name: str) -> None:
-    try:
-        strictjson.check_value(values, what=name)
-    except strictjson.JSONRefused as exc:
-        raise InvalidInput(exc.message, field=name) from None
 
 
 # --- Registry ------------------------------------------------------------------------------
@@ -104,27 +77,6 @@ def _refuse_bad_text(values: list[str], name: str) -> None:
 
 class ModelVersionListApi(APIView):
     parser_classes = [StrictMultiPartParser, FormParser]
-
-    class ModelVersionRegisterInput(serializers.Serializer):
-        weights = serializers.FileField(help_text="State dict (.pt) or TorchScript archive.")
-        name = serializers.CharField(max_length=100, help_text="e.g. surface-cnn")
-        architecture = serializers.CharField(
-            max_length=64, help_text="A torchvision architecture name, or 'torchscript'."
-        )
-        labels = serializers.CharField(
-            required=False,
-            help_text="JSON list in the model's output order; default: the workflow's.",
-        )
-        input_size = serializers.IntegerField(
-            default=96, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
-        )
-        mean = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
-        std = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
-        arch_kwargs = serializers.CharField(required=False, help_text="JSON object.")
-        note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-        training = serializers.CharField(
-            required=False, help_text="JSON object: how it was trained (recorded as given)."
-        )
 
     @extend_schema(
         operation_id="model_version_list", responses={200: ModelVersionOutput(many=True)}
@@ -141,26 +93,9 @@ class ModelVersionListApi(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.ModelVersionRegisterInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        upload = data["weights"]
-        training = json_field(request.data, "training", kind=dict, default=None)
+        registration = model_version_registration(request.data)
         version = model_version_register(
-            workflow=workflow,
-            name=data["name"],
-            architecture=data["architecture"],
-            weights=upload,
-            filename=upload.name,
-            actor=request.user,
-            source=ModelSource.API,
-            labels=json_field(request.data, "labels", kind=list),
-            input_size=data["input_size"],
-            mean=json_field(request.data, "mean", kind=list),
-            std=json_field(request.data, "std", kind=list),
-            arch_kwargs=json_field(request.data, "arch_kwargs", kind=dict, default={}),
-            note=data.get("note", ""),
-            provenance={"training": training} if training else None,
+            workflow=workflow, actor=request.user, source=ModelSource.API, **registration
         )
         return Response(ModelVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
@@ -372,20 +307,6 @@ class ComparisonApi(APIView):
 class TrainingRunListApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    class TrainingRunStartInput(serializers.Serializer):
-        epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
-        lr = serializers.FloatField(default=3e-3, min_value=1e-12, max_value=1.0)
-        batch_size = serializers.IntegerField(default=32, min_value=2, max_value=1024)
-        test_share = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
-        val_share = serializers.FloatField(default=0.1, min_value=0.0, max_value=0.3)
-        seed = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEED)
-        architecture = serializers.CharField(required=False, max_length=64)
-        from_scratch = serializers.BooleanField(default=False)
-        input_size = serializers.IntegerField(
-            required=False, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
-        )
-        reason = serializers.CharField(required=False, allow_blank=True, default="")
-
     @extend_schema(operation_id="training_run_list", responses={200: TrainingRunOutput(many=True)})
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
@@ -400,12 +321,9 @@ class TrainingRunListApi(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.TrainingRunStartInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        reason = data.pop("reason", "")
+        training, reason = training_run_start_input(request.data)
         run = training_run_start(
-            workflow=workflow, actor=request.user, request=TrainingRequest(**data), reason=reason
+            workflow=workflow, actor=request.user, request=training, reason=reason
         )
         run.refresh_from_db()
         return Response(TrainingRunOutput(run).data, status=status.HTTP_202_ACCEPTED)
@@ -442,14 +360,6 @@ class TrainingRunCancelApi(APIView):
 class RetrainRuleApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    class RetrainRuleInput(serializers.Serializer):
-        enabled = serializers.BooleanField()
-        every_n_labels = serializers.IntegerField(
-            required=False, allow_null=True, min_value=10, max_value=INT32_MAX
-        )
-        after_step_down = serializers.BooleanField(default=False)
-        epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
-
     def _body(self, workflow: Workflow) -> dict[str, Any]:
         rule = retrain_rule_of(workflow_id=workflow.pk)
         return {
@@ -472,16 +382,8 @@ class RetrainRuleApi(APIView):
     )
     def put(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.RetrainRuleInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         retrain_rule_update(
-            workflow=workflow,
-            actor=request.user,
-            enabled=data["enabled"],
-            every_n_labels=data.get("every_n_labels"),
-            after_step_down=data["after_step_down"],
-            epochs=data["epochs"],
+            workflow=workflow, actor=request.user, **retrain_rule_input(request.data)
         )
         return Response(self._body(workflow))
 

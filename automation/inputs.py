@@ -6,6 +6,10 @@ from typing import Any
 
 from workflows.models import Workflow
 
+# The bounds of a threshold query, for the API's serializer and the page's form alike.
+TARGET_ERROR_MIN, TARGET_ERROR_MAX = 0.0001, 0.5
+CONFIDENCE_MIN, CONFIDENCE_MAX = 0.5, 0.9999
+
 
 def threshold_defaults(workflow: Workflow, data: dict[str, Any]) -> tuple[float, float]:
     """The target error and confidence asked for, or the workflow's own."""

@@ -64,8 +64,12 @@ class ImageOutput(serializers.Serializer):
 
 
 class CaseOutput(serializers.ModelSerializer):
-    """A case as its reader may see it: pass ``context={"visibility": ...}`` from
-    ``workflows.access``; without it only the case's own fields are shown."""
+    """A case. What reveals the model's output (predictions, the model's decision,
+    routing and review reason) is null or empty for a reader who may not see it: a
+    reviewer in shadow mode, on a blind audit or on a gold case."""
+
+    # Rendered with context={"visibility": workflows.access.case_visibility(...)};
+    # without it nothing the model said is shown (the default is HIDDEN).
 
     workflow = serializers.CharField(source="workflow.slug")
     image = serializers.SerializerMethodField()
@@ -154,11 +158,11 @@ class CaseOutput(serializers.ModelSerializer):
 
 
 class CaseEventOutput(serializers.ModelSerializer):
-    """A case's event as its reader may see it (``context={"visibility": ...}``).
+    """A change of the case. A reader who may not see the model's output sees that the
+    case moved, not what the model said or why: ``data`` is empty and only people's
+    reasons for status changes remain."""
 
-    Without ``event_details`` the reader sees that the case moved, not what the model
-    said or why: the data is empty and only people's reasons for status moves remain.
-    """
+    # Rendered with context={"visibility": ...}; without it, as for such a reader.
 
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
 

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from automation.inputs import threshold_defaults
 from automation.models import AlertState, LevelChange
 from automation.selectors import (
     alerts_of,
@@ -38,7 +39,6 @@ from kernel.errors import InvalidInput
 from kernel.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 from kernel.parsers import StrictJSONParser
 from workflows.access import access_workflow
-from workflows.models import Workflow
 
 
 def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
@@ -49,17 +49,6 @@ def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
         raise InvalidInput(f"unknown fields: {sorted(unknown)}", field=sorted(unknown)[0])
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
-
-
-def threshold_defaults(workflow: Workflow, data: dict[str, Any]) -> tuple[float, float]:
-    """The target error and confidence asked for, or the workflow's own."""
-    target_error = data.get("target_error")
-    if target_error is None:
-        target_error = min(max(round(1.0 - workflow.target_accuracy, 6), 0.001), 0.5)
-    confidence = data.get("confidence")
-    if confidence is None:
-        confidence = workflow.evidence_confidence
-    return float(target_error), float(confidence)
 
 
 class AutomationApi(APIView):

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from automation.inputs import CONFIDENCE_MAX, CONFIDENCE_MIN, TARGET_ERROR_MAX, TARGET_ERROR_MIN
 from decisions.routing import Level
 from kernel.bounds import INT32_MAX
 
@@ -159,15 +160,19 @@ class ThresholdForm(forms.Form):
 
     target_error = forms.FloatField(
         label="Target error among auto-decided cases",
-        min_value=0.0001,
-        max_value=0.5,
-        widget=forms.NumberInput(attrs={"step": "0.001", "min": "0.0001", "max": "0.5"}),
+        min_value=TARGET_ERROR_MIN,
+        max_value=TARGET_ERROR_MAX,
+        widget=forms.NumberInput(
+            attrs={"step": "0.001", "min": TARGET_ERROR_MIN, "max": TARGET_ERROR_MAX}
+        ),
     )
     confidence = forms.FloatField(
         label="Confidence",
-        min_value=0.5,
-        max_value=0.9999,
-        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.5", "max": "0.9999"}),
+        min_value=CONFIDENCE_MIN,
+        max_value=CONFIDENCE_MAX,
+        widget=forms.NumberInput(
+            attrs={"step": "0.01", "min": CONFIDENCE_MIN, "max": CONFIDENCE_MAX}
+        ),
     )
 
 

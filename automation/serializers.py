@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from automation.inputs import CONFIDENCE_MAX, CONFIDENCE_MIN, TARGET_ERROR_MAX, TARGET_ERROR_MIN
 from automation.models import Alert, LevelChange
 from decisions.routing import Level
 from kernel.bounds import INT32_MAX
@@ -68,15 +69,15 @@ class AutomationUpdateInput(serializers.Serializer):
 class ThresholdQueryInput(serializers.Serializer):
     target_error = serializers.FloatField(
         required=False,
-        min_value=0.0001,
-        max_value=0.5,
+        min_value=TARGET_ERROR_MIN,
+        max_value=TARGET_ERROR_MAX,
         help_text="Error rate among auto-decided cases to stay below "
         "(default: 1 - target accuracy).",
     )
     confidence = serializers.FloatField(
         required=False,
-        min_value=0.5,
-        max_value=0.9999,
+        min_value=CONFIDENCE_MIN,
+        max_value=CONFIDENCE_MAX,
         help_text="Probability that the guarantee holds "
         "(default: the workflow's evidence confidence).",
     )

@@ -16,9 +16,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from automation.apis import threshold_defaults
 from automation.charts import risk_coverage_chart
 from automation.forms import LEVEL_LABELS, PolicyForm, ThresholdApplyForm, ThresholdForm
+from automation.inputs import threshold_defaults
 from automation.models import AlertState
 from automation.selectors import (
     alerts_of,

@@ -4,7 +4,7 @@ No ORM, no settings, no clock, no randomness of its own: the caller passes the
 policy, what the model said (or that it could not say), and the case's audit draw,
 a number in [0, 1) fixed per case so that a retried case routes the same way.
 
-The table this implements (BRIEF.md, "The automation levels"):
+The table this implements (docs/architecture.md, "Automation levels"):
 
 =============  ==========  =============================  ======================
 level          model runs  who decides                    suggestion to reviewer

@@ -18,16 +18,16 @@ from rest_framework.views import exception_handler
 from kernel.errors import DomainError
 
 
-def _first_message(detail: Any) -> tuple[str, str | None]:
+def first_message(detail: Any) -> tuple[str, str | None]:
     """The first human message in a DRF error detail, and the field it belongs to."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            message, _ = _first_message(value)
+            message, _ = first_message(value)
             field = None if key == "non_field_errors" else str(key)
             return (f"{field}: {message}" if field else message), field
         return "invalid input", None
     if isinstance(detail, list) and detail:
-        return _first_message(detail[0])
+        return first_message(detail[0])
     return str(detail), None
 
 
@@ -43,7 +43,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None:
         return None
     if isinstance(exc, drf_exceptions.APIException):
-        message, field = _first_message(exc.detail)
+        message, field = first_message(exc.detail)
         code = exc.get_codes()
         while isinstance(code, (list, dict)) and code:
             code = next(iter(code.values())) if isinstance(code, dict) else code[0]

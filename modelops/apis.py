@@ -1,7 +1,7 @@
 """REST endpoints of the model lifecycle: validate, call one service, render.
 
 Everything here is for workflow admins (``modelops.access``), except the saliency
-overlay, which follows ``workflows.access.access_case``: only users who may see the
+overlay, which follows ``workflows.access.case_visibility``: only users who may see the
 model's suggestion for the case get it.
 """
 
@@ -17,33 +17,39 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kernel import strictjson
 from kernel.apischema import ERROR_RESPONSE
-from kernel.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
-from kernel.errors import InvalidInput, NotFound
+from kernel.bounds import ID_MAX, ID_SCHEMA, bounded_int
+from kernel.errors import NotFound
 from kernel.parsers import StrictJSONParser, StrictMultiPartParser
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
+from modelops.inputs import (
+    ModelVersionRegisterInput,
+    RetrainRuleInput,
+    TrainingRunStartInput,
+    model_version_registration,
+    retrain_rule_input,
+    training_run_start_input,
+)
 from modelops.models import (
     DeploymentRole,
     ModelSource,
-    ModelVersion,
     SaliencyStatus,
 )
 from modelops.retraining import (
-    MAX_SEED,
-    TrainingRequest,
     retrain_rule_update,
     training_run_cancel,
     training_run_start,
 )
 from modelops.saliency import SaliencyFailed, saliency_prediction, saliency_request
 from modelops.selectors import (
+    comparison_pair,
     deployment_events,
     deployments_active,
     retrain_rule_of,
     rollback_target,
     training_runs_of,
+    version_of_workflow,
     versions_of_workflow,
 )
 from modelops.serializers import (
@@ -53,8 +59,6 @@ from modelops.serializers import (
     TrainingRunOutput,
 )
 from modelops.services import (
-    MAX_INPUT_SIZE,
-    MIN_INPUT_SIZE,
     canary_share_update,
     deployment_create,
     deployment_end,
@@ -62,49 +66,10 @@ from modelops.services import (
     deployment_rollback,
     model_version_register,
 )
-from workflows.access import access_case, has_right
+from workflows.access import access_case
 from workflows.models import Workflow
 
-JSON_FIELD_MAX_BYTES = 64 * 1024
 ERRORS = {400: ERROR_RESPONSE, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE}
-
-
-def json_field(data: Any, name: str, *, kind: type, default: Any = None) -> Any:
-    """A multipart field holding JSON text (or, for lists, comma-separated values)."""
-    raw = data.get(name)
-    if raw is None or raw == "":
-        return default
-    if isinstance(raw, kind):
-        return raw
-    if not isinstance(raw, str):
-        raise InvalidInput(f"{name}: must be a text field", field=name)
-    try:
-        value = strictjson.loads(raw, what=name, max_bytes=JSON_FIELD_MAX_BYTES)
-    except strictjson.JSONRefused as exc:
-        if kind is list and not raw.lstrip().startswith("["):
-            value = [item.strip() for item in raw.split(",") if item.strip()]
-            _refuse_bad_text(value, name)
-        else:
-            raise InvalidInput(exc.message, field=name) from None
-    if not isinstance(value, kind):
-        raise InvalidInput(f"{name}: must be a JSON {kind.__name__}", field=name)
-    return value
-
-
-def _refuse_bad_text(values: list[str], name: str) -> None:
-    try:
-        strictjson.check_value(values, what=name)
-    except strictjson.JSONRefused as exc:
-        raise InvalidInput(exc.message, field=name) from None
-
-
-def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> ModelVersion:
-    """A version registered for or deployed in ``workflow``; 404 for any other."""
-    pk = bounded_int(version_id, name=field, minimum=1, maximum=ID_MAX)
-    version = versions_of_workflow(workflow_id=workflow.pk).filter(pk=pk).first()
-    if version is None:
-        raise NotFound(f"{field}: model version {pk} is not registered for this workflow")
-    return version
 
 
 # --- Registry ------------------------------------------------------------------------------
@@ -112,27 +77,6 @@ def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> Mode
 
 class ModelVersionListApi(APIView):
     parser_classes = [StrictMultiPartParser, FormParser]
-
-    class ModelVersionRegisterInput(serializers.Serializer):
-        weights = serializers.FileField(help_text="State dict (.pt) or TorchScript archive.")
-        name = serializers.CharField(max_length=100, help_text="e.g. surface-cnn")
-        architecture = serializers.CharField(
-            max_length=64, help_text="A torchvision architecture name, or 'torchscript'."
-        )
-        labels = serializers.CharField(
-            required=False,
-            help_text="JSON list in the model's output order; default: the workflow's.",
-        )
-        input_size = serializers.IntegerField(
-            default=96, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
-        )
-        mean = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
-        std = serializers.CharField(required=False, help_text="JSON list of 3 numbers.")
-        arch_kwargs = serializers.CharField(required=False, help_text="JSON object.")
-        note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-        training = serializers.CharField(
-            required=False, help_text="JSON object: how it was trained (recorded as given)."
-        )
 
     @extend_schema(
         operation_id="model_version_list", responses={200: ModelVersionOutput(many=True)}
@@ -149,26 +93,9 @@ class ModelVersionListApi(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.ModelVersionRegisterInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        upload = data["weights"]
-        training = json_field(request.data, "training", kind=dict, default=None)
+        registration = model_version_registration(request.data)
         version = model_version_register(
-            workflow=workflow,
-            name=data["name"],
-            architecture=data["architecture"],
-            weights=upload,
-            filename=upload.name,
-            actor=request.user,
-            source=ModelSource.API,
-            labels=json_field(request.data, "labels", kind=list),
-            input_size=data["input_size"],
-            mean=json_field(request.data, "mean", kind=list),
-            std=json_field(request.data, "std", kind=list),
-            arch_kwargs=json_field(request.data, "arch_kwargs", kind=dict, default={}),
-            note=data.get("note", ""),
-            provenance={"training": training} if training else None,
+            workflow=workflow, actor=request.user, source=ModelSource.API, **registration
         )
         return Response(ModelVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
@@ -348,32 +275,6 @@ class RollbackApi(APIView):
 # --- Comparison ----------------------------------------------------------------------------
 
 
-def comparison_pair(
-    workflow: Workflow, baseline_id: Any, challenger_id: Any
-) -> tuple[ModelVersion, ModelVersion]:
-    """The two versions to compare; by default serving against the shadow (or canary)."""
-    active = deployments_active(workflow_id=workflow.pk)
-    if baseline_id:
-        baseline = version_of_workflow(workflow, baseline_id, "baseline")
-    elif DeploymentRole.SERVING in active:
-        baseline = active[DeploymentRole.SERVING].model_version
-    else:
-        raise InvalidInput("baseline: no serving version; name one", field="baseline")
-    if challenger_id:
-        challenger = version_of_workflow(workflow, challenger_id, "challenger")
-    else:
-        deployed = active.get(DeploymentRole.SHADOW) or active.get(DeploymentRole.CANARY)
-        if deployed is None:
-            raise InvalidInput(
-                "challenger: no shadow challenger or canary is deployed; name one",
-                field="challenger",
-            )
-        challenger = deployed.model_version
-    if baseline.pk == challenger.pk:
-        raise InvalidInput("challenger: compare two different versions", field="challenger")
-    return baseline, challenger
-
-
 class ComparisonApi(APIView):
     @extend_schema(
         operation_id="model_comparison",
@@ -406,20 +307,6 @@ class ComparisonApi(APIView):
 class TrainingRunListApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    class TrainingRunStartInput(serializers.Serializer):
-        epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
-        lr = serializers.FloatField(default=3e-3, min_value=1e-12, max_value=1.0)
-        batch_size = serializers.IntegerField(default=32, min_value=2, max_value=1024)
-        test_share = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
-        val_share = serializers.FloatField(default=0.1, min_value=0.0, max_value=0.3)
-        seed = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEED)
-        architecture = serializers.CharField(required=False, max_length=64)
-        from_scratch = serializers.BooleanField(default=False)
-        input_size = serializers.IntegerField(
-            required=False, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
-        )
-        reason = serializers.CharField(required=False, allow_blank=True, default="")
-
     @extend_schema(operation_id="training_run_list", responses={200: TrainingRunOutput(many=True)})
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
@@ -434,12 +321,9 @@ class TrainingRunListApi(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.TrainingRunStartInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        reason = data.pop("reason", "")
+        training, reason = training_run_start_input(request.data)
         run = training_run_start(
-            workflow=workflow, actor=request.user, request=TrainingRequest(**data), reason=reason
+            workflow=workflow, actor=request.user, request=training, reason=reason
         )
         run.refresh_from_db()
         return Response(TrainingRunOutput(run).data, status=status.HTTP_202_ACCEPTED)
@@ -476,14 +360,6 @@ class TrainingRunCancelApi(APIView):
 class RetrainRuleApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    class RetrainRuleInput(serializers.Serializer):
-        enabled = serializers.BooleanField()
-        every_n_labels = serializers.IntegerField(
-            required=False, allow_null=True, min_value=10, max_value=INT32_MAX
-        )
-        after_step_down = serializers.BooleanField(default=False)
-        epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
-
     def _body(self, workflow: Workflow) -> dict[str, Any]:
         rule = retrain_rule_of(workflow_id=workflow.pk)
         return {
@@ -506,16 +382,8 @@ class RetrainRuleApi(APIView):
     )
     def put(self, request: Request, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        serializer = self.RetrainRuleInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         retrain_rule_update(
-            workflow=workflow,
-            actor=request.user,
-            enabled=data["enabled"],
-            every_n_labels=data.get("every_n_labels"),
-            after_step_down=data["after_step_down"],
-            epochs=data["epochs"],
+            workflow=workflow, actor=request.user, **retrain_rule_input(request.data)
         )
         return Response(self._body(workflow))
 
@@ -546,8 +414,8 @@ class SaliencyApi(APIView):
         },
     )
     def get(self, request: Request, case_id: str) -> Response | FileResponse:
-        case, show_predictions = access_case(request.user, case_id)
-        if not show_predictions:
+        case, visibility = access_case(request.user, case_id)
+        if not visibility.saliency:
             raise NotFound(f"no saliency overlay for case {case_id}")
         raw_version = request.query_params.get("model_version")
         version_id = (
@@ -555,10 +423,7 @@ class SaliencyApi(APIView):
             if raw_version
             else None
         )
-        chooses = version_id is not None and (
-            has_right(request.user, case.workflow, "can_admin")
-            or has_right(request.user, case.workflow, "can_submit")
-        )
+        chooses = version_id is not None and visibility.choose_model_version
         prediction = saliency_prediction(
             case=case, model_version_id=version_id if chooses else None
         )

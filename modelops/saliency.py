@@ -1,6 +1,6 @@
 """Where the model looked: Grad-CAM overlays of a case, computed in the worker and cached.
 
-Who may see an overlay is decided by ``workflows.access.access_case``: only a user who
+Who may see an overlay is decided by ``workflows.access.case_visibility``: only a user who
 may see the model's suggestion for the case (never a reviewer of a shadow-mode case),
 because the overlay reveals what the model thought as surely as its label does.
 """

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from kernel.bounds import ID_MAX, bounded_int
+from kernel.errors import InvalidInput, NotFound
 from modelops.models import (
     Deployment,
     DeploymentEvent,
@@ -15,6 +18,7 @@ from modelops.models import (
     RetrainRule,
     TrainingRun,
 )
+from workflows.models import Workflow
 
 
 @dataclass(frozen=True)
@@ -127,3 +131,41 @@ def retrain_rule_of(*, workflow_id: int) -> RetrainRule:
     """The workflow's retraining rule; an unsaved, disabled one when none was set."""
     rule = RetrainRule.objects.filter(workflow_id=workflow_id).first()
     return rule or RetrainRule(workflow_id=workflow_id)
+
+
+# --- Versions named in a request (shared by the API and the pages) ----------------------
+
+
+def version_of_workflow(workflow: Workflow, version_id: Any, field: str) -> ModelVersion:
+    """A version registered for or deployed in ``workflow``; 404 for any other."""
+    pk = bounded_int(version_id, name=field, minimum=1, maximum=ID_MAX)
+    version = versions_of_workflow(workflow_id=workflow.pk).filter(pk=pk).first()
+    if version is None:
+        raise NotFound(f"{field}: model version {pk} is not registered for this workflow")
+    return version
+
+
+def comparison_pair(
+    workflow: Workflow, baseline_id: Any, challenger_id: Any
+) -> tuple[ModelVersion, ModelVersion]:
+    """The two versions to compare; by default serving against the shadow (or canary)."""
+    active = deployments_active(workflow_id=workflow.pk)
+    if baseline_id:
+        baseline = version_of_workflow(workflow, baseline_id, "baseline")
+    elif DeploymentRole.SERVING in active:
+        baseline = active[DeploymentRole.SERVING].model_version
+    else:
+        raise InvalidInput("baseline: no serving version; name one", field="baseline")
+    if challenger_id:
+        challenger = version_of_workflow(workflow, challenger_id, "challenger")
+    else:
+        deployed = active.get(DeploymentRole.SHADOW) or active.get(DeploymentRole.CANARY)
+        if deployed is None:
+            raise InvalidInput(
+                "challenger: no shadow challenger or canary is deployed; name one",
+                field="challenger",
+            )
+        challenger = deployed.model_version
+    if baseline.pk == challenger.pk:
+        raise InvalidInput("challenger: compare two different versions", field="challenger")
+    return baseline, challenger

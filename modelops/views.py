@@ -7,7 +7,6 @@ polled by the page's script through the API.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +21,9 @@ from django.views.decorators.http import require_POST
 
 from kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from modelops.access import access_models, access_training_run
-from modelops.apis import comparison_pair, version_of_workflow
 from modelops.charts import confusion_svg, reliability_svg
 from modelops.comparison import versions_compare
+from modelops.inputs import model_version_registration, retrain_rule_input, training_run_start_input
 from modelops.models import DeploymentRole, ModelSource, TrainingStatus
 from modelops.retraining import (
     DEFAULT_BATCH_SIZE,
@@ -32,18 +31,19 @@ from modelops.retraining import (
     DEFAULT_LR,
     DEFAULT_TEST_SHARE,
     DEFAULT_VAL_SHARE,
-    TrainingRequest,
     labelled_cases,
     retrain_rule_update,
     training_run_cancel,
     training_run_start,
 )
 from modelops.selectors import (
+    comparison_pair,
     deployment_events,
     deployments_active,
     retrain_rule_of,
     rollback_target,
     training_runs_of,
+    version_of_workflow,
     versions_of_workflow,
 )
 from modelops.services import (
@@ -203,50 +203,13 @@ def _int(value: str | None, field: str) -> int | None:
         raise InvalidInput(f"{field}: a whole number is needed", field=field) from exc
 
 
-def _given(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
-def _numbers(value: str | None, field: str) -> list[float] | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        return [float(item) for item in value.replace(",", " ").split()]
-    except ValueError as exc:
-        raise InvalidInput(f"{field}: three numbers are needed", field=field) from exc
-
-
 @login_required
 @require_POST
 def register(request: HttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
-        upload = request.FILES.get("weights")
-        if upload is None:
-            raise InvalidInput("weights: choose a model file", field="weights")
-        kwargs_text = request.POST.get("arch_kwargs", "").strip()
-        try:
-            arch_kwargs = json.loads(kwargs_text) if kwargs_text else {}
-        except json.JSONDecodeError as exc:
-            raise InvalidInput("arch_kwargs: not valid JSON", field="arch_kwargs") from exc
-        if not isinstance(arch_kwargs, dict):
-            raise InvalidInput("arch_kwargs: a JSON object is needed", field="arch_kwargs")
-        labels_text = request.POST.get("labels", "")
+        registration = model_version_registration({**request.POST.dict(), **request.FILES.dict()})
         version = model_version_register(
-            workflow=workflow,
-            name=request.POST.get("name", ""),
-            architecture=request.POST.get("architecture", ""),
-            weights=upload,
-            filename=upload.name,
-            actor=request.user,
-            source=ModelSource.UI,
-            labels=[label.strip() for label in labels_text.split(",") if label.strip()]
-            if labels_text.strip()
-            else None,
-            input_size=_int(request.POST.get("input_size"), "input_size") or 96,
-            mean=_numbers(request.POST.get("mean"), "mean"),
-            std=_numbers(request.POST.get("std"), "std"),
-            arch_kwargs=arch_kwargs,
-            note=request.POST.get("note", ""),
+            workflow=workflow, actor=request.user, source=ModelSource.UI, **registration
         )
         return (
             f"Registered {version.tag} (sha256 {version.sha256[:12]}…); it passed the load check."
@@ -348,22 +311,11 @@ def train(request: HttpRequest, slug: str) -> HttpResponseRedirect:
     post = request.POST
 
     def action(workflow: Workflow) -> str:
-        architecture = post.get("architecture", "").strip() or None
+        training, reason = training_run_start_input(
+            {**post.dict(), "from_scratch": post.get("from_scratch") == "on"}
+        )
         run = training_run_start(
-            workflow=workflow,
-            actor=request.user,
-            request=TrainingRequest(
-                epochs=_given(_int(post.get("epochs"), "epochs"), DEFAULT_EPOCHS),
-                lr=_given(_float(post.get("lr"), "lr"), DEFAULT_LR),
-                batch_size=_given(_int(post.get("batch_size"), "batch_size"), DEFAULT_BATCH_SIZE),
-                test_share=_given(_float(post.get("test_share"), "test_share"), DEFAULT_TEST_SHARE),
-                val_share=_given(_float(post.get("val_share"), "val_share"), DEFAULT_VAL_SHARE),
-                seed=_int(post.get("seed"), "seed"),
-                architecture=architecture,
-                from_scratch=request.POST.get("from_scratch") == "on",
-                input_size=_int(request.POST.get("input_size"), "input_size"),
-            ),
-            reason=request.POST.get("reason", ""),
+            workflow=workflow, actor=request.user, request=training, reason=reason
         )
         return f"Training run {run.pk} is queued on the training workers."
 
@@ -389,13 +341,13 @@ def training_cancel(request: HttpRequest, slug: str, run_id: str) -> HttpRespons
 @require_POST
 def retrain_rule(request: HttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
+        checkboxes = {
+            name: request.POST.get(name) == "on" for name in ("enabled", "after_step_down")
+        }
         rule = retrain_rule_update(
             workflow=workflow,
             actor=request.user,
-            enabled=request.POST.get("enabled") == "on",
-            every_n_labels=_int(request.POST.get("every_n_labels"), "every_n_labels"),
-            after_step_down=request.POST.get("after_step_down") == "on",
-            epochs=_int(request.POST.get("epochs"), "epochs") or DEFAULT_EPOCHS,
+            **retrain_rule_input({**request.POST.dict(), **checkboxes}),
         )
         return "Retraining rule saved: " + ("on." if rule.enabled else "off.")
 

@@ -15,7 +15,7 @@ from kernel.apischema import ERROR_RESPONSE
 from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
 from processing.services import case_create, case_retry
-from workflows.access import access_case, access_workflow, has_right
+from workflows.access import access_case, access_workflow, case_visibility, has_right
 from workflows.serializers import CaseOutput
 from workflows.services import metadata_parse
 
@@ -70,7 +70,9 @@ class CaseCreateApi(APIView):
             submitted_by=request.user,
         )
         return Response(
-            CaseOutput(result.case, context={"show_predictions": True}).data,
+            CaseOutput(
+                result.case, context={"visibility": case_visibility(request.user, result.case)}
+            ).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
@@ -87,4 +89,6 @@ class CaseRetryApi(APIView):
         if not has_right(request.user, case.workflow, "can_admin"):
             raise Forbidden(f"you may not retry cases in workflow {case.workflow.slug!r}")
         case = case_retry(case=case, actor=request.user)
-        return Response(CaseOutput(case, context={"show_predictions": True}).data)
+        return Response(
+            CaseOutput(case, context={"visibility": case_visibility(request.user, case)}).data
+        )

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from decisions.stats import clopper_pearson, cohen_kappa, fleiss_kappa, percent_agreement
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
-from workflows.access import has_right, workflows_reviewable
+from workflows.access import has_right, review_task_visibility, workflows_reviewable
 from workflows.models import Case, Prediction, Workflow
 
 # Keys the review screen keeps for itself: S skips, U undoes, digits 1-9 pick labels and
@@ -76,8 +76,9 @@ def _suggestion_of(case: Case) -> dict[str, Any] | None:
 def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
     """What the reviewer holding ``assignment`` sees: the case, the labels, the lease.
 
-    ``suggestion`` is present only when ``task.show_suggestion``; the key is absent
-    otherwise, and no other field carries a prediction. The task's kind is not shown:
+    ``suggestion`` is present only when ``workflows.access.review_task_visibility``
+    allows the predictions; the key is absent otherwise, and no other field carries a
+    prediction. The task's kind is not shown:
     gold and audit cases look like the rest of the queue.
     """
     task = ReviewTask.objects.select_related(
@@ -114,7 +115,11 @@ def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
             .order_by("created_at", "id")
             .values_list("reviewer__username", "label", "comment")
         ]
-    if task.show_suggestion:
+    visibility = review_task_visibility(
+        show_suggestion=task.show_suggestion,
+        blind_kind=task.kind in (TaskKind.GOLD, TaskKind.AUDIT),
+    )
+    if visibility.predictions:
         suggestion = _suggestion_of(case)
         if suggestion is not None:
             payload["suggestion"] = suggestion

@@ -29,7 +29,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from decisions.routing import Level, ReviewReason
-from kernel.errors import Forbidden, InvalidInput, NotFound
+from kernel.errors import InvalidInput, NotFound
 from review.consensus import ConsensusState, consensus_state
 from review.errors import (
     AlreadyUndone,
@@ -54,7 +54,7 @@ from review.models import (
     TaskStatus,
     Verdict,
 )
-from workflows.access import membership_of
+from workflows.access import access_review
 from workflows.models import ActorType, Case, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
 
@@ -227,23 +227,6 @@ def review_task_open(
 # --- Access ----------------------------------------------------------------------------
 
 
-def _require_reviewer(reviewer: Any, workflow: Workflow) -> bool:
-    """Check ``reviewer`` may review ``workflow``; return whether they may also adjudicate.
-
-    The rules of ``workflows.access`` in one query: a non-member gets NotFound (the
-    workflow's existence is not revealed), a member without the review right Forbidden;
-    admins and superusers review and adjudicate.
-    """
-    if getattr(reviewer, "is_superuser", False):
-        return True
-    membership = membership_of(reviewer, workflow)
-    if membership is None:
-        raise NotFound(f"workflow {workflow.slug!r} not found")
-    if not (membership.can_review or membership.can_admin):
-        raise Forbidden(f"you may not review in workflow {workflow.slug!r}")
-    return membership.can_admin
-
-
 def review_task_for_reviewer(*, task_id: int, reviewer: Any) -> ReviewTask:
     """The task ``task_id`` if ``reviewer`` reviews its workflow; NotFound otherwise.
 
@@ -254,7 +237,7 @@ def review_task_for_reviewer(*, task_id: int, reviewer: Any) -> ReviewTask:
     if task is None or (task.kind == TaskKind.GOLD and task.for_reviewer_id != reviewer.pk):
         raise NotFound(f"review task {task_id} not found")
     try:
-        _require_reviewer(reviewer, task.workflow)
+        access_review(reviewer, task.workflow)
     except NotFound as exc:
         raise NotFound(f"review task {task_id} not found") from exc
     return task
@@ -406,7 +389,7 @@ def review_next(
     Admins get tasks waiting for adjudication first. At ``workflow.gold_rate`` a gold
     case the reviewer has not seen is slipped in.
     """
-    may_adjudicate = _require_reviewer(reviewer, workflow)
+    may_adjudicate = access_review(reviewer, workflow)
     now = timezone.now()
     with transaction.atomic():
         held = (
@@ -787,7 +770,7 @@ def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
         raise NotFound(f"verdict {verdict_id} not found")
     workflow = verdict.task.workflow
     try:
-        _require_reviewer(reviewer, workflow)
+        access_review(reviewer, workflow)
     except NotFound as exc:
         raise NotFound(f"verdict {verdict_id} not found") from exc
     window = settings.LOOPGATE_UNDO_WINDOW_SECONDS

@@ -7,6 +7,7 @@ reveal that the workflow or its cases exist. A member without the needed right g
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
@@ -67,25 +68,148 @@ def access_workflow(user: User, slug: str, right: str | None = None) -> Workflow
     return workflow
 
 
-def access_case(user: User, case_id: str | uuid.UUID) -> tuple[Case, bool]:
-    """The case if the user may read it, and whether the user may see the model's output.
+# --- What of a case a caller may see ---------------------------------------------------
 
-    Submitters and admins read cases with the model's predictions and decisions. A
-    reviewer who is neither sees them only where the case's review allowed the
-    suggestion — never in shadow mode, never on a blind audit of a model-decided case,
-    never on a gold case — so the case API cannot be used to peek past a blind review.
+
+@dataclass(frozen=True)
+class CaseVisibility:
+    """Which parts of a case a caller may see. Every field defaults to hidden.
+
+    The one rule for every rendering of a case (the case API, its events, saliency
+    overlays, the review screen): serializers and views show a part only when its flag
+    is set, so a renderer given no visibility shows nothing the model said.
     """
+
+    predictions: bool = False
+    """The model's predictions (and the suggestion on the review screen)."""
+    model_decision: bool = False
+    """A decision the model made: its label, confidence, version, threshold."""
+    human_decision: bool = False
+    """A decision reviewers made."""
+    routing: bool = False
+    """The level, threshold and review reason (which says whether it is an audit)."""
+    event_details: bool = False
+    """Events' data and the reasons of model and non-status events."""
+    saliency: bool = False
+    """Saliency overlays of the model's predictions."""
+    choose_model_version: bool = False
+    """May ask about a prediction other than the one the case was shown with."""
+
+
+HIDDEN = CaseVisibility()
+FULL = CaseVisibility(
+    predictions=True,
+    model_decision=True,
+    human_decision=True,
+    routing=True,
+    event_details=True,
+    saliency=True,
+    choose_model_version=True,
+)
+
+
+def blind_to_model(*, is_gold: bool, review_reason: str | None, suggestion_visible: bool) -> bool:
+    """Whether a reviewer of such a case must not learn what the model said.
+
+    Shadow mode (no visible suggestion), a blind audit of a model-decided case, and a gold
+    case all hide the model: a reviewer's label must be their own.
+    """
+    return is_gold or review_reason == "audit" or not suggestion_visible
+
+
+def reviewer_visibility(*, blind: bool, is_gold: bool) -> CaseVisibility:
+    """What a reviewer (neither submitter nor admin) sees of a case."""
+    if blind:
+        # They see that the case moved and what people decided, except the answer to a
+        # gold case, which would tell them it was gold.
+        return CaseVisibility(human_decision=not is_gold)
+    return CaseVisibility(
+        predictions=True,
+        model_decision=True,
+        human_decision=True,
+        routing=True,
+        event_details=True,
+        saliency=True,
+    )
+
+
+def review_task_visibility(*, show_suggestion: bool, blind_kind: bool) -> CaseVisibility:
+    """What the review screen shows of a task's case: the suggestion only where allowed.
+
+    The screen is the same for admins and reviewers: whoever labels a task labels it
+    blind unless the task shows the suggestion; gold and audit tasks (``blind_kind``)
+    never do.
+    """
+    if show_suggestion and not blind_kind:
+        return CaseVisibility(predictions=True)
+    return HIDDEN
+
+
+def _case_reader(user: User, workflow: Workflow) -> str | None:
+    """ "owner" for submitters, admins and superusers, "reviewer" for other reviewers."""
+    if getattr(user, "is_superuser", False):
+        return "owner"
+    membership = membership_of(user, workflow)
+    if membership is None:
+        return None
+    if membership.can_submit or membership.can_admin:
+        return "owner"
+    if membership.can_review:
+        return "reviewer"
+    return None
+
+
+def _visibility_for(reader: str | None, case: Case) -> CaseVisibility:
+    if reader == "owner":
+        return FULL
+    if reader == "reviewer":
+        blind = blind_to_model(
+            is_gold=case.is_gold,
+            review_reason=case.review_reason,
+            suggestion_visible=case.suggestion_visible,
+        )
+        return reviewer_visibility(blind=blind, is_gold=case.is_gold)
+    return HIDDEN
+
+
+def case_visibility(user: User, case: Case) -> CaseVisibility:
+    """What ``user`` may see of ``case`` (HIDDEN for a user who may not read it).
+
+    Submitters and admins see everything. A reviewer who is neither sees the model's
+    output only where the case's review allowed the suggestion — never in shadow mode,
+    never on a blind audit, never on a gold case — so no endpoint can be used to peek
+    past a blind review. A reviewer's own verdict does not change this.
+    """
+    return _visibility_for(_case_reader(user, case.workflow), case)
+
+
+def access_case(user: User, case_id: str | uuid.UUID) -> tuple[Case, CaseVisibility]:
+    """The case if the user may read it (404 otherwise), and what of it they may see."""
     try:
         case_uuid = uuid.UUID(str(case_id))
     except ValueError as exc:
         raise NotFound(f"case {case_id!r} not found") from exc
     case = Case.objects.select_related("workflow").filter(id=case_uuid).first()
-    if case is None or not workflows_visible(user).filter(pk=case.workflow_id).exists():
+    reader = _case_reader(user, case.workflow) if case is not None else None
+    if case is None or reader is None:
         raise NotFound(f"case {case_id!r} not found")
-    workflow = case.workflow
-    if has_right(user, workflow, "can_submit") or has_right(user, workflow, "can_admin"):
-        return case, True
-    if has_right(user, workflow, "can_review"):
-        blind = case.is_gold or case.review_reason == "audit" or not case.suggestion_visible
-        return case, not blind
-    raise NotFound(f"case {case_id!r} not found")
+    return case, _visibility_for(reader, case)
+
+
+# --- Reviewing -------------------------------------------------------------------------
+
+
+def access_review(user: User, workflow: Workflow) -> bool:
+    """Check ``user`` may review ``workflow``; return whether they may also adjudicate.
+
+    A non-member gets NotFound (the workflow's existence is not revealed), a member
+    without the review right Forbidden; admins and superusers review and adjudicate.
+    """
+    if getattr(user, "is_superuser", False):
+        return True
+    membership = membership_of(user, workflow)
+    if membership is None:
+        raise NotFound(f"workflow {workflow.slug!r} not found")
+    if not (membership.can_review or membership.can_admin):
+        raise Forbidden(f"you may not review in workflow {workflow.slug!r}")
+    return membership.can_admin

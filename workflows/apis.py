@@ -24,8 +24,8 @@ IMAGE_CONTENT_TYPES = {
 class CaseDetailApi(APIView):
     @extend_schema(operation_id="case_retrieve", responses={200: CaseOutput, 404: ERROR_RESPONSE})
     def get(self, request: Request, case_id: str) -> Response:
-        case, show_predictions = access_case(request.user, case_id)
-        return Response(CaseOutput(case, context={"show_predictions": show_predictions}).data)
+        case, visibility = access_case(request.user, case_id)
+        return Response(CaseOutput(case, context={"visibility": visibility}).data)
 
 
 class CaseEventsApi(APIView):
@@ -33,16 +33,9 @@ class CaseEventsApi(APIView):
         operation_id="case_events", responses={200: CaseEventOutput(many=True), 404: ERROR_RESPONSE}
     )
     def get(self, request: Request, case_id: str) -> Response:
-        case, show_predictions = access_case(request.user, case_id)
+        case, visibility = access_case(request.user, case_id)
         events = case.events.select_related("actor")
-        data = CaseEventOutput(events, many=True).data
-        if not show_predictions:
-            # A blind reviewer sees that the case moved, not what the model said or why.
-            for event in data:
-                event["data"] = {}
-                if event["actor_type"] == "model" or event["kind"] != "status":
-                    event["reason"] = ""
-        return Response(data)
+        return Response(CaseEventOutput(events, many=True, context={"visibility": visibility}).data)
 
 
 class CaseImageApi(APIView):

@@ -7,7 +7,18 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from workflows.access import HIDDEN, CaseVisibility
 from workflows.models import Case, CaseEvent, Prediction
+
+
+def visibility_of(serializer: serializers.BaseSerializer[Any]) -> CaseVisibility:
+    """The ``visibility`` in the serializer's context; HIDDEN when none was given.
+
+    Rendering a case without saying what the caller may see shows nothing the model
+    said: the default fails closed.
+    """
+    visibility = serializer.context.get("visibility")
+    return visibility if isinstance(visibility, CaseVisibility) else HIDDEN
 
 
 class PredictionOutput(serializers.ModelSerializer):
@@ -53,6 +64,13 @@ class ImageOutput(serializers.Serializer):
 
 
 class CaseOutput(serializers.ModelSerializer):
+    """A case. What reveals the model's output (predictions, the model's decision,
+    routing and review reason) is null or empty for a reader who may not see it: a
+    reviewer in shadow mode, on a blind audit or on a gold case."""
+
+    # Rendered with context={"visibility": workflows.access.case_visibility(...)};
+    # without it nothing the model said is shown (the default is HIDDEN).
+
     workflow = serializers.CharField(source="workflow.slug")
     image = serializers.SerializerMethodField()
     decision = serializers.SerializerMethodField()
@@ -89,14 +107,17 @@ class CaseOutput(serializers.ModelSerializer):
             "sha256": case.image_sha256,
         }
 
-    def _shows_model_output(self) -> bool:
-        return bool(self.context.get("show_predictions", True))
-
     @extend_schema_field(DecisionOutput(allow_null=True))
     def get_decision(self, case: Case) -> dict[str, Any] | None:
         if not case.decision_source or case.decided_at is None:
             return None
-        if not self._shows_model_output() and (case.decision_source == "model" or case.is_gold):
+        visibility = visibility_of(self)
+        shown = (
+            visibility.model_decision
+            if case.decision_source == "model"
+            else visibility.human_decision
+        )
+        if not shown:
             return None
         return {
             "label": case.decision_label,
@@ -112,7 +133,7 @@ class CaseOutput(serializers.ModelSerializer):
 
     @extend_schema_field(RoutingOutput(allow_null=True))
     def get_routing(self, case: Case) -> dict[str, Any] | None:
-        if not case.routed_level or not self._shows_model_output():
+        if not case.routed_level or not visibility_of(self).routing:
             return None
         return {
             "level": case.routed_level,
@@ -124,19 +145,25 @@ class CaseOutput(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_review_reason(self, case: Case) -> str | None:
-        if not self._shows_model_output():
+        if not visibility_of(self).routing:
             return None
         return case.review_reason or None
 
     @extend_schema_field(PredictionOutput(many=True))
     def get_predictions(self, case: Case) -> list[dict[str, Any]]:
-        if not self._shows_model_output():
+        if not visibility_of(self).predictions:
             return []
         predictions = case.predictions.select_related("model_version").all()
         return PredictionOutput(predictions, many=True).data
 
 
 class CaseEventOutput(serializers.ModelSerializer):
+    """A change of the case. A reader who may not see the model's output sees that the
+    case moved, not what the model said or why: ``data`` is empty and only people's
+    reasons for status changes remain."""
+
+    # Rendered with context={"visibility": ...}; without it, as for such a reader.
+
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
 
     class Meta:
@@ -151,3 +178,11 @@ class CaseEventOutput(serializers.ModelSerializer):
             "reason",
             "data",
         ]
+
+    def to_representation(self, instance: CaseEvent) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not visibility_of(self).event_details:
+            data["data"] = {}
+            if data["actor_type"] == "model" or data["kind"] != "status":
+                data["reason"] = ""
+        return data

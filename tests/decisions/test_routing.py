@@ -27,7 +27,7 @@ AUDIT = "decide+audit"
 
 
 def expected(level: Level, confidence: float, draw: float) -> tuple[str, ReviewReason | None, bool]:
-    """The BRIEF's table, written out independently of the implementation."""
+    """The levels table (docs/architecture.md), written out independently of the code."""
     if level is Level.HUMAN_ONLY:
         return REVIEW, ReviewReason.HUMAN_ONLY, False
     if level is Level.SHADOW:

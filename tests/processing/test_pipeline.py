@@ -1,5 +1,6 @@
-"""Processing with the real demo model: every level routes as BRIEF.md's table says,
-processing is idempotent, and a model that fails sends cases to humans."""
+"""Processing with the real demo model: every level routes as the table in
+docs/architecture.md ("Automation levels") says, processing is idempotent, and a model
+that fails sends cases to humans."""
 
 from __future__ import annotations
 

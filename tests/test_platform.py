@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -240,7 +241,8 @@ class TestReadinessSeesCasesNobodyTakes:
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "not ready"
-        assert body["checks"]["workers"].startswith("cases have waited 45 s for a worker")
+        # 45 s old when created; a slow machine may read it a second or two later.
+        assert re.match(r"cases have waited 4[5-9] s for a worker", body["checks"]["workers"])
         assert "none has taken a case ever" in body["checks"]["workers"]
         assert body["reason"] == body["checks"]["workers"]
 

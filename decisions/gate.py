@@ -175,15 +175,25 @@ def judge_change(
     floor_fields = ("target_accuracy", "min_evidence", "audit_rate") if raising else loosened
     below_floor = floors.problems(new, floor_fields)
     problems = ([] if judged.sufficient else [judged.reason]) + below_floor
-    decided = {
-        "raising": raising,
-        "loosened": loosened,
-        "evidence": judged,
-        "target_accuracy": target_accuracy,
-        "min_evidence": min_evidence,
-    }
+
+    def decided(
+        *, allowed: bool, overridden: bool, refusal: Refusal | None, message: str = ""
+    ) -> GateDecision:
+        return GateDecision(
+            allowed=allowed,
+            overridden=overridden,
+            refusal=refusal,
+            raising=raising,
+            loosened=loosened,
+            problems=tuple(problems),
+            evidence=judged,
+            target_accuracy=target_accuracy,
+            min_evidence=min_evidence,
+            message=message,
+        )
+
     if not problems:
-        return GateDecision(allowed=True, overridden=False, refusal=None, problems=(), **decided)
+        return decided(allowed=True, overridden=False, refusal=None)
 
     if raising:
         what = f"cannot raise the level to {new.level.value}"
@@ -196,14 +206,7 @@ def judge_change(
         )
     message = f"{what}: {'; '.join(problems)}"
     if override and by_superuser:
-        return GateDecision(
-            allowed=True,
-            overridden=True,
-            refusal=None,
-            problems=tuple(problems),
-            message=message,
-            **decided,
-        )
+        return decided(allowed=True, overridden=True, refusal=None, message=message)
     if override:
         refusal = Refusal.OVERRIDE_FORBIDDEN
         message = f"only a superuser may override the evidence gate ({message})"
@@ -211,11 +214,4 @@ def judge_change(
         refusal = Refusal.BELOW_FLOOR
     else:
         refusal = Refusal.INSUFFICIENT_EVIDENCE
-    return GateDecision(
-        allowed=False,
-        overridden=False,
-        refusal=refusal,
-        problems=tuple(problems),
-        message=message,
-        **decided,
-    )
+    return decided(allowed=False, overridden=False, refusal=refusal, message=message)

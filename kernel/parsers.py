@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import codecs
 import functools
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -22,6 +23,9 @@ from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 
 from kernel import strictjson
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 from kernel.errors import PayloadTooLarge
 
 
@@ -30,7 +34,10 @@ class StrictJSONParser(BaseParser):
     renderer_class = JSONRenderer
 
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         limit = settings.LOOPGATE_MAX_JSON_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
@@ -52,7 +59,7 @@ class StrictJSONParser(BaseParser):
 STRICT_UTF8 = "loopgate-strict-utf-8"
 
 
-def _strict_utf8_decode(data: bytes, errors: str = "strict") -> tuple[str, int]:
+def _strict_utf8_decode(data: ReadableBuffer, errors: str = "strict") -> tuple[str, int]:
     # ``errors`` is ignored on purpose: Django asks for "replace".
     return codecs.utf_8_decode(data, "strict", True)
 
@@ -72,7 +79,10 @@ def _register_strict_utf8() -> None:
 
 class StrictMultiPartParser(MultiPartParser):
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         parser_context = dict(parser_context or {})
         encoding = parser_context.get("encoding") or settings.DEFAULT_CHARSET

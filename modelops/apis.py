@@ -566,7 +566,7 @@ class SaliencyApi(APIView):
         if overlay.status == SaliencyStatus.FAILED:
             raise SaliencyFailed(f"the overlay could not be computed: {overlay.error}")
         if overlay.status != SaliencyStatus.READY:
-            response = Response(
+            response: Response | FileResponse = Response(
                 {"status": overlay.status, "retry_after": 1}, status=status.HTTP_202_ACCEPTED
             )
             response["Retry-After"] = "1"

@@ -10,7 +10,7 @@ training data. The verdict comes from the exact McNemar test on the discordant c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,7 @@ class VersionMetrics:
                 for item in self.per_class
             ],
             "confusion": [list(row) for row in self.confusion],
-            "reliability": [item._asdict() for item in self.reliability],
+            "reliability": [asdict(item) for item in self.reliability],
             "expected_calibration_error": self.calibration_error,
             "latency_ms": self.latency_ms,
         }
@@ -155,8 +155,8 @@ def paired_cases(
     )
     by_case: dict[str, dict[int, tuple[str, float, float | None]]] = {}
     truth: dict[str, str] = {}
-    for case_id, human_label, version_id, label, confidence, latency in rows:
-        key = str(case_id)
+    for case_uuid, human_label, version_id, label, confidence, latency in rows:
+        key = str(case_uuid)
         by_case.setdefault(key, {})[version_id] = (label, confidence, latency)
         truth[key] = human_label
     excluded = training_case_ids([baseline, challenger])

@@ -560,18 +560,21 @@ def deployment_rollback(*, workflow: Workflow, actor: Any, reason: str) -> Deplo
     current = active.get(DeploymentRole.SERVING)
     if current is None:
         raise Conflict("there is no serving version to roll back", code="not_deployed")
-    previous = (
-        Deployment.objects.select_related("model_version", "replaces")
-        .filter(pk=current.replaces_id)
-        .first()
-    )
+    previous = None
+    if current.replaces_id is not None:
+        previous = (
+            Deployment.objects.select_related("model_version", "replaces")
+            .filter(pk=current.replaces_id)
+            .first()
+        )
     if previous is None:
         raise Conflict(
             f"nothing to roll back to: {current.model_version.tag} has no previous serving version",
             code="no_previous",
         )
     target = previous.model_version
-    if not target.weights.storage.exists(target.weights.name):
+    weights_name = target.weights.name
+    if not weights_name or not target.weights.storage.exists(weights_name):
         raise Conflict(
             f"cannot roll back to {target.tag}: its weights file is missing", code="missing"
         )

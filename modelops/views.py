@@ -236,7 +236,7 @@ def register(request: HttpRequest, slug: str) -> HttpResponseRedirect:
             name=request.POST.get("name", ""),
             architecture=request.POST.get("architecture", ""),
             weights=upload,
-            filename=upload.name,
+            filename=upload.name or "",
             actor=request.user,
             source=ModelSource.UI,
             labels=[label.strip() for label in labels_text.split(",") if label.strip()]

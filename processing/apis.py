@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -57,10 +59,13 @@ class CaseCreateApi(APIView):
                 f"{settings.LOOPGATE_MAX_UPLOAD_BYTES} bytes",
                 field="image",
             )
-        external_id = request.data.get("external_id")
+        fields = request.data
+        if not isinstance(fields, Mapping):
+            raise InvalidInput("body: expected multipart form fields", field="body")
+        external_id = fields.get("external_id")
         if external_id is not None and not isinstance(external_id, str):
             raise InvalidInput("external_id: must be a string", field="external_id")
-        metadata = metadata_parse(request.data.get("metadata"))
+        metadata = metadata_parse(fields.get("metadata"))
         result = case_create(
             workflow=workflow,
             image_data=upload.read(),

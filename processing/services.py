@@ -25,7 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
-from decisions.routing import ModelOpinion, Policy, RoutingDecision, model_runs, route
+from decisions.routing import Level, ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
 from modelops.models import ModelVersion
 from modelops.runtime import predict_images
@@ -55,7 +55,7 @@ MAX_PROCESSING_ATTEMPTS = 3
 
 def policy_of(workflow: Workflow) -> Policy:
     return Policy(
-        level=workflow.level,
+        level=Level(workflow.level),
         confidence_threshold=workflow.confidence_threshold,
         audit_rate=workflow.audit_rate,
         class_thresholds=workflow.class_thresholds or {},
@@ -268,13 +268,12 @@ def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]
     """
     with transaction.atomic():
         now = timezone.now()
-        locked = (
+        locked = list(
             Case.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("workflow")
             .filter(id__in=case_ids)
             .order_by("id")
         )
-        locked = list(locked)
         dead = _dead_claims(
             claims={case.claimed_by for case in locked if case.status == CaseStatus.PROCESSING},
             now=now,
@@ -536,7 +535,7 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
             continue
         started = time.perf_counter()
         try:
-            results = predict_images(version, [r.image for r in todo])
+            results = predict_images(version, [r.image for r in todo if r.image is not None])
         except ModelLoadError as exc:
             _record_failure(todo, version, role, f"model {version.tag} could not be loaded: {exc}")
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -144,7 +145,7 @@ def review_queues(*, user: Any) -> list[dict[str, Any]]:
     }
     queues = []
     for workflow in workflows:
-        row = summaries.get(workflow.pk, {})
+        row: Mapping[str, Any] = summaries.get(workflow.pk, {})
         queues.append(
             {
                 "workflow": workflow,

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from accounts.types import RequestUser as User
 from kernel.errors import Forbidden, NotFound
 from workflows.models import Case, Workflow, WorkflowMembership
-
-User = AbstractBaseUser | AnonymousUser
 
 RIGHTS = ("can_submit", "can_review", "can_admin")
 

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.types import AuthenticatedRequest
 from kernel import strictjson
 from kernel.apischema import ERROR_RESPONSE
 from kernel.bounds import ID_MAX, ID_SCHEMA, INT32_MAX, bounded_int
@@ -147,7 +148,7 @@ class ModelVersionListApi(APIView):
         request={"multipart/form-data": ModelVersionRegisterInput},
         responses={201: ModelVersionOutput, 413: ERROR_RESPONSE, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.ModelVersionRegisterInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -225,7 +226,7 @@ class DeploymentListApi(APIView):
         request=DeploymentCreateInput,
         responses={201: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.DeploymentCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -253,7 +254,7 @@ class DeploymentEndApi(APIView):
         request=DeploymentReasonInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str, role: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str, role: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = DeploymentReasonInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -278,7 +279,7 @@ class CanaryApi(APIView):
         request=CanaryUpdateInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def patch(self, request: Request, slug: str) -> Response:
+    def patch(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.CanaryUpdateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -312,7 +313,7 @@ class PromoteApi(APIView):
         request=PromoteInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.PromoteInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -335,7 +336,7 @@ class RollbackApi(APIView):
         request=DeploymentReasonInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = DeploymentReasonInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -432,7 +433,7 @@ class TrainingRunListApi(APIView):
         request=TrainingRunStartInput,
         responses={202: TrainingRunOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.TrainingRunStartInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -467,7 +468,7 @@ class TrainingRunCancelApi(APIView):
         request=None,
         responses={200: TrainingRunOutput, **ERRORS},
     )
-    def post(self, request: Request, run_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, run_id: str) -> Response:
         run = access_training_run(request.user, run_id)
         run = training_run_cancel(run=run, actor=request.user)
         return Response(TrainingRunOutput(run).data)
@@ -504,7 +505,7 @@ class RetrainRuleApi(APIView):
         request=RetrainRuleInput,
         responses={200: RetrainRuleInput, **ERRORS},
     )
-    def put(self, request: Request, slug: str) -> Response:
+    def put(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.RetrainRuleInput(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from accounts.types import AuthenticatedHttpRequest
 from kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from modelops.access import access_models, access_training_run
 from modelops.apis import comparison_pair, version_of_workflow
@@ -218,7 +219,7 @@ def _numbers(value: str | None, field: str) -> list[float] | None:
 
 @login_required
 @require_POST
-def register(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def register(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         upload = request.FILES.get("weights")
         if upload is None:
@@ -257,7 +258,7 @@ def register(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def deploy(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def deploy(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         version = version_of_workflow(workflow, request.POST.get("model_version"), "model_version")
         role = request.POST.get("role", "")
@@ -280,7 +281,7 @@ def deploy(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def promote(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def promote(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         role = request.POST.get("role", DeploymentRole.SHADOW)
         serving = deployment_promote(
@@ -300,7 +301,7 @@ def promote(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def rollback(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def rollback(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         serving = deployment_rollback(
             workflow=workflow, actor=request.user, reason=request.POST.get("reason", "")
@@ -312,7 +313,7 @@ def rollback(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def end(request: HttpRequest, slug: str, role: str) -> HttpResponseRedirect:
+def end(request: AuthenticatedHttpRequest, slug: str, role: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         deployment = deployment_end(
             workflow=workflow, role=role, actor=request.user, reason=request.POST.get("reason", "")
@@ -324,7 +325,7 @@ def end(request: HttpRequest, slug: str, role: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def canary(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def canary(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         share = _float(request.POST.get("traffic_share"), "traffic_share")
         if share is None:
@@ -344,7 +345,7 @@ def canary(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def train(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def train(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     post = request.POST
 
     def action(workflow: Workflow) -> str:
@@ -372,7 +373,9 @@ def train(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def training_cancel(request: HttpRequest, slug: str, run_id: str) -> HttpResponseRedirect:
+def training_cancel(
+    request: AuthenticatedHttpRequest, slug: str, run_id: str
+) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         run = access_training_run(request.user, run_id)
         if run.workflow_id != workflow.pk:
@@ -387,7 +390,7 @@ def training_cancel(request: HttpRequest, slug: str, run_id: str) -> HttpRespons
 
 @login_required
 @require_POST
-def retrain_rule(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def retrain_rule(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         rule = retrain_rule_update(
             workflow=workflow,

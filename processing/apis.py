@@ -8,10 +8,10 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
 from kernel.errors import InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
@@ -46,7 +46,7 @@ class CaseCreateApi(APIView):
             415: ERROR_RESPONSE,
         },
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_submit")
         upload = request.FILES.get("image")
         if upload is None:

@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
+from accounts.types import User
 from decisions.routing import Level, ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
 from modelops.models import ModelVersion
@@ -68,7 +69,7 @@ def case_create(
     image_data: bytes,
     external_id: str | None,
     metadata: dict[str, Any],
-    submitted_by: Any,
+    submitted_by: User | None,
 ) -> CaseCreateResult:
     """Store a case and, in the same transaction, route it or queue its processing.
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Max, Min
 from django.utils import timezone
@@ -10,20 +11,30 @@ from django.utils import timezone
 from workflows.models import Case, CaseStatus, WorkerHeartbeat
 
 
-def processing_backlog() -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProcessingBacklog:
+    """Ages in seconds, ``None`` when there is nothing to measure: the oldest case waiting
+    for a worker, the last batch a worker took, the last worker heartbeat."""
+
+    oldest_waiting_age_seconds: float | None
+    last_claim_age_seconds: float | None
+    last_heartbeat_age_seconds: float | None
+
+
+def processing_backlog() -> ProcessingBacklog:
     """Cases waiting for a worker, and when a worker last took a batch or was seen alive.
 
-    Ages in seconds, ``None`` when there is nothing to measure. Three indexed reads.
+    Three indexed reads.
     """
     now = timezone.now()
     oldest = Case.objects.filter(status=CaseStatus.RECEIVED).aggregate(oldest=Min("created_at"))
     workers = WorkerHeartbeat.objects.aggregate(claim=Max("last_claim_at"), seen=Max("seen_at"))
 
-    def age(moment: Any) -> float | None:
+    def age(moment: datetime | None) -> float | None:
         return (now - moment).total_seconds() if moment else None
 
-    return {
-        "oldest_waiting_age_seconds": age(oldest["oldest"]),
-        "last_claim_age_seconds": age(workers["claim"]),
-        "last_heartbeat_age_seconds": age(workers["seen"]),
-    }
+    return ProcessingBacklog(
+        oldest_waiting_age_seconds=age(oldest["oldest"]),
+        last_claim_age_seconds=age(workers["claim"]),
+        last_heartbeat_age_seconds=age(workers["seen"]),
+    )

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import KEY_PREFIX_LENGTH, ApiToken
+from accounts.types import User
 from kernel.errors import InvalidInput, NotFound
 
 # A key's random part: 32 bytes, URL-safe base64 (43 characters).
@@ -37,7 +38,7 @@ def throttle_rate_validate(rate: str) -> str:
 @transaction.atomic
 def api_token_create(
     *,
-    user: object,
+    user: User,
     name: str,
     expires_at: datetime | None = None,
     throttle_rate: str = "",
@@ -61,7 +62,7 @@ def api_token_create(
 
 
 @transaction.atomic
-def api_token_revoke(*, token_id: int, user: object | None = None) -> ApiToken:
+def api_token_revoke(*, token_id: int, user: User | None = None) -> ApiToken:
     """Revoke a token (idempotent: a revoked token keeps its first revocation time).
 
     With ``user``, only that user's own token can be revoked (404 for anyone else's).

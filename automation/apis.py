@@ -14,14 +14,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.types import AuthenticatedRequest
 from automation.inputs import threshold_defaults
 from automation.models import AlertState, LevelChange
-from automation.selectors import (
-    alerts_of,
-    automation_overview,
-    evidence_by_version,
-    threshold_report,
+from automation.presenters import (
+    overview_after_change_view,
+    overview_view,
+    threshold_report_view,
+    version_evidence_view,
 )
+from automation.selectors import alerts_of, evidence_by_version
 from automation.serializers import (
     AlertOutput,
     AutomationOutput,
@@ -33,7 +35,13 @@ from automation.serializers import (
     ThresholdQueryInput,
     VersionEvidenceOutput,
 )
-from automation.services import POLICY_FIELDS, automation_threshold_apply, automation_update
+from automation.services import (
+    POLICY_FIELDS,
+    automation_status,
+    automation_threshold_apply,
+    automation_update,
+    threshold_advice,
+)
 from kernel.apischema import ERROR_RESPONSE
 from kernel.errors import InvalidInput
 from kernel.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
@@ -64,7 +72,7 @@ class AutomationApi(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_admin")
-        return Response(AutomationOutput(automation_overview(workflow=workflow)).data)
+        return Response(AutomationOutput(overview_view(automation_status(workflow=workflow))).data)
 
     @extend_schema(
         operation_id="automation_update",
@@ -91,7 +99,7 @@ class AutomationApi(APIView):
             "for anyone else) passes a refusal and is logged as `overridden`."
         ),
     )
-    def patch(self, request: Request, slug: str) -> Response:
+    def patch(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_admin")
         data = _valid(AutomationUpdateInput, request.data)
         reason = data.pop("reason")
@@ -100,8 +108,7 @@ class AutomationApi(APIView):
         change = automation_update(
             workflow=workflow, actor=request.user, reason=reason, changes=changes, override=override
         )
-        body = automation_overview(workflow=workflow)
-        body["change"] = change
+        body = overview_after_change_view(automation_status(workflow=workflow), change)
         return Response(AutomationUpdateOutput(body).data)
 
 
@@ -121,7 +128,7 @@ class AutomationEvidenceApi(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_admin")
-        versions = evidence_by_version(workflow=workflow)
+        versions = version_evidence_view(evidence_by_version(workflow=workflow), workflow.labels)
         return Response(VersionEvidenceOutput(versions, many=True).data)
 
 
@@ -150,10 +157,10 @@ class AutomationThresholdApi(APIView):
         workflow = access_workflow(request.user, slug, "can_admin")
         data = _valid(ThresholdQueryInput, request.query_params.dict())
         target_error, confidence = threshold_defaults(workflow, data)
-        report = threshold_report(
+        advice = threshold_advice(
             workflow=workflow, target_error=target_error, confidence=confidence
         )
-        return Response(ThresholdOutput(report).data)
+        return Response(ThresholdOutput(threshold_report_view(advice)).data)
 
     @extend_schema(
         operation_id="automation_threshold_apply",
@@ -169,7 +176,7 @@ class AutomationThresholdApi(APIView):
         },
         description="Apply the recommended threshold: an audited change like any other.",
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_admin")
         data = _valid(ThresholdApplyInput, request.data)
         target_error, confidence = threshold_defaults(workflow, data)
@@ -180,8 +187,7 @@ class AutomationThresholdApi(APIView):
             target_error=target_error,
             confidence=confidence,
         )
-        body = automation_overview(workflow=workflow)
-        body["change"] = change
+        body = overview_after_change_view(automation_status(workflow=workflow), change)
         return Response(AutomationUpdateOutput(body).data)
 
 

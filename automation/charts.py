@@ -9,9 +9,11 @@ upper bound at the calibration's confidence.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
+
+from automation.presenters import CurvePointView, RecommendationView
 
 WIDTH, HEIGHT = 640, 320
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 44
@@ -75,13 +77,13 @@ def _percent(value: float) -> str:
 
 
 def risk_coverage_chart(
-    curve: Sequence[Mapping[str, Any]],
+    curve: Sequence[CurvePointView],
     *,
     target_error: float,
-    current: Mapping[str, Any] | None,
-    recommended: Mapping[str, Any] | None,
+    current: CurvePointView | None,
+    recommended: RecommendationView | None,
 ) -> Chart | None:
-    """The chart for ``curve`` (points of ``selectors.threshold_report``), or None if empty.
+    """The chart for ``curve`` (points of ``presenters.threshold_report_view``), or None if empty.
 
     ``current`` is the curve point at the threshold in force; ``recommended`` holds
     ``threshold``, ``expected_automation_rate`` and ``error_rate`` of the calibrated one.
@@ -103,7 +105,7 @@ def risk_coverage_chart(
     def y_of(error: float) -> float:
         return round(TOP + plot_h * (1.0 - min(max(error, 0.0), y_max) / y_max), 2)
 
-    def path(key: str) -> str:
+    def path(key: Literal["error_rate", "error_upper_bound"]) -> str:
         return " ".join(
             f"{'M' if i == 0 else 'L'}{x_of(p['automation_rate'])},{y_of(p[key])}"
             for i, p in enumerate(points)
@@ -122,11 +124,11 @@ def risk_coverage_chart(
             label="current threshold",
         )
     recommended_marker = None
-    if recommended is not None and recommended.get("threshold") is not None:
+    if recommended is not None and (threshold := recommended["threshold"]) is not None:
         recommended_marker = Marker(
             x=x_of(recommended["expected_automation_rate"]),
             y=y_of(recommended["error_rate"]),
-            threshold=recommended["threshold"],
+            threshold=threshold,
             automation_rate=recommended["expected_automation_rate"],
             error_rate=recommended["error_rate"],
             label="recommended threshold",

@@ -119,7 +119,8 @@ class PolicyForm(forms.Form):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for label in self.labels:
             mode = cleaned.get(f"class_mode__{label}")
             if mode == CLASS_OWN and cleaned.get(f"class_threshold__{label}") is None:

@@ -172,7 +172,7 @@ class AutomationUpdateOutput(AutomationOutput):
 
 
 class ClassIntervalOutput(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     precision = IntervalOutput(help_text="Right when the model says this label.")
     recall = IntervalOutput(help_text="Found when this label is true.")
 
@@ -207,7 +207,7 @@ class CurvePointOutput(serializers.Serializer):
     threshold = serializers.FloatField()
     automation_rate = serializers.FloatField()
     n_auto = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     error_rate = serializers.FloatField()
     error_upper_bound = serializers.FloatField()
 
@@ -226,7 +226,7 @@ class CurrentThresholdOutput(serializers.Serializer):
 
 
 class ClassHintOutput(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     n = serializers.IntegerField()
     threshold = serializers.FloatField(allow_null=True)
     expected_share = serializers.FloatField()

@@ -18,25 +18,44 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.types import User
 from automation.conf import automation_setting, gate_floors
 from automation.models import Alert, AlertKind, AlertState, LevelChange
+from automation.presenters import audit_window_view, evidence_view, threshold_report_view
 from automation.selectors import (
     UNBIASED_REASONS,
+    AuditWindow,
+    AutomationRate,
+    GateEvidence,
     alerts_firing,
+    audit_window,
+    automation_rate_since_level_change,
     drift_samples,
-    evidence_for_workflow,
-    step_down_status,
-    threshold_report,
+    gate_evidence,
+    level_changes,
 )
-from decisions.gate import EvidenceCheck, GateDecision, GatePolicy, Refusal, judge_change
+from decisions.gate import (
+    EvidenceCheck,
+    EvidenceJudgement,
+    GateDecision,
+    GatePolicy,
+    Refusal,
+    evidence_judge,
+    judge_change,
+)
 from decisions.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
-from decisions.stats import confidence_drift
+from decisions.stats import StepDownVerdict, confidence_drift, step_down_check
+from decisions.thresholds import ScoredLabel, ThresholdReport, threshold_report
 from kernel.errors import Conflict, Forbidden, InvalidInput
+from modelops.selectors import serving_version
 from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
@@ -47,11 +66,14 @@ __all__ = [
     "automation_check_all",
     "automation_check_queue",
     "automation_check_workflow",
+    "automation_status",
     "automation_threshold_apply",
     "automation_update",
     "evidence_for_workflow",
     "gate_policy",
     "policy_snapshot",
+    "step_down_status",
+    "threshold_advice",
 ]
 
 POLICY_FIELDS = (
@@ -116,7 +138,7 @@ def _validate_policy(workflow: Workflow, changes: dict[str, Any]) -> None:
 def _policy_write(
     *,
     workflow: Workflow,
-    actor: Any,
+    actor: User | None,
     reason: str,
     changes: dict[str, Any],
     evidence: dict[str, Any],
@@ -185,8 +207,147 @@ def gate_policy(workflow: Workflow, changes: dict[str, Any] | None = None) -> Ga
     )
 
 
+# --- What the evidence says (reads, judged by the decision core) -------------------------
+
+
+@dataclass(frozen=True)
+class LevelEvidence:
+    """The labels that count toward ``evidence.level`` and the gate's judgement of them."""
+
+    evidence: GateEvidence
+    judgement: EvidenceJudgement
+
+
+def evidence_for_workflow(
+    *,
+    workflow: Workflow,
+    level: Level | str = Level.PARTIAL,
+    target_accuracy: float | None = None,
+    min_evidence: int | None = None,
+) -> LevelEvidence:
+    """The serving version's accuracy on unbiased human labels for ``level``, judged.
+
+    Counted: shadow and assistance reviews and audits at ``level`` or above, given after
+    the last automatic step down (``selectors.gate_evidence``). ``target_accuracy`` and
+    ``min_evidence`` default to the workflow's (a change is judged against the policy it
+    creates). The verdict and its reason are ``decisions.gate.evidence_judge``.
+    """
+    evidence = gate_evidence(workflow=workflow, level=level)
+    judgement = evidence_judge(
+        level=evidence.level,
+        successes=evidence.successes,
+        n=evidence.n,
+        model_version=evidence.model_version.tag if evidence.model_version else None,
+        since=evidence.since.created_at if evidence.since else None,
+        target_accuracy=workflow.target_accuracy if target_accuracy is None else target_accuracy,
+        min_evidence=workflow.min_evidence if min_evidence is None else min_evidence,
+        confidence=workflow.evidence_confidence,
+    )
+    return LevelEvidence(evidence=evidence, judgement=judgement)
+
+
+@dataclass(frozen=True)
+class StepDownStatus:
+    """The audit window and what ``step_down_check`` says about it, with the settings in force."""
+
+    window: AuditWindow
+    verdict: StepDownVerdict
+    confidence: float
+    min_samples: int
+
+
+def step_down_status(*, workflow: Workflow) -> StepDownStatus:
+    """The audit window and what ``decisions.stats.step_down_check`` says about it now."""
+    window = audit_window(workflow=workflow)
+    confidence = automation_setting("LOOPGATE_STEP_DOWN_CONFIDENCE")
+    min_samples = automation_setting("LOOPGATE_STEP_DOWN_MIN_SAMPLES")
+    verdict = step_down_check(
+        window.successes,
+        window.n,
+        target_accuracy=workflow.target_accuracy,
+        confidence=confidence,
+        min_samples=min_samples,
+    )
+    return StepDownStatus(
+        window=window, verdict=verdict, confidence=confidence, min_samples=min_samples
+    )
+
+
+@dataclass(frozen=True)
+class ThresholdAdvice:
+    """The threshold report on the serving version's calibration labels.
+
+    ``since``: the automatic step down after which those labels were given, if any.
+    """
+
+    model_version: str | None
+    since: datetime | None
+    report: ThresholdReport
+
+
+def threshold_advice(
+    *, workflow: Workflow, target_error: float, confidence: float
+) -> ThresholdAdvice:
+    """The calibrated threshold for ``target_error`` (``decisions.thresholds``).
+
+    Calibrated on the serving version's labels that sample the whole stream, after the
+    last step down: shadow and assistance reviews and audits at ``full``, so cases of
+    every confidence. Audits at ``partial`` are left out (they only cover cases above the
+    threshold in force), as are the biased low-confidence reviews.
+    """
+    evidence = gate_evidence(workflow=workflow, level=Level.FULL)
+    report = threshold_report(
+        [ScoredLabel(p.predicted, p.confidence, p.correct) for p in evidence.pairs],
+        labels=workflow.labels,
+        current_threshold=workflow.confidence_threshold,
+        target_error=target_error,
+        confidence=confidence,
+    )
+    return ThresholdAdvice(
+        model_version=evidence.model_version.tag if evidence.model_version else None,
+        since=evidence.since.created_at if evidence.since else None,
+        report=report,
+    )
+
+
+@dataclass(frozen=True)
+class AutomationStatus:
+    """Everything the automation page and ``GET .../automation/`` show at the top."""
+
+    workflow: Workflow
+    serving_model_version: str | None
+    evidence: Mapping[Level, LevelEvidence]
+    step_down: StepDownStatus
+    automated: bool
+    automation_rate: AutomationRate
+    alerts: tuple[Alert, ...]
+    changes: tuple[LevelChange, ...]
+
+
+def automation_status(*, workflow: Workflow, changes: int = 20) -> AutomationStatus:
+    """The policy's state now: the evidence per automated level, the step-down window,
+    the automation rate, firing alerts and the newest ``changes`` log entries."""
+    version = serving_version(workflow_id=workflow.pk)
+    return AutomationStatus(
+        workflow=workflow,
+        serving_model_version=version.tag if version else None,
+        evidence={
+            level: evidence_for_workflow(workflow=workflow, level=level)
+            for level in (Level.PARTIAL, Level.FULL)
+        },
+        step_down=step_down_status(workflow=workflow),
+        automated=Level(workflow.level) in AUTOMATED_LEVELS,
+        automation_rate=automation_rate_since_level_change(workflow=workflow),
+        alerts=tuple(alerts_firing(workflow=workflow)),
+        changes=tuple(level_changes(workflow=workflow, limit=changes)),
+    )
+
+
+# --- Changes -------------------------------------------------------------------------------
+
+
 def _gate(
-    *, workflow: Workflow, changes: dict[str, Any], actor: Any, override: bool
+    *, workflow: Workflow, changes: dict[str, Any], actor: User | None, override: bool
 ) -> GateDecision:
     """Judge ``changes`` with ``decisions.gate.judge_change``. Call holding the row lock."""
 
@@ -197,7 +358,11 @@ def _gate(
             target_accuracy=target_accuracy,
             min_evidence=min_evidence,
         )
-        return EvidenceCheck(sufficient=gate["sufficient"], reason=gate["reason"], details=gate)
+        return EvidenceCheck(
+            sufficient=gate.judgement.sufficient,
+            reason=gate.judgement.reason,
+            details=evidence_view(gate),
+        )
 
     return judge_change(
         old=gate_policy(workflow),
@@ -214,7 +379,7 @@ def _gate(
 def automation_update(
     *,
     workflow: Workflow,
-    actor: Any,
+    actor: User | None,
     reason: str,
     changes: dict[str, Any],
     override: bool = False,
@@ -289,7 +454,7 @@ def automation_update(
 def automation_threshold_apply(
     *,
     workflow: Workflow,
-    actor: Any,
+    actor: User | None,
     reason: str,
     target_error: float,
     confidence: float,
@@ -307,16 +472,21 @@ def automation_threshold_apply(
     locked = _workflow_lock(workflow.pk)
     if locked is None:
         raise Conflict(f"workflow {workflow.slug!r} no longer exists")
-    report = threshold_report(workflow=locked, target_error=target_error, confidence=confidence)
+    report = threshold_report_view(
+        threshold_advice(workflow=locked, target_error=target_error, confidence=confidence)
+    )
     recommendation = report["recommendation"]
     if recommendation["threshold"] is None:
         raise Conflict(f"no threshold to apply: {recommendation['reason']}", code="no_threshold")
     evidence = {
         "threshold_recommendation": {
-            key: report[key]
-            for key in ("model_version", "target_error", "confidence", "n_labelled", "since")
+            "model_version": report["model_version"],
+            "target_error": report["target_error"],
+            "confidence": report["confidence"],
+            "n_labelled": report["n_labelled"],
+            "since": report["since"],
+            **recommendation,
         }
-        | recommendation
     }
     change = automation_update(
         workflow=locked,
@@ -337,18 +507,19 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
 
     Call holding the workflow's row lock, at an automated level.
     """
-    window, verdict, confidence, min_samples = step_down_status(workflow=workflow)
+    status = step_down_status(workflow=workflow)
+    window, verdict = status.window, status.verdict
     if not verdict.step_down:
         return None
     from_level = Level(workflow.level)
     to_level = LEVEL_ORDER[max(level_rank(from_level) - 1, level_rank(STEP_DOWN_FLOOR))]
     evidence = {
         "check": "accuracy",
-        "window": window.as_dict(),
+        "window": audit_window_view(window),
         "upper_bound": verdict.upper_bound,
         "target_accuracy": verdict.target_accuracy,
-        "confidence": confidence,
-        "min_samples": min_samples,
+        "confidence": status.confidence,
+        "min_samples": status.min_samples,
         "reason": verdict.reason,
     }
     change = _policy_write(
@@ -388,27 +559,28 @@ def _accuracy_alerts_recover(*, workflow: Workflow) -> None:
         stepped_from = alert.data.get("from")
         if stepped_from not in {level.value for level in AUTOMATED_LEVELS}:
             continue
-        gate = evidence_for_workflow(workflow=workflow, level=stepped_from)
-        if gate["sufficient"]:
+        gate = evidence_for_workflow(workflow=workflow, level=stepped_from).judgement
+        if gate.sufficient:
             _alerts_resolve(
                 workflow=workflow,
                 kind=alert.kind,
                 alert_ids=[alert.pk],
                 resolution=(
                     f"fresh evidence meets the target for {stepped_from} again "
-                    f"({gate['reason']}); an admin may raise the level"
+                    f"({gate.reason}); an admin may raise the level"
                 ),
             )
 
 
 def _drift_check(*, workflow: Workflow) -> Alert | None:
     """Raise (or resolve) the output-drift alert from the serving version's confidences."""
-    reference, recent, raised = drift_samples(workflow=workflow)
+    samples = drift_samples(workflow=workflow)
+    raised = samples.raised
     if raised is None:
         return None
     verdict = confidence_drift(
-        reference,
-        recent,
+        samples.reference,
+        samples.recent,
         p_value=automation_setting("LOOPGATE_DRIFT_P_VALUE"),
         min_samples=automation_setting("LOOPGATE_DRIFT_MIN_SAMPLES"),
     )

@@ -16,17 +16,19 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from accounts.types import AuthenticatedHttpRequest
 from automation.charts import risk_coverage_chart
 from automation.forms import LEVEL_LABELS, PolicyForm, ThresholdApplyForm, ThresholdForm
 from automation.inputs import threshold_defaults
 from automation.models import AlertState
-from automation.selectors import (
-    alerts_of,
-    automation_overview,
-    evidence_by_version,
-    threshold_report,
+from automation.presenters import overview_view, threshold_report_view, version_evidence_view
+from automation.selectors import alerts_of, evidence_by_version
+from automation.services import (
+    automation_status,
+    automation_threshold_apply,
+    automation_update,
+    threshold_advice,
 )
-from automation.services import automation_threshold_apply, automation_update
 from decisions.routing import Level
 from kernel.errors import DomainError, Forbidden, NotFound
 from workflows.access import access_workflow, has_right, workflows_visible
@@ -66,7 +68,7 @@ def _level_labels() -> dict[str, str]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def automation_page(request: HttpRequest, slug: str) -> HttpResponse:
+def automation_page(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workflow = _admin_workflow(request, slug)
     allow_override = bool(getattr(request.user, "is_superuser", False))
     action = request.POST.get("action") if request.method == "POST" else None
@@ -101,7 +103,9 @@ def automation_page(request: HttpRequest, slug: str) -> HttpResponse:
         threshold_query = ThresholdForm(
             initial={"target_error": target_error, "confidence": confidence}
         )
-    report = threshold_report(workflow=workflow, target_error=target_error, confidence=confidence)
+    report = threshold_report_view(
+        threshold_advice(workflow=workflow, target_error=target_error, confidence=confidence)
+    )
     chart = risk_coverage_chart(
         report["curve"],
         target_error=target_error,
@@ -110,8 +114,8 @@ def automation_page(request: HttpRequest, slug: str) -> HttpResponse:
     )
     context: dict[str, Any] = {
         "workflow": workflow,
-        "overview": automation_overview(workflow=workflow),
-        "versions": evidence_by_version(workflow=workflow),
+        "overview": overview_view(automation_status(workflow=workflow)),
+        "versions": version_evidence_view(evidence_by_version(workflow=workflow), workflow.labels),
         "report": report,
         "table_points": [p for p in report["curve"] if round(p["threshold"] * 100) % 5 == 0],
         "chart": chart,
@@ -127,7 +131,7 @@ def automation_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "automation/page.html", context, status=status)
 
 
-def _policy_submit(request: HttpRequest, workflow: Workflow, form: PolicyForm) -> int:
+def _policy_submit(request: AuthenticatedHttpRequest, workflow: Workflow, form: PolicyForm) -> int:
     """Apply the policy form; 302 on success, else the status to render the page with."""
     if not form.is_valid():
         return 400
@@ -153,7 +157,9 @@ def _policy_submit(request: HttpRequest, workflow: Workflow, form: PolicyForm) -
     return 302
 
 
-def _threshold_submit(request: HttpRequest, workflow: Workflow, form: ThresholdApplyForm) -> int:
+def _threshold_submit(
+    request: AuthenticatedHttpRequest, workflow: Workflow, form: ThresholdApplyForm
+) -> int:
     if not form.is_valid():
         return 400
     try:

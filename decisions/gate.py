@@ -35,10 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
 from decisions.routing import AUTOMATED_LEVELS, Level, level_rank
+from decisions.stats import evidence_for_level, labels_needed_at_accuracy
 
 # Policy fields where a higher value is the stricter guarantee.
 HIGHER_IS_STRICTER = ("target_accuracy", "min_evidence", "audit_rate", "confidence_threshold")
@@ -175,15 +177,25 @@ def judge_change(
     floor_fields = ("target_accuracy", "min_evidence", "audit_rate") if raising else loosened
     below_floor = floors.problems(new, floor_fields)
     problems = ([] if judged.sufficient else [judged.reason]) + below_floor
-    decided = {
-        "raising": raising,
-        "loosened": loosened,
-        "evidence": judged,
-        "target_accuracy": target_accuracy,
-        "min_evidence": min_evidence,
-    }
+
+    def decided(
+        *, allowed: bool, overridden: bool, refusal: Refusal | None, message: str = ""
+    ) -> GateDecision:
+        return GateDecision(
+            allowed=allowed,
+            overridden=overridden,
+            refusal=refusal,
+            raising=raising,
+            loosened=loosened,
+            problems=tuple(problems),
+            evidence=judged,
+            target_accuracy=target_accuracy,
+            min_evidence=min_evidence,
+            message=message,
+        )
+
     if not problems:
-        return GateDecision(allowed=True, overridden=False, refusal=None, problems=(), **decided)
+        return decided(allowed=True, overridden=False, refusal=None)
 
     if raising:
         what = f"cannot raise the level to {new.level.value}"
@@ -196,14 +208,7 @@ def judge_change(
         )
     message = f"{what}: {'; '.join(problems)}"
     if override and by_superuser:
-        return GateDecision(
-            allowed=True,
-            overridden=True,
-            refusal=None,
-            problems=tuple(problems),
-            message=message,
-            **decided,
-        )
+        return decided(allowed=True, overridden=True, refusal=None, message=message)
     if override:
         refusal = Refusal.OVERRIDE_FORBIDDEN
         message = f"only a superuser may override the evidence gate ({message})"
@@ -211,11 +216,87 @@ def judge_change(
         refusal = Refusal.BELOW_FLOOR
     else:
         refusal = Refusal.INSUFFICIENT_EVIDENCE
-    return GateDecision(
-        allowed=False,
-        overridden=False,
-        refusal=refusal,
-        problems=tuple(problems),
-        message=message,
-        **decided,
+    return decided(allowed=False, overridden=False, refusal=refusal, message=message)
+
+
+@dataclass(frozen=True)
+class EvidenceJudgement:
+    """Whether the labels counted for one level earn it, with the reason in words.
+
+    ``labels_needed`` estimates how many labels would do at the accuracy seen so far
+    (None when the evidence is sufficient, when nothing was seen, or when that accuracy
+    cannot reach the target).
+    """
+
+    sufficient: bool
+    reason: str
+    lower_bound: float
+    target_accuracy: float
+    min_evidence: int
+    confidence: float
+    labels_needed: int | None
+
+
+def evidence_judge(
+    *,
+    level: Level,
+    successes: int,
+    n: int,
+    model_version: str | None,
+    since: datetime | None,
+    target_accuracy: float,
+    min_evidence: int,
+    confidence: float,
+) -> EvidenceJudgement:
+    """Judge ``successes`` right out of ``n`` unbiased labels of ``model_version`` for ``level``.
+
+    ``since`` is the automatic step down after which the labels were given (hysteresis:
+    only fresh labels count then); ``model_version`` None means none is serving.
+    """
+    if model_version is None:
+        return EvidenceJudgement(
+            sufficient=False,
+            reason="no serving model is deployed",
+            lower_bound=0.0,
+            target_accuracy=target_accuracy,
+            min_evidence=min_evidence,
+            confidence=confidence,
+            labels_needed=None,
+        )
+    verdict = evidence_for_level(
+        successes,
+        n,
+        target_accuracy=target_accuracy,
+        min_evidence=min_evidence,
+        confidence=confidence,
+    )
+    counted = "shadow and assistance reviews" + (
+        " and audits at full automation"
+        if level is Level.FULL
+        else " and audits of automated decisions"
+    )
+    reason = f"{verdict.reason}; counted: {counted} of {model_version}"
+    if since is not None:
+        reason += (
+            f", labelled after the automatic step down of "
+            f"{since:%Y-%m-%d %H:%M} UTC (fresh evidence only)"
+        )
+    labels_needed = None
+    if not verdict.sufficient and n:
+        labels_needed = labels_needed_at_accuracy(
+            successes / n, target_accuracy, confidence=confidence, min_evidence=min_evidence
+        )
+        if labels_needed is not None:
+            reason += (
+                f"; at the accuracy seen so far about {max(labels_needed - n, 0)} "
+                f"more labels would do"
+            )
+    return EvidenceJudgement(
+        sufficient=verdict.sufficient,
+        reason=reason,
+        lower_bound=verdict.lower_bound,
+        target_accuracy=verdict.target_accuracy,
+        min_evidence=verdict.min_evidence,
+        confidence=confidence,
+        labels_needed=labels_needed,
     )

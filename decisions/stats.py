@@ -23,9 +23,9 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as sps
 
 DEFAULT_THRESHOLD_GRID: tuple[float, ...] = tuple(k / 100 for k in range(101))
@@ -136,25 +136,21 @@ class Interval:
     confidence: float
 
 
-def _exact_lower_bounds(successes: np.ndarray, n: np.ndarray, tail: float) -> np.ndarray:
+def _exact_lower_bounds(successes: npt.ArrayLike, n: npt.ArrayLike, tail: float) -> np.ndarray:
     """Exact lower bounds p with P(X >= successes | n, p) = tail (0 where successes=0)."""
-    successes = np.asarray(successes, dtype=float)
-    n = np.asarray(n, dtype=float)
-    defined = successes > 0
-    bound = sps.beta.ppf(
-        tail, np.where(defined, successes, 1.0), np.where(defined, n - successes + 1.0, 1.0)
-    )
+    k = np.asarray(successes, dtype=float)
+    trials = np.asarray(n, dtype=float)
+    defined = k > 0
+    bound = sps.beta.ppf(tail, np.where(defined, k, 1.0), np.where(defined, trials - k + 1.0, 1.0))
     return np.where(defined, bound, 0.0)
 
 
-def _exact_upper_bounds(successes: np.ndarray, n: np.ndarray, tail: float) -> np.ndarray:
+def _exact_upper_bounds(successes: npt.ArrayLike, n: npt.ArrayLike, tail: float) -> np.ndarray:
     """Exact upper bounds p with P(X <= successes | n, p) = tail (1 where successes=n)."""
-    successes = np.asarray(successes, dtype=float)
-    n = np.asarray(n, dtype=float)
-    defined = successes < n
-    bound = sps.beta.isf(
-        tail, np.where(defined, successes + 1.0, 1.0), np.where(defined, n - successes, 1.0)
-    )
+    k = np.asarray(successes, dtype=float)
+    trials = np.asarray(n, dtype=float)
+    defined = k < trials
+    bound = sps.beta.isf(tail, np.where(defined, k + 1.0, 1.0), np.where(defined, trials - k, 1.0))
     return np.where(defined, bound, 1.0)
 
 
@@ -887,7 +883,8 @@ def per_class_metrics(
     ]
 
 
-class ReliabilityBin(NamedTuple):
+@dataclass(frozen=True)
+class ReliabilityBin:
     """One bin of a reliability diagram: confidences in [low, high).
 
     The last bin also holds confidence 1.0. ``mean_confidence`` and

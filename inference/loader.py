@@ -97,7 +97,8 @@ class LoadedModel:
     def __init__(
         self, module: torch.nn.Module, spec: ModelSpec, *, device: str, sha256: str | None
     ) -> None:
-        self._module = module.eval().to(device=device, memory_format=torch.channels_last)
+        # torch accepts memory_format here; its stubs list no overload that takes it.
+        self._module = module.eval().to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.spec = spec
         self.device = device
         self.sha256 = sha256

@@ -146,7 +146,6 @@ def retrain(
             key: value.detach().clone() for key, value in base._module.state_dict().items()
         }
     val_images, val_labels = val
-    threads = {"num_threads": num_threads} if num_threads else {}
     started = time.perf_counter()
     result = train_model(
         spec,
@@ -162,7 +161,7 @@ def retrain(
         device=device,
         progress=progress,
         should_cancel=should_cancel,
-        **threads,
+        num_threads=num_threads or 1,
     )
     train_seconds = time.perf_counter() - started
     sha256 = save_weights(result.state_dict, out_path)

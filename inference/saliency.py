@@ -21,15 +21,29 @@ from inference.loader import LoadedModel, preprocess
 
 HEATMAP_WEIGHT = 0.45
 
+
+def _last_of(name: str) -> Callable[[torch.nn.Module], torch.nn.Module]:
+    """The last block of the sequence ``name`` (``model.<name>[-1]``)."""
+
+    def last(model: torch.nn.Module) -> torch.nn.Module:
+        return list(model.get_submodule(name).children())[-1]
+
+    return last
+
+
+def _named(name: str) -> Callable[[torch.nn.Module], torch.nn.Module]:
+    return lambda model: model.get_submodule(name)
+
+
 _TARGET_LAYERS: dict[str, Callable[[torch.nn.Module], torch.nn.Module]] = {
-    "mobilenet_v3_small": lambda model: model.features[-1],
-    "mobilenet_v3_large": lambda model: model.features[-1],
-    "efficientnet_b0": lambda model: model.features[-1],
-    "squeezenet1_1": lambda model: model.features[-1],
-    "resnet18": lambda model: model.layer4[-1],
-    "resnet34": lambda model: model.layer4[-1],
-    "shufflenet_v2_x0_5": lambda model: model.conv5,
-    "shufflenet_v2_x1_0": lambda model: model.conv5,
+    "mobilenet_v3_small": _last_of("features"),
+    "mobilenet_v3_large": _last_of("features"),
+    "efficientnet_b0": _last_of("features"),
+    "squeezenet1_1": _last_of("features"),
+    "resnet18": _last_of("layer4"),
+    "resnet34": _last_of("layer4"),
+    "shufflenet_v2_x0_5": _named("conv5"),
+    "shufflenet_v2_x1_0": _named("conv5"),
 }
 
 _grad_cam_lock = threading.Lock()

@@ -147,7 +147,8 @@ def train_model(
         model = build_model(spec)
         if init_state_dict is not None:
             _warm_start(model, init_state_dict, spec)
-        model.to(device=device, memory_format=CHANNELS_LAST)
+        # torch accepts memory_format here; its stubs list no overload that takes it.
+        model.to(device=device, memory_format=CHANNELS_LAST)  # type: ignore[call-overload]
         _set_batch_norm_momentum(model, TRAINING_BATCH_NORM_MOMENTUM)
         history = _fit(
             model,

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import codecs
 import functools
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -22,7 +23,10 @@ from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 
 from kernel import strictjson
-from kernel.errors import PayloadTooLarge
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+from kernel.errors import InvalidInput, PayloadTooLarge
 
 
 class StrictJSONParser(BaseParser):
@@ -30,7 +34,10 @@ class StrictJSONParser(BaseParser):
     renderer_class = JSONRenderer
 
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         limit = settings.LOOPGATE_MAX_JSON_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
@@ -52,7 +59,7 @@ class StrictJSONParser(BaseParser):
 STRICT_UTF8 = "loopgate-strict-utf-8"
 
 
-def _strict_utf8_decode(data: bytes, errors: str = "strict") -> tuple[str, int]:
+def _strict_utf8_decode(data: ReadableBuffer, errors: str = "strict") -> tuple[str, int]:
     # ``errors`` is ignored on purpose: Django asks for "replace".
     return codecs.utf_8_decode(data, "strict", True)
 
@@ -72,7 +79,10 @@ def _register_strict_utf8() -> None:
 
 class StrictMultiPartParser(MultiPartParser):
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         parser_context = dict(parser_context or {})
         encoding = parser_context.get("encoding") or settings.DEFAULT_CHARSET
@@ -85,3 +95,14 @@ class StrictMultiPartParser(MultiPartParser):
             raise ParseError(
                 "body: a multipart field name, value or file name is not valid UTF-8"
             ) from None
+
+
+def body_object(data: object) -> Mapping[str, Any]:
+    """A request's parsed body as the mapping the parsers guarantee (typed for callers).
+
+    The JSON parser refuses any body that is not an object and form parsers give a
+    ``QueryDict``, so anything else means a parser was bypassed: refuse it, do not guess.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"body: expected a JSON object, not {type(data).__name__}")
+    return data

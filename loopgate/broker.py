@@ -70,7 +70,9 @@ def write_atomically(path: Path, data: bytes) -> None:
 class Channel(filesystem.Channel):
     """A filesystem channel whose consumers never read a message half written."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # The signature of kombu's filesystem channel, whose _put_fanout passes **kwargs; it
+    # differs from AbstractChannel._put in kombu itself.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         # Zero-padded nanoseconds: consumers take files in name order, so messages from
         # one producer come out in the order they went in (the stock name has ms only).
         name = f"{monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
@@ -80,7 +82,7 @@ class Channel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add file {str(path)!r} to directory") from exc
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         wanted = f"{queue}.msg"
         folder = Path(self.data_folder_in)
         for name in sorted(os.listdir(folder)):

@@ -73,11 +73,11 @@ def _check_workers() -> tuple[bool, str]:
 
     limit = settings.LOOPGATE_READY_MAX_WAIT_SECONDS
     backlog = processing_backlog()
-    waiting = backlog["oldest_waiting_age_seconds"]
-    last_claim = backlog["last_claim_age_seconds"]
+    waiting = backlog.oldest_waiting_age_seconds
+    last_claim = backlog.last_claim_age_seconds
     if waiting is None or waiting < limit or (last_claim is not None and last_claim < limit):
         return True, "ok"
-    heartbeat = backlog["last_heartbeat_age_seconds"]
+    heartbeat = backlog.last_heartbeat_age_seconds
     return False, (
         f"cases have waited {waiting:.0f} s for a worker and none has taken a case "
         + ("ever" if last_claim is None else f"for {last_claim:.0f} s")
@@ -99,7 +99,7 @@ def _check_scheduler() -> tuple[bool, str]:
 
     from workflows.selectors import processing_backlog
 
-    silence = processing_backlog()["last_sweep_age_seconds"]
+    silence = processing_backlog().last_sweep_age_seconds
     limit = settings.LOOPGATE_READY_MAX_SCHEDULER_SILENCE_SECONDS
     if silence is None or silence < limit:
         return True, "ok"

@@ -34,19 +34,22 @@ class LoopgateCollector:
         cases = GaugeMetricFamily(
             "loopgate_cases", "Cases by workflow and status.", labels=["workflow", "status"]
         )
-        for row in Case.objects.values("workflow_id", "status").annotate(n=Count("id")):
-            cases.add_metric([slugs[row["workflow_id"]], row["status"]], row["n"])
+        for case_row in Case.objects.values("workflow_id", "status").annotate(n=Count("id")):
+            cases.add_metric([slugs[case_row["workflow_id"]], case_row["status"]], case_row["n"])
         yield cases
 
         decisions = GaugeMetricFamily(
             "loopgate_decisions", "Decided cases by source.", labels=["workflow", "source"]
         )
-        for row in (
+        for decision_row in (
             Case.objects.exclude(decision_source="")
             .values("workflow_id", "decision_source")
             .annotate(n=Count("id"))
         ):
-            decisions.add_metric([slugs[row["workflow_id"]], row["decision_source"]], row["n"])
+            decisions.add_metric(
+                [slugs[decision_row["workflow_id"]], decision_row["decision_source"]],
+                decision_row["n"],
+            )
         yield decisions
 
         depth = GaugeMetricFamily(
@@ -58,15 +61,15 @@ class LoopgateCollector:
             labels=["workflow"],
         )
         now = timezone.now()
-        for row in (
+        for task_row in (
             ReviewTask.objects.filter(status="open")
             .exclude(kind="gold")
             .values("workflow_id")
             .annotate(n=Count("id"), oldest=Min("created_at"))
         ):
-            slug = slugs[row["workflow_id"]]
-            depth.add_metric([slug], row["n"])
-            age.add_metric([slug], (now - row["oldest"]).total_seconds())
+            slug = slugs[task_row["workflow_id"]]
+            depth.add_metric([slug], task_row["n"])
+            age.add_metric([slug], (now - task_row["oldest"]).total_seconds())
         yield depth
         yield age
 
@@ -76,18 +79,18 @@ class LoopgateCollector:
             "Mean model latency per case over the last hour.",
             labels=["workflow", "model_version", "role"],
         )
-        for row in (
+        for prediction_row in (
             Prediction.objects.filter(created_at__gte=since)
             .values("case__workflow_id", "model_version__name", "model_version__version", "role")
             .annotate(ms=Avg("latency_ms"))
         ):
             latency.add_metric(
                 [
-                    slugs[row["case__workflow_id"]],
-                    f"{row['model_version__name']}:v{row['model_version__version']}",
-                    row["role"],
+                    slugs[prediction_row["case__workflow_id"]],
+                    f"{prediction_row['model_version__name']}:v{prediction_row['model_version__version']}",
+                    prediction_row["role"],
                 ],
-                row["ms"] or 0.0,
+                prediction_row["ms"] or 0.0,
             )
         yield latency
 
@@ -96,16 +99,16 @@ class LoopgateCollector:
             "Mean seconds from receipt to a model decision over the last hour.",
             labels=["workflow"],
         )
-        for row in (
+        for timing_row in (
             Case.objects.filter(decision_source="model", decided_at__gte=since)
             .values("workflow_id")
             .annotate(seconds=Avg(F("decided_at") - F("created_at")))
         ):
-            value = row["seconds"]
+            value = timing_row["seconds"]
             seconds = (
                 value.total_seconds() if isinstance(value, timedelta) else float(value or 0) / 1e6
             )
-            decision_latency.add_metric([slugs[row["workflow_id"]]], seconds)
+            decision_latency.add_metric([slugs[timing_row["workflow_id"]]], seconds)
         yield decision_latency
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
+    from accounts.models import ApiToken
+
 
 def client_ip(request: HttpRequest) -> str:
     """The client's address: with ``LOOPGATE_PROXY_COUNT`` proxies in front, the entry the
@@ -32,7 +34,7 @@ def client_ip(request: HttpRequest) -> str:
     return forwarded[-min(settings.PROXY_COUNT, len(forwarded))]
 
 
-def _token_of(request: Request) -> object | None:
+def _token_of(request: Request) -> ApiToken | None:
     from accounts.models import ApiToken
 
     return request.auth if isinstance(request.auth, ApiToken) else None

@@ -17,13 +17,13 @@ from workflows.models import Workflow
 ADMIN = "can_admin"
 
 
-def _id_or_none(raw: int | str) -> int | None:
-    """A row id from a URL, or None for text that cannot be one (then: 404)."""
+def _ids_of(raw: int | str) -> tuple[int, ...]:
+    """The row id from a URL, or none for text that cannot be one (then: 404)."""
     text = str(raw)
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        return None
+        return ()
     value = int(text)
-    return value if 0 < value <= ID_MAX else None
+    return (value,) if 0 < value <= ID_MAX else ()
 
 
 def access_models(user: User, slug: str) -> Workflow:
@@ -43,7 +43,7 @@ def access_training_run(user: User, run_id: int | str) -> TrainingRun:
         TrainingRun.objects.select_related(
             "workflow", "base_version", "result_version", "created_by"
         )
-        .filter(pk=_id_or_none(run_id))
+        .filter(pk__in=_ids_of(run_id))
         .first()
     )
     if run is None:
@@ -56,7 +56,7 @@ def access_model_version(user: User, version_id: int | str) -> ModelVersion:
     """A version, for admins of the workflow it was registered for or is deployed in."""
     version = (
         ModelVersion.objects.select_related("workflow", "created_by")
-        .filter(pk=_id_or_none(version_id))
+        .filter(pk__in=_ids_of(version_id))
         .first()
     )
     if version is None:

@@ -17,10 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
 from kernel.bounds import ID_MAX, ID_SCHEMA, bounded_int
 from kernel.errors import NotFound
-from kernel.parsers import StrictJSONParser, StrictMultiPartParser
+from kernel.parsers import StrictJSONParser, StrictMultiPartParser, body_object
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
 from modelops.inputs import (
@@ -91,9 +92,9 @@ class ModelVersionListApi(APIView):
         request={"multipart/form-data": ModelVersionRegisterInput},
         responses={201: ModelVersionOutput, 413: ERROR_RESPONSE, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        registration = model_version_registration(request.data)
+        registration = model_version_registration(body_object(request.data))
         version = model_version_register(
             workflow=workflow, actor=request.user, source=ModelSource.API, **registration
         )
@@ -152,7 +153,7 @@ class DeploymentListApi(APIView):
         request=DeploymentCreateInput,
         responses={201: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.DeploymentCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -180,7 +181,7 @@ class DeploymentEndApi(APIView):
         request=DeploymentReasonInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str, role: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str, role: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = DeploymentReasonInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -205,7 +206,7 @@ class CanaryApi(APIView):
         request=CanaryUpdateInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def patch(self, request: Request, slug: str) -> Response:
+    def patch(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.CanaryUpdateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -239,7 +240,7 @@ class PromoteApi(APIView):
         request=PromoteInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = self.PromoteInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -262,7 +263,7 @@ class RollbackApi(APIView):
         request=DeploymentReasonInput,
         responses={200: DeploymentRoleOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         serializer = DeploymentReasonInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -319,9 +320,9 @@ class TrainingRunListApi(APIView):
         request=TrainingRunStartInput,
         responses={202: TrainingRunOutput, **ERRORS},
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
-        training, reason = training_run_start_input(request.data)
+        training, reason = training_run_start_input(body_object(request.data))
         run = training_run_start(
             workflow=workflow, actor=request.user, request=training, reason=reason
         )
@@ -351,7 +352,7 @@ class TrainingRunCancelApi(APIView):
         request=None,
         responses={200: TrainingRunOutput, **ERRORS},
     )
-    def post(self, request: Request, run_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, run_id: str) -> Response:
         run = access_training_run(request.user, run_id)
         run = training_run_cancel(run=run, actor=request.user)
         return Response(TrainingRunOutput(run).data)
@@ -380,10 +381,10 @@ class RetrainRuleApi(APIView):
         request=RetrainRuleInput,
         responses={200: RetrainRuleInput, **ERRORS},
     )
-    def put(self, request: Request, slug: str) -> Response:
+    def put(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_models(request.user, slug)
         retrain_rule_update(
-            workflow=workflow, actor=request.user, **retrain_rule_input(request.data)
+            workflow=workflow, actor=request.user, **retrain_rule_input(body_object(request.data))
         )
         return Response(self._body(workflow))
 
@@ -431,7 +432,7 @@ class SaliencyApi(APIView):
         if overlay.status == SaliencyStatus.FAILED:
             raise SaliencyFailed(f"the overlay could not be computed: {overlay.error}")
         if overlay.status != SaliencyStatus.READY:
-            response = Response(
+            response: Response | FileResponse = Response(
                 {"status": overlay.status, "retry_after": 1}, status=status.HTTP_202_ACCEPTED
             )
             response["Retry-After"] = "1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -33,6 +33,69 @@ from workflows.models import Prediction, Workflow
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
+
+
+class LatencyData(TypedDict):
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    n: int
+
+
+class AccuracyData(TypedDict):
+    estimate: float | None
+    low: float
+    high: float
+    correct: int
+    n: int
+    confidence: float
+
+
+class ClassMetricsData(TypedDict):
+    label: str
+    precision: float
+    recall: float
+    support: int
+
+
+class ReliabilityData(TypedDict):
+    low: float
+    high: float
+    mean_confidence: float
+    accuracy: float
+    count: int
+
+
+class VersionMetricsData(TypedDict):
+    model_version: str
+    model_version_id: int
+    accuracy: AccuracyData
+    per_class: list[ClassMetricsData]
+    confusion: list[list[int]]
+    reliability: list[ReliabilityData]
+    expected_calibration_error: float
+    latency_ms: LatencyData
+
+
+class McNemarData(TypedDict):
+    baseline_only_correct: int
+    challenger_only_correct: int
+    p_value: float
+    alpha: float
+
+
+class ComparisonData(TypedDict):
+    """``GET .../models/compare/``: the public contract of a comparison."""
+
+    labels: list[str]
+    n_cases: int
+    excluded_training_cases: int
+    baseline: VersionMetricsData
+    challenger: VersionMetricsData
+    mcnemar: McNemarData
+    min_cases: int
+    verdict: str
+    verdict_text: str
 
 
 @dataclass(frozen=True)
@@ -58,9 +121,9 @@ class VersionMetrics:
     confusion: tuple[tuple[int, ...], ...]
     reliability: tuple[ReliabilityBin, ...]
     calibration_error: float
-    latency_ms: dict[str, float | None]
+    latency_ms: LatencyData
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> VersionMetricsData:
         return {
             "model_version": self.tag,
             "model_version_id": self.model_version_id,
@@ -82,7 +145,16 @@ class VersionMetrics:
                 for item in self.per_class
             ],
             "confusion": [list(row) for row in self.confusion],
-            "reliability": [item._asdict() for item in self.reliability],
+            "reliability": [
+                {
+                    "low": item.low,
+                    "high": item.high,
+                    "mean_confidence": item.mean_confidence,
+                    "accuracy": item.accuracy,
+                    "count": item.count,
+                }
+                for item in self.reliability
+            ],
             "expected_calibration_error": self.calibration_error,
             "latency_ms": self.latency_ms,
         }
@@ -107,7 +179,7 @@ class Comparison:
     verdict: str
     verdict_text: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ComparisonData:
         return {
             "labels": list(self.labels),
             "n_cases": self.n_cases,
@@ -155,8 +227,8 @@ def paired_cases(
     )
     by_case: dict[str, dict[int, tuple[str, float, float | None]]] = {}
     truth: dict[str, str] = {}
-    for case_id, human_label, version_id, label, confidence, latency in rows:
-        key = str(case_id)
+    for case_uuid, human_label, version_id, label, confidence, latency in rows:
+        key = str(case_uuid)
         by_case.setdefault(key, {})[version_id] = (label, confidence, latency)
         truth[key] = human_label
     excluded = training_case_ids([baseline, challenger])
@@ -187,7 +259,7 @@ def paired_cases(
     return pairs, left_out
 
 
-def _latency(values: Sequence[float | None]) -> dict[str, float | None]:
+def _latency(values: Sequence[float | None]) -> LatencyData:
     known = np.asarray([value for value in values if value is not None], dtype=float)
     if not known.size:
         return {"mean": None, "p50": None, "p95": None, "n": 0}

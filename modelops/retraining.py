@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image
 
+from accounts.types import User
 from decisions.stats import clopper_pearson
 from inference.architectures import SUPPORTED_ARCHITECTURES
 from inference.devices import resolve_device
@@ -210,7 +211,7 @@ def _training_plan(
 def training_run_start(
     *,
     workflow: Workflow,
-    actor: Any,
+    actor: User | None,
     request: TrainingRequest,
     reason: str = "",
     trigger: str = "manual",
@@ -276,7 +277,7 @@ def training_run_start(
 
 
 @transaction.atomic
-def training_run_cancel(*, run: TrainingRun, actor: Any) -> TrainingRun:
+def training_run_cancel(*, run: TrainingRun, actor: User | None) -> TrainingRun:
     """Cancel a queued run at once, or ask a running one to stop (it checks between batches)."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     who = getattr(actor, "username", None) or "the system"
@@ -612,7 +613,7 @@ def training_runs_fail_stale() -> int:
 def retrain_rule_update(
     *,
     workflow: Workflow,
-    actor: Any,
+    actor: User | None,
     enabled: bool,
     every_n_labels: int | None,
     after_step_down: bool,

@@ -151,6 +151,6 @@ def saliency_compute(*, saliency_id: int) -> SaliencyMap | None:
         error="",
         computed_at=timezone.now(),
     )
-    if not stored:
+    if not stored and overlay.image.name:
         overlay.image.storage.delete(overlay.image.name)
     return SaliencyMap.objects.get(pk=saliency_id)

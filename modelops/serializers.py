@@ -67,7 +67,8 @@ class DeploymentRoleOutput(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_replaces(self, deployment: Deployment) -> str | None:
-        return deployment.replaces.model_version.tag if deployment.replaces_id else None
+        replaced = deployment.replaces
+        return replaced.model_version.tag if replaced is not None else None
 
 
 class DeploymentEventOutput(serializers.ModelSerializer):

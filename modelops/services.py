@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts.types import User
 from inference.architectures import SUPPORTED_ARCHITECTURES
 from inference.loader import TORCHSCRIPT, sha256_of
 from inference.model_check import check_model_file
@@ -53,7 +54,7 @@ class ModelRefused(InvalidInput):
     code = "model_refused"
 
 
-def _actor_or_none(actor: Any) -> Any:
+def _actor_or_none(actor: User | None) -> User | None:
     return actor if getattr(actor, "pk", None) else None
 
 
@@ -67,7 +68,7 @@ def deployment_event_record(
     *,
     workflow: Workflow,
     action: str,
-    actor: Any,
+    actor: User | None,
     reason: str,
     role: str = "",
     from_version: ModelVersion | None = None,
@@ -193,7 +194,7 @@ def model_version_register(
     architecture: str,
     weights: IO[bytes],
     filename: str,
-    actor: Any,
+    actor: User | None,
     source: str,
     labels: Sequence[str] | None = None,
     input_size: int = 96,
@@ -279,7 +280,7 @@ def _store_version(
     spec: ModelSpec,
     sha256: str,
     candidate: Path,
-    actor: Any,
+    actor: User | None,
     source: str,
     provenance: dict[str, Any],
     metrics: dict[str, Any],
@@ -384,7 +385,7 @@ def deployment_create(
     workflow: Workflow,
     model_version: ModelVersion,
     role: str,
-    actor: Any,
+    actor: User | None,
     reason: str,
     traffic_share: float | None = None,
 ) -> Deployment:
@@ -437,7 +438,7 @@ def deployment_create(
 
 
 @transaction.atomic
-def deployment_end(*, workflow: Workflow, role: str, actor: Any, reason: str) -> Deployment:
+def deployment_end(*, workflow: Workflow, role: str, actor: User | None, reason: str) -> Deployment:
     """Take the shadow challenger or the canary out. The serving version cannot be ended
     (roll back or promote instead; set the level to human only to stop using models)."""
     reason = _required_reason(reason)
@@ -465,7 +466,7 @@ def deployment_end(*, workflow: Workflow, role: str, actor: Any, reason: str) ->
 
 @transaction.atomic
 def canary_share_update(
-    *, workflow: Workflow, traffic_share: float, actor: Any, reason: str
+    *, workflow: Workflow, traffic_share: float, actor: User | None, reason: str
 ) -> Deployment:
     """Change the canary's share of traffic. Cases keep their draw, so raising the share
     only adds cases to the canary, and lowering it only removes some."""
@@ -495,7 +496,7 @@ def canary_share_update(
 def deployment_promote(
     *,
     workflow: Workflow,
-    actor: Any,
+    actor: User | None,
     reason: str,
     role: str = DeploymentRole.SHADOW,
     expected_version_id: int | None = None,
@@ -548,7 +549,7 @@ def deployment_promote(
 
 
 @transaction.atomic
-def deployment_rollback(*, workflow: Workflow, actor: Any, reason: str) -> Deployment:
+def deployment_rollback(*, workflow: Workflow, actor: User | None, reason: str) -> Deployment:
     """Return serving to the version the current one replaced, in one transaction.
 
     Rolling back again walks further back (the restored deployment replaces what its
@@ -560,18 +561,21 @@ def deployment_rollback(*, workflow: Workflow, actor: Any, reason: str) -> Deplo
     current = active.get(DeploymentRole.SERVING)
     if current is None:
         raise Conflict("there is no serving version to roll back", code="not_deployed")
-    previous = (
-        Deployment.objects.select_related("model_version", "replaces")
-        .filter(pk=current.replaces_id)
-        .first()
-    )
+    previous = None
+    if current.replaces_id is not None:
+        previous = (
+            Deployment.objects.select_related("model_version", "replaces")
+            .filter(pk=current.replaces_id)
+            .first()
+        )
     if previous is None:
         raise Conflict(
             f"nothing to roll back to: {current.model_version.tag} has no previous serving version",
             code="no_previous",
         )
     target = previous.model_version
-    if not target.weights.storage.exists(target.weights.name):
+    weights_name = target.weights.name
+    if not weights_name or not target.weights.storage.exists(weights_name):
         raise Conflict(
             f"cannot roll back to {target.tag}: its weights file is missing", code="missing"
         )

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from accounts.types import AuthenticatedHttpRequest
 from kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from modelops.access import access_models, access_training_run
 from modelops.charts import confusion_svg, reliability_svg
@@ -205,7 +206,7 @@ def _int(value: str | None, field: str) -> int | None:
 
 @login_required
 @require_POST
-def register(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def register(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         registration = model_version_registration({**request.POST.dict(), **request.FILES.dict()})
         version = model_version_register(
@@ -220,7 +221,7 @@ def register(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def deploy(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def deploy(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         version = version_of_workflow(workflow, request.POST.get("model_version"), "model_version")
         role = request.POST.get("role", "")
@@ -243,7 +244,7 @@ def deploy(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def promote(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def promote(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         role = request.POST.get("role", DeploymentRole.SHADOW)
         serving = deployment_promote(
@@ -263,7 +264,7 @@ def promote(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def rollback(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def rollback(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         serving = deployment_rollback(
             workflow=workflow, actor=request.user, reason=request.POST.get("reason", "")
@@ -275,7 +276,7 @@ def rollback(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def end(request: HttpRequest, slug: str, role: str) -> HttpResponseRedirect:
+def end(request: AuthenticatedHttpRequest, slug: str, role: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         deployment = deployment_end(
             workflow=workflow, role=role, actor=request.user, reason=request.POST.get("reason", "")
@@ -287,7 +288,7 @@ def end(request: HttpRequest, slug: str, role: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def canary(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def canary(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         share = _float(request.POST.get("traffic_share"), "traffic_share")
         if share is None:
@@ -307,7 +308,7 @@ def canary(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def train(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def train(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     post = request.POST
 
     def action(workflow: Workflow) -> str:
@@ -324,7 +325,9 @@ def train(request: HttpRequest, slug: str) -> HttpResponseRedirect:
 
 @login_required
 @require_POST
-def training_cancel(request: HttpRequest, slug: str, run_id: str) -> HttpResponseRedirect:
+def training_cancel(
+    request: AuthenticatedHttpRequest, slug: str, run_id: str
+) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         run = access_training_run(request.user, run_id)
         if run.workflow_id != workflow.pk:
@@ -339,7 +342,7 @@ def training_cancel(request: HttpRequest, slug: str, run_id: str) -> HttpRespons
 
 @login_required
 @require_POST
-def retrain_rule(request: HttpRequest, slug: str) -> HttpResponseRedirect:
+def retrain_rule(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         checkboxes = {
             name: request.POST.get(name) == "on" for name in ("enabled", "after_step_down")

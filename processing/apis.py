@@ -3,14 +3,16 @@ service, render."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
 from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
@@ -45,7 +47,7 @@ class CaseCreateApi(APIView):
             415: ERROR_RESPONSE,
         },
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_submit")
         upload = request.FILES.get("image")
         if upload is None:
@@ -58,10 +60,13 @@ class CaseCreateApi(APIView):
                 f"{settings.LOOPGATE_MAX_UPLOAD_BYTES} bytes",
                 field="image",
             )
-        external_id = request.data.get("external_id")
+        fields = request.data
+        if not isinstance(fields, Mapping):
+            raise InvalidInput("body: expected multipart form fields", field="body")
+        external_id = fields.get("external_id")
         if external_id is not None and not isinstance(external_id, str):
             raise InvalidInput("external_id: must be a string", field="external_id")
-        metadata = metadata_parse(request.data.get("metadata"))
+        metadata = metadata_parse(fields.get("metadata"))
         result = case_create(
             workflow=workflow,
             image_data=upload.read(),
@@ -83,7 +88,7 @@ class CaseRetryApi(APIView):
         request=None,
         responses={200: CaseOutput, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE},
     )
-    def post(self, request: Request, case_id: str) -> Response:
+    def post(self, request: AuthenticatedRequest, case_id: str) -> Response:
         """Put a ``failed`` case back in the queue (workflow admins)."""
         case, _ = access_case(request.user, case_id)
         if not has_right(request.user, case.workflow, "can_admin"):

@@ -27,7 +27,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from PIL import Image
 
-from decisions.routing import ModelOpinion, Policy, RoutingDecision, model_runs, route
+from accounts.types import User
+from decisions.routing import Level, ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
 from kernel.errors import Conflict
 from modelops.models import ModelVersion
@@ -59,7 +60,7 @@ MAX_PROCESSING_ATTEMPTS = 3
 
 def policy_of(workflow: Workflow) -> Policy:
     return Policy(
-        level=workflow.level,
+        level=Level(workflow.level),
         confidence_threshold=workflow.confidence_threshold,
         audit_rate=workflow.audit_rate,
         class_thresholds=workflow.class_thresholds or {},
@@ -72,7 +73,7 @@ def case_create(
     image_data: bytes,
     external_id: str | None,
     metadata: dict[str, Any],
-    submitted_by: Any,
+    submitted_by: User | None,
 ) -> CaseCreateResult:
     """Store a case and, in the same transaction, route it or queue its processing.
 
@@ -312,13 +313,12 @@ def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]
     """
     with transaction.atomic():
         now = timezone.now()
-        locked = (
+        locked = list(
             Case.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("workflow")
             .filter(id__in=case_ids)
             .order_by("id")
         )
-        locked = list(locked)
         dead = _dead_claims(
             claims={case.claimed_by for case in locked if case.status == CaseStatus.PROCESSING},
             now=now,
@@ -587,7 +587,7 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
             continue
         started = time.perf_counter()
         try:
-            results = predict_images(version, [r.image for r in todo])
+            results = predict_images(version, [r.image for r in todo if r.image is not None])
         except ModelLoadError as exc:
             _record_failure(todo, version, role, f"model {version.tag} could not be loaded: {exc}")
             continue

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
 from kernel.bounds import bounded_int, integer_schema
 from kernel.parsers import StrictJSONParser
@@ -54,7 +54,7 @@ class ReviewNextApi(APIView):
             "the level allows it."
         ),
     )
-    def post(self, request: Request, slug: str) -> Response:
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_review")
         data = _valid(ReviewNextInput, request.data or {})
         assignment = services.review_next(
@@ -80,7 +80,7 @@ class VerdictSubmitApi(APIView):
             410: OpenApiResponse(ERROR_RESPONSE, description="Your lease expired."),
         },
     )
-    def post(self, request: Request, task_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, task_id: int) -> Response:
         data = _valid(VerdictInput, request.data)
         verdict = services.verdict_submit(
             task_id=task_id, reviewer=request.user, label=data["label"], comment=data["comment"]
@@ -105,7 +105,7 @@ class VerdictSkipApi(APIView):
             410: ERROR_RESPONSE,
         },
     )
-    def post(self, request: Request, task_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, task_id: int) -> Response:
         data = _valid(SkipInput, request.data)
         services.verdict_skip(task_id=task_id, reviewer=request.user, reason=data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -121,7 +121,7 @@ class AssignmentReleaseApi(APIView):
         },
         description="Give back a lease without a verdict: a prefetched case, a closed page.",
     )
-    def post(self, request: Request, task_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, task_id: int) -> Response:
         services.assignment_release(task_id=task_id, reviewer=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -137,7 +137,7 @@ class VerdictUndoApi(APIView):
             410: OpenApiResponse(ERROR_RESPONSE, description="The undo window has passed."),
         },
     )
-    def post(self, request: Request, verdict_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, verdict_id: int) -> Response:
         result = services.verdict_undo(reviewer=request.user, verdict_id=verdict_id)
         task = (
             selectors.review_task_payload(assignment=result.assignment)
@@ -161,7 +161,7 @@ class VerdictsRecentApi(APIView):
         responses={200: VerdictOutput(many=True), 400: ERROR_RESPONSE, 404: ERROR_RESPONSE},
         description="Your own latest verdicts in the workflow, newest first.",
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_review")
         raw_limit = request.query_params.get("limit") or selectors.RECENT_VERDICTS_LIMIT
         limit = bounded_int(raw_limit, name="limit", minimum=1, maximum=MAX_RECENT_VERDICTS)
@@ -178,7 +178,7 @@ class ReviewStatsApi(APIView):
             "accuracy. Admins see every reviewer; a reviewer sees their own rows."
         ),
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_review")
         return Response(
             ReviewStatsOutput(selectors.review_stats(workflow=workflow, viewer=request.user)).data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from django.db.models import Count, Min, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.types import User
 from decisions.stats import clopper_pearson, cohen_kappa, fleiss_kappa, percent_agreement
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from workflows.access import has_right, review_task_visibility, workflows_reviewable
@@ -130,7 +132,7 @@ def _age_seconds(moment: Any, now: Any) -> float | None:
     return (now - moment).total_seconds() if moment else None
 
 
-def review_queues(*, user: Any) -> list[dict[str, Any]]:
+def review_queues(*, user: User) -> list[dict[str, Any]]:
     """The workflows ``user`` may review, each with its queue depth and oldest wait."""
     now = timezone.now()
     workflows = list(workflows_reviewable(user).order_by("slug"))
@@ -149,7 +151,7 @@ def review_queues(*, user: Any) -> list[dict[str, Any]]:
     }
     queues = []
     for workflow in workflows:
-        row = summaries.get(workflow.pk, {})
+        row: Mapping[str, Any] = summaries.get(workflow.pk, {})
         queues.append(
             {
                 "workflow": workflow,
@@ -162,7 +164,7 @@ def review_queues(*, user: Any) -> list[dict[str, Any]]:
 
 
 def verdicts_recent(
-    *, workflow: Workflow, reviewer: Any, limit: int = RECENT_VERDICTS_LIMIT
+    *, workflow: Workflow, reviewer: User, limit: int = RECENT_VERDICTS_LIMIT
 ) -> list[dict[str, Any]]:
     """The reviewer's own latest verdicts in ``workflow``, newest first.
 
@@ -255,7 +257,7 @@ def agreement_stats(*, workflow: Workflow) -> dict[str, Any]:
     }
 
 
-def gold_accuracy(*, workflow: Workflow, reviewer: Any | None = None) -> list[dict[str, Any]]:
+def gold_accuracy(*, workflow: Workflow, reviewer: User | None = None) -> list[dict[str, Any]]:
     """Each reviewer's accuracy on gold cases, with a 95% Clopper-Pearson interval."""
     verdicts = Verdict.objects.filter(
         task__workflow=workflow, task__kind=TaskKind.GOLD, retracted_at__isnull=True
@@ -284,7 +286,7 @@ def gold_accuracy(*, workflow: Workflow, reviewer: Any | None = None) -> list[di
     return report
 
 
-def throughput_stats(*, workflow: Workflow, reviewer: Any | None = None) -> dict[str, Any]:
+def throughput_stats(*, workflow: Workflow, reviewer: User | None = None) -> dict[str, Any]:
     """Verdicts in the last hour and day, and per reviewer the median time per verdict."""
     now = timezone.now()
     day = Verdict.objects.filter(task__workflow=workflow, created_at__gte=now - timedelta(days=1))
@@ -339,7 +341,7 @@ def queue_stats(*, workflow: Workflow) -> dict[str, Any]:
     }
 
 
-def review_stats(*, workflow: Workflow, viewer: Any) -> dict[str, Any]:
+def review_stats(*, workflow: Workflow, viewer: User) -> dict[str, Any]:
     """Queue, throughput, agreement and gold accuracy for ``workflow``.
 
     Workflow admins see every reviewer; a reviewer sees only their own rows.

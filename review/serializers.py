@@ -19,7 +19,7 @@ class ReviewNextInput(serializers.Serializer):
 
 
 class VerdictInput(serializers.Serializer):
-    label = serializers.CharField(max_length=64, help_text="One of the workflow's labels.")
+    label = serializers.CharField(max_length=64, help_text="One of the workflow's labels.")  # type: ignore[assignment]  # field, not the attribute (stubs)
     comment = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=MAX_COMMENT_LENGTH
     )
@@ -30,13 +30,13 @@ class SkipInput(serializers.Serializer):
 
 
 class LabelKeyOutput(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     key = serializers.CharField(allow_null=True, help_text="Digit shortcut, 1-9.")
     letter = serializers.CharField(allow_null=True, help_text="Letter shortcut, if unique.")
 
 
 class SuggestionOutput(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     confidence = serializers.FloatField()
     scores = serializers.DictField(child=serializers.FloatField())
     model_version = serializers.CharField()
@@ -59,7 +59,7 @@ class ReviewCaseOutput(serializers.Serializer):
 
 class PreviousVerdictOutput(serializers.Serializer):
     reviewer = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     comment = serializers.CharField()
 
 
@@ -87,7 +87,7 @@ class VerdictOutput(serializers.Serializer):
     task = serializers.IntegerField()
     case = serializers.UUIDField()
     image_url = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     comment = serializers.CharField()
     created_at = serializers.DateTimeField()
     retracted_at = serializers.DateTimeField(allow_null=True)

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from accounts.types import User
 from decisions.routing import Level, ReviewReason
 from kernel.errors import InvalidInput, NotFound
 from review.consensus import ConsensusState, consensus_state
@@ -227,7 +228,7 @@ def review_task_open(
 # --- Access ----------------------------------------------------------------------------
 
 
-def review_task_for_reviewer(*, task_id: int, reviewer: Any) -> ReviewTask:
+def review_task_for_reviewer(*, task_id: int, reviewer: User) -> ReviewTask:
     """The task ``task_id`` if ``reviewer`` reviews its workflow; NotFound otherwise.
 
     Another reviewer's gold task is reported as not found, like a task in a workflow the
@@ -261,7 +262,7 @@ def _lease_end(workflow: Workflow, now: datetime) -> datetime:
 
 
 def _claimable_tasks(
-    *, workflow: Workflow, reviewer: Any, now: datetime, adjudication: bool
+    *, workflow: Workflow, reviewer: User, now: datetime, adjudication: bool
 ) -> QuerySet[ReviewTask]:
     """Open shared tasks nobody holds a live lease on, that this reviewer may take.
 
@@ -295,7 +296,7 @@ def _leases_lapsed_end(*, task: ReviewTask, now: datetime) -> None:
     )
 
 
-def _lease_create(*, task: ReviewTask, reviewer: Any, now: datetime) -> Assignment | None:
+def _lease_create(*, task: ReviewTask, reviewer: User, now: datetime) -> Assignment | None:
     """Lease ``task`` to ``reviewer``; None if the one-active-lease constraint says no."""
     _leases_lapsed_end(task=task, now=now)
     try:
@@ -310,7 +311,7 @@ def _lease_create(*, task: ReviewTask, reviewer: Any, now: datetime) -> Assignme
 
 
 def _shared_task_claim(
-    *, workflow: Workflow, reviewer: Any, now: datetime, adjudication: bool
+    *, workflow: Workflow, reviewer: User, now: datetime, adjudication: bool
 ) -> Assignment | None:
     """Lease the oldest claimable task: ``SELECT … ORDER BY created_at, id LIMIT 1 FOR UPDATE
     SKIP LOCKED`` on PostgreSQL (the IMMEDIATE transaction serialises this on SQLite).
@@ -342,7 +343,7 @@ def _shared_task_claim(
     return None
 
 
-def _gold_task_claim(*, workflow: Workflow, reviewer: Any, now: datetime) -> Assignment | None:
+def _gold_task_claim(*, workflow: Workflow, reviewer: User, now: datetime) -> Assignment | None:
     """Slip in a gold case this reviewer has not seen, as a task of their own."""
     seen = ReviewTask.objects.filter(case=OuterRef("pk"), kind=TaskKind.GOLD, for_reviewer=reviewer)
     labelled = Verdict.objects.filter(case=OuterRef("pk"), reviewer=reviewer)
@@ -379,7 +380,7 @@ def _gold_task_claim(*, workflow: Workflow, reviewer: Any, now: datetime) -> Ass
 
 
 def review_next(
-    *, workflow: Workflow, reviewer: Any, after_task_id: int | None = None
+    *, workflow: Workflow, reviewer: User, after_task_id: int | None = None
 ) -> Assignment | None:
     """Lease the next case in ``workflow``'s queue to ``reviewer``; None when it is empty.
 
@@ -462,7 +463,7 @@ def _task_and_case_lock(task_id: int) -> tuple[ReviewTask, Case]:
     return task, case
 
 
-def _lease_of(*, task: ReviewTask, case: Case, reviewer: Any, now: datetime) -> Assignment:
+def _lease_of(*, task: ReviewTask, case: Case, reviewer: User, now: datetime) -> Assignment:
     """The reviewer's live lease on ``task``, or the refusal that says why there is none.
 
     Call holding the task's lock.
@@ -494,7 +495,7 @@ def _case_decide(
     *,
     task: ReviewTask,
     case: Case,
-    reviewer: Any,
+    reviewer: User,
     state: ConsensusState,
     verdicts: list[Verdict],
     now: datetime,
@@ -557,7 +558,7 @@ def _standing_verdicts(task: ReviewTask) -> list[Verdict]:
     )
 
 
-def verdict_submit(*, task_id: int, reviewer: Any, label: str, comment: str = "") -> Verdict:
+def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "") -> Verdict:
     """Record ``reviewer``'s verdict on the task they hold, and act on it.
 
     * review task: once ``agreement_required`` verdicts agree the case is decided by a
@@ -617,7 +618,7 @@ def verdict_submit(*, task_id: int, reviewer: Any, label: str, comment: str = ""
     return verdict
 
 
-def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: datetime) -> None:
+def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: User, now: datetime) -> None:
     """Apply the consensus rule to the task's standing verdicts. Hold both locks."""
     verdicts = _standing_verdicts(task)
     state = consensus_state([v.label for v in verdicts], agreement_required=task.agreement_required)
@@ -650,7 +651,9 @@ def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: Any, now: dat
     task.save(update_fields=list(settled_fields))
 
 
-def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now: datetime) -> None:
+def _audit_label(
+    *, task: ReviewTask, case: Case, reviewer: User, label: str, now: datetime
+) -> None:
     """The model's decision stands; the verdict is its blind check. The automation checks
     (step down on falling accuracy) run on this fresh evidence once it is committed."""
     review_task_transition(
@@ -679,7 +682,7 @@ def _audit_label(*, task: ReviewTask, case: Case, reviewer: Any, label: str, now
     audit_label_recorded(workflow_id=task.workflow_id)
 
 
-def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:
+def verdict_skip(*, task_id: int, reviewer: User, reason: str) -> Assignment:
     """Hand a leased task back with a reason. The task stays in the queue for others;
     this reviewer is not offered it again. A skipped gold task is cancelled."""
     reason = (reason or "").strip()
@@ -715,7 +718,7 @@ def verdict_skip(*, task_id: int, reviewer: Any, reason: str) -> Assignment:
     return assignment
 
 
-def assignment_release(*, task_id: int, reviewer: Any) -> bool:
+def assignment_release(*, task_id: int, reviewer: User) -> bool:
     """Give back a lease without a verdict (a prefetched case, a closed page).
 
     Unlike a skip, the reviewer may be offered the task again. Idempotent: returns
@@ -753,7 +756,7 @@ class UndoResult:
     assignment: Assignment | None
 
 
-def verdict_undo(*, reviewer: Any, verdict_id: int) -> UndoResult:
+def verdict_undo(*, reviewer: User, verdict_id: int) -> UndoResult:
     """Retract the reviewer's last verdict in its workflow, within the undo window.
 
     The verdict is kept, marked retracted. A case it decided goes back to ``in_review``
@@ -844,7 +847,7 @@ def _task_reopen(*, task: ReviewTask, case: Case, reviewer: Any, verdict: Verdic
 
 
 def _review_verdict_retract(
-    *, task: ReviewTask, case: Case, verdict: Verdict, reviewer: Any, now: datetime
+    *, task: ReviewTask, case: Case, verdict: Verdict, reviewer: User, now: datetime
 ) -> None:
     if task.status == TaskStatus.DONE:
         decided_by_this = (
@@ -895,7 +898,7 @@ def _review_verdict_retract(
 
 
 def _audit_verdict_retract(
-    *, task: ReviewTask, case: Case, verdict: Verdict, reviewer: Any, now: datetime
+    *, task: ReviewTask, case: Case, verdict: Verdict, reviewer: User, now: datetime
 ) -> None:
     if case.human_label == verdict.label:
         case.human_label = ""

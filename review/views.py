@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from accounts.types import AuthenticatedHttpRequest
 from kernel.errors import Forbidden, NotFound
 from review import selectors
 from workflows.access import access_workflow
@@ -26,7 +27,7 @@ def _reviewable_workflow(request: HttpRequest, slug: str) -> Workflow:
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The workflows the user may review, with queue depth and the oldest waiting case."""
     return render(
         request, "review/home.html", {"queues": selectors.review_queues(user=request.user)}

@@ -13,6 +13,13 @@ export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
 export LOOPGATE_REQUIRE_SERVICES="${LOOPGATE_REQUIRE_SERVICES:-1}"
 mkdir -p test-output
 
+# Static checks first: any failure stops the run before the tests start.
+for check in ".venv/bin/ruff check ." ".venv/bin/lint-imports" ".venv/bin/mypy"; do
+    echo "+ $check"
+    $check
+done
+
+echo "+ .venv/bin/python -m pytest $*"
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

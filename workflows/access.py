@@ -9,13 +9,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from accounts.types import RequestUser as User
 from kernel.errors import Forbidden, NotFound
 from workflows.models import Case, Workflow, WorkflowMembership
-
-User = AbstractBaseUser | AnonymousUser
 
 RIGHTS = ("can_submit", "can_review", "can_admin")
 

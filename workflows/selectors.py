@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Max, Min
 from django.utils import timezone
@@ -10,7 +11,19 @@ from django.utils import timezone
 from workflows.models import Case, CaseStatus, PeriodicRun, WorkerHeartbeat
 
 
-def processing_backlog() -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProcessingBacklog:
+    """Ages in seconds, ``None`` when there is nothing to measure: the oldest case waiting
+    for a worker, the last batch a worker took, the last worker heartbeat, the last
+    periodic sweep."""
+
+    oldest_waiting_age_seconds: float | None
+    last_claim_age_seconds: float | None
+    last_heartbeat_age_seconds: float | None
+    last_sweep_age_seconds: float | None
+
+
+def processing_backlog() -> ProcessingBacklog:
     """Cases waiting for a worker, and when a worker last took a batch or was seen alive.
 
     Ages in seconds, ``None`` when there is nothing to measure. Four indexed reads.
@@ -20,12 +33,12 @@ def processing_backlog() -> dict[str, Any]:
     workers = WorkerHeartbeat.objects.aggregate(claim=Max("last_claim_at"), seen=Max("seen_at"))
     sweep = PeriodicRun.objects.filter(name="requeue-stalled-cases").first()
 
-    def age(moment: Any) -> float | None:
+    def age(moment: datetime | None) -> float | None:
         return (now - moment).total_seconds() if moment else None
 
-    return {
-        "oldest_waiting_age_seconds": age(oldest["oldest"]),
-        "last_claim_age_seconds": age(workers["claim"]),
-        "last_heartbeat_age_seconds": age(workers["seen"]),
-        "last_sweep_age_seconds": age(sweep.last_run_at if sweep else None),
-    }
+    return ProcessingBacklog(
+        oldest_waiting_age_seconds=age(oldest["oldest"]),
+        last_claim_age_seconds=age(workers["claim"]),
+        last_heartbeat_age_seconds=age(workers["seen"]),
+        last_sweep_age_seconds=age(sweep.last_run_at if sweep else None),
+    )

@@ -38,8 +38,8 @@ class PredictionOutput(serializers.ModelSerializer):
 
 
 class DecisionOutput(serializers.Serializer):
-    label = serializers.CharField()
-    source = serializers.ChoiceField(choices=["model", "human"])
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
+    source = serializers.ChoiceField(choices=["model", "human"])  # type: ignore[assignment]  # field, not the attribute (stubs)
     confidence = serializers.FloatField(allow_null=True)
     model_version = serializers.CharField(allow_null=True)
     decided_at = serializers.DateTimeField()
@@ -154,7 +154,8 @@ class CaseOutput(serializers.ModelSerializer):
         if not visibility_of(self).predictions:
             return []
         predictions = case.predictions.select_related("model_version").all()
-        return PredictionOutput(predictions, many=True).data
+        # many=True builds a ListSerializer, whose data is a list; the stubs say ReturnDict.
+        return PredictionOutput(predictions, many=True).data  # type: ignore[return-value]
 
 
 class CaseEventOutput(serializers.ModelSerializer):

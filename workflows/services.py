@@ -19,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.types import User
 from kernel import strictjson
 from kernel.errors import Conflict, InvalidInput
 from workflows.images import image_validate
@@ -50,7 +51,7 @@ def case_event_record(
     case: Case,
     kind: str,
     actor_type: str,
-    actor: Any = None,
+    actor: User | None = None,
     reason: str = "",
     data: dict[str, Any] | None = None,
     from_status: str = "",
@@ -73,7 +74,7 @@ def case_transition(
     case: Case,
     to_status: str,
     actor_type: str,
-    actor: Any = None,
+    actor: User | None = None,
     reason: str,
     data: dict[str, Any] | None = None,
     fields: tuple[str, ...] = (),
@@ -206,7 +207,7 @@ def case_store(
     image_data: bytes,
     external_id: str | None,
     metadata: dict[str, Any],
-    submitted_by: Any,
+    submitted_by: User | None,
     on_stored: Callable[[Case], None] | None = None,
 ) -> CaseCreateResult:
     """Store a case: its image, its row and its ``received`` event, in one transaction.

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from accounts.types import AuthenticatedHttpRequest
 from automation.forms import PolicyForm
 from automation.services import POLICY_FIELDS, automation_update
 from decisions.routing import Level
@@ -63,7 +64,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             obj.level = Level.HUMAN_ONLY.value
         super().save_model(request, obj, form, change)
 
-    def automation_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def automation_view(self, request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
         """Change the policy with the automation page's form, through the one service."""
         workflow = self.get_object(request, unquote(object_id))
         if workflow is None:

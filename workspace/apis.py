@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from kernel.apischema import ERROR_RESPONSE
 from workflows.access import access_workflow, workflows_visible
+from workspace.presenters import workflow_stats_data
 from workspace.selectors import workflow_stats
 from workspace.serializers import WorkflowOutput
 
@@ -36,4 +37,4 @@ class WorkflowStatsApi(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug)
-        return Response(workflow_stats(workflow=workflow))
+        return Response(workflow_stats_data(workflow_stats(workflow=workflow)))

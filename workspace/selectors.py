@@ -4,44 +4,85 @@ accuracy per model version, and the review queue."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from django.db.models import Count, Min
 from django.utils import timezone
 
 from automation.selectors import labelled_predictions
-from decisions.stats import clopper_pearson
 from modelops.models import ModelVersion
 from review.models import ReviewTask, TaskStatus
 from workflows.models import Case, CaseStatus, DecisionSource, Workflow
 
 
-def queue_state(*, workflow: Workflow) -> dict[str, Any]:
+@dataclass(frozen=True)
+class QueueState:
     """Depth of the review queue and the age of its oldest waiting task, in seconds."""
+
+    depth: int
+    oldest_age_seconds: float | None
+
+
+def queue_state(*, workflow: Workflow) -> QueueState:
+    """The review queue of ``workflow``, gold tasks left out."""
     open_tasks = ReviewTask.objects.filter(workflow=workflow, status=TaskStatus.OPEN).exclude(
         kind="gold"
     )
     agg = open_tasks.aggregate(depth=Count("id"), oldest=Min("created_at"))
     oldest = agg["oldest"]
-    return {
-        "depth": agg["depth"],
-        "oldest_age_seconds": (timezone.now() - oldest).total_seconds() if oldest else None,
-    }
+    return QueueState(
+        depth=agg["depth"],
+        oldest_age_seconds=(timezone.now() - oldest).total_seconds() if oldest else None,
+    )
 
 
-def interval_dict(successes: int, n: int) -> dict[str, Any]:
-    interval = clopper_pearson(successes, n, 0.95)
-    return {
-        "estimate": interval.estimate if n else None,
-        "low": interval.low,
-        "high": interval.high,
-        "n": n,
-        "successes": successes,
-        "confidence": 0.95,
-    }
+@dataclass(frozen=True)
+class Tally:
+    """``successes`` right out of ``n`` labelled predictions."""
+
+    successes: int
+    n: int
+
+    @classmethod
+    def of(cls, outcomes: list[bool]) -> Tally:
+        return cls(successes=sum(outcomes), n=len(outcomes))
 
 
-def workflow_stats(*, workflow: Workflow) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VersionAccuracy:
+    """One model version's predictions against human labels: overall, on audits, per
+    level routed at and per human label (in the order first seen, newest label first)."""
+
+    model_version: str | None
+    overall: Tally
+    audit: Tally
+    per_level: Mapping[str, Tally]
+    per_class: Mapping[str, Tally]
+
+
+@dataclass(frozen=True)
+class WorkflowStats:
+    workflow: str
+    level: str
+    counts: Mapping[str, int]
+    decided_total: int
+    decided_by_model: int
+    decided_by_human: int
+    accuracy: tuple[VersionAccuracy, ...]
+    queue: QueueState
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def automation_rate(self) -> float | None:
+        return self.decided_by_model / self.decided_total if self.decided_total else None
+
+
+def workflow_stats(*, workflow: Workflow) -> WorkflowStats:
+    """Case counts per status, who decided, accuracy per model version, the queue."""
     by_status = dict(
         Case.objects.filter(workflow=workflow)
         .values_list("status")
@@ -55,8 +96,6 @@ def workflow_stats(*, workflow: Workflow) -> dict[str, Any]:
         .annotate(n=Count("id"))
         .values_list("decision_source", "n")
     )
-    n_decided = sum(by_source.values())
-    n_model = by_source.get(DecisionSource.MODEL, 0)
 
     per_version: dict[int, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for pair in labelled_predictions(workflow=workflow):
@@ -65,39 +104,35 @@ def workflow_stats(*, workflow: Workflow) -> dict[str, Any]:
         per_version[pair.model_version_id][f"class:{pair.human_label}"].append(pair.correct)
         if pair.review_reason == "audit":
             per_version[pair.model_version_id]["audit"].append(pair.correct)
-    tags = dict(
-        (pk, str(mv))
-        for pk, mv in ((mv.pk, mv) for mv in ModelVersion.objects.filter(pk__in=per_version))
-    )
+    tags = {mv.pk: str(mv) for mv in ModelVersion.objects.filter(pk__in=per_version)}
     accuracy = []
     for version_id, groups in per_version.items():
-        entry = {
-            "model_version": tags.get(version_id),
-            "overall": interval_dict(sum(groups["all"]), len(groups["all"])),
-            "audit": interval_dict(sum(groups["audit"]), len(groups["audit"])),
-            "per_level": {},
-            "per_class": {},
-        }
+        per_level: dict[str, Tally] = {}
+        per_class: dict[str, Tally] = {}
         for key, values in groups.items():
             kind, _, name = key.partition(":")
             if kind == "level":
-                entry["per_level"][name] = interval_dict(sum(values), len(values))
+                per_level[name] = Tally.of(values)
             elif kind == "class":
-                entry["per_class"][name] = interval_dict(sum(values), len(values))
-        accuracy.append(entry)
-    accuracy.sort(key=lambda e: e["model_version"] or "")
+                per_class[name] = Tally.of(values)
+        accuracy.append(
+            VersionAccuracy(
+                model_version=tags.get(version_id),
+                overall=Tally.of(groups["all"]),
+                audit=Tally.of(groups["audit"]),
+                per_level=per_level,
+                per_class=per_class,
+            )
+        )
+    accuracy.sort(key=lambda entry: entry.model_version or "")
 
-    return {
-        "workflow": workflow.slug,
-        "level": workflow.level,
-        "counts": counts,
-        "total": sum(counts.values()),
-        "decided": {
-            "total": n_decided,
-            "by_model": n_model,
-            "by_human": by_source.get(DecisionSource.HUMAN, 0),
-        },
-        "automation_rate": (n_model / n_decided) if n_decided else None,
-        "accuracy": accuracy,
-        "queue": queue_state(workflow=workflow),
-    }
+    return WorkflowStats(
+        workflow=workflow.slug,
+        level=workflow.level,
+        counts=counts,
+        decided_total=sum(by_source.values()),
+        decided_by_model=by_source.get(DecisionSource.MODEL, 0),
+        decided_by_human=by_source.get(DecisionSource.HUMAN, 0),
+        accuracy=tuple(accuracy),
+        queue=queue_state(workflow=workflow),
+    )

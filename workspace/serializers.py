@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from modelops.models import Deployment
 from modelops.selectors import deployments_active
 from workflows.models import Workflow
 
@@ -58,8 +59,9 @@ class WorkflowOutput(serializers.ModelSerializer):
             "min_evidence": workflow.min_evidence,
         }
 
-    def _active(self, workflow: Workflow) -> dict[str, Any]:
-        cache = self.context.setdefault("_deployments", {})
+    def _active(self, workflow: Workflow) -> dict[str, Deployment]:
+        # One read per workflow however many fields ask (a list shares this serializer).
+        cache: dict[int, dict[str, Deployment]] = self.__dict__.setdefault("_deployments", {})
         if workflow.pk not in cache:
             cache[workflow.pk] = deployments_active(workflow_id=workflow.pk)
         return cache[workflow.pk]

@@ -137,14 +137,15 @@ class TestAlertsAndHysteresis:
     ) -> None:
         workflow = automation_workflow(level="shadow")
         labelled.simulate(workflow, 300, accuracy=0.99, reason="shadow", seed=9)
-        assert evidence_for_workflow(workflow=workflow)["sufficient"] is True
+        assert evidence_for_workflow(workflow=workflow).judgement.sufficient is True
         at_level(workflow, "partial")
         labelled.simulate(workflow, 80, accuracy=0.5, reason="audit", level="partial", seed=10)
         change = automation_check_workflow(workflow_id=workflow.pk)
         assert change is not None and change.to_level == "assistance"
         gate = evidence_for_workflow(workflow=workflow)
-        assert gate["sufficient"] is False and gate["n"] == 0 and gate["since"] is not None
-        assert "fresh evidence only" in gate["reason"]
+        assert gate.judgement.sufficient is False
+        assert gate.evidence.n == 0 and gate.evidence.since is not None
+        assert "fresh evidence only" in gate.judgement.reason
 
         labelled.simulate(workflow, 60, accuracy=1.0, reason="assistance", seed=11)
         automation_check_workflow(workflow_id=workflow.pk)
@@ -162,15 +163,15 @@ class TestAlertsAndHysteresis:
     ) -> None:
         workflow = automation_workflow(level="shadow")
         labelled.add(workflow, [("ok", 0.99, "ok")] * 40, reason="shadow")
-        gate = evidence_for_workflow(workflow=workflow)
-        assert gate["sufficient"] is False
-        assert gate["labels_needed"] == 100
-        assert "about 60 more labels would do" in gate["reason"]
+        gate = evidence_for_workflow(workflow=workflow).judgement
+        assert gate.sufficient is False
+        assert gate.labels_needed == 100
+        assert "about 60 more labels would do" in gate.reason
 
     def test_no_serving_model_is_said_plainly(self, automation_workflow: Any) -> None:
         workflow = automation_workflow(serving=False)
-        gate = evidence_for_workflow(workflow=workflow)
-        assert gate["sufficient"] is False and gate["reason"] == "no serving model is deployed"
+        gate = evidence_for_workflow(workflow=workflow).judgement
+        assert gate.sufficient is False and gate.reason == "no serving model is deployed"
         assert automation_check_workflow(workflow_id=at_level(workflow, "full").pk) is None
 
 

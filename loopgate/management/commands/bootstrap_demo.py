@@ -26,6 +26,7 @@ from django.db import transaction
 
 from accounts.selectors import api_token_for_key
 from accounts.services import api_token_create
+from accounts.types import User
 from decisions.routing import Level
 from inference.loader import sha256_of
 from inference.synthetic import DEMO_LABELS, generate_dataset
@@ -164,7 +165,7 @@ class Command(BaseCommand):
         stored.setdefault("api_keys", {})
         return stored
 
-    def _api_key(self, user: Any, credentials: dict[str, Any]) -> str:
+    def _api_key(self, user: User, credentials: dict[str, Any]) -> str:
         """The demo key of ``user``: the stored one while it still works, else a new one."""
         keys = credentials["api_keys"]
         stored = keys.get(user.username)
@@ -210,14 +211,14 @@ class Command(BaseCommand):
         user.user_permissions.clear()
         return user
 
-    def _membership(self, workflow: Workflow, user: Any, right: str) -> None:
+    def _membership(self, workflow: Workflow, user: User, right: str) -> None:
         membership, _ = WorkflowMembership.objects.get_or_create(workflow=workflow, user=user)
         membership.can_review = membership.can_review or right in {"review", "admin"}
         membership.can_admin = membership.can_admin or right == "admin"
         membership.can_submit = membership.can_submit or right == "submit"
         membership.save()
 
-    def _submit_cases(self, workflow: Workflow, user: Any, count: int) -> None:
+    def _submit_cases(self, workflow: Workflow, user: User, count: int) -> None:
         for index, (image, _label) in enumerate(generate_dataset(count, seed=20261123)):
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")

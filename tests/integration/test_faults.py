@@ -269,6 +269,20 @@ def test_no_case_is_lost_or_decided_twice_through_kills_and_a_redis_restart(
     def wait_accepted(count: int) -> None:
         wait_for(lambda: len(accepted) >= count, timeout=300, what=f"{count} accepted cases")
 
+    def wait_drained() -> None:
+        """Wait until the worker has routed what was accepted (the clients are held at the
+        gate), so that the next batch it takes is one the prediction lock stops before its
+        predictions, not one already past them (a backlog on a slow machine)."""
+        wait_for(
+            lambda: (
+                not Case.objects.filter(
+                    status__in=(CaseStatus.RECEIVED, CaseStatus.PROCESSING)
+                ).exists()
+            ),
+            timeout=300,
+            what="the worker to route the backlog",
+        )
+
     def open_until(limit: int) -> None:
         with gate:
             open_below[0] = limit
@@ -290,6 +304,7 @@ def test_no_case_is_lost_or_decided_twice_through_kills_and_a_redis_restart(
 
         # 1. A pool process killed -9 in the middle of a batch.
         wait_accepted(first)
+        wait_drained()
         with predictions_blocked(demo_model_version.pk):
             open_until(second)
             pid = busy_pool_pid(worker)
@@ -310,6 +325,7 @@ def test_no_case_is_lost_or_decided_twice_through_kills_and_a_redis_restart(
 
         # 2. The whole worker killed -9, and started again.
         wait_accepted(second)
+        wait_drained()
         with predictions_blocked(demo_model_version.pk):
             open_until(third)
             busy_pool_pid(worker)

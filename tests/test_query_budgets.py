@@ -35,8 +35,8 @@ BATCH_PROCESSING = 68
 REVIEW_NEXT = 15
 # Token; task; membership (access_review); task and case locks; lease; standing-verdict
 # check; verdict insert; lease completed; verdicts read; the case's decision, its status
-# move and event; the task closed; savepoints.
-VERDICT = 16
+# move and event; the task closed, and its event (ReviewTaskEvent); savepoints.
+VERDICT = 17
 
 
 def upload(data: bytes) -> io.BytesIO:

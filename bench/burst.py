@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -34,9 +35,16 @@ TERMINAL = {"decided", "in_review", "failed"}
 
 
 def demo_credentials() -> dict[str, str]:
+    """The demo's workflow and upstream token, from ``bootstrap_demo --json`` run the way
+    ``scripts/demo.sh`` runs it (local development settings, the demo's secret key)."""
+    env = {"DJANGO_DEBUG": "1", **os.environ}
+    secret = ROOT / "var" / "secret_key"
+    if "DJANGO_SECRET_KEY" not in env and secret.exists():
+        env["DJANGO_SECRET_KEY"] = secret.read_text().strip()
     out = subprocess.run(
         [sys.executable, "manage.py", "bootstrap_demo", "--json", "--cases", "0"],
         cwd=ROOT,
+        env=env,
         check=True,
         capture_output=True,
         text=True,

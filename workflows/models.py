@@ -16,7 +16,14 @@ class Workflow(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # Reviewer instructions, Markdown; sanitised whenever it is shown.
+    instructions = models.TextField(blank=True)
     labels = models.JSONField(help_text="The label set, in display order.")
+    # Per label: {"ok": {"key": "k", "color": "#2e7d32"}}. Labels absent here get defaults
+    # (see workflows.labels). Labels are never renamed or removed once they have verdicts.
+    label_settings = models.JSONField(default=dict, blank=True)
+    # Archived workflows take no new cases; their labelled data stays.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     # Automation policy. Changes go through automation.services.automation_update, which
     # writes a LevelChange with its reason and evidence.
@@ -35,6 +42,13 @@ class Workflow(models.Model):
     consensus_required = models.PositiveSmallIntegerField(default=1)
     gold_rate = models.FloatField(default=0.0)
     review_lease_seconds = models.PositiveIntegerField(default=300)
+    # A skipped case returns to the queue after this delay, to other reviewers first; a
+    # case skipped max_skips times goes to the workflow's admins.
+    skip_delay_seconds = models.PositiveIntegerField(default=60)
+    max_skips = models.PositiveSmallIntegerField(default=3)
+    # Assistance mode: the share of cases shown without the model's suggestion, so each
+    # reviewer's agreement with the model can be compared shown vs hidden.
+    hidden_suggestion_rate = models.FloatField(default=0.0)
 
     created_at = models.DateTimeField(auto_now_add=True)
 

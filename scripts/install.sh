@@ -14,3 +14,15 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+
+# Front-end packages (package-lock.json pins them): axe-core for the browser tests.
+if command -v npm >/dev/null; then
+    lock_stamp=node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)
+    if [ ! -f "$lock_stamp" ]; then
+        npm ci --no-audit --no-fund --loglevel=error
+        touch "$lock_stamp"
+    fi
+else
+    echo "npm is missing: install Node.js (Debian's nodejs and npm packages)" >&2
+    exit 1
+fi

@@ -16,7 +16,9 @@ from tests.conftest import REQUIRE_SERVICES
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
-OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output"
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT_DIR = ROOT / "test-output"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,28 @@ def logged_in(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
         context.close()
     refused = [line for found in violations for line in found]
     assert not refused, "Content Security Policy violations:\n" + "\n".join(refused)
+
+
+def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """Run axe-core (from npm, see package.json) on the page as it is now.
+
+    Returns one line per violation of the given impacts: rule, impact, and the first
+    offending nodes. The script goes in through the DevTools protocol, so the page's
+    Content Security Policy (no inline scripts) stays as served.
+    """
+    if not AXE.exists():
+        pytest.fail(f"needs axe-core at {AXE} (scripts/install.sh runs npm ci)")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
+    results = page.evaluate(
+        """async () => {
+            const r = await window.axe.run(document, {resultTypes: ['violations']});
+            return r.violations.map(v => ({id: v.id, impact: v.impact,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+        }"""
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {', '.join(v['nodes'])}"
+        for v in results
+        if v["impact"] in impacts
+    ]

@@ -35,23 +35,31 @@ class Section:
     key: str
     label: str
     right: str | None
-    """The right needed in a workflow to see the section; None: every signed-in person."""
+    """The right needed in a workflow for the section's pages; None: every signed-in person."""
     index: str | None = None
     """URL name of the section's page over all workflows (no arguments)."""
     workflow_page: str | None = None
     """URL name of the section's page for one workflow (one argument: its slug)."""
     views: tuple[str, ...] = ()
     """The views that belong to the section: names, or prefixes ending in ``*``."""
+    index_for_all: bool = False
+    """The index page is for every signed-in person, whatever their rights."""
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("review", "Review", None, "review:home", "review:screen", ("review:*",)),
-    Section("reviewers", "Reviewers", "can_admin", None, "review:stats-page",
-            ("review:stats-page",)),  # fmt: skip
-    Section("automation", "Automation", "can_admin", "automation:index", "automation:page",
-            ("automation:*",)),  # fmt: skip
-    Section("models", "Models", "can_admin", "modelops:home", "modelops:workflow",
-            ("modelops:*",)),  # fmt: skip
+    Section("review", "Review", "can_review", "review:home", "review:screen", ("review:*",), True),
+    Section(
+        "reviewers", "Reviewers", "can_admin", None, "review:stats-page", ("review:stats-page",)
+    ),
+    Section(
+        "automation",
+        "Automation",
+        "can_admin",
+        "automation:index",
+        "automation:page",
+        ("automation:*",),
+    ),
+    Section("models", "Models", "can_admin", "modelops:home", "modelops:workflow", ("modelops:*",)),
 )
 
 
@@ -105,15 +113,14 @@ def _url(name: str, *args: str) -> str:
 def _section_url(
     section: Section, context: WorkflowRights | None, workflows: Sequence[WorkflowRights]
 ) -> str | None:
-    """Where the section's entry leads: the page workflow's own page when it has one and
-    the user holds the right there, else the page over all workflows, else the first
-    workflow (by name) where the user holds the right. None: the entry is not shown."""
+    """Where the section's entry leads: the page's workflow's own page when there is one
+    and the user holds the right there; else the page over all workflows, if the user
+    holds the right somewhere (or it is for all); else the first workflow (by name) where
+    they hold it. None: the user may not open the section; the entry is not shown."""
     holding = [w for w in workflows if not w.archived and _holds(w, section.right)]
-    if section.right is not None and not holding and not (context and _holds(context, section.right)):
-        return None
     if context is not None and section.workflow_page and _holds(context, section.right):
         return _url(section.workflow_page, context.slug)
-    if section.index:
+    if section.index and (holding or section.index_for_all or section.right is None):
         return _url(section.index)
     if section.workflow_page and holding:
         return _url(section.workflow_page, holding[0].slug)

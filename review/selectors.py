@@ -496,7 +496,7 @@ def reviewer_activity(
             ),
         )
     )
-    by_period: dict[tuple[str, date], dict[str, Any]] = {
+    by_period: dict[tuple[str, date], Mapping[str, Any]] = {
         (row["reviewer__username"], _as_date(row["period"])): row for row in counted
     }
     pair_rows = (

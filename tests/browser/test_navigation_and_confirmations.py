@@ -5,6 +5,7 @@ Saves test-output/navigation-*.png."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,28 @@ def line(make_user: Any, make_workflow: Any, member: Any) -> dict[str, Any]:
     return {"workflow": workflow, "versions": (first, second, third), "other": other}
 
 
+def some_reviews(workflow: Any) -> None:
+    """A few days of two reviewers' verdicts, some on the same cases, and a skip."""
+    from django.contrib.auth import get_user_model
+
+    from tests.review.factories import case_in_review
+    from tests.review.test_reviewer_stats import skip, verdict
+
+    users = get_user_model().objects
+    ada, rita = users.get(username="ada"), users.get(username="rita")
+    labels = list(workflow.labels)
+    now = timezone.now()
+    for day in range(6):
+        for k in range(3 + day % 3):
+            _, task = case_in_review(workflow)
+            at = now - timedelta(days=day, minutes=10 * k)
+            verdict(task, rita, labels[k % len(labels)], at, seconds=8 + 3 * k)
+            if k % 2 == 0:
+                other = labels[(k + (day == 2)) % len(labels)]
+                verdict(task, ada, other, at + timedelta(minutes=1), seconds=12 + k)
+    skip(case_in_review(workflow)[1], rita, now - timedelta(days=1))
+
+
 def nav_links(page: Any) -> list[str]:
     return page.get_by_role("navigation", name="Main").locator("a[data-section]").all_inner_texts()
 
@@ -68,7 +91,8 @@ def test_the_navigation_bar_by_role(
 ) -> None:
     reviewer = logged_in("rita")
     assert nav_links(reviewer) == ["Review"]
-    assert reviewer.get_by_role("link", name="Review", exact=True).get_attribute("aria-current") == "page"
+    review = reviewer.get_by_role("link", name="Review", exact=True)
+    assert review.get_attribute("aria-current") == "page"
     assert reviewer.get_by_test_id("current-user").inner_text() == "rita"
     reviewer.goto(f"{live_server.url}/models/")
     assert nav_links(reviewer) == ["Review"], "no Models, Automation or Reviewers entries"
@@ -103,6 +127,7 @@ def test_the_navigation_bar_by_role(
     admin.goto(f"{live_server.url}/models/line/compare/")
     models = admin.get_by_role("navigation", name="Main").get_by_role("link", name="Models")
     assert models.get_attribute("aria-current") == "true", "a page within the section"
+    some_reviews(line["workflow"])
     admin.goto(f"{live_server.url}/review/line/reviewers/")
     reviewers = admin.get_by_role("navigation", name="Main").get_by_role("link", name="Reviewers")
     assert reviewers.get_attribute("aria-current") == "page"

@@ -452,9 +452,7 @@ def test_cohen_kappa_matches_worked_examples(table, kappa):
 
 
 @given(
-    st.lists(
-        st.tuples(st.sampled_from("abc"), st.sampled_from("abcd")), min_size=1, max_size=60
-    )
+    st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("abcd")), min_size=1, max_size=60)
 )
 @settings(max_examples=200, deadline=None)
 def test_kappa_from_counted_pairs_equals_kappa_of_the_items(items):

@@ -134,6 +134,17 @@ def test_the_navigation_bar_by_role(
     admin.get_by_role("heading", name="Reviewers of Surface inspection").wait_for()
     admin.screenshot(path=str(output_dir / "navigation-reviewers-page.png"), full_page=True)
 
+    bar_height = "() => document.querySelector('.topbar').getBoundingClientRect().height"
+    assert admin.evaluate(bar_height) == 48, "the review screen's layout counts on it"
+    phone = logged_in("ada", width=390, height=800)
+    phone.goto(f"{live_server.url}/review/line/reviewers/")
+    assert phone.evaluate(
+        "() => { const bar = document.querySelector('.topbar');"
+        " return bar.scrollWidth <= bar.clientWidth; }"
+    ), "the bar wraps instead of overflowing on a phone"
+    assert phone.get_by_role("button", name="Log out").is_visible()
+    phone.screenshot(path=str(output_dir / "navigation-phone.png"))
+
     root = logged_in("root")
     admin_link = root.get_by_role("link", name="Django admin")
     assert admin_link.is_visible() and admin_link.get_attribute("href") == "/admin/"

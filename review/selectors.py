@@ -481,7 +481,7 @@ def reviewer_activity(
         task__workflow=workflow, retracted_at__isnull=True, created_at__gte=since
     )
     counted = (
-        verdicts.annotate(period=trunc("created_at"))
+        verdicts.annotate(period=trunc("created_at", tzinfo=UTC))
         .values("reviewer__username", "period")
         .annotate(
             n=Count("id"),
@@ -507,7 +507,7 @@ def reviewer_activity(
                 condition=Q(task__verdicts__retracted_at__isnull=True)
                 & ~Q(task__verdicts__reviewer=F("reviewer")),
             ),
-            period=trunc("created_at"),
+            period=trunc("created_at", tzinfo=UTC),
         )
         .filter(other__isnull=False)
         .values("reviewer__username", "period", "label", "other__label")
@@ -521,7 +521,7 @@ def reviewer_activity(
         Assignment.objects.filter(
             task__workflow=workflow, state=AssignmentState.SKIPPED, ended_at__gte=since
         )
-        .annotate(period=trunc("ended_at"))
+        .annotate(period=trunc("ended_at", tzinfo=UTC))
         .values("reviewer__username", "period")
         .annotate(n=Count("id"))
     )

@@ -100,7 +100,7 @@ class PolicyForm(forms.Form):
             field = _unit(f"Threshold for {label}")
             field.required = False
             self.fields[f"class_threshold__{label}"] = field
-        for name in POLICY_FORM_FIELDS:
+        for name in (*POLICY_FORM_FIELDS, "confirm_level"):
             if self.fields[name].help_text:
                 self.fields[name].widget.attrs["aria-describedby"] = f"id_{name}_help"
         if allow_override:

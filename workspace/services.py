@@ -396,16 +396,6 @@ def _labels_change(workflow: Workflow, new: list[str]) -> list[str]:
     old = list(workflow.labels)
     removed = [label for label in old if label not in new]
     added = [label for label in new if label not in old]
-    kept = [label for label in new if label in old]
-    if kept != [label for label in old if label in new]:
-        raise InvalidInput(
-            "labels: existing labels keep their order; new labels are appended at the end",
-            field="labels",
-        )
-    if new[: len(kept)] != kept:
-        raise InvalidInput(
-            "labels: new labels are appended after the existing ones", field="labels"
-        )
     if removed:
         used = labels_in_use(workflow=workflow, labels=removed)
         if used:
@@ -417,6 +407,16 @@ def _labels_change(workflow: Workflow, new: list[str]) -> list[str]:
                 field="labels",
                 code="label_in_use",
             )
+    kept = [label for label in new if label in old]
+    if kept != [label for label in old if label in new]:
+        raise InvalidInput(
+            "labels: existing labels keep their order; new labels are appended at the end",
+            field="labels",
+        )
+    if new[: len(kept)] != kept:
+        raise InvalidInput(
+            "labels: new labels are appended after the existing ones", field="labels"
+        )
     if added and workflow.level in (Level.PARTIAL.value, Level.FULL.value):
         raise Conflict(
             f"labels: the model decides cases at level {workflow.level}, and no deployed "
@@ -494,7 +494,7 @@ def people_of(workflow: Workflow) -> Any:
 def _membership_locked(workflow: Workflow, username: str) -> WorkflowMembership:
     membership = (
         people_of(workflow)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .select_related("user")
         .filter(user__username=username)
         .first()

@@ -332,7 +332,7 @@ class TokenDetailApi(APIView):
     @extend_schema(
         operation_id="workflow_token_revoke",
         request=None,
-        responses={204: None, **NOT_FOUND_OR_FORBIDDEN},
+        responses={204: None, 400: ERROR_RESPONSE, **NOT_FOUND_OR_FORBIDDEN},
         parameters=[OpenApiParameter("token_id", ID_SCHEMA, OpenApiParameter.PATH)],
         description="Revoke the token (idempotent) and deactivate its account.",
     )

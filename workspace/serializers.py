@@ -42,7 +42,7 @@ class DeploymentOutput(serializers.Serializer):
     since = serializers.DateTimeField()
 
 
-class LabelKeyOutput(serializers.Serializer):
+class WorkflowLabelKeyOutput(serializers.Serializer):
     # "label" is also an attribute of every DRF field; the class attribute only declares it.
     label = serializers.CharField()  # type: ignore[assignment]
     keys = serializers.ListField(child=serializers.CharField())
@@ -89,7 +89,7 @@ class WorkflowOutput(serializers.ModelSerializer):
             "min_evidence": workflow.min_evidence,
         }
 
-    @extend_schema_field(LabelKeyOutput(many=True))
+    @extend_schema_field(WorkflowLabelKeyOutput(many=True))
     def get_label_keys(self, workflow: Workflow) -> list[dict[str, Any]]:
         """The effective keys and colours (the admin's choices, else the defaults)."""
         return [

@@ -72,6 +72,7 @@ EXPECT: dict[tuple[str, str], str] = {
     ("member-list", "POST"): ADMIN,
     ("member-detail", "PATCH"): ADMIN,
     ("member-detail", "DELETE"): ADMIN,
+    ("member-link", "POST"): ADMIN,
     ("token-list", "GET"): ADMIN,
     ("token-list", "POST"): ADMIN,
     ("token-detail", "DELETE"): ADMIN,

@@ -28,6 +28,7 @@ from workspace.presenters import workflow_stats_data
 from workspace.selectors import members_of, workflow_stats, workflow_tokens, workflows_listed
 from workspace.serializers import (
     InvitationOutput,
+    MemberLinkOutput,
     MembershipCreateInput,
     MembershipOutput,
     MembershipUpdateInput,
@@ -42,6 +43,7 @@ from workspace.services import (
     REVIEW_SETTINGS,
     UPDATE_FIELDS,
     membership_add,
+    membership_link_renew,
     membership_remove,
     membership_role_set,
     policy_fields_refuse,
@@ -281,6 +283,32 @@ class MemberDetailApi(APIView):
         workflow = access_workflow(request.user, slug, "can_admin")
         membership_remove(workflow=workflow, actor=request.user, username=username)
         return Response(status=204)
+
+
+class MemberLinkApi(APIView):
+    @extend_schema(
+        operation_id="member_link_renew",
+        request=None,
+        responses={
+            200: MemberLinkOutput,
+            **NOT_FOUND_OR_FORBIDDEN,
+            409: OpenApiResponse(
+                ERROR_RESPONSE,
+                description="`not_pending`: the account is in use, or shared with another "
+                "workflow.",
+            ),
+        },
+        description=(
+            "A new one-time set-password link for an invited member who has not chosen a "
+            "password yet (the earlier link stops working once a password is set)."
+        ),
+    )
+    def post(self, request: AuthenticatedRequest, slug: str, username: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        path = membership_link_renew(workflow=workflow, actor=request.user, username=username)
+        return Response(
+            {"username": username, "set_password_url": request.build_absolute_uri(path)}
+        )
 
 
 class TokenListApi(APIView):

@@ -216,6 +216,11 @@ class InvitationOutput(MembershipOutput):
     emailed = serializers.BooleanField()
 
 
+class MemberLinkOutput(serializers.Serializer):
+    username = serializers.CharField()
+    set_password_url = serializers.CharField(help_text="One-time link; shown only here.")
+
+
 class MembershipUpdateInput(serializers.Serializer):
     role = serializers.ChoiceField(choices=list(ROLES))
 

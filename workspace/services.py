@@ -645,6 +645,39 @@ def membership_remove(*, workflow: Workflow, actor: User, username: Any) -> None
     logger.info("%s removed %s from %s", actor, membership.user.username, workflow.slug)
 
 
+@transaction.atomic
+def membership_link_renew(*, workflow: Workflow, actor: User, username: Any) -> str:
+    """A new one-time set-password link for an invited person who has not chosen a
+    password yet (the first link was lost or expired). Only for an account that has
+    never logged in, has no password, is neither staff nor superuser, and belongs to
+    this workflow alone: an admin must not take over an account another workflow uses."""
+    _locked(workflow)
+    membership = _membership_locked(workflow, str(username))
+    user = membership.user
+    pending = (
+        not user.has_usable_password()
+        and user.last_login is None
+        and user.is_active
+        and not (user.is_staff or user.is_superuser)
+    )
+    if not pending:
+        raise Conflict(
+            f"{user.username!r} has an account in use; they can log in (or reset their "
+            "password with an administrator)",
+            field="username",
+            code="not_pending",
+        )
+    if WorkflowMembership.objects.filter(user=user).exclude(workflow=workflow).exists():
+        raise Conflict(
+            f"{user.username!r} is also a member of another workflow; only a superuser "
+            "can give them a new link",
+            field="username",
+            code="not_pending",
+        )
+    logger.info("%s renewed the set-password link of %s in %s", actor, user.username, workflow.slug)
+    return set_password_path(user)
+
+
 # --- Tokens ----------------------------------------------------------------------------------
 
 TOKEN_DAYS_MAX = 3650

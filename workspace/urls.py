@@ -22,6 +22,11 @@ urlpatterns = [
         apis.MemberDetailApi.as_view(),
         name="member-detail",
     ),
+    path(
+        "workflows/<slug:slug>/members/<str:username>/set-password-link/",
+        apis.MemberLinkApi.as_view(),
+        name="member-link",
+    ),
     path("workflows/<slug:slug>/tokens/", apis.TokenListApi.as_view(), name="token-list"),
     path(
         "workflows/<slug:slug>/tokens/<str:token_id>/",

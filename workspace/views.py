@@ -45,6 +45,7 @@ from workspace.services import (
     REVIEW_SETTINGS,
     can_create_workflows,
     membership_add,
+    membership_link_renew,
     membership_remove,
     membership_role_set,
     role_of,
@@ -302,6 +303,27 @@ def settings_members(request: AuthenticatedHttpRequest, slug: str) -> HttpRespon
                 if not path:
                     messages.success(request, f"{invited['username']} added as {invited['role']}.")
                     return redirect("workspace:settings-members", workflow.slug)
+    elif action == "link":
+        status = 400
+        link_form = RemoveForm(request.POST)
+        if link_form.is_valid():
+            username = link_form.cleaned_data["username"]
+            try:
+                path = membership_link_renew(
+                    workflow=workflow, actor=request.user, username=username
+                )
+            except DomainError as exc:
+                row_error = exc.message
+                status = exc.status_code
+            else:
+                invited = {
+                    "username": username,
+                    "role": "",
+                    "link": request.build_absolute_uri(path),
+                    "emailed": False,
+                    "renewed": True,
+                }
+                status = 200
     elif action in ("role", "remove"):
         status = 400
         row_form: forms.Form = (

@@ -525,3 +525,37 @@ def test_the_commands_go_through_the_same_service(make_user: Any) -> None:
     workflow = Workflow.objects.get(slug="weld")
     assert workflow.level == "human_only" and workflow.labels == ["ok", "bad"]
     assert WorkflowMembership.objects.get(workflow=workflow).user.username == "quinn"
+
+
+def test_a_lost_link_is_renewed_only_for_a_pending_account_of_this_workflow_alone(
+    home: dict[str, Any], member: Any
+) -> None:
+    admin = session(home["ada"])
+    first = admin.post(
+        url("home", "members/"), {"username": "nina", "role": "reviewer"}, format="json"
+    )
+    old_link = first.json()["set_password_url"]
+    renew = url("home", "members/nina/set-password-link/")
+    assert session(home["rita"]).post(renew).status_code == 403
+    assert session(home["olga"]).post(renew).status_code == 404
+    response = admin.post(renew)
+    assert response.status_code == 200
+    new_link = response.json()["set_password_url"]
+    assert "/account/set-password/" in new_link
+    # Either link works until a password is chosen; then neither does.
+    browser = Client()
+    page = browser.get(new_link, follow=True)
+    browser.post(
+        page.redirect_chain[-1][0],
+        {"new_password1": "ample-Harbor-91", "new_password2": "ample-Harbor-91"},
+    )
+    assert b"does not work" in Client().get(old_link, follow=True).content
+    refused = admin.post(renew)
+    assert assert_error(refused, 409, "username", "in use")["code"] == "not_pending"
+    # An account that another workflow uses is not this admin's to hand over.
+    admin.post(url("home", "members/"), {"username": "nils", "role": "reviewer"}, format="json")
+    member(get_user_model().objects.get(username="nils"), home["other"], review=True)
+    assert_error(
+        admin.post(url("home", "members/nils/set-password-link/")), 409, "username", "another"
+    )
+    assert_error(admin.post(url("home", "members/rita/set-password-link/")), 409, "username")

@@ -316,6 +316,8 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs page are for people and systems that hold an account.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # A member's role and a deployment's role are both "role": name each enum.
+    "ENUM_NAME_OVERRIDES": {"MemberRoleEnum": "workspace.services.ROLES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kernel.openapi.add_error_responses",

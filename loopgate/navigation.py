@@ -60,6 +60,13 @@ SECTIONS: tuple[Section, ...] = (
         ("automation:*",),
     ),
     Section("models", "Models", "can_admin", "modelops:home", "modelops:workflow", ("modelops:*",)),
+    Section(
+        "settings",
+        "Settings",
+        "can_admin",
+        workflow_page="workspace:settings",
+        views=("workspace:settings*",),
+    ),
 )
 
 

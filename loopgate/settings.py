@@ -154,6 +154,23 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_REDIRECT_URL = "review:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Email ------------------------------------------------------------------------------
+# Only invitations send email: a new member's one-time set-password link, which the
+# inviting admin is shown anyway. Without DJANGO_EMAIL_HOST (or another backend) nothing is
+# sent. The link works once, for PASSWORD_RESET_TIMEOUT seconds (Django's default: 3 days).
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS")
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "loopgate@localhost")
+LOOPGATE_EMAIL_CONFIGURED = bool(os.environ.get("DJANGO_EMAIL_HOST")) or (
+    EMAIL_BACKEND != "django.core.mail.backends.smtp.EmailBackend"
+)
+
 # --- Security (production) ----------------------------------------------------------
 # Behind a TLS-terminating proxy (DJANGO_BEHIND_TLS_PROXY=1) the proxy's
 # X-Forwarded-Proto is trusted, plain HTTP is redirected to HTTPS, cookies are secure
@@ -299,6 +316,8 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs page are for people and systems that hold an account.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # A member's role and a deployment's role are both "role": name each enum.
+    "ENUM_NAME_OVERRIDES": {"MemberRoleEnum": "workspace.services.ROLES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kernel.openapi.add_error_responses",

@@ -36,4 +36,5 @@ urlpatterns = [
     path("api/v1/", include("modelops.urls")),
     path("", include("modelops.web_urls")),
     path("", include("review.web_urls")),
+    path("", include("workspace.web_urls")),
 ]

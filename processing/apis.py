@@ -43,6 +43,9 @@ class CaseCreateApi(APIView):
             400: ERROR_RESPONSE,
             403: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
+            409: OpenApiResponse(
+                ERROR_RESPONSE, description="`archived`: the workflow takes no new cases."
+            ),
             413: ERROR_RESPONSE,
             415: ERROR_RESPONSE,
         },

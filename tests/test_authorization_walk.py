@@ -47,6 +47,7 @@ ADMIN = "admin"  # workflow admins
 CASE_READER = "case_reader"  # members; reviewers see a blind case without the model's output
 SUGGESTION_READER = "suggestion_reader"  # submitters and admins; blind reviewers get 404
 OWN_VERDICT = "own_verdict"  # only the reviewer who gave the verdict; 404 for anyone else
+CREATOR = "creator"  # superusers and holders of workflows.add_workflow (none of the others)
 
 # Every named URL pattern, with every method it answers, and who may call it.
 EXPECT: dict[tuple[str, str], str] = {
@@ -62,7 +63,36 @@ EXPECT: dict[tuple[str, str], str] = {
     ("api-docs", "GET"): AUTHENTICATED,
     # Workflows and cases
     ("workflow-list", "GET"): AUTHENTICATED,
+    ("workflow-list", "POST"): CREATOR,
     ("workflow-detail", "GET"): MEMBER,
+    ("workflow-detail", "PATCH"): ADMIN,
+    ("workflow-archive", "POST"): ADMIN,
+    ("workflow-unarchive", "POST"): ADMIN,
+    ("member-list", "GET"): ADMIN,
+    ("member-list", "POST"): ADMIN,
+    ("member-detail", "PATCH"): ADMIN,
+    ("member-detail", "DELETE"): ADMIN,
+    ("member-link", "POST"): ADMIN,
+    ("token-list", "GET"): ADMIN,
+    ("token-list", "POST"): ADMIN,
+    ("token-detail", "DELETE"): ADMIN,
+    # Workspace pages
+    ("workspace:create", "GET"): CREATOR,
+    ("workspace:create", "POST"): CREATOR,
+    ("workspace:settings", "GET"): ADMIN,
+    ("workspace:settings", "POST"): ADMIN,
+    ("workspace:settings-labels", "GET"): ADMIN,
+    ("workspace:settings-labels", "POST"): ADMIN,
+    ("workspace:settings-review", "GET"): ADMIN,
+    ("workspace:settings-review", "POST"): ADMIN,
+    ("workspace:settings-members", "GET"): ADMIN,
+    ("workspace:settings-members", "POST"): ADMIN,
+    ("workspace:settings-tokens", "GET"): ADMIN,
+    ("workspace:settings-tokens", "POST"): ADMIN,
+    # The one-time link of an invited person: anyone holding it (a bad link says so).
+    ("workspace:set-password", "GET"): PUBLIC,
+    ("workspace:set-password", "POST"): PUBLIC,
+    ("workspace:set-password", "PUT"): PUBLIC,
     ("case-create", "POST"): SUBMIT,
     ("workflow-stats", "GET"): MEMBER,
     ("case-detail", "GET"): CASE_READER,
@@ -128,7 +158,15 @@ EXPECT: dict[tuple[str, str], str] = {
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
 
 # The public allow-list: what answers without any identity.
-PUBLIC_ALLOW_LIST = {"login", "logout", "healthz", "readyz", "admin:login", "admin:logout"}
+PUBLIC_ALLOW_LIST = {
+    "login",
+    "logout",
+    "healthz",
+    "readyz",
+    "admin:login",
+    "admin:logout",
+    "workspace:set-password",
+}
 
 # What each caller may do in the workflow "home" (None: not a member of it).
 HOME_RIGHTS: dict[str, set[str] | None] = {
@@ -158,6 +196,8 @@ def expected(rule: str, actor: str, *, api: bool, verdict_author: str) -> str | 
         return "through" if actor in ("staff", "superuser") else "forbidden"
     if rule == SUPERUSER_ONLY:
         return None if actor == "superuser" else "denied"
+    if rule == CREATOR:
+        return "through" if actor == "superuser" else "forbidden"
     if rule == OWN_VERDICT:
         return "through" if actor == verdict_author else "hidden"
     rights = HOME_RIGHTS[actor]
@@ -297,8 +337,15 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
         epochs_total=1,
         base_version=version,
     )
+    from workspace.services import workflow_token_create
+
+    home_token, _key = workflow_token_create(workflow=home, actor=users["admin"], name="walk")
     params = {
         "slug": home.slug,
+        "username": users["reviewer"].username,
+        "token_id": home_token.token_id,
+        "uidb64": "MQ",
+        "token": "not-a-token",
         "case_id": str(case.pk),
         "task_id": open_task.pk,
         "verdict_id": verdict.pk,
@@ -322,6 +369,12 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
 
 # Bodies valid enough that a request is judged on who sends it, not on its input.
 BODIES: dict[str, dict[str, Any]] = {
+    "workflow-list": {"slug": "walked", "name": "Walked", "labels": ["a", "b"]},
+    "workflow-detail": {"name": "Walked"},
+    "member-list": {"username": "walk-newcomer", "role": "reviewer"},
+    "member-detail": {"role": "reviewer"},
+    "token-list": {"name": "walk"},
+    "workspace:create": {"slug": "walked", "name": "Walked", "labels": "a\nb"},
     "review-verdict": {"label": "ok"},
     "review-skip": {"reason": "unclear"},
     "workflow-automation": {"audit_rate": 0.1, "reason": "walk"},

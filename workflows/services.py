@@ -46,6 +46,10 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+class WorkflowArchived(Conflict):
+    code = "archived"
+
+
 def case_event_record(
     *,
     case: Case,
@@ -218,12 +222,19 @@ def case_store(
     The same ``external_id`` twice in a workflow returns the existing case
     (``created=False``), also when two requests race: the database's unique constraint
     decides, and the loser's stored file is removed so nothing is left half-stored.
+    An archived workflow takes no new case (409 ``archived``); a repeat of a case it
+    already has still returns that case.
     """
     if external_id is not None:
         external_id = external_id_clean(external_id)
         existing = Case.objects.filter(workflow=workflow, external_id=external_id).first()
         if existing is not None:
             return CaseCreateResult(case=existing, created=False)
+    if workflow.archived_at is not None:
+        raise WorkflowArchived(
+            f"workflow {workflow.slug!r} is archived and takes no new cases; "
+            "a workflow admin can unarchive it"
+        )
 
     info = image_validate(
         data=image_data,

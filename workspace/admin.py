@@ -1,16 +1,19 @@
 """The Django admin (superusers only) for workflows and their members.
 
 Here, above the automation app, because a policy change made in the admin goes through
-the one gated service (``automation.services.automation_update``) like every other path.
+the one gated service (``automation.services.automation_update``) like every other path,
+and its settings through ``workspace.services`` like the API and the settings pages.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -20,33 +23,126 @@ from django.utils.html import format_html
 from accounts.types import AuthenticatedHttpRequest
 from automation.forms import PolicyForm
 from automation.services import POLICY_FIELDS, automation_update
-from decisions.routing import Level
 from kernel.errors import DomainError
 from workflows.models import Workflow, WorkflowMembership
+from workspace.services import REVIEW_SETTINGS, UPDATE_FIELDS, workflow_create, workflow_update
 
 # The policy, and the confidence its evidence is judged at: read-only on the change form.
 POLICY_READ_ONLY = (*POLICY_FIELDS, "evidence_confidence")
 
 
 class MembershipInline(admin.TabularInline):
+    """Members, read-only here: they change on the workflow's Members page, through the
+    same services as the API (the last admin is kept, new people get a one-time link)."""
+
     model = WorkflowMembership
     extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ("user", "can_submit", "can_review", "can_admin")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class WorkflowAdminForm(forms.ModelForm):
+    """The settings fields, checked by the workspace services (a dry run: the write is
+    ``save_model``'s, once the whole page is valid)."""
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "instructions",
+            "labels",
+            "label_settings",
+            *REVIEW_SETTINGS,
+        ]
+
+    request_user: Any = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            with transaction.atomic():
+                _service_apply(self.instance, data, self.request_user, self.changed_data)
+                transaction.set_rollback(True)
+        except DomainError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message)
+        return data
+
+
+def _service_apply(
+    instance: Workflow, data: dict[str, Any], actor: Any, changed: list[str]
+) -> Workflow:
+    settings = {name: data[name] for name in REVIEW_SETTINGS if name in data}
+    if instance.pk is None:
+        return workflow_create(
+            creator=actor,
+            slug=data.get("slug", ""),
+            name=data.get("name", ""),
+            labels=data.get("labels") or [],
+            description=data.get("description", ""),
+            instructions=data.get("instructions", ""),
+            label_settings=data.get("label_settings") or {},
+            **settings,
+        )
+    current = Workflow.objects.get(pk=instance.pk)
+    changes = {name: data[name] for name in UPDATE_FIELDS if name in changed and name in data}
+    if "slug" in changed and data.get("slug") != current.slug:
+        changes["slug"] = data.get("slug")
+    return workflow_update(workflow=current, actor=actor, changes=changes)
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "level", "confidence_threshold", "audit_rate"]
+    form = WorkflowAdminForm
+    list_display = ["slug", "name", "level", "confidence_threshold", "audit_rate", "archived_at"]
     inlines = [MembershipInline]
-    readonly_fields = ["created_at", "automation_policy", *POLICY_READ_ONLY]
+    readonly_fields = ["created_at", "archived_at", "automation_policy", *POLICY_READ_ONLY]
 
     @admin.display(description="Automation policy")
     def automation_policy(self, obj: Workflow) -> str:
         if obj.pk is None:
             return "A new workflow starts at human_only; change its policy once it is saved."
         return format_html(
-            '<a href="{}">Change the automation policy</a> (through the evidence gate; logged)',
+            '<a href="{}">Change the automation policy</a> (through the evidence gate; logged). '
+            '<a href="{}">Members, tokens and archiving</a> are on the workflow\'s settings pages.',
             reverse("admin:workflows_workflow_automation", args=[obj.pk]),
+            reverse("workspace:settings", args=[obj.slug]),
         )
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class RequestForm(form):  # type: ignore[valid-type,misc]
+            request_user = request.user
+
+        return RequestForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "slug"] if obj is not None else fields
+
+    def save_model(self, request: HttpRequest, obj: Workflow, form: Any, change: bool) -> None:
+        """Through the workspace services: a new workflow starts at ``human_only`` with
+        the superuser as its admin; a change never touches the policy."""
+        saved = _service_apply(
+            obj if change else Workflow(), form.cleaned_data, request.user, form.changed_data
+        )
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # archive instead: labelled data is never deleted
 
     def get_urls(self) -> list[Any]:
         return [
@@ -57,12 +153,6 @@ class WorkflowAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
-
-    def save_model(self, request: HttpRequest, obj: Workflow, form: Any, change: bool) -> None:
-        """The policy is not on the form; a new workflow starts at ``human_only``."""
-        if not change:
-            obj.level = Level.HUMAN_ONLY.value
-        super().save_model(request, obj, form, change)
 
     def automation_view(self, request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
         """Change the policy with the automation page's form, through the one service."""

@@ -7,13 +7,16 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
+from accounts.types import RequestUser as User
 from automation.selectors import labelled_predictions
 from modelops.models import ModelVersion
 from review.models import ReviewTask, TaskStatus
-from workflows.models import Case, CaseStatus, DecisionSource, Workflow
+from workflows.access import workflows_visible
+from workflows.models import Case, CaseStatus, DecisionSource, Workflow, WorkflowMembership
+from workspace.models import WorkflowToken
 
 
 @dataclass(frozen=True)
@@ -135,4 +138,34 @@ def workflow_stats(*, workflow: Workflow) -> WorkflowStats:
         decided_by_human=by_source.get(DecisionSource.HUMAN, 0),
         accuracy=tuple(accuracy),
         queue=queue_state(workflow=workflow),
+    )
+
+
+# --- Settings: lists of workflows, members and tokens --------------------------------------
+
+
+def workflows_listed(user: User, *, archived: str = "exclude") -> QuerySet[Workflow]:
+    """The workflows ``user`` may see; archived ones only when asked for."""
+    workflows = workflows_visible(user)
+    if archived == "exclude":
+        return workflows.filter(archived_at__isnull=True)
+    if archived == "only":
+        return workflows.filter(archived_at__isnull=False)
+    return workflows
+
+
+def members_of(*, workflow: Workflow) -> list[WorkflowMembership]:
+    """The workflow's people (token accounts are listed with the tokens), by username."""
+    return list(
+        WorkflowMembership.objects.filter(workflow=workflow, user__workflow_token__isnull=True)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+def workflow_tokens(*, workflow: Workflow) -> list[WorkflowToken]:
+    return list(
+        WorkflowToken.objects.filter(workflow=workflow).select_related(
+            "token", "created_by", "revoked_by"
+        )
     )

@@ -8,9 +8,22 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from kernel.markdown import MAX_MARKDOWN_CHARS
 from modelops.models import Deployment
 from modelops.selectors import deployments_active
-from workflows.models import Workflow
+from workflows.labels import label_keys
+from workflows.models import Workflow, WorkflowMembership
+from workspace.services import (
+    DESCRIPTION_MAX,
+    LABEL_MAX,
+    LABELS_MAX,
+    LABELS_MIN,
+    NAME_MAX,
+    REVIEW_SETTINGS,
+    ROLES,
+    SLUG_PATTERN,
+    role_of,
+)
 
 
 class AutomationPolicyOutput(serializers.Serializer):
@@ -29,8 +42,16 @@ class DeploymentOutput(serializers.Serializer):
     since = serializers.DateTimeField()
 
 
+class WorkflowLabelKeyOutput(serializers.Serializer):
+    # "label" is also an attribute of every DRF field; the class attribute only declares it.
+    label = serializers.CharField()  # type: ignore[assignment]
+    keys = serializers.ListField(child=serializers.CharField())
+    color = serializers.CharField()
+
+
 class WorkflowOutput(serializers.ModelSerializer):
     automation = serializers.SerializerMethodField()
+    label_keys = serializers.SerializerMethodField()
     serving_model_version = serializers.SerializerMethodField()
     deployments = serializers.SerializerMethodField()
 
@@ -45,6 +66,15 @@ class WorkflowOutput(serializers.ModelSerializer):
             "serving_model_version",
             "deployments",
             "consensus_required",
+            "gold_rate",
+            "review_lease_seconds",
+            "skip_delay_seconds",
+            "max_skips",
+            "hidden_suggestion_rate",
+            "instructions",
+            "label_settings",
+            "label_keys",
+            "archived_at",
             "created_at",
         ]
 
@@ -58,6 +88,14 @@ class WorkflowOutput(serializers.ModelSerializer):
             "target_accuracy": workflow.target_accuracy,
             "min_evidence": workflow.min_evidence,
         }
+
+    @extend_schema_field(WorkflowLabelKeyOutput(many=True))
+    def get_label_keys(self, workflow: Workflow) -> list[dict[str, Any]]:
+        """The effective keys and colours (the admin's choices, else the defaults)."""
+        return [
+            {"label": entry.label, "keys": list(entry.keys), "color": entry.color}
+            for entry in label_keys(workflow.labels, workflow.label_settings)
+        ]
 
     def _active(self, workflow: Workflow) -> dict[str, Deployment]:
         # One read per workflow however many fields ask (a list shares this serializer).
@@ -82,3 +120,129 @@ class WorkflowOutput(serializers.ModelSerializer):
             }
             for d in self._active(workflow).values()
         ]
+
+
+# --- Inputs (the services validate; these shapes document the API) ------------------------
+
+
+class LabelSettingInput(serializers.Serializer):
+    key = serializers.CharField(required=False, allow_blank=True, help_text="One character.")
+    color = serializers.CharField(required=False, allow_blank=True, help_text="#rrggbb")
+
+
+def _bounded(name: str) -> serializers.Field:
+    bound = REVIEW_SETTINGS[name]
+    if bound.integer:
+        return serializers.IntegerField(
+            required=False,
+            min_value=int(bound.minimum),
+            max_value=int(bound.maximum),
+            help_text=bound.text,
+        )
+    return serializers.FloatField(
+        required=False, min_value=bound.minimum, max_value=bound.maximum, help_text=bound.text
+    )
+
+
+class WorkflowUpdateInput(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=NAME_MAX)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=DESCRIPTION_MAX
+    )
+    instructions = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_MARKDOWN_CHARS,
+        help_text="Markdown for reviewers; sanitised whenever it is shown.",
+    )
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=LABEL_MAX),
+        required=False,
+        min_length=LABELS_MIN,
+        max_length=LABELS_MAX,
+        help_text="The whole label list: existing labels in their order, new ones appended. "
+        "A label with data cannot be removed or renamed (409 label_in_use).",
+    )
+    label_settings = serializers.DictField(
+        child=LabelSettingInput(),
+        required=False,
+        help_text='Per label: {"ok": {"key": "k", "color": "#2e7d32"}}; replaces the current.',
+    )
+    consensus_required = _bounded("consensus_required")
+    gold_rate = _bounded("gold_rate")
+    review_lease_seconds = _bounded("review_lease_seconds")
+    skip_delay_seconds = _bounded("skip_delay_seconds")
+    max_skips = _bounded("max_skips")
+    hidden_suggestion_rate = _bounded("hidden_suggestion_rate")
+
+
+class WorkflowCreateInput(WorkflowUpdateInput):
+    slug = serializers.RegexField(SLUG_PATTERN.pattern, max_length=64)
+    name = serializers.CharField(max_length=NAME_MAX)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=LABEL_MAX),
+        min_length=LABELS_MIN,
+        max_length=LABELS_MAX,
+    )
+
+
+class MembershipOutput(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    email = serializers.CharField(source="user.email")
+    role = serializers.SerializerMethodField()
+    can_submit = serializers.BooleanField()
+    password_set = serializers.SerializerMethodField()
+
+    def get_role(self, membership: WorkflowMembership) -> str:
+        return role_of(membership)
+
+    def get_password_set(self, membership: WorkflowMembership) -> bool:
+        return membership.user.has_usable_password()
+
+
+class MembershipCreateInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=list(ROLES))
+    email = serializers.EmailField(required=False, allow_blank=True)
+
+
+class InvitationOutput(MembershipOutput):
+    created_account = serializers.BooleanField()
+    set_password_url = serializers.CharField(
+        allow_null=True,
+        help_text="Only when the account was created now: a one-time link to choose a "
+        "password. Shown once; it stops working once used.",
+    )
+    emailed = serializers.BooleanField()
+
+
+class MemberLinkOutput(serializers.Serializer):
+    username = serializers.CharField()
+    set_password_url = serializers.CharField(help_text="One-time link; shown only here.")
+
+
+class MembershipUpdateInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=list(ROLES))
+
+
+class WorkflowTokenOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="token_id")
+    name = serializers.CharField(source="token.name")
+    prefix = serializers.CharField(source="token.key_prefix")
+    account = serializers.CharField(source="account.username")
+    created_at = serializers.DateTimeField(source="token.created_at")
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    expires_at = serializers.DateTimeField(source="token.expires_at", allow_null=True)
+    last_used_at = serializers.DateTimeField(source="token.last_used_at", allow_null=True)
+    revoked_at = serializers.DateTimeField(source="token.revoked_at", allow_null=True)
+    revoked_by = serializers.CharField(source="revoked_by.username", allow_null=True, default=None)
+
+
+class WorkflowTokenCreatedOutput(WorkflowTokenOutput):
+    key = serializers.CharField(help_text="The key: shown in this response only, never again.")
+
+
+class WorkflowTokenCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)

@@ -26,6 +26,13 @@ PRODUCT_PAGES = (
     "/models/axe/compare/",
     "/review/axe/reviewers/",
     "/review/axe/reviewers/?period=week",
+    "/workflows/new/",
+    "/workflows/axe/settings/",
+    "/workflows/axe/settings/labels/",
+    "/workflows/axe/settings/review/",
+    "/workflows/axe/settings/members/",
+    "/workflows/axe/settings/tokens/",
+    "/account/set-password/MQ/not-a-token/",
 )
 REVIEW_SCREEN = "/review/axe/"
 
@@ -34,6 +41,7 @@ REVIEW_SCREEN = "/review/axe/"
 def axe_workflow(make_user: Any, make_workflow: Any, member: Any) -> Any:
     from modelops.models import Deployment, ModelVersion
     from tests.review.factories import case_in_review
+    from workspace.services import workflow_creator_grant
 
     workflow = make_workflow("axe", level="assistance", serving=False)
     case_in_review(workflow)
@@ -53,6 +61,7 @@ def axe_workflow(make_user: Any, make_workflow: Any, member: Any) -> Any:
     admin = make_user("ada")
     member(admin, workflow, review=True, admin=True)
     member(admin, make_workflow("second", serving=False), review=True)
+    workflow_creator_grant(user=admin)
     return workflow
 
 

@@ -71,6 +71,11 @@ def test_the_change_form_shows_the_policy_read_only_and_ignores_it(
             "consensus_required": 1,
             "gold_rate": 0,
             "review_lease_seconds": 300,
+            "skip_delay_seconds": 60,
+            "max_skips": 3,
+            "hidden_suggestion_rate": 0,
+            "instructions": "",
+            "label_settings": "{}",
             "level": "full",
             "audit_rate": 0,
             "min_evidence": 0,
@@ -98,6 +103,11 @@ def test_a_workflow_added_in_the_admin_starts_at_human_only(root: Client) -> Non
             "consensus_required": 1,
             "gold_rate": 0,
             "review_lease_seconds": 300,
+            "skip_delay_seconds": 60,
+            "max_skips": 3,
+            "hidden_suggestion_rate": 0,
+            "instructions": "",
+            "label_settings": "{}",
             "level": "full",
             **inline_management(),
         },
@@ -154,3 +164,34 @@ def test_the_audit_log_is_read_only_in_the_admin(root: Client, workflow: Workflo
     delete = reverse("admin:automation_levelchange_delete", args=[change.pk])
     assert root.post(delete, {"post": "yes"}).status_code == 403
     assert LevelChange.objects.filter(pk=change.pk).exists()
+
+
+def test_the_admin_form_goes_through_the_workspace_services(root: Client) -> None:
+    """The same rules as the API and the settings pages: refused with the same message,
+    nothing stored; a workflow made here has its creator as admin."""
+    add = reverse("admin:workflows_workflow_add")
+    base = {
+        "slug": "weld",
+        "name": "Weld",
+        "description": "",
+        "consensus_required": 1,
+        "gold_rate": 0,
+        "review_lease_seconds": 300,
+        "skip_delay_seconds": 60,
+        "max_skips": 3,
+        "hidden_suggestion_rate": 0,
+        "instructions": "",
+        "label_settings": "{}",
+        **inline_management(),
+    }
+    refused = root.post(add, {**base, "labels": '["ok", "OK"]'})
+    assert refused.status_code == 200 and "given twice" in refused.content.decode()
+    refused = root.post(
+        add, {**base, "labels": '["ok", "bad"]', "label_settings": '{"ok": {"key": "s"}}'}
+    )
+    assert "review screen key" in refused.content.decode()
+    assert not Workflow.objects.filter(slug="weld").exists()
+    done = root.post(add, {**base, "labels": '["ok", "bad"]'})
+    assert done.status_code == 302
+    workflow = Workflow.objects.get(slug="weld")
+    assert workflow.memberships.get().can_admin

@@ -33,6 +33,7 @@ from inference.synthetic import DEMO_LABELS, generate_dataset
 from modelops.models import Deployment, DeploymentRole, ModelVersion
 from processing.services import case_create
 from workflows.models import Workflow, WorkflowMembership
+from workspace.services import workflow_creator_grant
 
 DEMO_SLUG = "surface-inspection"
 DEMO_MODEL_NAME = "surface-cnn"
@@ -70,6 +71,8 @@ class Command(BaseCommand):
             for user, right in ((users["reviewer"], "review"), (users["admin"], "admin")):
                 self._membership(workflow, user, right)
             self._membership(workflow, users["line-camera-1"], "submit")
+            # The workflow admin may create workflows of their own (from the product).
+            workflow_creator_grant(user=users["admin"])
             tokens = {name: self._api_key(user, credentials) for name, user in users.items()}
             self._save_credentials(credentials)
         if options["cases"]:
@@ -244,6 +247,7 @@ class Command(BaseCommand):
 
   Reviewer:       reviewer / {summary["reviewer"]["password"]}
   Workflow admin: admin / {summary["admin"]["password"]}
+  New workflow:   {base_url}/workflows/new/  (as the workflow admin)
   API token (upstream system line-camera-1): {token}
 
   Submit a case:

@@ -76,7 +76,7 @@ def test_a_workflow_admin_sees_every_section_but_not_the_django_admin(
     people: dict[str, Any],
 ) -> None:
     nav = navigation(user=people["admin"], view_name="automation:index")
-    assert keys(nav) == ["review", "reviewers", "automation", "models"]
+    assert keys(nav) == ["review", "reviewers", "automation", "models", "settings"]
     assert nav.admin_url is None
     assert [e.key for e in nav.entries if e.current] == ["automation"]
     # No page of one workflow: the index pages; the section that has none goes to the
@@ -86,6 +86,7 @@ def test_a_workflow_admin_sees_every_section_but_not_the_django_admin(
         "reviewers": "/review/line/reviewers/",
         "automation": "/automation/",
         "models": "/models/",
+        "settings": "/workflows/line/settings/",
     }
 
 
@@ -99,6 +100,7 @@ def test_on_a_workflow_page_the_entries_lead_to_that_workflows_pages(
         "reviewers": "/review/line/reviewers/",
         "automation": "/workflows/line/automation/",
         "models": "/models/line/",
+        "settings": "/workflows/line/settings/",
     }
     assert [e.key for e in nav.entries if e.current] == ["models"]
 
@@ -131,7 +133,7 @@ def test_a_workflow_the_user_cannot_see_gives_no_context(people: dict[str, Any])
 def test_superusers_get_the_django_admin_link(people: dict[str, Any]) -> None:
     nav = navigation(user=people["root"], view_name="review:home")
     assert nav.admin_url == reverse("admin:index")
-    assert keys(nav) == ["review", "reviewers", "automation", "models"]
+    assert keys(nav) == ["review", "reviewers", "automation", "models", "settings"]
 
 
 def test_current_section_prefers_an_exact_view_name() -> None:

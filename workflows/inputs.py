@@ -132,8 +132,12 @@ def _moment(params: Mapping[str, Any], name: str) -> dt.datetime | None:
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)
-            return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+            moment = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+        else:
+            if len(value) > 16 and value[-6] == " ":
+                # A "+01:00" offset sent unencoded in a query string arrives as " 01:00".
+                value = value[:-6] + "+" + value[-5:]
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InvalidInput(problem, field=name) from exc
     if timezone.is_naive(moment):

@@ -299,6 +299,8 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs page are for people and systems that hold an account.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # A case's status appears in several components (a case, a case in the list).
+    "ENUM_NAME_OVERRIDES": {"CaseStatusEnum": "workflows.models.CaseStatus"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kernel.openapi.add_error_responses",

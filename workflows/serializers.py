@@ -234,7 +234,9 @@ class CaseSummaryOutput(CaseOutput):
         shown = shown_label(case, visibility_of(self))
         return shown[0] if shown else None
 
-    @extend_schema_field(serializers.ChoiceField(choices=["human", "model"], allow_null=True))
+    @extend_schema_field(
+        serializers.CharField(allow_null=True, help_text="Who gave the label: human or model.")
+    )
     def get_label_source(self, case: Case) -> str | None:
         shown = shown_label(case, visibility_of(self))
         return shown[1] if shown else None

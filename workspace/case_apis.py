@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -90,11 +91,16 @@ class WorkflowExportApi(APIView):
         ],
         responses={
             (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR,
                 description="The labelled cases (streamed; the HEAD request answers the "
-                "row count in X-Export-Rows)."
+                "row count in X-Export-Rows).",
             ),
-            (200, "text/csv"): OpenApiResponse(description="The labelled cases as CSV."),
-            (200, "application/zip"): OpenApiResponse(description="The images by label."),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="The labelled cases as CSV."
+            ),
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The images by label."
+            ),
             400: ERROR_RESPONSE,
             403: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
@@ -113,9 +119,7 @@ class WorkflowExportApi(APIView):
             chunks = export_zip(workflow=workflow, filters=filters)
         response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = (
-            f'attachment; filename="{workflow.slug}-{stamp}.{fmt}"'
-        )
+        response["Content-Disposition"] = f'attachment; filename="{workflow.slug}-{stamp}.{fmt}"'
         response["Cache-Control"] = "no-store"
         response["X-Content-Type-Options"] = "nosniff"
         # Proxies (nginx) must pass the rows on as they come, not buffer the export.

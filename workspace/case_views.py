@@ -123,9 +123,9 @@ def case_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         "sources": DecisionSource.values,
         "levels": [level.value for level in Level],
         "reasons": [reason.value for reason in ReviewReason],
-        "versions": ModelVersion.objects.filter(
-            deployments__workflow=workflow
-        ).distinct().order_by("name", "version")
+        "versions": ModelVersion.objects.filter(deployments__workflow=workflow)
+        .distinct()
+        .order_by("name", "version")
         if reader.sees_everything
         else [],
         "orderings": ORDERING_CHOICES,

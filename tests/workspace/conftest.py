@@ -14,7 +14,9 @@ from tests.review.factories import model_version_create, stored_image, tiny_png
 T0 = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
 
 
-def make_case(workflow: Any, *, created: dt.datetime, image: tuple[str, bytes], **fields: Any) -> Any:
+def make_case(
+    workflow: Any, *, created: dt.datetime, image: tuple[str, bytes], **fields: Any
+) -> Any:
     from workflows.models import Case
 
     name, data = image
@@ -33,7 +35,9 @@ def make_case(workflow: Any, *, created: dt.datetime, image: tuple[str, bytes], 
     return case
 
 
-def predict(case: Any, version: Any, label: str, confidence: float, *, deciding: bool = True) -> Any:
+def predict(
+    case: Any, version: Any, label: str, confidence: float, *, deciding: bool = True
+) -> Any:
     from workflows.models import Prediction
 
     scores = {name: (1 - confidence) / 3 for name in ("ok", "scratch", "crack", "stain")}
@@ -52,13 +56,17 @@ def predict(case: Any, version: Any, label: str, confidence: float, *, deciding:
     return prediction
 
 
-def verdict(case: Any, reviewer: Any, label: str, *, kind: str = "review", comment: str = "") -> Any:
+def verdict(
+    case: Any, reviewer: Any, label: str, *, kind: str = "review", comment: str = ""
+) -> Any:
     from review.models import ReviewTask, Verdict
 
     task = ReviewTask.objects.create(
         case=case, workflow=case.workflow, kind=kind, reason=case.review_reason, status="done"
     )
-    return Verdict.objects.create(task=task, case=case, reviewer=reviewer, label=label, comment=comment)
+    return Verdict.objects.create(
+        task=task, case=case, reviewer=reviewer, label=label, comment=comment
+    )
 
 
 @pytest.fixture

@@ -89,7 +89,10 @@ class TestFilters:
             ({"status": "decided", "source": "model", "audit": "false"}, ["ext-a"]),
             ({"label": "crack", "source": "human"}, ["=cmd"]),
             ({"ordering": "created_at"}, ["ext-a", "ext-b", "=cmd", "ext-d", "failed"]),
-            ({"ordering": "-created_at", "status": ""}, ["failed", "ext-d", "=cmd", "ext-b", "ext-a"]),
+            (
+                {"ordering": "-created_at", "status": ""},
+                ["failed", "ext-d", "=cmd", "ext-b", "ext-a"],
+            ),
             ({"ordering": "decided_at"}, ["ext-a", "ext-b", "=cmd"]),
             ({"ordering": "-decided_at"}, ["=cmd", "ext-b", "ext-a"]),
         ],

@@ -217,9 +217,7 @@ class TestStreaming:
         assert any("review_verdict" in q["sql"] for q in rest_queries.captured_queries)
         assert any("review_verdict" in q["sql"] for q in first_queries.captured_queries)
 
-    def test_the_generators_touch_nothing_until_iterated(
-        self, cases_world: dict[str, Any]
-    ) -> None:
+    def test_the_generators_touch_nothing_until_iterated(self, cases_world: dict[str, Any]) -> None:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
@@ -228,9 +226,7 @@ class TestStreaming:
 
         with CaptureQueriesContext(connection) as queries:
             made = [
-                export_jsonl(
-                    workflow=cases_world["line"], filters=CaseFilters(), image_url=str
-                ),
+                export_jsonl(workflow=cases_world["line"], filters=CaseFilters(), image_url=str),
                 export_csv(workflow=cases_world["line"], filters=CaseFilters(), image_url=str),
                 export_zip(workflow=cases_world["line"], filters=CaseFilters()),
             ]

@@ -3,7 +3,9 @@ service, render."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,6 +21,8 @@ from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
 from processing.services import case_create, case_retry
 from workflows.access import (
+    CaseListReader,
+    CaseVisibility,
     access_case,
     access_case_list,
     access_workflow,
@@ -34,6 +38,7 @@ from workflows.inputs import (
     case_filters_parse,
     case_list_limit,
 )
+from workflows.models import Case
 from workflows.selectors import cases_page
 from workflows.serializers import CaseOutput, CaseSummaryOutput
 from workflows.services import metadata_parse
@@ -67,6 +72,22 @@ class CasePageOutput(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = CaseSummaryOutput(many=True)
+
+
+def _summaries(cases: list[Case], reader: CaseListReader) -> list[Any]:
+    """The cases rendered as each may be seen: one serializer per kind of visibility
+    (building a serializer costs more than rendering a case with it)."""
+    groups: dict[CaseVisibility, list[int]] = defaultdict(list)
+    for index, case in enumerate(cases):
+        groups[reader.visibility(case)].append(index)
+    rendered: list[Any] = [None] * len(cases)
+    for visibility, indexes in groups.items():
+        data = CaseSummaryOutput(
+            [cases[i] for i in indexes], many=True, context={"visibility": visibility}
+        ).data
+        for index, item in zip(indexes, data, strict=True):
+            rendered[index] = item
+    return rendered
 
 
 class CaseCreateApi(APIView):
@@ -110,10 +131,7 @@ class CaseCreateApi(APIView):
             {
                 "next": link(page.next_cursor),
                 "previous": link(page.previous_cursor),
-                "results": [
-                    CaseSummaryOutput(case, context={"visibility": reader.visibility(case)}).data
-                    for case in page.cases
-                ],
+                "results": _summaries(page.cases, reader),
             }
         )
 

@@ -22,6 +22,8 @@ PRODUCT_PAGES = (
     "/models/",
     "/models/axe/",
     "/models/axe/compare/",
+    "/workflows/axe/cases/",
+    "/workflows/axe/cases/{case}/",
 )
 
 
@@ -31,13 +33,13 @@ def test_every_product_page_passes_axe(
     from tests.review.factories import case_in_review
 
     workflow = make_workflow("axe", level="assistance")
-    case_in_review(workflow)
+    case, _task = case_in_review(workflow)
     admin = make_user("ada")
     member(admin, workflow, review=True, admin=True)
     page = logged_in("ada")
     found: list[str] = []
     for path in PRODUCT_PAGES:
-        page.goto(f"{live_server.url}{path}")
+        page.goto(f"{live_server.url}{path.format(case=case.id)}")
         page.wait_for_load_state("networkidle")
         found += [f"{path}: {line}" for line in axe_violations(page)]
     assert not found, "\n".join(found)

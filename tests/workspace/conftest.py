@@ -69,6 +69,31 @@ def verdict(
     )
 
 
+def event(
+    case: Any,
+    when: dt.datetime,
+    kind: str,
+    from_status: str,
+    to_status: str,
+    actor_type: str,
+    actor: Any = None,
+    **fields: Any,
+) -> Any:
+    from workflows.models import CaseEvent
+
+    made = CaseEvent.objects.create(
+        case=case,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor_type=actor_type,
+        actor=actor,
+        **fields,
+    )
+    CaseEvent.objects.filter(pk=made.pk).update(created_at=when)
+    return made
+
+
 @pytest.fixture
 def cases_world(make_user: Any, member: Any, client_for: Any, settings: Any) -> dict[str, Any]:
     """Workflow "line" with five cases (A to E, oldest first) and its people; workflow
@@ -177,6 +202,13 @@ def cases_world(make_user: Any, member: Any, client_for: Any, settings: Any) -> 
     verdict(c, reviewer, "crack", comment="clear crack on the left")
     verdict(c, admin, "crack")
     verdict(b, reviewer, "crack", kind="audit")
+    event(c, at(48), "status", "", "received", "system", reason="stored")
+    event(c, at(49), "status", "received", "in_review", "system", reason="shadow mode")
+    event(
+        c, at(50), "status", "in_review", "decided", "user", reviewer, reason="2 reviewers agreed"
+    )
+    event(b, at(25), "status", "processing", "decided", "model", reason="model decided; audit")
+    event(b, at(26), "audit_label", "", "", "user", reviewer, data={"label": "crack"})
     return {
         "line": line,
         "other": other,

@@ -13,11 +13,16 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import axe_violations
-from tests.workspace.conftest import cases_world  # noqa: F401  (a fixture)
+from tests.workspace.conftest import build_cases_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SHOTS = Path("/work/notes/shots")
+
+
+@pytest.fixture
+def cases_world(db: None, member: Any, client_for: Any, settings: Any) -> dict[str, Any]:
+    return build_cases_world(member=member, client_for=client_for, settings=settings)
 
 
 def _shot(page: Any, output_dir: Path, name: str) -> None:
@@ -31,7 +36,7 @@ def test_find_a_case_open_its_story_and_export(
     logged_in: Any,
     live_server: Any,
     cases_world: dict[str, Any],
-    output_dir: Path,  # noqa: F811
+    output_dir: Path,
 ) -> None:
     page = logged_in("ada")
     page.goto(f"{live_server.url}/workflows/line/cases/")
@@ -82,7 +87,7 @@ def test_find_a_case_open_its_story_and_export(
 def test_a_reviewer_sees_the_list_without_model_filters_or_export(
     logged_in: Any,
     live_server: Any,
-    cases_world: dict[str, Any],  # noqa: F811
+    cases_world: dict[str, Any],
 ) -> None:
     page = logged_in("rita")
     page.goto(f"{live_server.url}/workflows/line/cases/")

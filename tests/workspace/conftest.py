@@ -95,7 +95,11 @@ def event(
 
 
 @pytest.fixture
-def cases_world(make_user: Any, member: Any, client_for: Any, settings: Any) -> dict[str, Any]:
+def cases_world(member: Any, client_for: Any, settings: Any) -> dict[str, Any]:
+    return build_cases_world(member=member, client_for=client_for, settings=settings)
+
+
+def build_cases_world(*, member: Any, client_for: Any, settings: Any) -> dict[str, Any]:
     """Workflow "line" with five cases (A to E, oldest first) and its people; workflow
     "other" with its own admin and one case.
 

@@ -51,8 +51,15 @@ FILTER_HELP: dict[str, str] = {
 }
 
 # Filters that say what the model did: for readers who may see the model's output.
-MODEL_REVEALING = ("label", "source", "model_version", "routed_level", "review_reason")
-MODEL_REVEALING += ("disagree", "audit")
+MODEL_REVEALING = (
+    "label",
+    "source",
+    "model_version",
+    "routed_level",
+    "review_reason",
+    "disagree",
+    "audit",
+)
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ class CaseSummaryOutput(CaseOutput):
     """A case in the case list: the case without its predictions (one query per page,
     not per case), with its label. Follows the same visibility rule as ``CaseOutput``."""
 
-    label = serializers.SerializerMethodField()
+    label = serializers.SerializerMethodField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     label_source = serializers.SerializerMethodField()
 
     class Meta(CaseOutput.Meta):

@@ -68,11 +68,11 @@ def _query(params: QueryDict, **changes: str | None) -> str:
         value = params.get(name, "").strip()
         if value and name in LIST_PARAMETERS:
             query[name] = value
-    for name, value in changes.items():
-        if value is None:
+    for name, change in changes.items():
+        if change is None:
             query.pop(name, None)
         else:
-            query[name] = value
+            query[name] = change
     return query.urlencode()
 
 

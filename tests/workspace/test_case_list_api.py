@@ -271,3 +271,20 @@ class TestCursorPages:
         client = cases_world["client"]["admin"]
         link = client.get(URL + "?" + urlencode({"limit": 1})).json()["next"]
         assert urlparse(link).path == URL
+
+
+class TestQueries:
+    def test_a_page_costs_the_same_statements_whatever_its_size(
+        self, cases_world: dict[str, Any]
+    ) -> None:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        client = cases_world["client"]["admin"]
+        client.get(URL, {"limit": 1})  # warm caches (content types, the token's user)
+        counts = []
+        for limit in (1, 5):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(URL, {"limit": limit}).status_code == 200
+            counts.append(len(queries.captured_queries))
+        assert counts[0] == counts[1]

@@ -382,11 +382,12 @@ def measure_list(runs: int) -> list[tuple[str, float, float, int]]:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     from modelops.models import ModelVersion
     from workflows.inputs import case_filters_parse
     from workflows.models import Workflow
-    from workflows.selectors import case_ordering, cases_filtered
+    from workflows.selectors import cases_page
 
     workflow = Workflow.objects.get(slug=SLUG)
     client = Client()
@@ -431,12 +432,10 @@ def measure_list(runs: int) -> list[tuple[str, float, float, int]]:
             assert response.status_code == 200, response.content[:300]
             rows = len(response.json()["results"])
         filters = case_filters_parse(params, workflow=workflow)
-        qs = cases_filtered(workflow=workflow, filters=filters).order_by(
-            *case_ordering(filters.ordering)
-        )[:51]
-        sql, sql_params = qs.query.sql_with_params()
+        with CaptureQueriesContext(connection) as captured:
+            cases_page(workflow=workflow, filters=filters, limit=50)
         with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN " + sql, sql_params)
+            cursor.execute("EXPLAIN " + captured.captured_queries[-1]["sql"])
             plan = [line[0] for line in cursor.fetchall()]
         scan = next((line.strip() for line in plan if "Index" in line or "Seq Scan" in line), "")
         results.append((name, statistics.median(timings), _percentile(timings, 0.95), rows))
@@ -513,6 +512,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--export-only", choices=["jsonl", "csv"])
+    parser.add_argument("--list-only", action="store_true", help="skip the exports")
     parser.add_argument("--export-params", default="{}")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
@@ -525,6 +525,8 @@ def main() -> None:
     fill(args.cases)
     print(f"\ncase list API, {args.runs} runs each (admin session, 50 per page):")
     measure_list(args.runs)
+    if args.list_only:
+        return
     print("\nexport, each in a fresh process (peak = ru_maxrss):")
     for fmt in ("jsonl", "csv"):
         for label, params in (("a tenth", {"created_before": "2026-01-06"}), ("all", {})):

@@ -123,6 +123,25 @@ def _after(cursor: Cursor, *, ordering: str) -> Q:
     )
 
 
+def _leading_column(filters: CaseFilters) -> str | None:
+    """The equality filter whose index (workflow, column, created_at) serves the page."""
+    if filters.ordering.lstrip("-") != "created_at" or filters.external_id is not None:
+        return None
+    if filters.model_version_id is not None:
+        return "decision_model_version"
+    if filters.label is not None:
+        return "case_label"
+    if filters.review_reason is not None or filters.audit is True:
+        return "review_reason"
+    if filters.source is not None:
+        return "decision_source"
+    if filters.routed_level is not None:
+        return "routed_level"
+    if filters.status is not None:
+        return "status"
+    return None
+
+
 @dataclass(frozen=True)
 class CasePage:
     """A page of cases and the cursors of the pages beside it (``None`` at either end)."""
@@ -163,10 +182,18 @@ def cases_page(
     qs = cases_filtered(workflow=workflow, filters=filters)
     if position is not None:
         qs = qs.filter(_after(position, ordering=ordering))
+    order = case_ordering(ordering, backwards=backwards)
+    leading = _leading_column(filters)
+    if leading is not None:
+        # Within the filter's result the workflow and this column are constant, so
+        # putting them first changes nothing of the order, but it names the index that
+        # holds exactly these rows in this order (workflow, column, created_at). Without
+        # it the planner may walk the created_at index and filter, which is fast for a
+        # value spread over time and slow for one from long ago (an old model version).
+        sign = order[0][:1] if order[0].startswith("-") else ""
+        order = [f"{sign}workflow", f"{sign}{leading}", *order]
     rows = list(
-        qs.select_related("decision_model_version", "workflow").order_by(
-            *case_ordering(ordering, backwards=backwards)
-        )[: limit + 1]
+        qs.select_related("decision_model_version", "workflow").order_by(*order)[: limit + 1]
     )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -143,7 +143,9 @@ def case_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         "export_query": export_query,
         "review_url": reverse("review:screen", args=[workflow.slug]),
     }
-    return render(request, "workspace/cases.html", context, status=400 if error else 200)
+    return render(
+        request, "workspace/cases.html", context, status=error.status_code if error else 200
+    )
 
 
 def _prediction_rows(case: Case) -> list[dict[str, Any]]:

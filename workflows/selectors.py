@@ -123,23 +123,19 @@ def _after(cursor: Cursor, *, ordering: str) -> Q:
     )
 
 
-def _leading_column(filters: CaseFilters) -> str | None:
-    """The equality filter whose index (workflow, column, created_at) serves the page."""
+def _indexed_equality(filters: CaseFilters) -> bool:
+    """Whether a filter that an index (workflow, column, created_at) serves is given."""
     if filters.ordering.lstrip("-") != "created_at" or filters.external_id is not None:
-        return None
-    if filters.model_version_id is not None:
-        return "decision_model_version"
-    if filters.label is not None:
-        return "case_label"
-    if filters.review_reason is not None or filters.audit is True:
-        return "review_reason"
-    if filters.source is not None:
-        return "decision_source"
-    if filters.routed_level is not None:
-        return "routed_level"
-    if filters.status is not None:
-        return "status"
-    return None
+        return False
+    return (
+        filters.model_version_id is not None
+        or filters.label is not None
+        or filters.review_reason is not None
+        or filters.audit is True
+        or filters.source is not None
+        or filters.routed_level is not None
+        or filters.status is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -182,18 +178,23 @@ def cases_page(
     qs = cases_filtered(workflow=workflow, filters=filters)
     if position is not None:
         qs = qs.filter(_after(position, ordering=ordering))
-    order = case_ordering(ordering, backwards=backwards)
-    leading = _leading_column(filters)
-    if leading is not None:
-        # Within the filter's result the workflow and this column are constant, so
-        # putting them first changes nothing of the order, but it names the index that
-        # holds exactly these rows in this order (workflow, column, created_at). Without
-        # it the planner may walk the created_at index and filter, which is fast for a
-        # value spread over time and slow for one from long ago (an old model version).
-        sign = order[0][:1] if order[0].startswith("-") else ""
-        order = [f"{sign}workflow", f"{sign}{leading}", *order]
+    if position is None and _indexed_equality(filters):
+        # The first page starts at the newest (or oldest) matching case, found at the
+        # edge of the filter's own index (an index-only lookup). Without this bound the
+        # planner, which takes matching rows to be spread evenly over time, may walk the
+        # created_at index from the newest case and filter: fast for a value spread
+        # over time, a walk through most of the table for one from long ago (an old
+        # model version). Later pages start at their cursor, which bounds them as well.
+        column = ordering.lstrip("-")
+        newest = ordering.startswith("-")
+        edge = qs.aggregate(edge=Max(column) if newest else Min(column))["edge"]
+        if edge is None:
+            return CasePage(cases=[], next_cursor=None, previous_cursor=None)
+        qs = qs.filter(**{f"{column}__{'lte' if newest else 'gte'}": edge})
     rows = list(
-        qs.select_related("decision_model_version", "workflow").order_by(*order)[: limit + 1]
+        qs.select_related("decision_model_version", "workflow").order_by(
+            *case_ordering(ordering, backwards=backwards)
+        )[: limit + 1]
     )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -49,7 +49,7 @@ def test_find_a_case_open_its_story_and_export(
     page.wait_for_url("**external_id=ext-b**")
     assert rows.count() == 1
     assert "crack" in rows.first.inner_text()
-    _shot(page, output_dir, "case-list.png")
+    _shot(page, output_dir, "cases-case-list.png")
 
     page.get_by_role("link", name="ext-b").click()
     page.wait_for_url(f"**/workflows/line/cases/{cases_world['cases']['b'].id}/")
@@ -66,7 +66,7 @@ def test_find_a_case_open_its_story_and_export(
     page.get_by_role("button", name="Zoom in").click()
     assert page.locator("#zoom-level").inner_text() == "150%"
     assert not axe_violations(page)
-    _shot(page, output_dir, "case-page.png")
+    _shot(page, output_dir, "cases-case-page.png")
 
     # Back to the list, filtered to the human-decided cases, and export them as CSV.
     page.goto(f"{live_server.url}/workflows/line/cases/?source=human")

@@ -360,7 +360,6 @@ def fill(count: int) -> None:
                 cursor.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), %s)", [last]
                 )
-    started = time.perf_counter()
     print(
         f"COPY {totals[0]} cases, {totals[1]} predictions, {totals[2]} review tasks, "
         f"{totals[3]} verdicts in {time.perf_counter() - started:.0f} s (generated and copied)"

@@ -4,7 +4,7 @@
   var image = document.getElementById("case-image");
   var frame = document.getElementById("image-frame");
   if (!image || !frame) return;
-  var levels = [1, 1.5, 2, 3, 4, 6, 8];
+  var levels = [1.5, 2, 3, 4, 6, 8]; // times the fitted width
   var index = -1; // -1: fit to the frame
   var label = document.getElementById("zoom-level");
 
@@ -27,7 +27,7 @@
   document.getElementById("zoom-in").addEventListener("click", function () { zoom(1); });
   document.getElementById("zoom-out").addEventListener("click", function () { zoom(-1); });
   document.getElementById("zoom-fit").addEventListener("click", function () { index = -1; apply(); });
-  image.addEventListener("click", function () { zoom(index < 0 ? 2 : -10); });
+  image.addEventListener("click", function () { zoom(index < 0 ? 2 : -10); }); // 300% or fit
   frame.addEventListener("keydown", function (event) {
     if (event.key === "+" || event.key === "=") { zoom(1); event.preventDefault(); }
     if (event.key === "-") { zoom(-1); event.preventDefault(); }

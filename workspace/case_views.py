@@ -99,10 +99,15 @@ def case_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     for case in page.cases if page else []:
         visibility = reader.visibility(case)
         label = shown_label(case, visibility)
+        source = case.decision_source
+        shown_source = source and (
+            visibility.model_decision if source == "model" else visibility.human_decision
+        )
         rows.append(
             {
                 "case": case,
                 "label": label,
+                "decided_by": source if shown_source else "",
                 "decision_version": case.decision_model_version
                 if visibility.model_decision
                 else None,

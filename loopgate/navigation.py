@@ -49,6 +49,14 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("review", "Review", "can_review", "review:home", "review:screen", ("review:*",), True),
     Section(
+        "cases",
+        "Cases",
+        "can_review",
+        None,
+        "workspace:cases",
+        ("workspace:cases", "workspace:case"),
+    ),
+    Section(
         "reviewers", "Reviewers", "can_admin", None, "review:stats-page", ("review:stats-page",)
     ),
     Section(

@@ -317,7 +317,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # A member's role and a deployment's role are both "role": name each enum.
-    "ENUM_NAME_OVERRIDES": {"MemberRoleEnum": "workspace.services.ROLES"},
+    # A case's status appears in several components (a case, a case in the list).
+    "ENUM_NAME_OVERRIDES": {
+        "MemberRoleEnum": "workspace.services.ROLES",
+        "CaseStatusEnum": "workflows.models.CaseStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kernel.openapi.add_error_responses",

@@ -23,6 +23,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("workspace.urls")),
+    path("api/v1/", include("workspace.case_urls")),
     path("api/v1/", include("processing.urls")),
     path("api/v1/", include("workflows.urls")),
     path("api/v1/", include("review.urls")),

@@ -94,6 +94,10 @@ EXPECT: dict[tuple[str, str], str] = {
     ("workspace:set-password", "POST"): PUBLIC,
     ("workspace:set-password", "PUT"): PUBLIC,
     ("case-create", "POST"): SUBMIT,
+    ("case-create", "GET"): REVIEW,  # the case list (same URL)
+    ("workflow-export", "GET"): ADMIN,
+    ("workspace:cases", "GET"): REVIEW,
+    ("workspace:case", "GET"): CASE_READER,
     ("workflow-stats", "GET"): MEMBER,
     ("case-detail", "GET"): CASE_READER,
     ("case-events", "GET"): CASE_READER,

@@ -59,9 +59,9 @@ def test_nobody_signed_in_gets_no_bar() -> None:
     assert nav.entries == () and nav.admin_url is None
 
 
-def test_a_reviewer_sees_review_only(people: dict[str, Any]) -> None:
+def test_a_reviewer_sees_review_and_cases_only(people: dict[str, Any]) -> None:
     nav = navigation(user=people["reviewer"], view_name="review:home")
-    assert keys(nav) == ["review"]
+    assert keys(nav) == ["review", "cases"]
     assert nav.admin_url is None
     assert nav.entries[0].current
 
@@ -76,13 +76,14 @@ def test_a_workflow_admin_sees_every_section_but_not_the_django_admin(
     people: dict[str, Any],
 ) -> None:
     nav = navigation(user=people["admin"], view_name="automation:index")
-    assert keys(nav) == ["review", "reviewers", "automation", "models", "settings"]
+    assert keys(nav) == ["review", "cases", "reviewers", "automation", "models", "settings"]
     assert nav.admin_url is None
     assert [e.key for e in nav.entries if e.current] == ["automation"]
     # No page of one workflow: the index pages; the section that has none goes to the
     # first workflow where the user holds its right.
     assert urls(nav) == {
         "review": "/",
+        "cases": "/workflows/line/cases/",
         "reviewers": "/review/line/reviewers/",
         "automation": "/automation/",
         "models": "/models/",
@@ -97,6 +98,7 @@ def test_on_a_workflow_page_the_entries_lead_to_that_workflows_pages(
     assert nav.workflow is not None and nav.workflow.slug == "line"
     assert urls(nav) == {
         "review": "/review/line/",
+        "cases": "/workflows/line/cases/",
         "reviewers": "/review/line/reviewers/",
         "automation": "/workflows/line/automation/",
         "models": "/models/line/",
@@ -127,13 +129,13 @@ def test_the_switcher_keeps_the_section_where_it_can(people: dict[str, Any]) -> 
 def test_a_workflow_the_user_cannot_see_gives_no_context(people: dict[str, Any]) -> None:
     nav = navigation(user=people["reviewer"], view_name="review:screen", workflow_slug="other")
     assert nav.workflow is None and nav.switch_to == ()
-    assert urls(nav) == {"review": "/"}
+    assert urls(nav) == {"review": "/", "cases": "/workflows/line/cases/"}
 
 
 def test_superusers_get_the_django_admin_link(people: dict[str, Any]) -> None:
     nav = navigation(user=people["root"], view_name="review:home")
     assert nav.admin_url == reverse("admin:index")
-    assert keys(nav) == ["review", "reviewers", "automation", "models", "settings"]
+    assert keys(nav) == ["review", "cases", "reviewers", "automation", "models", "settings"]
 
 
 def test_current_section_prefers_an_exact_view_name() -> None:

@@ -37,6 +37,10 @@ REVIEW_NEXT = 15
 # check; verdict insert; lease completed; verdicts read; the case's decision, its status
 # move and event; the task closed, and its event (ReviewTaskEvent); savepoints.
 VERDICT = 17
+# Token; workflow (access_workflow) and membership (its right), membership again (what the
+# reader may see, workflows.access.access_case_list); the page: one keyset query of
+# limit + 1 cases with their deciding version. The same for any page size.
+CASE_LIST = 5
 
 
 def upload(data: bytes) -> io.BytesIO:
@@ -116,3 +120,18 @@ def test_verdict(review_setup: dict[str, Any], django_assert_num_queries: Any) -
             f"/api/v1/review-tasks/{task['id']}/verdict/", {"label": "crack"}, format="json"
         )
     assert response.status_code in (200, 201), response.content
+
+
+def test_case_list_page(
+    make_user: Any, make_workflow: Any, member: Any, client_for: Any, django_assert_num_queries: Any
+) -> None:
+    workflow = make_workflow("line", level="human_only", serving=False)
+    admin = make_user("ada")
+    member(admin, workflow, review=True, admin=True)
+    review_factories.cases_in_review_bulk(workflow, 60)
+    client = client_for(admin)
+    client.get("/api/v1/workflows/line/cases/", {"limit": 1})  # warm caches
+    with django_assert_num_queries(CASE_LIST):
+        response = client.get("/api/v1/workflows/line/cases/", {"limit": 50})
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 50

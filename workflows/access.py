@@ -244,6 +244,52 @@ def access_case(user: User, case_id: str | uuid.UUID) -> tuple[Case, CaseVisibil
     return case, _visibility_for(reader, case)
 
 
+# --- The case list --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseListReader:
+    """A reader of a workflow's case list, and what they may see of each case.
+
+    Workflow admins, submitters and superusers see everything (as ``case_visibility``
+    says); other reviewers see each case as
+    ``case_visibility`` shows it to them, and may not filter or order by what the model
+    did (which would reveal a blind case's model output by elimination).
+    """
+
+    workflow: Workflow
+    sees_everything: bool
+
+    def visibility(self, case: Case) -> CaseVisibility:
+        return _visibility_for("owner" if self.sees_everything else "reviewer", case)
+
+
+def access_case_list(user: User, slug: str) -> CaseListReader:
+    """The case list of ``slug`` for members with the review or admin right (404 for
+    non-members, 403 for members without either right)."""
+    workflow = access_workflow(user, slug, "can_review")
+    return CaseListReader(
+        workflow=workflow,
+        sees_everything=_case_reader(user, workflow) == "owner",
+    )
+
+
+def case_list_filters_check(reader: CaseListReader, revealing: list[str]) -> None:
+    """Refuse (403, naming the parameter) filters on the model's output to a reader who
+    may not see it."""
+    if revealing and not reader.sees_everything:
+        name = revealing[0]
+        raise Forbidden(
+            f"{name}: only workflow admins may filter or order cases by what the model did",
+            field=name,
+        )
+
+
+def access_export(user: User, slug: str) -> Workflow:
+    """The workflow whose labels ``user`` may export: its admins only (D31)."""
+    return access_workflow(user, slug, "can_admin")
+
+
 # --- Reviewing -------------------------------------------------------------------------
 
 

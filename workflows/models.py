@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce, NullIf
 
 from decisions.routing import Level, ReviewReason
 
@@ -108,6 +109,20 @@ def case_image_path(instance: Case, filename: str) -> str:
     return f"cases/{instance.workflow.slug}/{instance.id}.{extension}"
 
 
+def case_label_expression() -> Coalesce:
+    """A case's label: its human label where a human labelled it, else its decision label
+    (a model's decision not yet audited). "" for a case with neither.
+
+    The case list's ``label`` filter and the export read this one expression, and an
+    index is built on it (PostgreSQL uses an expression index only for the same
+    expression)."""
+    return Coalesce(
+        NullIf(models.F("human_label"), models.Value("")),
+        models.F("decision_label"),
+        output_field=models.CharField(),
+    )
+
+
 class Case(models.Model):
     """One item to decide. Its status changes only in workflows.services.case_transition."""
 
@@ -194,6 +209,32 @@ class Case(models.Model):
                 fields=["created_at"],
                 condition=models.Q(publish_pending=True),
                 name="case_publish_pending",
+            ),
+            # The case list (workflows.selectors.cases_page): each filter that can be rare
+            # has an index that ends in the ordering's columns, so a page is a short
+            # index range scan however many cases the workflow holds (docs/benchmarks.md).
+            models.Index(fields=["workflow", "created_at", "id"], name="case_list_created"),
+            models.Index(
+                fields=["workflow", "decided_at", "id"],
+                condition=models.Q(decided_at__isnull=False),
+                name="case_list_decided",
+            ),
+            models.Index(
+                models.F("workflow"),
+                case_label_expression(),
+                models.F("created_at"),
+                name="case_list_label",
+            ),
+            models.Index(
+                fields=["workflow", "decision_source", "created_at"], name="case_list_source"
+            ),
+            models.Index(
+                fields=["workflow", "decision_model_version", "created_at"],
+                name="case_list_model_version",
+            ),
+            models.Index(fields=["workflow", "routed_level", "created_at"], name="case_list_level"),
+            models.Index(
+                fields=["workflow", "review_reason", "created_at"], name="case_list_reason"
             ),
         ]
         ordering = ["-created_at"]

@@ -187,3 +187,56 @@ class CaseEventOutput(serializers.ModelSerializer):
             if data["actor_type"] == "model" or data["kind"] != "status":
                 data["reason"] = ""
         return data
+
+
+def shown_label(case: Case, visibility: CaseVisibility) -> tuple[str, str] | None:
+    """The case's label (``case_label_expression``) and who gave it ("human" or
+    "model"), or ``None`` when it has none or the reader may not see it."""
+    if case.human_label:
+        return (case.human_label, "human") if visibility.human_decision else None
+    if case.decision_label and case.decision_source:
+        shown = (
+            visibility.model_decision
+            if case.decision_source == "model"
+            else visibility.human_decision
+        )
+        return (case.decision_label, case.decision_source) if shown else None
+    return None
+
+
+class CaseSummaryOutput(CaseOutput):
+    """A case in the case list: the case without its predictions (one query per page,
+    not per case), with its label. Follows the same visibility rule as ``CaseOutput``."""
+
+    label = serializers.SerializerMethodField()  # type: ignore[assignment]  # field, not the attribute (stubs)
+    label_source = serializers.SerializerMethodField()
+
+    class Meta(CaseOutput.Meta):
+        fields = [
+            "id",
+            "workflow",
+            "external_id",
+            "status",
+            "metadata",
+            "image",
+            "created_at",
+            "updated_at",
+            "label",
+            "label_source",
+            "decision",
+            "routing",
+            "review_reason",
+            "failure_reason",
+        ]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_label(self, case: Case) -> str | None:
+        shown = shown_label(case, visibility_of(self))
+        return shown[0] if shown else None
+
+    @extend_schema_field(
+        serializers.CharField(allow_null=True, help_text="Who gave the label: human or model.")
+    )
+    def get_label_source(self, case: Case) -> str | None:
+        shown = shown_label(case, visibility_of(self))
+        return shown[1] if shown else None

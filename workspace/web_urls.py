@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workspace import views
+from workspace import case_views, views
 
 app_name = "workspace"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
         name="settings-members",
     ),
     path("workflows/<slug:slug>/settings/tokens/", views.settings_tokens, name="settings-tokens"),
+    path("workflows/<slug:slug>/cases/", case_views.case_list, name="cases"),
+    path("workflows/<slug:slug>/cases/<str:case_id>/", case_views.case_page, name="case"),
     path(
         "account/set-password/<uidb64>/<token>/",
         views.SetPasswordView.as_view(),

@@ -33,6 +33,8 @@ PRODUCT_PAGES = (
     "/workflows/axe/settings/members/",
     "/workflows/axe/settings/tokens/",
     "/account/set-password/MQ/not-a-token/",
+    "/workflows/axe/cases/",
+    "/workflows/axe/cases/{case}/",
 )
 REVIEW_SCREEN = "/review/axe/"
 
@@ -67,9 +69,10 @@ def axe_workflow(make_user: Any, make_workflow: Any, member: Any) -> Any:
 
 def test_every_product_page_passes_axe(logged_in: Any, live_server: Any, axe_workflow: Any) -> None:
     page = logged_in("ada")
+    case = axe_workflow.cases.first()
     found: list[str] = []
     for path in PRODUCT_PAGES:
-        page.goto(f"{live_server.url}{path}")
+        page.goto(f"{live_server.url}{path.format(case=case.id)}")
         page.wait_for_load_state("networkidle")
         found += [f"{path}: {line}" for line in axe_violations(page)]
     assert not found, "\n".join(found)

@@ -90,17 +90,17 @@ def test_the_navigation_bar_by_role(
     logged_in: Any, live_server: Any, line: dict[str, Any], output_dir: Path
 ) -> None:
     reviewer = logged_in("rita")
-    assert nav_links(reviewer) == ["Review"]
+    assert nav_links(reviewer) == ["Review", "Cases"]
     review = reviewer.get_by_role("link", name="Review", exact=True)
     assert review.get_attribute("aria-current") == "page"
     assert reviewer.get_by_test_id("current-user").inner_text() == "rita"
     reviewer.goto(f"{live_server.url}/models/")
-    assert nav_links(reviewer) == ["Review"], "no Models, Automation or Reviewers entries"
+    assert nav_links(reviewer) == ["Review", "Cases"], "no Models, Automation or Reviewers"
     assert reviewer.get_by_role("link", name="Django admin").count() == 0
     assert "line" not in reviewer.locator("main").inner_text()
 
     admin = logged_in("ada", width=1360, height=800)
-    assert nav_links(admin) == ["Review", "Reviewers", "Automation", "Models"]
+    assert nav_links(admin) == ["Review", "Cases", "Reviewers", "Automation", "Models"]
     assert admin.get_by_role("link", name="Django admin").count() == 0
     admin.goto(f"{live_server.url}/workflows/line/automation/")
     main = admin.get_by_role("navigation", name="Main")

@@ -17,6 +17,8 @@ from kernel.bounds import bounded_int, integer_schema
 from kernel.parsers import StrictJSONParser
 from review import selectors, services
 from review.serializers import (
+    LeaseOutput,
+    QueueCountsOutput,
     ReviewNextInput,
     ReviewStatsOutput,
     ReviewTaskOutput,
@@ -89,6 +91,38 @@ class VerdictSubmitApi(APIView):
             VerdictOutput(selectors.verdict_view(verdict=verdict)).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+class LeaseHeartbeatApi(APIView):
+    @extend_schema(
+        operation_id="review_heartbeat",
+        request=None,
+        responses={
+            200: LeaseOutput,
+            404: ERROR_RESPONSE,
+            409: ERROR_RESPONSE,
+            410: OpenApiResponse(ERROR_RESPONSE, description="Your lease ran out."),
+        },
+        description=(
+            "Renew your lease while the case is on your screen and you are working on it: "
+            "a full lease from now, never past `limit_at`. Call it only while active."
+        ),
+    )
+    def post(self, request: AuthenticatedRequest, task_id: int) -> Response:
+        assignment = services.assignment_heartbeat(task_id=task_id, reviewer=request.user)
+        return Response(LeaseOutput(selectors.lease_view(assignment=assignment)).data)
+
+
+class ReviewQueueApi(APIView):
+    @extend_schema(
+        operation_id="review_queue",
+        responses={200: QueueCountsOutput, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        description="The queue's counts as the queue page shows them, for you.",
+    )
+    def get(self, request: AuthenticatedRequest, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_review")
+        counts = selectors.queue_counts(workflows=[workflow], user=request.user)
+        return Response(QueueCountsOutput(counts[workflow.pk]).data)
 
 
 class VerdictSkipApi(APIView):

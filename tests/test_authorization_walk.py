@@ -75,10 +75,13 @@ EXPECT: dict[tuple[str, str], str] = {
     ("review-stats", "GET"): REVIEW,
     ("review-verdict", "POST"): REVIEW,
     ("review-skip", "POST"): REVIEW,
+    ("review-heartbeat", "POST"): REVIEW,
+    ("review-queue", "GET"): REVIEW,
     ("review-release", "POST"): REVIEW,
     ("review-undo", "POST"): OWN_VERDICT,
     ("review:home", "GET"): PERSON,
     ("review:screen", "GET"): REVIEW,
+    ("review:history", "GET"): REVIEW,
     # Automation
     ("workflow-automation", "GET"): ADMIN,
     ("workflow-automation", "PATCH"): ADMIN,

@@ -13,12 +13,12 @@ from django.urls import reverse
 from accounts.types import AuthenticatedHttpRequest
 from kernel.errors import Forbidden, NotFound
 from review import selectors
-
-IDLE_SECONDS_MAX = 120
 from workflows.access import access_workflow
 from workflows.labels import SCREEN_KEYS
 from workflows.markdown import markdown_html
 from workflows.models import Workflow
+
+IDLE_SECONDS_MAX = 120
 
 
 def _reviewable_workflow(request: HttpRequest, slug: str) -> Workflow:

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from kernel.errors import Forbidden, NotFound
 from review import errors, services
-from review.selectors import LEASE_MAX_FACTOR
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
+from review.selectors import LEASE_MAX_FACTOR
 from tests.review import factories
 from workflows.models import CaseEvent, CaseStatus, WorkflowMembership
 
@@ -472,9 +472,7 @@ def test_the_skipper_gets_the_case_back_when_nothing_else_waits(workflow, review
     assert claim(workflow, reviewer).task_id == task.pk
 
 
-def test_too_many_skips_send_the_case_to_the_admins(
-    workflow, reviewer, make_reviewer, queue_case
-):
+def test_too_many_skips_send_the_case_to_the_admins(workflow, reviewer, make_reviewer, queue_case):
     workflow.skip_delay_seconds = 0
     workflow.max_skips = 2
     workflow.save()

@@ -81,7 +81,8 @@ def logged_in(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
         violations.append(watch_csp(context))
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/login/")
+        # A fresh browser's first page can be slow on a loaded machine.
+        page.goto(f"{live_server.url}/login/", timeout=60_000)
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill("pw-for-tests-only")
         page.get_by_role("button", name="Log in").click()

@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PRODUCT_PAGES = (
     "/",
     "/review/axe/",
+    "/review/axe/history/",
     "/automation/",
     "/workflows/axe/automation/",
     "/models/",

@@ -416,3 +416,117 @@ def test_instructions_are_sanitised_and_axe_is_clean_in_every_state(logged_in, l
     )
     found += [f"empty: {line}" for line in axe_violations(page)]
     assert not found, "\n".join(found)
+
+
+# --- The long session ----------------------------------------------------------------------
+
+KEY_LABELS = {"1": "ok", "2": "scratch", "3": "crack", "4": "stain", "k": "ok", "c": "scratch"}
+
+
+def test_a_long_session_by_keyboard_loses_nothing(logged_in, live_server):
+    """200 actions by keyboard with lease expiries (a 3 s lease and idle pauses), skips
+    and undos mixed in: every label key ends as exactly one stored verdict on the case
+    that was on screen, or as a visible 'not saved' entry; nothing else is stored."""
+    workflow = factories.workflow_create(
+        "long-line", review_lease_seconds=3, skip_delay_seconds=3600
+    )
+    reviewer = factories.reviewer_create("lena", workflow)
+    data = image_bytes("ok", seed=7)
+    name = factories.stored_image(data, "long.png")
+    for index in range(230):
+        factories.case_in_review(
+            workflow, image_name=name, image_data=data, external_id=f"long-{index:03d}"
+        )
+    page = logged_in("lena", width=1366, height=768)
+    open_screen(page, live_server, "long-line")
+
+    presses: list[tuple[str, str]] = []
+    skips, undos, pauses = [], 0, 0
+    keys = list(KEY_LABELS)
+    for step in range(200):
+        current = shown(page)
+        if step % 23 == 7:
+            page.keyboard.press("s")
+            page.locator("#skip-dialog[open]").wait_for()
+            page.keyboard.press("Enter")
+            skips.append(current)
+            next_shown(page, current)
+            continue
+        if step % 17 == 6 and presses:
+            page.keyboard.press("u")
+            page.wait_for_function(
+                "() => /Undone|Could not undo|Nothing/.test("
+                "document.getElementById('status').textContent)"
+            )
+            if page.locator("#status").inner_text().startswith("Undone"):
+                undos += 1
+            page.wait_for_function(SHOWN)
+            current = shown(page)
+        if step % 50 == 30:
+            # A break: the reviewer is idle, the leases run out.
+            page.wait_for_function(
+                "() => document.getElementById('lease-left').textContent === '0:00'"
+            )
+            pauses += 1
+        key = keys[step % len(keys)]
+        page.keyboard.press(key)
+        presses.append((current, KEY_LABELS[key]))
+        next_shown(page, current)
+
+    page.wait_for_timeout(1500)
+    page.wait_for_load_state("networkidle")
+    stored = list(
+        Verdict.objects.filter(reviewer=reviewer).values_list(
+            "case__external_id", "label", "retracted_at"
+        )
+    )
+    unsaved = page.evaluate(
+        "() => window.loopgateReview.unsaved.map(e => [e.task.case.external_id, e.label])"
+    )
+    # Each press is one stored verdict (standing, or retracted by an undo) or one
+    # visible 'not saved' entry, on the case that was on screen when the key went down.
+    assert sorted(presses) == sorted([(c, label) for c, label, _ in stored] + unsaved)
+    assert sum(1 for *_, retracted in stored if retracted) == undos
+    assert page.locator("#unsaved li").count() == len(unsaved)
+    assert not Verdict.objects.filter(reviewer=reviewer, case__external_id__in=skips).exclude(
+        case__external_id__in=[c for c, _ in presses]
+    ).exists()
+    timings = page.evaluate(
+        "() => performance.getEntriesByName('verdict-to-next-image').map(e => e.duration)"
+    )
+    timings.sort()
+    median = timings[len(timings) // 2]
+    p95 = timings[int(len(timings) * 0.95)]
+    print(
+        f"\nlong session: {len(presses)} label keys, {len(stored)} verdicts stored "
+        f"({undos} undone), {len(unsaved)} not saved (shown), {len(skips)} skips, "
+        f"{pauses} lease expiries; key -> next image median {median:.1f} ms, "
+        f"p95 {p95:.1f} ms over {len(timings)}"
+    )
+
+
+def test_key_to_next_image_with_a_reviewers_look(logged_in, live_server):
+    """Prints the key -> next image time when the reviewer looks at each case for
+    400 ms (the prefetch lands meanwhile); figures go to docs/benchmarks.md."""
+    workflow = factories.workflow_create("pace-line")
+    reviewer = factories.reviewer_create("pia", workflow)
+    queue(workflow, 61, prefix="pace")
+    page = logged_in("pia", width=1366, height=768)
+    open_screen(page, live_server, "pace-line")
+    for step in range(60):
+        current = shown(page)
+        page.wait_for_timeout(400)
+        page.keyboard.press("1234"[step % 4])
+        next_shown(page, current)
+    page.wait_for_timeout(800)
+    assert Verdict.objects.filter(reviewer=reviewer).count() == 60
+    timings = sorted(
+        page.evaluate(
+            "() => performance.getEntriesByName('verdict-to-next-image').map(e => e.duration)"
+        )
+    )
+    print(
+        f"\nkey -> next image with a 400 ms look: median {timings[len(timings) // 2]:.1f} ms, "
+        f"p95 {timings[int(len(timings) * 0.95)]:.1f} ms, max {timings[-1]:.1f} ms "
+        f"over {len(timings)}"
+    )

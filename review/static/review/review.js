@@ -632,10 +632,10 @@
     undoButton.disabled = !open;
     if (open) {
       const left = Math.ceil((Date.parse(verdict.undo_until) - Date.now()) / 1000);
-      undoButton.setAttribute("aria-label", "Undo “" + verdict.label + "” (" + left + " s left)");
+      byId("undo-detail").textContent = " “" + verdict.label + "”, " + left + " s left";
       undoButton.dataset.left = left + " s";
     } else {
-      undoButton.removeAttribute("aria-label");
+      byId("undo-detail").textContent = "";
       delete undoButton.dataset.left;
     }
   }

@@ -72,6 +72,12 @@ def lease_seconds_shown(page) -> int:
     return int(minutes) * 60 + int(seconds)
 
 
+def wait_saved(page) -> None:
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('Saved')"
+    )
+
+
 def status(page) -> str:
     return page.locator("#status").inner_text()
 
@@ -113,7 +119,7 @@ def test_an_idle_reviewers_lapsed_lease_keeps_the_case_and_takes_the_verdict(
     assert "ran out" in status(page)
     page.keyboard.press("3")
     next_shown(page, first)
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")
+    wait_saved(page)
     verdict = Verdict.objects.get(reviewer=reviewer)
     assert (verdict.case.external_id, verdict.label) == (first, "crack")
     assert page.locator("#unsaved").is_hidden()
@@ -134,7 +140,7 @@ def test_an_active_reviewers_lease_is_renewed_by_the_heartbeat(logged_in, live_s
     assert "ran out" not in status(page)
     page.keyboard.press("1")
     next_shown(page, first)
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")
+    wait_saved(page)
     assert Verdict.objects.get(reviewer=reviewer).case.external_id == first
 
 
@@ -187,7 +193,7 @@ def test_a_comment_stays_with_its_case(logged_in, live_server):
     page.wait_for_timeout(300)
     page.keyboard.press("1")
     third = next_shown(page, second)
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")
+    wait_saved(page)
     assert Verdict.objects.get(reviewer=reviewer, case__external_id=second).comment == ""
 
     # A comment given with a verdict comes back with the case on undo.
@@ -196,7 +202,7 @@ def test_a_comment_stays_with_its_case(logged_in, live_server):
     page.keyboard.press("Escape")
     page.keyboard.press("2")
     fourth = next_shown(page, third)
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Saved')")
+    wait_saved(page)
     assert Verdict.objects.get(reviewer=reviewer, case__external_id=third).comment == (
         "third case note"
     )
@@ -309,9 +315,7 @@ def all_in_view(page, selector: str) -> bool:
 
 
 @pytest.mark.parametrize("size", [(1366, 768), (820, 1180)], ids=["laptop", "tablet"])
-def test_labels_and_recent_verdicts_fit_without_scrolling(
-    logged_in, live_server, output_dir, size
-):
+def test_labels_and_recent_verdicts_fit_without_scrolling(logged_in, live_server, output_dir, size):
     version = factories.model_version_create()
     workflow = factories.workflow_create(
         "fit-line", level="assistance", instructions="Look for **cracks** first."
@@ -488,9 +492,11 @@ def test_a_long_session_by_keyboard_loses_nothing(logged_in, live_server):
     assert sorted(presses) == sorted([(c, label) for c, label, _ in stored] + unsaved)
     assert sum(1 for *_, retracted in stored if retracted) == undos
     assert page.locator("#unsaved li").count() == len(unsaved)
-    assert not Verdict.objects.filter(reviewer=reviewer, case__external_id__in=skips).exclude(
-        case__external_id__in=[c for c, _ in presses]
-    ).exists()
+    assert (
+        not Verdict.objects.filter(reviewer=reviewer, case__external_id__in=skips)
+        .exclude(case__external_id__in=[c for c, _ in presses])
+        .exists()
+    )
     timings = page.evaluate(
         "() => performance.getEntriesByName('verdict-to-next-image').map(e => e.duration)"
     )

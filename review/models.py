@@ -80,6 +80,14 @@ class ReviewTask(models.Model):
                 condition=models.Q(status="open") & ~models.Q(kind="gold"),
                 name="review_task_claim_queue",
             ),
+            # The admins' queue of cases skipped too often (D48).
+            models.Index(
+                fields=["workflow", "created_at", "id"],
+                condition=models.Q(status="open")
+                & models.Q(escalated=True)
+                & ~models.Q(kind="gold"),
+                name="review_task_escalated_queue",
+            ),
         ]
         ordering = ["created_at", "id"]
 

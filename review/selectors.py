@@ -56,15 +56,20 @@ def skipped_by(reviewer: User) -> Exists:
     )
 
 
+SHARED_QUEUE = "shared"
+# Admins' queues, served to them first: disagreements, then cases skipped too often.
+ADMIN_QUEUES = ("adjudication", "escalated")
+
+
 def claimable_tasks(
-    *, workflow: Workflow, reviewer: User, now: Any, adjudication: bool
+    *, workflow: Workflow, reviewer: User, now: Any, queue: str = SHARED_QUEUE
 ) -> QuerySet[ReviewTask]:
     """Open shared tasks nobody holds a live lease on, that this reviewer may take now.
 
     A reviewer never gets a task they already gave a standing verdict on (consensus
     needs different people). A skipped task waits until its ``available_at`` (D48).
-    ``adjudication``: the admins' queue, tasks where reviewers disagreed or that were
-    skipped too often (``escalated``); otherwise everyone's queue, without those.
+    ``queue``: ``shared`` (everyone's), ``adjudication`` (reviewers disagreed) or
+    ``escalated`` (skipped too often); each walks its own partial index in order.
     """
     live_lease = Assignment.objects.filter(
         task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now
@@ -73,8 +78,10 @@ def claimable_tasks(
         task=OuterRef("pk"), reviewer=reviewer, retracted_at__isnull=True
     )
     tasks = ReviewTask.objects.filter(workflow=workflow, status=TaskStatus.OPEN)
-    if adjudication:
-        tasks = tasks.filter(Q(needs_adjudication=True) | Q(escalated=True))
+    if queue == "adjudication":
+        tasks = tasks.filter(needs_adjudication=True)
+    elif queue == "escalated":
+        tasks = tasks.filter(needs_adjudication=False, escalated=True)
     else:
         tasks = tasks.filter(needs_adjudication=False, escalated=False)
     return (

@@ -55,7 +55,13 @@ from review.models import (
     TaskStatus,
     Verdict,
 )
-from review.selectors import claimable_tasks, lease_limit, skipped_by
+from review.selectors import (
+    ADMIN_QUEUES,
+    SHARED_QUEUE,
+    claimable_tasks,
+    lease_limit,
+    skipped_by,
+)
 from workflows.access import access_review
 from workflows.models import ActorType, Case, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
@@ -322,7 +328,7 @@ def _lease_create(*, task: ReviewTask, reviewer: User, now: datetime) -> Assignm
 
 
 def _shared_task_claim(
-    *, workflow: Workflow, reviewer: User, now: datetime, adjudication: bool
+    *, workflow: Workflow, reviewer: User, now: datetime, queue: str, own_skips: bool
 ) -> Assignment | None:
     """Lease the oldest claimable task: ``SELECT … ORDER BY created_at, id LIMIT 1 FOR UPDATE
     SKIP LOCKED`` on PostgreSQL (the IMMEDIATE transaction serialises this on SQLite).
@@ -331,17 +337,16 @@ def _shared_task_claim(
     lock we got may still have been claimed between our snapshot and the lock, so it is
     checked again with a fresh query; the unique index on active leases is the backstop.
     """
-    claimable = claimable_tasks(
-        workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication
+    skipped = skipped_by(reviewer)
+    claimable = claimable_tasks(workflow=workflow, reviewer=reviewer, now=now, queue=queue).filter(
+        skipped if own_skips else ~skipped
     )
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
-        # Tasks this reviewer skipped come last: others get them first (D48).
         task = (
             claimable.exclude(pk__in=tried)
-            .annotate(skipped_by_me=skipped_by(reviewer))
             .select_for_update(skip_locked=True)
-            .order_by("skipped_by_me", "created_at", "id")
+            .order_by("created_at", "id")
             .first()
         )
         if task is None:
@@ -426,14 +431,18 @@ def review_next(
         assignment = None
         if workflow.gold_rate > 0 and gold_draw() < workflow.gold_rate:
             assignment = _gold_task_claim(workflow=workflow, reviewer=reviewer, now=now)
-        if assignment is None and may_adjudicate:
-            assignment = _shared_task_claim(
-                workflow=workflow, reviewer=reviewer, now=now, adjudication=True
-            )
-        if assignment is None:
-            assignment = _shared_task_claim(
-                workflow=workflow, reviewer=reviewer, now=now, adjudication=False
-            )
+        queues = [*(ADMIN_QUEUES if may_adjudicate else ()), SHARED_QUEUE]
+        # Tasks this reviewer skipped come last: others get them first (D48).
+        for own_skips in (False, True):
+            for queue in queues:
+                if assignment is None:
+                    assignment = _shared_task_claim(
+                        workflow=workflow,
+                        reviewer=reviewer,
+                        now=now,
+                        queue=queue,
+                        own_skips=own_skips,
+                    )
         return assignment
 
 

@@ -355,10 +355,11 @@
       box.hidden = true;
       return;
     }
-    const title = element("h2", "Model suggestion");
+    const title = element("h2", "Model suggestion", "visually-hidden");
     title.id = "suggestion-title";
     box.appendChild(title);
     const head = element("p", null, "suggestion-head");
+    head.appendChild(element("span", "Model suggests ", "muted"));
     head.appendChild(element("strong", suggestion.label));
     head.appendChild(element("span", " " + Math.round(suggestion.confidence * 100) + "% confident", "muted"));
     box.appendChild(head);

@@ -22,7 +22,7 @@ from decisions.stats import clopper_pearson, cohen_kappa, fleiss_kappa, percent_
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from workflows.access import has_right, review_task_visibility, workflows_reviewable
 from workflows.labels import label_keys
-from workflows.models import Case, Prediction, Workflow
+from workflows.models import Case, CaseEvent, Prediction, Workflow
 
 RECENT_VERDICTS_LIMIT = 20
 AGREEMENT_VERDICTS_LIMIT = 50_000
@@ -527,6 +527,27 @@ def model_agreement_stats(
     return report
 
 
+def change_requests(*, workflow: Workflow, limit: int = 50) -> list[dict[str, Any]]:
+    """Reviewers' requests to change an older verdict of theirs (D53), newest first."""
+    events = (
+        CaseEvent.objects.filter(case__workflow=workflow, kind="verdict_change_requested")
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return [
+        {
+            "case": event.case_id,
+            "verdict": event.data.get("verdict"),
+            "reviewer": event.actor.get_username() if event.actor else "",
+            "from_label": event.data.get("from_label", ""),
+            "to_label": event.data.get("to_label", ""),
+            "reason": event.reason,
+            "created_at": event.created_at,
+        }
+        for event in events
+    ]
+
+
 def review_stats(*, workflow: Workflow, viewer: User) -> dict[str, Any]:
     """Queue, throughput, agreement and gold accuracy for ``workflow``.
 
@@ -544,4 +565,5 @@ def review_stats(*, workflow: Workflow, viewer: User) -> dict[str, Any]:
         "hidden_suggestion_rate": workflow.hidden_suggestion_rate,
         "model_agreement": model_agreement_stats(workflow=workflow, reviewer=scope),
         "escalated": escalated_tasks(workflow=workflow) if scope is None else [],
+        "change_requests": change_requests(workflow=workflow) if scope is None else [],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from kernel.bounds import ID_MAX
-from review.services import MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
+from review.services import MAX_CHANGE_REASON_LENGTH, MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
 
 
 class ReviewNextInput(serializers.Serializer):
@@ -190,6 +190,21 @@ class EscalatedTaskOutput(serializers.Serializer):
     skip_reasons = serializers.ListField(child=serializers.CharField())
 
 
+class ChangeRequestInput(serializers.Serializer):
+    label = serializers.CharField(max_length=64, help_text="The label it should have been.")  # type: ignore[assignment]  # field, not the attribute (stubs)
+    reason = serializers.CharField(max_length=MAX_CHANGE_REASON_LENGTH, help_text="Why.")
+
+
+class ChangeRequestOutput(serializers.Serializer):
+    case = serializers.UUIDField()
+    verdict = serializers.IntegerField()
+    reviewer = serializers.CharField()
+    from_label = serializers.CharField()
+    to_label = serializers.CharField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class ReviewStatsOutput(serializers.Serializer):
     workflow = serializers.CharField()
     consensus_required = serializers.IntegerField()
@@ -203,3 +218,6 @@ class ReviewStatsOutput(serializers.Serializer):
         many=True, help_text="Agreement with the model, suggestion shown vs hidden."
     )
     escalated = EscalatedTaskOutput(many=True, help_text="Admins only; empty otherwise.")
+    change_requests = ChangeRequestOutput(
+        many=True, help_text="Reviewers asking to change older verdicts; admins only."
+    )

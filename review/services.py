@@ -36,6 +36,7 @@ from review.errors import (
     AlreadyUndone,
     CaseAlreadyDecided,
     CaseMovedOn,
+    ChangeAlreadyRequested,
     InvalidLeaseTransition,
     InvalidTaskTransition,
     LeaseExpired,
@@ -63,11 +64,13 @@ from review.selectors import (
     skipped_by,
 )
 from workflows.access import access_review
-from workflows.models import ActorType, Case, CaseStatus, DecisionSource, Workflow
+from workflows.models import ActorType, Case, CaseEvent, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
 
 MAX_COMMENT_LENGTH = 2000
 MAX_SKIP_REASON_LENGTH = 200
+MAX_CHANGE_REASON_LENGTH = 500
+CHANGE_REQUEST_EVENT = "verdict_change_requested"
 # Each failed attempt means another reviewer took the row between our snapshot and our
 # lock; with SKIP LOCKED that is rare, so a few attempts suffice even with many reviewers.
 CLAIM_ATTEMPTS = 25
@@ -994,3 +997,59 @@ def _audit_verdict_retract(
     verdict.retracted_at = now
     verdict.save(update_fields=["retracted_at"])
     _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)
+
+
+# --- Changing an older verdict ----------------------------------------------------------
+
+
+def verdict_change_request(
+    *, reviewer: User, verdict_id: int, label: str, reason: str
+) -> CaseEvent:
+    """Ask the workflow's admins to change one of the reviewer's own verdicts to
+    ``label`` (D53): for a verdict past the undo window, or one that Undo cannot reach.
+
+    Recorded on the case's event trail (``verdict_change_requested``, with the verdict,
+    both labels and the reason), which the admins read in ``review/stats``; the verdict
+    itself stays as it is until an admin acts. One request per verdict (409 after).
+    """
+    verdict = (
+        Verdict.objects.select_related("task__workflow")
+        .filter(pk=verdict_id, reviewer=reviewer)
+        .first()
+    )
+    if verdict is None:
+        raise NotFound(f"verdict {verdict_id} not found")
+    workflow = verdict.task.workflow
+    try:
+        access_review(reviewer, workflow)
+    except NotFound as exc:
+        raise NotFound(f"verdict {verdict_id} not found") from exc
+    label = _label_check(workflow, label)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("reason: say why the verdict should change", field="reason")
+    if len(reason) > MAX_CHANGE_REASON_LENGTH:
+        raise InvalidInput(f"reason: at most {MAX_CHANGE_REASON_LENGTH} characters", field="reason")
+    if verdict.retracted_at is not None:
+        raise AlreadyUndone(f"verdict {verdict_id} was undone; there is nothing to change")
+    if label == verdict.label:
+        raise InvalidInput(f"label: the verdict is already {label!r}", field="label")
+    with transaction.atomic():
+        task, case = _task_and_case_lock(verdict.task_id)
+        if CaseEvent.objects.filter(
+            case=case, kind=CHANGE_REQUEST_EVENT, data__verdict=verdict.pk
+        ).exists():
+            raise ChangeAlreadyRequested(f"a change of verdict {verdict_id} was already requested")
+        return case_event_record(
+            case=case,
+            kind=CHANGE_REQUEST_EVENT,
+            actor_type=ActorType.USER,
+            actor=reviewer,
+            reason=reason,
+            data={
+                "verdict": verdict.pk,
+                "task": task.pk,
+                "from_label": verdict.label,
+                "to_label": label,
+            },
+        )

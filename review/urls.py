@@ -28,4 +28,9 @@ urlpatterns = [
         name="review-release",
     ),
     path("verdicts/<int:verdict_id>/undo/", apis.VerdictUndoApi.as_view(), name="review-undo"),
+    path(
+        "verdicts/<int:verdict_id>/change-request/",
+        apis.VerdictChangeRequestApi.as_view(),
+        name="review-change-request",
+    ),
 ]

@@ -79,6 +79,7 @@ EXPECT: dict[tuple[str, str], str] = {
     ("review-queue", "GET"): REVIEW,
     ("review-release", "POST"): REVIEW,
     ("review-undo", "POST"): OWN_VERDICT,
+    ("review-change-request", "POST"): OWN_VERDICT,
     ("review:home", "GET"): PERSON,
     ("review:screen", "GET"): REVIEW,
     ("review:history", "GET"): REVIEW,
@@ -326,6 +327,7 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
 BODIES: dict[str, dict[str, Any]] = {
     "review-verdict": {"label": "ok"},
     "review-skip": {"reason": "unclear"},
+    "review-change-request": {"label": "crack", "reason": "walk"},
     "workflow-automation": {"audit_rate": 0.1, "reason": "walk"},
     "workflow-automation-threshold": {"reason": "walk"},
     "deployment-end": {"reason": "walk"},

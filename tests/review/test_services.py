@@ -649,3 +649,56 @@ def test_undo_while_someone_else_holds_the_case_leaves_it_in_the_queue(
     result = services.verdict_undo(reviewer=ann, verdict_id=first.pk)
     assert result.assignment is None
     assert result.verdict.retracted_at is not None
+
+
+# --- Asking to change an older verdict --------------------------------------------------
+
+
+def test_a_change_request_is_recorded_on_the_case_once(workflow, reviewer, queue_case):
+    from review.selectors import change_requests
+
+    case, task = queue_case(workflow)
+    claim(workflow, reviewer)
+    verdict = services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="ok")
+    with pytest.raises(services.InvalidInput):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="ok", reason="same"
+        )
+    with pytest.raises(services.InvalidInput):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="crack", reason=" "
+        )
+    with pytest.raises(errors.UnknownLabel):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="dent", reason="x"
+        )
+    event = services.verdict_change_request(
+        reviewer=reviewer, verdict_id=verdict.pk, label="crack", reason="missed the crack"
+    )
+    assert event.kind == "verdict_change_requested" and event.case_id == case.pk
+    assert event.data == {
+        "verdict": verdict.pk,
+        "task": task.pk,
+        "from_label": "ok",
+        "to_label": "crack",
+    }
+    with pytest.raises(errors.ChangeAlreadyRequested):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="stain", reason="again"
+        )
+    [request] = change_requests(workflow=workflow)
+    assert (request["reviewer"], request["to_label"]) == ("rita", "crack")
+    # The verdict and the decision stand until an admin acts.
+    case.refresh_from_db()
+    assert case.decision_label == "ok"
+
+
+def test_only_the_author_may_ask_to_change_a_verdict(workflow, reviewer, make_reviewer, queue_case):
+    _, task = queue_case(workflow)
+    claim(workflow, reviewer)
+    verdict = services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="ok")
+    other = make_reviewer("otto", workflow)
+    with pytest.raises(NotFound):
+        services.verdict_change_request(
+            reviewer=other, verdict_id=verdict.pk, label="crack", reason="mine now"
+        )

@@ -407,3 +407,19 @@ def test_stats_report_agreement_gold_and_throughput(client_for, make_reviewer):
 
     own = client_for(ann).get(f"/api/v1/workflows/{workflow.slug}/review/stats/").json()
     assert [r["reviewer"] for r in own["throughput"]["reviewers"]] == ["ann"]
+
+
+def test_change_request_api(api, client_for, workflow, queue_case):
+    queue_case(workflow)
+    task = api.post(next_url(workflow.slug), format="json").json()
+    verdict = api.post(verdict_url(task["id"]), {"label": "ok"}, format="json").json()
+    url = f"/api/v1/verdicts/{verdict['id']}/change-request/"
+    assert api.post(url, {"label": "crack"}, format="json").status_code == 400
+    created = api.post(url, {"label": "crack", "reason": "missed it"}, format="json")
+    assert created.status_code == 201
+    assert (created.json()["from_label"], created.json()["to_label"]) == ("ok", "crack")
+    again = api.post(url, {"label": "stain", "reason": "twice"}, format="json")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "change_already_requested"
+    stranger = client_for(factories.reviewer_create("otto", workflow))
+    assert stranger.post(url, {"label": "crack", "reason": "x"}, format="json").status_code == 404

@@ -125,15 +125,14 @@ def claim_plan(workflow: object, reviewer: object) -> str:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from review.services import _claimable_tasks
+    from review.selectors import claimable_tasks, skipped_by
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE review_reviewtask, review_assignment, review_verdict")
         query = (
-            _claimable_tasks(
-                workflow=workflow, reviewer=reviewer, now=timezone.now(), adjudication=False
-            )
+            claimable_tasks(workflow=workflow, reviewer=reviewer, now=timezone.now())
+            .filter(~skipped_by(reviewer))
             .select_for_update(skip_locked=True)
             .order_by("created_at", "id")[:1]
         )

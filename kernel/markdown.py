@@ -27,6 +27,7 @@ ALLOWED_TAGS = frozenset(
         "h5",
         "h6",
         "hr",
+        "img",
         "li",
         "ol",
         "p",
@@ -42,7 +43,13 @@ ALLOWED_TAGS = frozenset(
         "s",
     }
 )
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+    "th": {"align"},
+    "td": {"align"},
+}
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 MAX_MARKDOWN_CHARS = 20_000
 

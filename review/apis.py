@@ -17,6 +17,10 @@ from kernel.bounds import bounded_int, integer_schema
 from kernel.parsers import StrictJSONParser
 from review import selectors, services
 from review.serializers import (
+    ChangeRequestInput,
+    ChangeRequestOutput,
+    LeaseOutput,
+    QueueCountsOutput,
     ReviewNextInput,
     ReviewStatsOutput,
     ReviewTaskOutput,
@@ -91,6 +95,38 @@ class VerdictSubmitApi(APIView):
         )
 
 
+class LeaseHeartbeatApi(APIView):
+    @extend_schema(
+        operation_id="review_heartbeat",
+        request=None,
+        responses={
+            200: LeaseOutput,
+            404: ERROR_RESPONSE,
+            409: ERROR_RESPONSE,
+            410: OpenApiResponse(ERROR_RESPONSE, description="Your lease ran out."),
+        },
+        description=(
+            "Renew your lease while the case is on your screen and you are working on it: "
+            "a full lease from now, never past `limit_at`. Call it only while active."
+        ),
+    )
+    def post(self, request: AuthenticatedRequest, task_id: int) -> Response:
+        assignment = services.assignment_heartbeat(task_id=task_id, reviewer=request.user)
+        return Response(LeaseOutput(selectors.lease_view(assignment=assignment)).data)
+
+
+class ReviewQueueApi(APIView):
+    @extend_schema(
+        operation_id="review_queue",
+        responses={200: QueueCountsOutput, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        description="The queue's counts as the queue page shows them, for you.",
+    )
+    def get(self, request: AuthenticatedRequest, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_review")
+        counts = selectors.queue_counts(workflows=[workflow], user=request.user)
+        return Response(QueueCountsOutput(counts[workflow.pk]).data)
+
+
 class VerdictSkipApi(APIView):
     parser_classes = [StrictJSONParser]
 
@@ -146,6 +182,40 @@ class VerdictUndoApi(APIView):
         )
         body = {"verdict": selectors.verdict_view(verdict=result.verdict), "task": task}
         return Response(UndoOutput(body).data)
+
+
+class VerdictChangeRequestApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    @extend_schema(
+        operation_id="review_change_request",
+        request=ChangeRequestInput,
+        responses={
+            201: ChangeRequestOutput,
+            400: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            409: OpenApiResponse(ERROR_RESPONSE, description="Undone, or already requested."),
+        },
+        description=(
+            "Ask the workflow's admins to change one of your verdicts (past the undo "
+            "window): recorded on the case's event trail, listed in review/stats."
+        ),
+    )
+    def post(self, request: AuthenticatedRequest, verdict_id: int) -> Response:
+        data = _valid(ChangeRequestInput, request.data)
+        event = services.verdict_change_request(
+            reviewer=request.user, verdict_id=verdict_id, label=data["label"], reason=data["reason"]
+        )
+        body = {
+            "case": event.case_id,
+            "verdict": verdict_id,
+            "reviewer": request.user.get_username(),
+            "from_label": event.data["from_label"],
+            "to_label": event.data["to_label"],
+            "reason": event.reason,
+            "created_at": event.created_at,
+        }
+        return Response(ChangeRequestOutput(body).data, status=status.HTTP_201_CREATED)
 
 
 class VerdictsRecentApi(APIView):

@@ -55,3 +55,7 @@ class InvalidTaskTransition(Conflict):
     """A review task's status move that ``REVIEW_TASK_TRANSITIONS`` does not allow."""
 
     code = "invalid_transition"
+
+
+class ChangeAlreadyRequested(Conflict):
+    code = "change_already_requested"

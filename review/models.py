@@ -44,6 +44,15 @@ class ReviewTask(models.Model):
         default=1, help_text="Agreeing verdicts that decide the case (the workflow's consensus)."
     )
     needs_adjudication = models.BooleanField(default=False)
+    # Skips (D48): each skip counts, and the task waits ``workflow.skip_delay_seconds``
+    # before anyone is offered it again; at ``workflow.max_skips`` it goes to the
+    # workflow's admins (``escalated``), who see it first and alone.
+    skip_count = models.PositiveSmallIntegerField(default=0)
+    available_at = models.DateTimeField(null=True, blank=True)
+    escalated = models.BooleanField(default=False)
+    # The rubber-stamp guard (D51): an assistance case whose suggestion was drawn to be
+    # hidden. ``show_suggestion`` is then False; this records why.
+    suggestion_hidden = models.BooleanField(default=False)
     for_reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -70,6 +79,14 @@ class ReviewTask(models.Model):
                 fields=["workflow", "needs_adjudication", "created_at", "id"],
                 condition=models.Q(status="open") & ~models.Q(kind="gold"),
                 name="review_task_claim_queue",
+            ),
+            # The admins' queue of cases skipped too often (D48).
+            models.Index(
+                fields=["workflow", "created_at", "id"],
+                condition=models.Q(status="open")
+                & models.Q(escalated=True)
+                & ~models.Q(kind="gold"),
+                name="review_task_escalated_queue",
             ),
         ]
         ordering = ["created_at", "id"]

@@ -19,11 +19,14 @@ from django.db.models import (
     Avg,
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     FilteredRelation,
     Min,
+    OuterRef,
     Q,
+    QuerySet,
 )
 from django.db.models.functions import TruncDay, TruncWeek
 from django.urls import reverse
@@ -39,37 +42,132 @@ from decisions.stats import (
 )
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from workflows.access import has_right, review_task_visibility, workflows_reviewable
-from workflows.models import Case, Prediction, Workflow, WorkflowMembership
+from workflows.labels import label_keys
+from workflows.models import Case, CaseEvent, Prediction, Workflow, WorkflowMembership
 
-# Keys the review screen keeps for itself: S skips, U undoes, digits 1-9 pick labels and
-# 0 resets the zoom. A label's letter shortcut is its first letter when that is free.
-RESERVED_LETTERS = frozenset({"s", "u"})
 RECENT_VERDICTS_LIMIT = 20
 AGREEMENT_VERDICTS_LIMIT = 50_000
+# A lease renews (review/next handing it back, the screen's heartbeat) up to this many
+# times its workflow's lease length after it was taken; then it runs out (D46).
+LEASE_MAX_FACTOR = 8
 
 
-@dataclass(frozen=True)
-class LabelKey:
-    label: str
-    key: str | None
-    letter: str | None
+def lease_limit(*, workflow: Workflow, leased_at: Any) -> Any:
+    """The latest a lease taken at ``leased_at`` may be renewed to (D46)."""
+    return leased_at + timedelta(seconds=workflow.review_lease_seconds * LEASE_MAX_FACTOR)
 
 
-def label_keys(labels: list[str]) -> list[LabelKey]:
-    """One shortcut per label: digits 1-9 in order, plus a unique, unreserved first letter."""
-    first_letters = Counter(label[:1].lower() for label in labels)
-    keys = []
-    for position, label in enumerate(labels, start=1):
-        letter = label[:1].lower()
-        usable = letter.isalpha() and first_letters[letter] == 1 and letter not in RESERVED_LETTERS
-        keys.append(
-            LabelKey(
-                label=label,
-                key=str(position) if position <= 9 else None,
-                letter=letter if usable else None,
-            )
+def screen_labels(workflow: Workflow) -> list[dict[str, Any]]:
+    """The workflow's labels as the review screen shows them: each with its keys (from
+    ``workflows.labels.label_keys`` and the workflow's settings) and colour."""
+    return [
+        {"label": key.label, "keys": list(key.keys), "key": key.primary, "color": key.color}
+        for key in label_keys(list(workflow.labels), workflow.label_settings or {})
+    ]
+
+
+# --- The queue: what may be claimed, and the counts everyone sees ----------------------
+
+
+def skipped_by(reviewer: User) -> Exists:
+    return Exists(
+        Assignment.objects.filter(
+            task=OuterRef("pk"), reviewer=reviewer, state=AssignmentState.SKIPPED
         )
-    return keys
+    )
+
+
+SHARED_QUEUE = "shared"
+# Admins' queues, served to them first: disagreements, then cases skipped too often.
+ADMIN_QUEUES = ("adjudication", "escalated")
+
+
+def claimable_tasks(
+    *, workflow: Workflow, reviewer: User, now: Any, queue: str = SHARED_QUEUE
+) -> QuerySet[ReviewTask]:
+    """Open shared tasks nobody holds a live lease on, that this reviewer may take now.
+
+    A reviewer never gets a task they already gave a standing verdict on (consensus
+    needs different people). A skipped task waits until its ``available_at`` (D48).
+    ``queue``: ``shared`` (everyone's), ``adjudication`` (reviewers disagreed) or
+    ``escalated`` (skipped too often); each walks its own partial index in order.
+    """
+    live_lease = Assignment.objects.filter(
+        task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now
+    )
+    own_verdict = Verdict.objects.filter(
+        task=OuterRef("pk"), reviewer=reviewer, retracted_at__isnull=True
+    )
+    tasks = ReviewTask.objects.filter(workflow=workflow, status=TaskStatus.OPEN)
+    if queue == "adjudication":
+        tasks = tasks.filter(needs_adjudication=True)
+    elif queue == "escalated":
+        tasks = tasks.filter(needs_adjudication=False, escalated=True)
+    else:
+        tasks = tasks.filter(needs_adjudication=False, escalated=False)
+    return (
+        tasks.exclude(kind=TaskKind.GOLD)
+        .filter(Q(available_at__isnull=True) | Q(available_at__lte=now))
+        .filter(~Exists(live_lease), ~Exists(own_verdict))
+    )
+
+
+def queue_counts(*, workflows: list[Workflow], user: User) -> dict[int, dict[str, Any]]:
+    """Per workflow, the open shared tasks as the queue page and the review screen both
+    show them (one query): ``open`` in all; ``available`` to take now (for the user: an
+    admin counts the admins' queue too); ``leased`` under a live lease; ``cooling``
+    skipped, back at ``next_back_at``; ``escalated`` with the admins after too many skips;
+    ``needs_adjudication``; ``answered`` waiting for someone other than the user;
+    ``oldest_age_seconds`` of the oldest open task."""
+    now = timezone.now()
+    live_lease = Exists(
+        Assignment.objects.filter(
+            task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now
+        )
+    )
+    own_verdict = Exists(
+        Verdict.objects.filter(task=OuterRef("pk"), reviewer=user, retracted_at__isnull=True)
+    )
+    cooling = Q(available_at__gt=now)
+    to_admins = Q(needs_adjudication=True) | Q(escalated=True)
+    rows = (
+        ReviewTask.objects.filter(workflow__in=[w.pk for w in workflows], status=TaskStatus.OPEN)
+        .exclude(kind=TaskKind.GOLD)
+        .annotate(leased=live_lease, answered=own_verdict)
+        .values("workflow_id")
+        .annotate(
+            open=Count("id"),
+            oldest=Min("created_at"),
+            leased_n=Count("id", filter=Q(leased=True)),
+            cooling_n=Count("id", filter=cooling & Q(leased=False)),
+            next_back_at=Min("available_at", filter=cooling),
+            escalated_n=Count("id", filter=Q(escalated=True)),
+            adjudication=Count("id", filter=Q(needs_adjudication=True)),
+            answered_n=Count("id", filter=Q(answered=True) & Q(leased=False) & ~cooling),
+            free_all=Count("id", filter=Q(leased=False) & ~cooling & Q(answered=False)),
+            free_shared=Count(
+                "id", filter=Q(leased=False) & ~cooling & Q(answered=False) & ~to_admins
+            ),
+        )
+    )
+    by_workflow: dict[int, dict[str, Any]] = {r["workflow_id"]: dict(r) for r in rows}
+    counts: dict[int, dict[str, Any]] = {}
+    for workflow in workflows:
+        row: dict[str, Any] = by_workflow.get(workflow.pk, {})
+        admin = has_right(user, workflow, "can_admin")
+        counts[workflow.pk] = {
+            "open": row.get("open", 0),
+            "available": row.get("free_all" if admin else "free_shared", 0),
+            "leased": row.get("leased_n", 0),
+            "cooling": row.get("cooling_n", 0),
+            "next_back_at": row.get("next_back_at"),
+            "escalated": row.get("escalated_n", 0),
+            "needs_adjudication": row.get("adjudication", 0),
+            "answered": row.get("answered_n", 0),
+            "oldest_age_seconds": _age_seconds(row.get("oldest"), now),
+            "is_admin": admin,
+        }
+    return counts
 
 
 def case_image_url(case_id: Any) -> str:
@@ -104,12 +202,15 @@ def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
     ).get(pk=assignment.task_id)
     case = task.case
     workflow = task.workflow
+    now = timezone.now()
     payload: dict[str, Any] = {
         "id": task.pk,
         "workflow": workflow.slug,
         "reason": task.reason,
         "leased_at": assignment.leased_at,
         "expires_at": assignment.expires_at,
+        "now": now,
+        "seconds_left": max(0.0, (assignment.expires_at - now).total_seconds()),
         "lease_seconds": workflow.review_lease_seconds,
         "case": {
             "id": case.id,
@@ -123,8 +224,10 @@ def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
             "metadata": case.metadata,
             "created_at": case.created_at,
         },
-        "labels": [key.__dict__ for key in label_keys(list(workflow.labels))],
+        "labels": screen_labels(workflow),
         "adjudication": task.needs_adjudication,
+        "escalated": task.escalated,
+        "skip_count": task.skip_count,
     }
     if task.needs_adjudication:
         payload["previous_verdicts"] = [
@@ -149,34 +252,35 @@ def _age_seconds(moment: Any, now: Any) -> float | None:
 
 
 def review_queues(*, user: User) -> list[dict[str, Any]]:
-    """The workflows ``user`` may review, each with its queue depth and oldest wait."""
-    now = timezone.now()
+    """The workflows ``user`` may review, each with the counts of ``queue_counts`` (the
+    same the review screen shows when nothing is left to take)."""
     workflows = list(workflows_reviewable(user).order_by("slug"))
-    summaries = {
-        row["workflow_id"]: row
-        for row in ReviewTask.objects.filter(
-            workflow__in=[w.pk for w in workflows], status=TaskStatus.OPEN
-        )
-        .exclude(kind=TaskKind.GOLD)
-        .values("workflow_id")
-        .annotate(
-            depth=Count("id"),
-            oldest=Min("created_at"),
-            adjudication=Count("id", filter=Q(needs_adjudication=True)),
-        )
-    }
-    queues = []
-    for workflow in workflows:
-        row: Mapping[str, Any] = summaries.get(workflow.pk, {})
-        queues.append(
-            {
-                "workflow": workflow,
-                "depth": row.get("depth", 0),
-                "needs_adjudication": row.get("adjudication", 0),
-                "oldest_age_seconds": _age_seconds(row.get("oldest"), now),
-            }
-        )
-    return queues
+    counts = queue_counts(workflows=workflows, user=user)
+    return [{"workflow": workflow, **counts[workflow.pk]} for workflow in workflows]
+
+
+def escalated_tasks(*, workflow: Workflow, limit: int = 50) -> list[dict[str, Any]]:
+    """Open tasks sent to the workflow's admins after too many skips, with the reasons."""
+    tasks = list(
+        ReviewTask.objects.filter(workflow=workflow, status=TaskStatus.OPEN, escalated=True)
+        .select_related("case")
+        .order_by("created_at", "id")[:limit]
+    )
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for task_id, reason in Assignment.objects.filter(
+        task__in=tasks, state=AssignmentState.SKIPPED
+    ).values_list("task_id", "skip_reason"):
+        reasons[task_id].append(reason)
+    return [
+        {
+            "task": task.pk,
+            "case": task.case_id,
+            "external_id": task.case.external_id,
+            "skip_count": task.skip_count,
+            "skip_reasons": reasons[task.pk],
+        }
+        for task in tasks
+    ]
 
 
 def verdicts_recent(
@@ -211,6 +315,57 @@ def verdicts_recent(
             }
         )
     return recent
+
+
+def verdicts_history(
+    *,
+    workflow: Workflow,
+    reviewer: User,
+    label: str | None = None,
+    include_retracted: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """The reviewer's own verdicts in ``workflow``, newest first, a page of them."""
+    verdicts = Verdict.objects.filter(reviewer=reviewer, task__workflow=workflow)
+    if label:
+        verdicts = verdicts.filter(label=label)
+    if not include_retracted:
+        verdicts = verdicts.filter(retracted_at__isnull=True)
+    rows = list(
+        verdicts.select_related("case").order_by("-created_at", "-id")[offset : offset + limit]
+    )
+    return {
+        "count": verdicts.count(),
+        "results": [
+            {
+                "id": v.pk,
+                "case": v.case_id,
+                "external_id": v.case.external_id,
+                "image_url": case_image_url(v.case_id),
+                "label": v.label,
+                "comment": v.comment,
+                "created_at": v.created_at,
+                "retracted_at": v.retracted_at,
+                "case_status": v.case.status,
+                "decision_label": v.case.decision_label,
+            }
+            for v in rows
+        ],
+    }
+
+
+def lease_view(*, assignment: Assignment) -> dict[str, Any]:
+    """A lease's end as the screen counts down to it: the server's time left."""
+    now = timezone.now()
+    workflow = Workflow.objects.only("review_lease_seconds").get(pk=assignment.task.workflow_id)
+    return {
+        "task": assignment.task_id,
+        "expires_at": assignment.expires_at,
+        "now": now,
+        "seconds_left": max(0.0, (assignment.expires_at - now).total_seconds()),
+        "limit_at": lease_limit(workflow=workflow, leased_at=assignment.leased_at),
+    }
 
 
 def verdict_view(*, verdict: Verdict) -> dict[str, Any]:
@@ -357,6 +512,63 @@ def queue_stats(*, workflow: Workflow) -> dict[str, Any]:
     }
 
 
+def model_agreement_stats(
+    *, workflow: Workflow, reviewer: User | None = None
+) -> list[dict[str, Any]]:
+    """The rubber-stamp guard's report (D51): per reviewer, how often their verdict
+    matched the model's label on assisted review cases where the suggestion was shown,
+    and where it was hidden (``hidden_suggestion_rate``). A reviewer who agrees far more
+    when they see the suggestion is accepting it rather than judging the case."""
+    verdicts = Verdict.objects.filter(
+        task__workflow=workflow,
+        task__kind=TaskKind.REVIEW,
+        retracted_at__isnull=True,
+        case__deciding_prediction__isnull=False,
+    ).filter(Q(task__show_suggestion=True) | Q(task__suggestion_hidden=True))
+    if reviewer is not None:
+        verdicts = verdicts.filter(reviewer=reviewer)
+    tallies: dict[str, dict[str, list[int]]] = defaultdict(
+        lambda: {"shown": [0, 0], "hidden": [0, 0]}
+    )
+    for username, label, model_label, hidden in verdicts.values_list(
+        "reviewer__username", "label", "case__deciding_prediction__label", "task__suggestion_hidden"
+    )[:AGREEMENT_VERDICTS_LIMIT]:
+        tally = tallies[username]["hidden" if hidden else "shown"]
+        tally[0] += int(label == model_label)
+        tally[1] += 1
+    report = []
+    for username, by_kind in sorted(tallies.items()):
+        row: dict[str, Any] = {"reviewer": username}
+        for kind, (agree, n) in by_kind.items():
+            row[f"{kind}_n"] = n
+            row[f"{kind}_agreement"] = agree / n if n else None
+        shown, hidden = row["shown_agreement"], row["hidden_agreement"]
+        row["gap"] = shown - hidden if shown is not None and hidden is not None else None
+        report.append(row)
+    return report
+
+
+def change_requests(*, workflow: Workflow, limit: int = 50) -> list[dict[str, Any]]:
+    """Reviewers' requests to change an older verdict of theirs (D53), newest first."""
+    events = (
+        CaseEvent.objects.filter(case__workflow=workflow, kind="verdict_change_requested")
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return [
+        {
+            "case": event.case_id,
+            "verdict": event.data.get("verdict"),
+            "reviewer": event.actor.get_username() if event.actor else "",
+            "from_label": event.data.get("from_label", ""),
+            "to_label": event.data.get("to_label", ""),
+            "reason": event.reason,
+            "created_at": event.created_at,
+        }
+        for event in events
+    ]
+
+
 def review_stats(*, workflow: Workflow, viewer: User) -> dict[str, Any]:
     """Queue, throughput, agreement and gold accuracy for ``workflow``.
 
@@ -371,6 +583,10 @@ def review_stats(*, workflow: Workflow, viewer: User) -> dict[str, Any]:
         "throughput": throughput_stats(workflow=workflow, reviewer=scope),
         "agreement": agreement_stats(workflow=workflow),
         "gold_accuracy": gold_accuracy(workflow=workflow, reviewer=scope),
+        "hidden_suggestion_rate": workflow.hidden_suggestion_rate,
+        "model_agreement": model_agreement_stats(workflow=workflow, reviewer=scope),
+        "escalated": escalated_tasks(workflow=workflow) if scope is None else [],
+        "change_requests": change_requests(workflow=workflow) if scope is None else [],
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from kernel.bounds import ID_MAX
-from review.services import MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
+from review.services import MAX_CHANGE_REASON_LENGTH, MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
 
 
 class ReviewNextInput(serializers.Serializer):
@@ -31,8 +31,11 @@ class SkipInput(serializers.Serializer):
 
 class LabelKeyOutput(serializers.Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
-    key = serializers.CharField(allow_null=True, help_text="Digit shortcut, 1-9.")
-    letter = serializers.CharField(allow_null=True, help_text="Letter shortcut, if unique.")
+    keys = serializers.ListField(
+        child=serializers.CharField(), help_text="Its keys on the review screen, first is main."
+    )
+    key = serializers.CharField(allow_null=True, help_text="The main key (keys[0]), if any.")
+    color = serializers.CharField(help_text="CSS colour of the label.")
 
 
 class SuggestionOutput(serializers.Serializer):
@@ -69,10 +72,18 @@ class ReviewTaskOutput(serializers.Serializer):
     reason = serializers.CharField(help_text="Why the case is in review.")
     leased_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(help_text="When your lease on the case runs out.")
+    now = serializers.DateTimeField(help_text="The server's time when it answered.")
+    seconds_left = serializers.FloatField(
+        help_text="expires_at - now: count down from this, not from your own clock."
+    )
     lease_seconds = serializers.IntegerField()
     case = ReviewCaseOutput()
     labels = LabelKeyOutput(many=True)
     adjudication = serializers.BooleanField(help_text="Reviewers disagreed: your verdict decides.")
+    escalated = serializers.BooleanField(
+        help_text="Skipped too often: sent to the workflow's admins."
+    )
+    skip_count = serializers.IntegerField(help_text="How often the case was skipped.")
     previous_verdicts = PreviousVerdictOutput(
         many=True, required=False, help_text="Only on adjudication."
     )
@@ -141,6 +152,59 @@ class GoldAccuracyOutput(serializers.Serializer):
     high = serializers.FloatField()
 
 
+class LeaseOutput(serializers.Serializer):
+    task = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+    now = serializers.DateTimeField()
+    seconds_left = serializers.FloatField()
+    limit_at = serializers.DateTimeField(help_text="The lease is never renewed past this.")
+
+
+class QueueCountsOutput(serializers.Serializer):
+    open = serializers.IntegerField(help_text="Open cases in the queue.")
+    available = serializers.IntegerField(help_text="Waiting for you to take now.")
+    leased = serializers.IntegerField(help_text="Being reviewed now.")
+    cooling = serializers.IntegerField(help_text="Skipped, back in the queue at next_back_at.")
+    next_back_at = serializers.DateTimeField(allow_null=True)
+    escalated = serializers.IntegerField(help_text="Skipped too often: with the admins.")
+    needs_adjudication = serializers.IntegerField()
+    answered = serializers.IntegerField(help_text="You answered; waiting for other reviewers.")
+    oldest_age_seconds = serializers.FloatField(allow_null=True)
+    is_admin = serializers.BooleanField()
+
+
+class ModelAgreementOutput(serializers.Serializer):
+    reviewer = serializers.CharField()
+    shown_n = serializers.IntegerField()
+    shown_agreement = serializers.FloatField(allow_null=True)
+    hidden_n = serializers.IntegerField()
+    hidden_agreement = serializers.FloatField(allow_null=True)
+    gap = serializers.FloatField(allow_null=True, help_text="shown - hidden agreement.")
+
+
+class EscalatedTaskOutput(serializers.Serializer):
+    task = serializers.IntegerField()
+    case = serializers.UUIDField()
+    external_id = serializers.CharField(allow_null=True)
+    skip_count = serializers.IntegerField()
+    skip_reasons = serializers.ListField(child=serializers.CharField())
+
+
+class ChangeRequestInput(serializers.Serializer):
+    label = serializers.CharField(max_length=64, help_text="The label it should have been.")  # type: ignore[assignment]  # field, not the attribute (stubs)
+    reason = serializers.CharField(max_length=MAX_CHANGE_REASON_LENGTH, help_text="Why.")
+
+
+class ChangeRequestOutput(serializers.Serializer):
+    case = serializers.UUIDField()
+    verdict = serializers.IntegerField()
+    reviewer = serializers.CharField()
+    from_label = serializers.CharField()
+    to_label = serializers.CharField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class ReviewStatsOutput(serializers.Serializer):
     workflow = serializers.CharField()
     consensus_required = serializers.IntegerField()
@@ -149,3 +213,11 @@ class ReviewStatsOutput(serializers.Serializer):
     throughput = ThroughputOutput()
     agreement = AgreementOutput()
     gold_accuracy = GoldAccuracyOutput(many=True)
+    hidden_suggestion_rate = serializers.FloatField()
+    model_agreement = ModelAgreementOutput(
+        many=True, help_text="Agreement with the model, suggestion shown vs hidden."
+    )
+    escalated = EscalatedTaskOutput(many=True, help_text="Admins only; empty otherwise.")
+    change_requests = ChangeRequestOutput(
+        many=True, help_text="Reviewers asking to change older verdicts; admins only."
+    )

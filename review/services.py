@@ -36,6 +36,7 @@ from review.errors import (
     AlreadyUndone,
     CaseAlreadyDecided,
     CaseMovedOn,
+    ChangeAlreadyRequested,
     InvalidLeaseTransition,
     InvalidTaskTransition,
     LeaseExpired,
@@ -55,12 +56,21 @@ from review.models import (
     TaskStatus,
     Verdict,
 )
+from review.selectors import (
+    ADMIN_QUEUES,
+    SHARED_QUEUE,
+    claimable_tasks,
+    lease_limit,
+    skipped_by,
+)
 from workflows.access import access_review
-from workflows.models import ActorType, Case, CaseStatus, DecisionSource, Workflow
+from workflows.models import ActorType, Case, CaseEvent, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
 
 MAX_COMMENT_LENGTH = 2000
 MAX_SKIP_REASON_LENGTH = 200
+MAX_CHANGE_REASON_LENGTH = 500
+CHANGE_REQUEST_EVENT = "verdict_change_requested"
 # Each failed attempt means another reviewer took the row between our snapshot and our
 # lock; with SKIP LOCKED that is rare, so a few attempts suffice even with many reviewers.
 CLAIM_ATTEMPTS = 25
@@ -79,6 +89,12 @@ SUGGESTING_LEVELS = frozenset({Level.ASSISTANCE, Level.PARTIAL})
 
 def gold_draw() -> float:
     """A number in [0, 1): a gold case is slipped in when it falls below the gold rate."""
+    return random.random()  # noqa: S311 - a sampling rate, not a secret
+
+
+def hidden_suggestion_draw() -> float:
+    """A number in [0, 1): an assistance case's suggestion is hidden when it falls below
+    the workflow's ``hidden_suggestion_rate`` (the rubber-stamp guard, D51)."""
     return random.random()  # noqa: S311 - a sampling rate, not a secret
 
 
@@ -164,9 +180,11 @@ def review_tasks_transition(
     ReviewTaskEvent.objects.bulk_create(events)
 
 
-# An assignment (lease) ends once, in one of four ways; it is never renewed (a new lease
-# is a new row). The row itself (state, ended_at, skip_reason) records how it ended, so
-# the task's assignments are its lease trail and no separate event row is written.
+# An assignment (lease) ends once, in one of four ways. While active it may be renewed
+# (its ``expires_at`` moves, bounded by ``LEASE_MAX_FACTOR``). The row itself (state,
+# ended_at, skip_reason) records how it ended, so the task's assignments are its lease
+# trail and no separate event row is written. A lease marked expired may still complete:
+# a late verdict is accepted while nobody else holds the case (D47).
 ASSIGNMENT_TRANSITIONS: dict[str, frozenset[str]] = {
     AssignmentState.ACTIVE: frozenset(
         {
@@ -177,7 +195,7 @@ ASSIGNMENT_TRANSITIONS: dict[str, frozenset[str]] = {
         }
     ),
     AssignmentState.COMPLETED: frozenset(),
-    AssignmentState.EXPIRED: frozenset(),
+    AssignmentState.EXPIRED: frozenset({AssignmentState.COMPLETED}),
     AssignmentState.SKIPPED: frozenset(),
     AssignmentState.RELEASED: frozenset(),
 }
@@ -214,12 +232,27 @@ def review_task_open(
     assert transaction.get_connection().in_atomic_block, "open a task inside the case transaction"
     workflow = case.workflow
     required = workflow.consensus_required if kind == TaskKind.REVIEW else 1
+    # The rubber-stamp guard (D51): on an assisted review task, a share of suggestions is
+    # hidden, drawn once here and recorded on the task.
+    suggestion_hidden = (
+        show_suggestion
+        and kind == TaskKind.REVIEW
+        and workflow.level == Level.ASSISTANCE
+        and workflow.hidden_suggestion_rate > 0
+        and hidden_suggestion_draw() < workflow.hidden_suggestion_rate
+    )
+    if suggestion_hidden:
+        # Hidden everywhere a reviewer could read it: the case API and saliency follow
+        # the case's flag.
+        case.suggestion_visible = False
+        Case.objects.filter(pk=case.pk).update(suggestion_visible=False)
     return ReviewTask.objects.create(
         case=case,
         workflow=workflow,
         kind=kind,
         reason=str(reason.value if isinstance(reason, ReviewReason) else reason or ""),
-        show_suggestion=show_suggestion,
+        show_suggestion=show_suggestion and not suggestion_hidden,
+        suggestion_hidden=suggestion_hidden,
         verdicts_required=max(1, required),
         agreement_required=max(1, required),
     )
@@ -261,30 +294,17 @@ def _lease_end(workflow: Workflow, now: datetime) -> datetime:
     return now + timedelta(seconds=workflow.review_lease_seconds)
 
 
-def _claimable_tasks(
-    *, workflow: Workflow, reviewer: User, now: datetime, adjudication: bool
-) -> QuerySet[ReviewTask]:
-    """Open shared tasks nobody holds a live lease on, that this reviewer may take.
-
-    A reviewer never gets a task they already gave a standing verdict on (consensus
-    needs different people) or one they skipped.
-    """
-    live_lease = Assignment.objects.filter(
-        task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now
+def _lease_renew(*, assignment: Assignment, workflow: Workflow, now: datetime) -> bool:
+    """Move an active lease's end to a full lease from ``now``, never past its limit and
+    never backwards. Returns whether it moved. Hold the task's lock or own the lease."""
+    until = min(
+        _lease_end(workflow, now), lease_limit(workflow=workflow, leased_at=assignment.leased_at)
     )
-    own_verdict = Verdict.objects.filter(
-        task=OuterRef("pk"), reviewer=reviewer, retracted_at__isnull=True
-    )
-    own_skip = Assignment.objects.filter(
-        task=OuterRef("pk"), reviewer=reviewer, state=AssignmentState.SKIPPED
-    )
-    return (
-        ReviewTask.objects.filter(
-            workflow=workflow, status=TaskStatus.OPEN, needs_adjudication=adjudication
-        )
-        .exclude(kind=TaskKind.GOLD)
-        .filter(~Exists(live_lease), ~Exists(own_verdict), ~Exists(own_skip))
-    )
+    if until <= assignment.expires_at:
+        return False
+    assignment.expires_at = until
+    assignment.save(update_fields=["expires_at"])
+    return True
 
 
 def _leases_lapsed_end(*, task: ReviewTask, now: datetime) -> None:
@@ -311,7 +331,7 @@ def _lease_create(*, task: ReviewTask, reviewer: User, now: datetime) -> Assignm
 
 
 def _shared_task_claim(
-    *, workflow: Workflow, reviewer: User, now: datetime, adjudication: bool
+    *, workflow: Workflow, reviewer: User, now: datetime, queue: str, own_skips: bool
 ) -> Assignment | None:
     """Lease the oldest claimable task: ``SELECT … ORDER BY created_at, id LIMIT 1 FOR UPDATE
     SKIP LOCKED`` on PostgreSQL (the IMMEDIATE transaction serialises this on SQLite).
@@ -320,8 +340,9 @@ def _shared_task_claim(
     lock we got may still have been claimed between our snapshot and the lock, so it is
     checked again with a fresh query; the unique index on active leases is the backstop.
     """
-    claimable = _claimable_tasks(
-        workflow=workflow, reviewer=reviewer, now=now, adjudication=adjudication
+    skipped = skipped_by(reviewer)
+    claimable = claimable_tasks(workflow=workflow, reviewer=reviewer, now=now, queue=queue).filter(
+        skipped if own_skips else ~skipped
     )
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
@@ -406,18 +427,25 @@ def review_next(
             .first()
         )
         if held is not None:
+            # A lease handed back is renewed, so the screen never gets one that is
+            # about to run out (D46).
+            _lease_renew(assignment=held, workflow=workflow, now=now)
             return held
         assignment = None
         if workflow.gold_rate > 0 and gold_draw() < workflow.gold_rate:
             assignment = _gold_task_claim(workflow=workflow, reviewer=reviewer, now=now)
-        if assignment is None and may_adjudicate:
-            assignment = _shared_task_claim(
-                workflow=workflow, reviewer=reviewer, now=now, adjudication=True
-            )
-        if assignment is None:
-            assignment = _shared_task_claim(
-                workflow=workflow, reviewer=reviewer, now=now, adjudication=False
-            )
+        queues = [*(ADMIN_QUEUES if may_adjudicate else ()), SHARED_QUEUE]
+        # Tasks this reviewer skipped come last: others get them first (D48).
+        for own_skips in (False, True):
+            for queue in queues:
+                if assignment is None:
+                    assignment = _shared_task_claim(
+                        workflow=workflow,
+                        reviewer=reviewer,
+                        now=now,
+                        queue=queue,
+                        own_skips=own_skips,
+                    )
         return assignment
 
 
@@ -482,9 +510,18 @@ def _lease_of(*, task: ReviewTask, case: Case, reviewer: User, now: datetime) ->
     if latest.state == AssignmentState.ACTIVE and latest.expires_at > now:
         return latest
     if latest.state in (AssignmentState.ACTIVE, AssignmentState.EXPIRED):
+        # A late verdict (D47): the lease ran out, but it stands while nobody else holds
+        # the case. An active lease is the only one on the task (a constraint); a lease
+        # marked expired stands if no one else has taken a live one since.
+        if latest.state == AssignmentState.ACTIVE:
+            return latest
+        others = task.assignments.filter(state=AssignmentState.ACTIVE).exclude(reviewer=reviewer)
+        if not others.filter(expires_at__gt=now).exists():
+            _leases_lapsed_end(task=task, now=now)
+            return latest
         raise LeaseExpired(
-            f"your lease on review task {task.pk} expired at {latest.expires_at.isoformat()}; "
-            "the case went back to the queue"
+            f"your lease on review task {task.pk} expired at {latest.expires_at.isoformat()} "
+            "and another reviewer has the case now"
         )
     if latest.state == AssignmentState.COMPLETED:
         raise VerdictAlreadyGiven(f"you already gave a verdict on review task {task.pk}")
@@ -682,15 +719,39 @@ def _audit_label(
     audit_label_recorded(workflow_id=task.workflow_id)
 
 
+def assignment_heartbeat(*, task_id: int, reviewer: User) -> Assignment:
+    """Renew ``reviewer``'s lease on ``task_id`` while the case is on their screen and
+    they are active (the screen stops calling when they are idle). Bounded: never past
+    ``LEASE_MAX_FACTOR`` lease lengths after it was taken (D46). A lease that ran out is
+    renewed too while nobody else holds the case; one marked expired is not (410).
+
+    Refusals as for a verdict: closed (409), not yours (409), expired (410), 404.
+    """
+    workflow = review_task_for_reviewer(task_id=task_id, reviewer=reviewer).workflow
+    now = timezone.now()
+    with transaction.atomic():
+        task, case = _task_and_case_lock(task_id)
+        assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
+        if assignment.state != AssignmentState.ACTIVE:
+            raise LeaseExpired(
+                f"your lease on review task {task.pk} ran out; give your verdict, or take "
+                "the next case"
+            )
+        _lease_renew(assignment=assignment, workflow=workflow, now=now)
+    return assignment
+
+
 def verdict_skip(*, task_id: int, reviewer: User, reason: str) -> Assignment:
-    """Hand a leased task back with a reason. The task stays in the queue for others;
-    this reviewer is not offered it again. A skipped gold task is cancelled."""
+    """Hand a leased task back with a reason (D48). The task waits
+    ``workflow.skip_delay_seconds`` before anyone is offered it again, then goes to other
+    reviewers before this one; at ``workflow.max_skips`` skips (0: never) it goes to the
+    workflow's admins (``escalated``). A skipped gold task is cancelled."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("reason: say why you skip this case", field="reason")
     if len(reason) > MAX_SKIP_REASON_LENGTH:
         raise InvalidInput(f"reason: at most {MAX_SKIP_REASON_LENGTH} characters", field="reason")
-    review_task_for_reviewer(task_id=task_id, reviewer=reviewer)
+    workflow = review_task_for_reviewer(task_id=task_id, reviewer=reviewer).workflow
     now = timezone.now()
     with transaction.atomic():
         task, case = _task_and_case_lock(task_id)
@@ -707,14 +768,35 @@ def verdict_skip(*, task_id: int, reviewer: User, reason: str) -> Assignment:
                 reason=f"the reviewer skipped this gold case: {reason}",
             )
         else:
+            task.skip_count += 1
+            task.available_at = now + timedelta(seconds=workflow.skip_delay_seconds)
+            escalate = (
+                not task.escalated
+                and workflow.max_skips > 0
+                and task.skip_count >= workflow.max_skips
+            )
+            task.escalated = task.escalated or escalate
+            task.save(update_fields=["skip_count", "available_at", "escalated"])
             case_event_record(
                 case=case,
                 kind="review_skipped",
                 actor_type=ActorType.USER,
                 actor=reviewer,
                 reason=reason,
-                data={"task": task.pk},
+                data={
+                    "task": task.pk,
+                    "skips": task.skip_count,
+                    "back_at": task.available_at.isoformat(),
+                },
             )
+            if escalate:
+                case_event_record(
+                    case=case,
+                    kind="review_escalated",
+                    actor_type=ActorType.SYSTEM,
+                    reason=f"skipped {task.skip_count} times: sent to the workflow's admins",
+                    data={"task": task.pk, "skips": task.skip_count},
+                )
     return assignment
 
 
@@ -915,3 +997,59 @@ def _audit_verdict_retract(
     verdict.retracted_at = now
     verdict.save(update_fields=["retracted_at"])
     _task_reopen(task=task, case=case, reviewer=reviewer, verdict=verdict)
+
+
+# --- Changing an older verdict ----------------------------------------------------------
+
+
+def verdict_change_request(
+    *, reviewer: User, verdict_id: int, label: str, reason: str
+) -> CaseEvent:
+    """Ask the workflow's admins to change one of the reviewer's own verdicts to
+    ``label`` (D53): for a verdict past the undo window, or one that Undo cannot reach.
+
+    Recorded on the case's event trail (``verdict_change_requested``, with the verdict,
+    both labels and the reason), which the admins read in ``review/stats``; the verdict
+    itself stays as it is until an admin acts. One request per verdict (409 after).
+    """
+    verdict = (
+        Verdict.objects.select_related("task__workflow")
+        .filter(pk=verdict_id, reviewer=reviewer)
+        .first()
+    )
+    if verdict is None:
+        raise NotFound(f"verdict {verdict_id} not found")
+    workflow = verdict.task.workflow
+    try:
+        access_review(reviewer, workflow)
+    except NotFound as exc:
+        raise NotFound(f"verdict {verdict_id} not found") from exc
+    label = _label_check(workflow, label)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("reason: say why the verdict should change", field="reason")
+    if len(reason) > MAX_CHANGE_REASON_LENGTH:
+        raise InvalidInput(f"reason: at most {MAX_CHANGE_REASON_LENGTH} characters", field="reason")
+    if verdict.retracted_at is not None:
+        raise AlreadyUndone(f"verdict {verdict_id} was undone; there is nothing to change")
+    if label == verdict.label:
+        raise InvalidInput(f"label: the verdict is already {label!r}", field="label")
+    with transaction.atomic():
+        task, case = _task_and_case_lock(verdict.task_id)
+        if CaseEvent.objects.filter(
+            case=case, kind=CHANGE_REQUEST_EVENT, data__verdict=verdict.pk
+        ).exists():
+            raise ChangeAlreadyRequested(f"a change of verdict {verdict_id} was already requested")
+        return case_event_record(
+            case=case,
+            kind=CHANGE_REQUEST_EVENT,
+            actor_type=ActorType.USER,
+            actor=reviewer,
+            reason=reason,
+            data={
+                "verdict": verdict.pk,
+                "task": task.pk,
+                "from_label": verdict.label,
+                "to_label": label,
+            },
+        )

@@ -10,6 +10,12 @@ urlpatterns = [
         name="review-verdicts-recent",
     ),
     path("workflows/<slug:slug>/review/stats/", apis.ReviewStatsApi.as_view(), name="review-stats"),
+    path("workflows/<slug:slug>/review/queue/", apis.ReviewQueueApi.as_view(), name="review-queue"),
+    path(
+        "review-tasks/<int:task_id>/heartbeat/",
+        apis.LeaseHeartbeatApi.as_view(),
+        name="review-heartbeat",
+    ),
     path(
         "review-tasks/<int:task_id>/verdict/",
         apis.VerdictSubmitApi.as_view(),
@@ -22,4 +28,9 @@ urlpatterns = [
         name="review-release",
     ),
     path("verdicts/<int:verdict_id>/undo/", apis.VerdictUndoApi.as_view(), name="review-undo"),
+    path(
+        "verdicts/<int:verdict_id>/change-request/",
+        apis.VerdictChangeRequestApi.as_view(),
+        name="review-change-request",
+    ),
 ]

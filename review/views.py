@@ -14,7 +14,11 @@ from accounts.types import AuthenticatedHttpRequest
 from kernel.errors import Forbidden, NotFound
 from review import selectors
 from workflows.access import access_workflow
+from workflows.labels import SCREEN_KEYS
+from kernel.markdown import markdown_html
 from workflows.models import Workflow
+
+IDLE_SECONDS_MAX = 120
 
 
 def _administered_workflow(request: HttpRequest, slug: str) -> Workflow:
@@ -44,28 +48,81 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 @login_required
-def review_screen(request: HttpRequest, slug: str) -> HttpResponse:
+def review_screen(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """The review screen. It carries no case: the script claims cases through the API,
     so what the page shows of a case is exactly what the API allows."""
     workflow = _reviewable_workflow(request, slug)
-    labels = selectors.label_keys(list(workflow.labels))
+    labels = selectors.screen_labels(workflow)
+    counts = selectors.queue_counts(workflows=[workflow], user=request.user)[workflow.pk]
     config = {
         "workflow": workflow.slug,
-        "labels": [key.__dict__ for key in labels],
+        "labels": labels,
+        "screenKeys": sorted(SCREEN_KEYS),
         "undoWindowSeconds": settings.LOOPGATE_UNDO_WINDOW_SECONDS,
+        "leaseSeconds": workflow.review_lease_seconds,
+        # Idle: no key, click or pointer move for this long; the heartbeat stops (D46).
+        "idleSeconds": min(workflow.review_lease_seconds, IDLE_SECONDS_MAX),
         "urls": {
             "next": reverse("review-next", args=[workflow.slug]),
             "recent": reverse("review-verdicts-recent", args=[workflow.slug]),
+            "queue": reverse("review-queue", args=[workflow.slug]),
             "verdict": reverse("review-verdict", args=[0]),
             "skip": reverse("review-skip", args=[0]),
             "release": reverse("review-release", args=[0]),
+            "heartbeat": reverse("review-heartbeat", args=[0]),
             "undo": reverse("review-undo", args=[0]),
         },
     }
     return render(
         request,
         "review/review.html",
-        {"workflow": workflow, "labels": labels, "config": config},
+        {
+            "workflow": workflow,
+            "labels": labels,
+            "config": config,
+            "counts": counts,
+            "instructions": markdown_html(workflow.instructions),
+        },
+    )
+
+
+HISTORY_PAGE_SIZE = 50
+
+
+@login_required
+def history(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    """My verdicts in the workflow, newest first, a page at a time; filter by label and
+    by whether undone ones are shown."""
+    workflow = _reviewable_workflow(request, slug)
+    label = request.GET.get("label", "")
+    if label not in workflow.labels:
+        label = ""
+    show_undone = request.GET.get("undone") == "1"
+    try:
+        page = max(1, min(int(request.GET.get("page", "1")), 100_000))
+    except ValueError:
+        page = 1
+    found = selectors.verdicts_history(
+        workflow=workflow,
+        reviewer=request.user,
+        label=label or None,
+        include_retracted=show_undone,
+        offset=(page - 1) * HISTORY_PAGE_SIZE,
+        limit=HISTORY_PAGE_SIZE,
+    )
+    pages = max(1, -(-found["count"] // HISTORY_PAGE_SIZE))
+    return render(
+        request,
+        "review/history.html",
+        {
+            "workflow": workflow,
+            "verdicts": found["results"],
+            "count": found["count"],
+            "page": page,
+            "pages": pages,
+            "label": label,
+            "show_undone": show_undone,
+        },
     )
 
 

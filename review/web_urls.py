@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("review/<slug:slug>/", views.review_screen, name="screen"),
     path("review/<slug:slug>/reviewers/", views.reviewer_stats, name="stats-page"),
+    path("review/<slug:slug>/history/", views.history, name="history"),
 ]

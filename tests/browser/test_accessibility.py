@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PRODUCT_PAGES = (
     "/",
+    "/review/axe/history/",
     "/automation/",
     "/workflows/axe/automation/",
     "/models/",
@@ -114,7 +115,6 @@ def test_the_login_page_passes_axe(chromium: Any, live_server: Any) -> None:
 
 
 def test_the_review_screen_passes_axe(logged_in: Any, live_server: Any, axe_workflow: Any) -> None:
-    """Known to fail on two findings of the review screen until it is fixed there."""
     page = logged_in("ada")
     page.goto(f"{live_server.url}{REVIEW_SCREEN}")
     page.wait_for_load_state("networkidle")

@@ -60,7 +60,7 @@ def wait_saved(page, count: int) -> None:
     page.wait_for_function("(n) => document.querySelectorAll('#recent li').length >= n", arg=count)
 
 
-def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir):
+def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir, live_server):
     workflow = factories.workflow_create("surface", level="human_only")
     reviewer = factories.reviewer_create("kim", workflow)
     queue(workflow, 8, prefix="part")
@@ -77,7 +77,7 @@ def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir):
     fitted = page.locator("#zoom-level").inner_text()
     page.keyboard.press("+")
     assert page.locator("#zoom-level").inner_text() != fitted
-    page.keyboard.press("0")
+    page.keyboard.press("f")
     assert page.locator("#zoom-level").inner_text() == fitted
     before_cancel = shown_case(page)
     page.keyboard.press("s")
@@ -87,12 +87,12 @@ def test_review_by_keyboard_with_undo_and_timing(logged_in, output_dir):
     assert shown_case(page) == before_cancel
 
     given: dict[str, str] = {}
-    keys = ["1", "2", "c", "4", "o"]
+    keys = ["1", "2", "r", "4", "k"]
     for position, key in enumerate(keys):
         current = shown_case(page)
         page.wait_for_timeout(350)  # a reviewer looks; the prefetch lands meanwhile
         page.keyboard.press(key)
-        given[current] = {"1": "ok", "o": "ok", "2": "scratch", "c": "crack", "4": "stain"}[key]
+        given[current] = {"1": "ok", "k": "ok", "2": "scratch", "r": "crack", "4": "stain"}[key]
         next_shown(page, current)
         wait_saved(page, position + 1)
 
@@ -184,7 +184,7 @@ def test_shadow_hides_the_suggestion_and_assistance_shows_it(logged_in, output_d
     tablet.screenshot(path=str(output_dir / "review-screen-tablet.png"), full_page=True)
 
 
-def test_two_reviewers_never_see_the_same_case(logged_in):
+def test_two_reviewers_never_see_the_same_case(logged_in, live_server):
     workflow = factories.workflow_create("pair-line", level="human_only")
     factories.reviewer_create("ann", workflow)
     factories.reviewer_create("bob", workflow)

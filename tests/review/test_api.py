@@ -45,12 +45,16 @@ def test_next_returns_the_task_case_lease_and_labels(api, workflow, queue_case):
     assert body["case"]["image_url"] == f"/api/v1/cases/{case.id}/image/"
     assert body["case"]["metadata"] == {"line": 3, "note": "<script>alert(1)</script>"}
     assert body["case"]["created_at"]
-    assert body["labels"] == [
-        {"label": "ok", "key": "1", "letter": "o"},
-        {"label": "scratch", "key": "2", "letter": None},
-        {"label": "crack", "key": "3", "letter": "c"},
-        {"label": "stain", "key": "4", "letter": None},
+    # Keys from workflows.labels.label_keys: a digit each, and a free letter that is
+    # neither a screen key nor one that reads like a digit (o, l).
+    assert [(entry["label"], entry["keys"], entry["key"]) for entry in body["labels"]] == [
+        ("ok", ["1", "k"], "1"),
+        ("scratch", ["2", "c"], "2"),
+        ("crack", ["3", "r"], "3"),
+        ("stain", ["4", "t"], "4"),
     ]
+    assert all(entry["color"].startswith("#") for entry in body["labels"])
+    assert 0 < body["seconds_left"] <= workflow.review_lease_seconds and body["now"]
     assert body["adjudication"] is False
     assert "suggestion" not in body
     image = api.get(body["case"]["image_url"])
@@ -121,14 +125,59 @@ def test_a_verdict_on_a_task_not_assigned_to_you_is_409(
     assert "not assigned to you" in response.json()["error"]["message"]
 
 
-def test_a_verdict_after_the_lease_expired_is_410(api, workflow, queue_case):
+def test_a_verdict_after_the_lease_ran_out_is_taken_while_nobody_else_holds_it(
+    api, client_for, workflow, queue_case
+):
     queue_case(workflow)
     task = api.post(next_url(workflow.slug), format="json").json()
     Assignment.objects.filter(task_id=task["id"]).update(expires_at=timezone.now())
+    assert api.post(verdict_url(task["id"]), {"label": "ok"}, format="json").status_code == 201
+
+
+def test_a_verdict_after_another_reviewer_took_the_case_is_410(
+    api, client_for, workflow, queue_case
+):
+    queue_case(workflow)
+    task = api.post(next_url(workflow.slug), format="json").json()
+    Assignment.objects.filter(task_id=task["id"]).update(expires_at=timezone.now())
+    other = client_for(factories.reviewer_create("otto", workflow))
+    assert other.post(next_url(workflow.slug), format="json").json()["id"] == task["id"]
     response = api.post(verdict_url(task["id"]), {"label": "ok"}, format="json")
     assert response.status_code == 410
     assert response.json()["error"]["code"] == "lease_expired"
-    assert "expired" in response.json()["error"]["message"]
+    assert "another reviewer" in response.json()["error"]["message"]
+
+
+def test_heartbeat_renews_the_lease_and_says_the_time_left(api, workflow, queue_case):
+    queue_case(workflow)
+    task = api.post(next_url(workflow.slug), format="json").json()
+    soon = timezone.now() + timedelta(seconds=5)
+    Assignment.objects.filter(task_id=task["id"]).update(expires_at=soon)
+    response = api.post(f"/api/v1/review-tasks/{task['id']}/heartbeat/", format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["seconds_left"] > workflow.review_lease_seconds - 5
+    assert Assignment.objects.get(task_id=task["id"]).expires_at > soon
+
+
+def test_heartbeat_on_someone_elses_task_is_409(api, client_for, workflow, queue_case):
+    queue_case(workflow)
+    other = client_for(factories.reviewer_create("otto", workflow))
+    task = other.post(next_url(workflow.slug), format="json").json()
+    response = api.post(f"/api/v1/review-tasks/{task['id']}/heartbeat/", format="json")
+    assert response.status_code == 409
+
+
+def test_queue_counts_match_the_queue_page(api, client, workflow, reviewer, queue_case):
+    for _ in range(3):
+        queue_case(workflow)
+    task = api.post(next_url(workflow.slug), format="json").json()
+    api.post(f"/api/v1/review-tasks/{task['id']}/skip/", {"reason": "blurry"}, format="json")
+    counts = api.get(f"/api/v1/workflows/{workflow.slug}/review/queue/").json()
+    assert (counts["open"], counts["available"], counts["cooling"]) == (3, 2, 1)
+    client.force_login(reviewer)
+    page = client.get("/").content.decode()
+    assert 'data-depth="2"' in page and 'data-cooling="1"' in page
 
 
 def test_a_verdict_on_a_decided_case_is_409(api, workflow, queue_case):
@@ -358,3 +407,19 @@ def test_stats_report_agreement_gold_and_throughput(client_for, make_reviewer):
 
     own = client_for(ann).get(f"/api/v1/workflows/{workflow.slug}/review/stats/").json()
     assert [r["reviewer"] for r in own["throughput"]["reviewers"]] == ["ann"]
+
+
+def test_change_request_api(api, client_for, workflow, queue_case):
+    queue_case(workflow)
+    task = api.post(next_url(workflow.slug), format="json").json()
+    verdict = api.post(verdict_url(task["id"]), {"label": "ok"}, format="json").json()
+    url = f"/api/v1/verdicts/{verdict['id']}/change-request/"
+    assert api.post(url, {"label": "crack"}, format="json").status_code == 400
+    created = api.post(url, {"label": "crack", "reason": "missed it"}, format="json")
+    assert created.status_code == 201
+    assert (created.json()["from_label"], created.json()["to_label"]) == ("ok", "crack")
+    again = api.post(url, {"label": "stain", "reason": "twice"}, format="json")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "change_already_requested"
+    stranger = client_for(factories.reviewer_create("otto", workflow))
+    assert stranger.post(url, {"label": "crack", "reason": "x"}, format="json").status_code == 404

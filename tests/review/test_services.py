@@ -8,6 +8,7 @@ from django.utils import timezone
 from kernel.errors import Forbidden, NotFound
 from review import errors, services
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
+from review.selectors import LEASE_MAX_FACTOR
 from tests.review import factories
 from workflows.models import CaseEvent, CaseStatus, WorkflowMembership
 
@@ -180,15 +181,71 @@ def test_a_task_not_assigned_to_you_is_refused(workflow, reviewer, make_reviewer
     assert not Verdict.objects.exists()
 
 
-def test_an_expired_lease_is_refused(workflow, reviewer, queue_case):
+def test_a_lapsed_lease_still_takes_the_verdict_when_nobody_else_holds_it(
+    workflow, reviewer, queue_case
+):
     case, task = queue_case(workflow)
     assignment = claim(workflow, reviewer)
     Assignment.objects.filter(pk=assignment.pk).update(expires_at=timezone.now())
+    services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="ok")
+    case.refresh_from_db()
+    assert case.decision_label == "ok"
+
+
+def test_a_lease_marked_expired_still_takes_the_verdict_when_nobody_else_holds_it(
+    workflow, reviewer, queue_case
+):
+    case, task = queue_case(workflow)
+    assignment = claim(workflow, reviewer)
+    Assignment.objects.filter(pk=assignment.pk).update(expires_at=timezone.now())
+    assert services.assignments_expire() == 1
+    verdict = services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="crack")
+    assignment.refresh_from_db()
+    assert verdict.assignment_id == assignment.pk and assignment.state == AssignmentState.COMPLETED
+    case.refresh_from_db()
+    assert case.decision_label == "crack"
+
+
+def test_a_lapsed_lease_is_refused_once_another_reviewer_holds_the_case(
+    workflow, reviewer, make_reviewer, queue_case
+):
+    case, task = queue_case(workflow)
+    assignment = claim(workflow, reviewer)
+    Assignment.objects.filter(pk=assignment.pk).update(expires_at=timezone.now())
+    other = make_reviewer("otto", workflow)
+    assert claim(workflow, other).task_id == task.pk
     with pytest.raises(errors.LeaseExpired) as refusal:
         services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="ok")
     assert refusal.value.status_code == 410
+    with pytest.raises(errors.LeaseExpired):
+        services.assignment_heartbeat(task_id=task.pk, reviewer=reviewer)
     case.refresh_from_db()
     assert case.status == CaseStatus.IN_REVIEW and not Verdict.objects.exists()
+    services.verdict_submit(task_id=task.pk, reviewer=other, label="stain")
+
+
+def test_next_renews_a_held_lease_about_to_run_out(workflow, reviewer, queue_case):
+    queue_case(workflow)
+    assignment = claim(workflow, reviewer)
+    soon = timezone.now() + timedelta(seconds=2)
+    Assignment.objects.filter(pk=assignment.pk).update(expires_at=soon)
+    again = claim(workflow, reviewer)
+    assert again.pk == assignment.pk
+    again.refresh_from_db()
+    assert again.expires_at >= soon + timedelta(seconds=workflow.review_lease_seconds - 3)
+
+
+def test_heartbeat_renews_but_never_past_the_limit(workflow, reviewer, queue_case):
+    _, task = queue_case(workflow)
+    assignment = claim(workflow, reviewer)
+    lease = workflow.review_lease_seconds
+    taken = timezone.now() - timedelta(seconds=lease * LEASE_MAX_FACTOR - 10)
+    Assignment.objects.filter(pk=assignment.pk).update(
+        leased_at=taken, expires_at=timezone.now() + timedelta(seconds=1)
+    )
+    renewed = services.assignment_heartbeat(task_id=task.pk, reviewer=reviewer)
+    limit = taken + timedelta(seconds=lease * LEASE_MAX_FACTOR)
+    assert renewed.expires_at == limit
 
 
 def test_a_decided_case_is_refused(workflow, reviewer, queue_case):
@@ -383,7 +440,7 @@ def test_a_lapsed_gold_lease_cancels_its_task(workflow, reviewer, gold_case):
 # --- Skip and release ----------------------------------------------------------------
 
 
-def test_skip_needs_a_reason_and_passes_the_case_to_others(
+def test_skip_needs_a_reason_and_passes_the_case_to_others_after_the_delay(
     workflow, reviewer, make_reviewer, queue_case
 ):
     case, task = queue_case(workflow)
@@ -394,10 +451,77 @@ def test_skip_needs_a_reason_and_passes_the_case_to_others(
     skipped = services.verdict_skip(task_id=task.pk, reviewer=reviewer, reason="blurry")
 
     assert skipped.state == AssignmentState.SKIPPED and skipped.skip_reason == "blurry"
-    assert services.review_next(workflow=workflow, reviewer=reviewer) is None
     other = make_reviewer("otto", workflow)
+    # Nobody gets it during the delay...
+    assert services.review_next(workflow=workflow, reviewer=reviewer) is None
+    assert services.review_next(workflow=workflow, reviewer=other) is None
+    # ...then others first, and the one who skipped it only when nothing else waits.
+    ReviewTask.objects.filter(pk=task.pk).update(available_at=timezone.now())
+    _, fresh = queue_case(workflow)
+    assert claim(workflow, reviewer).task_id == fresh.pk
     assert claim(workflow, other).task_id == task.pk
     assert CaseEvent.objects.filter(case=case, kind="review_skipped", reason="blurry").exists()
+
+
+def test_the_skipper_gets_the_case_back_when_nothing_else_waits(workflow, reviewer, queue_case):
+    workflow.skip_delay_seconds = 0
+    workflow.save()
+    _, task = queue_case(workflow)
+    claim(workflow, reviewer)
+    services.verdict_skip(task_id=task.pk, reviewer=reviewer, reason="blurry")
+    assert claim(workflow, reviewer).task_id == task.pk
+
+
+def test_too_many_skips_send_the_case_to_the_admins(workflow, reviewer, make_reviewer, queue_case):
+    workflow.skip_delay_seconds = 0
+    workflow.max_skips = 2
+    workflow.save()
+    case, task = queue_case(workflow)
+    other = make_reviewer("otto", workflow)
+    for who in (reviewer, other):
+        assert claim(workflow, who).task_id == task.pk
+        services.verdict_skip(task_id=task.pk, reviewer=who, reason="no idea")
+    task.refresh_from_db()
+    assert task.escalated and task.skip_count == 2
+    assert CaseEvent.objects.filter(case=case, kind="review_escalated").exists()
+    assert services.review_next(workflow=workflow, reviewer=reviewer) is None
+    admin = make_reviewer("ada", workflow, admin=True)
+    assert claim(workflow, admin).task_id == task.pk
+
+
+def test_hidden_suggestion_is_drawn_at_task_creation_and_recorded(
+    workflow, queue_case, stub_model_version, monkeypatch
+):
+    workflow.level = "assistance"
+    workflow.hidden_suggestion_rate = 0.5
+    workflow.save()
+    monkeypatch.setattr(services, "hidden_suggestion_draw", lambda: 0.2)
+    case, task = queue_case(workflow, prediction=(stub_model_version, "crack", 0.9))
+    assert task.suggestion_hidden and not task.show_suggestion
+    case.refresh_from_db()
+    assert not case.suggestion_visible
+    monkeypatch.setattr(services, "hidden_suggestion_draw", lambda: 0.7)
+    _, shown = queue_case(workflow, prediction=(stub_model_version, "crack", 0.9))
+    assert shown.show_suggestion and not shown.suggestion_hidden
+
+
+def test_model_agreement_shown_versus_hidden(
+    workflow, reviewer, queue_case, stub_model_version, monkeypatch
+):
+    from review.selectors import model_agreement_stats
+
+    workflow.level = "assistance"
+    workflow.hidden_suggestion_rate = 0.5
+    workflow.save()
+    for draw, label in ((0.9, "crack"), (0.9, "crack"), (0.1, "ok"), (0.1, "crack")):
+        monkeypatch.setattr(services, "hidden_suggestion_draw", lambda draw=draw: draw)
+        _, task = queue_case(workflow, prediction=(stub_model_version, "crack", 0.9))
+        assert claim(workflow, reviewer).task_id == task.pk
+        services.verdict_submit(task_id=task.pk, reviewer=reviewer, label=label)
+    [row] = model_agreement_stats(workflow=workflow)
+    assert (row["shown_n"], row["shown_agreement"]) == (2, 1.0)
+    assert (row["hidden_n"], row["hidden_agreement"]) == (2, 0.5)
+    assert row["gap"] == 0.5
 
 
 def test_skipping_without_a_lease_is_refused(workflow, reviewer, queue_case):
@@ -525,3 +649,56 @@ def test_undo_while_someone_else_holds_the_case_leaves_it_in_the_queue(
     result = services.verdict_undo(reviewer=ann, verdict_id=first.pk)
     assert result.assignment is None
     assert result.verdict.retracted_at is not None
+
+
+# --- Asking to change an older verdict --------------------------------------------------
+
+
+def test_a_change_request_is_recorded_on_the_case_once(workflow, reviewer, queue_case):
+    from review.selectors import change_requests
+
+    case, task = queue_case(workflow)
+    claim(workflow, reviewer)
+    verdict = services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="ok")
+    with pytest.raises(services.InvalidInput):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="ok", reason="same"
+        )
+    with pytest.raises(services.InvalidInput):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="crack", reason=" "
+        )
+    with pytest.raises(errors.UnknownLabel):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="dent", reason="x"
+        )
+    event = services.verdict_change_request(
+        reviewer=reviewer, verdict_id=verdict.pk, label="crack", reason="missed the crack"
+    )
+    assert event.kind == "verdict_change_requested" and event.case_id == case.pk
+    assert event.data == {
+        "verdict": verdict.pk,
+        "task": task.pk,
+        "from_label": "ok",
+        "to_label": "crack",
+    }
+    with pytest.raises(errors.ChangeAlreadyRequested):
+        services.verdict_change_request(
+            reviewer=reviewer, verdict_id=verdict.pk, label="stain", reason="again"
+        )
+    [request] = change_requests(workflow=workflow)
+    assert (request["reviewer"], request["to_label"]) == ("rita", "crack")
+    # The verdict and the decision stand until an admin acts.
+    case.refresh_from_db()
+    assert case.decision_label == "ok"
+
+
+def test_only_the_author_may_ask_to_change_a_verdict(workflow, reviewer, make_reviewer, queue_case):
+    _, task = queue_case(workflow)
+    claim(workflow, reviewer)
+    verdict = services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="ok")
+    other = make_reviewer("otto", workflow)
+    with pytest.raises(NotFound):
+        services.verdict_change_request(
+            reviewer=other, verdict_id=verdict.pk, label="crack", reason="mine now"
+        )

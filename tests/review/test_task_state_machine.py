@@ -191,7 +191,12 @@ LEASE_PAIRS = list(itertools.product(AssignmentState.values, repeat=2))
 
 def test_every_lease_state_has_a_row_and_only_active_moves():
     assert set(LEASE_TABLE) == set(AssignmentState.values)
-    assert [state for state, moves in LEASE_TABLE.items() if moves] == [AssignmentState.ACTIVE]
+    assert [state for state, moves in LEASE_TABLE.items() if moves] == [
+        AssignmentState.ACTIVE,
+        AssignmentState.EXPIRED,
+    ]
+    # A lease marked expired may only complete: a late verdict nobody else stood in for.
+    assert LEASE_TABLE[AssignmentState.EXPIRED] == {AssignmentState.COMPLETED}
 
 
 def lease_at(workflow, reviewer, state):

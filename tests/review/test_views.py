@@ -2,6 +2,7 @@
 
 import pytest
 
+from review.models import Verdict
 from tests.review import factories
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +62,35 @@ def test_duration_filter():
     assert duration(600) == "10 min"
     assert duration(3 * 3600 + 300) == "3 h 5 min"
     assert duration(2 * 86400 + 4 * 3600) == "2 d 4 h"
+
+
+def test_history_pages_and_filters_my_verdicts(client, workflow, reviewer, make_reviewer):
+    from review import services, views
+
+    other = make_reviewer("otto", workflow)
+    for index in range(views.HISTORY_PAGE_SIZE + 10):
+        factories.case_in_review(workflow, external_id=f"h-{index:03d}")
+        who = reviewer if index % 25 else other
+        task = services.review_next(workflow=workflow, reviewer=who)
+        services.verdict_submit(
+            task_id=task.task_id, reviewer=who, label="crack" if index % 2 else "ok"
+        )
+    mine = Verdict.objects.filter(reviewer=reviewer).count()
+    client.force_login(reviewer)
+
+    first = client.get("/review/inspect/history/").content.decode()
+    assert f"{mine} verdicts" in first and "page 1 of 2" in first
+    assert "h-000" not in first  # otto's, not mine
+    second = client.get("/review/inspect/history/?page=2").content.decode()
+    assert "page 2 of 2" in second
+
+    cracks = client.get("/review/inspect/history/?label=crack").content.decode()
+    count = Verdict.objects.filter(reviewer=reviewer, label="crack").count()
+    assert f"{count} verdicts" in cracks
+    # Nonsense filters are ignored, never an error.
+    assert client.get("/review/inspect/history/?label=nope&page=x").status_code == 200
+
+
+def test_history_is_404_for_non_members(client, workflow, make_user):
+    client.force_login(make_user("stranger"))
+    assert client.get("/review/inspect/history/").status_code == 404

@@ -1,6 +1,17 @@
 /*
  * The review screen: claim a case, show it, take a verdict by key or click, move on.
  *
+ * Leases: the countdown is the server's time left (`seconds_left`, counted on the
+ * monotonic clock from when the answer arrived), never the lease's length. While the
+ * case is on screen and the reviewer is active, a heartbeat renews the lease (bounded by
+ * the server); idle, it stops and the lease may run out, but the case stays on screen and
+ * a verdict is still accepted while nobody else holds it. When a lease is short or gone
+ * the verdict is sent and its answer awaited before the screen moves on; a verdict that
+ * is refused is kept in the "not saved" list with Retry, never dropped.
+ *
+ * State that belongs to a case (its comment, its zoom, the skip dialog's case) lives on
+ * the case's task object and goes wherever the case goes.
+ *
  * Speed: while the reviewer looks at one case, the next one is already claimed (a
  * lease of its own, `after` = the case on screen) and its image decoded, so a verdict
  * swaps the picture at once and the verdict itself is sent in the background. Requests
@@ -32,14 +43,21 @@
     audit: "audit",
     model_error: "model could not score",
   };
-  const EXPIRY_MARGIN_MS = 10000;
   const EMPTY_POLL_MS = 5000;
+  const LEASE_MS = config.leaseSeconds * 1000;
+  // Below this much lease left, a verdict waits for the server's answer before moving on.
+  const SAFE_MARGIN_MS = Math.min(10000, LEASE_MS / 4);
+  const HEARTBEAT_MS = Math.max(1000, Math.min(30000, LEASE_MS / 3));
+  const IDLE_MS = config.idleSeconds * 1000;
 
   const keyToLabel = new Map();
   for (const entry of config.labels) {
-    if (entry.key) keyToLabel.set(entry.key, entry.label);
-    if (entry.letter) keyToLabel.set(entry.letter, entry.label);
+    for (const key of entry.keys || []) keyToLabel.set(key, entry.label);
   }
+  const helpDialog = byId("help-dialog");
+  const unsavedBox = byId("unsaved");
+  const saliencyLayer = byId("saliency-layer");
+  const opacityInput = byId("saliency-opacity");
 
   const state = {
     current: null,
@@ -49,7 +67,11 @@
     lastVerdict: null,
     emptyTimer: null,
     advancing: false,
+    saving: false,
+    lastInput: performance.now(),
+    unsaved: [],
   };
+  window.loopgateReview = state;
 
   // --- API ----------------------------------------------------------------------------
 
@@ -115,9 +137,16 @@
     return task;
   }
 
+  /** The server says how long the lease has left; count down from that on the
+   * monotonic clock, whatever the reviewer's wall clock says. */
+  function leaseFrom(task, seconds_left) {
+    task.localExpiry = performance.now() + Math.max(0, Number(seconds_left) || 0) * 1000;
+    task.lapsedShown = false;
+  }
+
   function received(task) {
-    const leaseMs = Date.parse(task.expires_at) - Date.parse(task.leased_at);
-    task.localExpiry = Date.now() + leaseMs;
+    leaseFrom(task, task.seconds_left);
+    task.comment = "";
     return preload(task);
   }
 
@@ -147,19 +176,30 @@
   }
 
   function leaseLeftMs(task) {
-    return task.localExpiry - Date.now();
+    return task.localExpiry - performance.now();
   }
 
   async function takeNext() {
     if (state.prefetching) await state.prefetching;
     let task = state.next;
     state.next = null;
-    if (task && leaseLeftMs(task) < EXPIRY_MARGIN_MS) {
+    if (task && leaseLeftMs(task) <= 0) {
       serially(function () { return release(task); });
       task = null;
+    } else if (task && leaseLeftMs(task) < SAFE_MARGIN_MS) {
+      // review/next hands a held lease back renewed.
+      const renewed = await serially(function () { return claim(null); });
+      if (renewed && renewed.id === task.id) {
+        leaseFrom(task, renewed.seconds_left);
+      } else {
+        if (renewed) state.next = renewed;
+        serially(function () { return release(task); });
+        task = null;
+      }
     }
     if (!task) {
-      task = await serially(function () { return claim(null); });
+      task = state.next || (await serially(function () { return claim(null); }));
+      state.next = null;
     }
     return task;
   }
@@ -185,11 +225,36 @@
     }
   }
 
+  async function queueText() {
+    const result = await api("GET", config.urls.queue);
+    if (!result.ok || !result.data) return "";
+    const c = result.data;
+    const parts = [];
+    if (c.leased) parts.push(c.leased + " being reviewed");
+    if (c.cooling) {
+      const back = c.next_back_at ? new Date(c.next_back_at).toLocaleTimeString() : "soon";
+      parts.push(c.cooling + " skipped, back at " + back);
+    }
+    if (c.escalated && !c.is_admin) parts.push(c.escalated + " skipped too often, with the admins");
+    if (c.answered) parts.push(c.answered + " waiting for another reviewer");
+    const counts = byId("queue-counts");
+    counts.textContent = c.available + " waiting" + (parts.length ? " · " + parts.join(" · ") : "");
+    counts.dataset.available = String(c.available);
+    return parts.join("; ");
+  }
+
   function showEmpty() {
     const image = byId("case-image");
     if (image) image.hidden = true;
+    saliencyLayer.hidden = true;
+    commentBox.value = "";
     stageMessage.hidden = false;
-    stageMessage.textContent = "No cases are waiting. Checking again every few seconds…";
+    stageMessage.textContent = "No cases are waiting for you. Checking again every few seconds…";
+    queueText().then(function (text) {
+      if (text && !state.current) {
+        stageMessage.textContent = "No cases are waiting for you (" + text + "). Checking again every few seconds…";
+      }
+    });
     byId("case-name").textContent = "—";
     byId("case-reason").textContent = "";
     byId("lease-left").textContent = "—";
@@ -215,14 +280,20 @@
     if (old) old.replaceWith(shown);
     else viewport.appendChild(shown);
     shown.hidden = false;
+    saliencyLayer.hidden = true;
     stageMessage.hidden = ready;
     if (!ready) stageMessage.textContent = "The image could not be loaded.";
-    zoom.fit();
+    // The case's own state: its comment and its zoom (a case starts fitted).
+    commentBox.value = task.comment || "";
+    if (task.zoom) zoom.restore(task.zoom);
+    else zoom.fit();
 
     byId("case-name").textContent = task.case.external_id || String(task.case.id).slice(0, 8);
-    byId("case-reason").textContent = task.adjudication
-      ? "adjudication"
-      : REASONS[task.reason] || task.reason;
+    byId("case-reason").textContent = task.escalated
+      ? "skipped " + task.skip_count + " times"
+      : task.adjudication
+        ? "adjudication"
+        : REASONS[task.reason] || task.reason;
     renderSuggestion(task.suggestion);
     saliencyFor(task);
     renderAdjudication(task);
@@ -244,14 +315,31 @@
     const button = byId("saliency-toggle");
     if (!button || !window.LoopgateSaliency) return;
     if (!saliency) {
+      // The overlay is its own layer over the case image, so its opacity can be set.
       const currentImage = {
         get src() { return byId("case-image").src; },
-        set src(url) { byId("case-image").src = url; },
+        set src(url) {
+          const showing = url !== byId("case-image").src;
+          if (showing) saliencyLayer.src = url;
+          saliencyLayer.hidden = !showing;
+          byId("saliency-tools").hidden = !showing;
+          zoom.apply();
+        },
       };
       saliency = window.LoopgateSaliency.attach({ image: currentImage, button: button });
     }
     saliency.setCase(task.case.id, Boolean(task.suggestion));
+    saliencyLayer.hidden = true;
+    byId("saliency-tools").hidden = true;
   }
+
+  function setOpacity(value) {
+    const clamped = Math.max(0, Math.min(100, value));
+    opacityInput.value = String(clamped);
+    saliencyLayer.style.opacity = String(clamped / 100);
+  }
+  opacityInput.addEventListener("input", function () { setOpacity(Number(opacityInput.value)); });
+  setOpacity(Number(opacityInput.value));
 
   function element(tag, text, className) {
     const node = document.createElement(tag);
@@ -267,10 +355,11 @@
       box.hidden = true;
       return;
     }
-    const title = element("h2", "Model suggestion");
+    const title = element("h2", "Model suggestion", "visually-hidden");
     title.id = "suggestion-title";
     box.appendChild(title);
     const head = element("p", null, "suggestion-head");
+    head.appendChild(element("span", "Model suggests ", "muted"));
     head.appendChild(element("strong", suggestion.label));
     head.appendChild(element("span", " " + Math.round(suggestion.confidence * 100) + "% confident", "muted"));
     box.appendChild(head);
@@ -311,10 +400,7 @@
     const list = byId("metadata");
     list.replaceChildren();
     const entries = Object.entries(metadata || {});
-    if (!entries.length) {
-      list.appendChild(element("dd", "none", "muted"));
-      return;
-    }
+    if (!entries.length) return;
     for (const [key, value] of entries) {
       list.appendChild(element("dt", key));
       const shown = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
@@ -335,39 +421,153 @@
       out.textContent = "—";
       return;
     }
-    const left = Math.max(0, Math.round(leaseLeftMs(task) / 1000));
+    // Never round expiry early: 0:00 shows only once the lease has really run out.
+    const leftMs = leaseLeftMs(task);
+    const left = Math.max(0, Math.ceil(leftMs / 1000));
     out.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
     out.classList.toggle("warn", left <= 30);
-    if (left === 0 && !state.advancing) {
-      announce("Your lease on this case ran out; it went back to the queue.", true);
-      advance(null);
+    if (leftMs <= 0 && !task.lapsedShown) {
+      task.lapsedShown = true;
+      announce(
+        "Your lease ran out while you were away. Your verdict is still taken unless another reviewer has the case.",
+        true
+      );
     }
   }
 
+  // --- Heartbeat ------------------------------------------------------------------------
+
+  function active() {
+    return document.visibilityState === "visible" && performance.now() - state.lastInput < IDLE_MS;
+  }
+
+  function heartbeat(task) {
+    if (!task || task.heartbeatBusy) return Promise.resolve();
+    task.heartbeatBusy = true;
+    return api("POST", urlFor(config.urls.heartbeat, task.id)).then(function (result) {
+      task.heartbeatBusy = false;
+      if (result.ok) {
+        leaseFrom(task, result.data.seconds_left);
+        if (task === state.current) tickLease();
+      } else if (result.status === 410 && task === state.current && !task.verdictSent) {
+        announce("Another reviewer has this case now: " + errorText(result), true);
+        advance(null);
+      } else if (task === state.next && !result.ok) {
+        state.next = null;
+      }
+    }, function () { task.heartbeatBusy = false; });
+  }
+
+  function heartbeats() {
+    if (!active()) return;
+    heartbeat(state.current);
+    heartbeat(state.next);
+  }
+
+  function noteInput() {
+    const wasIdle = !active();
+    state.lastInput = performance.now();
+    if (wasIdle) heartbeats();
+  }
+  for (const name of ["keydown", "pointerdown", "wheel"]) {
+    document.addEventListener(name, noteInput, { capture: true, passive: true });
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") noteInput();
+  });
+
   // --- Verdicts, skip, undo -----------------------------------------------------------
 
-  function giveVerdict(label, keyAt) {
-    const task = state.current;
-    if (!task || state.advancing) return;
-    const comment = commentBox.value.trim();
-    commentBox.value = "";
-    flash(label);
-    const started = keyAt === undefined ? performance.now() : keyAt;
-    serially(function () {
-      return api("POST", urlFor(config.urls.verdict, task.id), { label: label, comment: comment });
+  function caseName(task) {
+    return task.case.external_id || String(task.case.id).slice(0, 8);
+  }
+
+  function sendVerdict(entry) {
+    return serially(function () {
+      return api("POST", urlFor(config.urls.verdict, entry.task.id), {
+        label: entry.label,
+        comment: entry.comment,
+      });
     }).then(function (result) {
       if (result.ok) {
         state.lastVerdict = result.data;
-        announce("Saved: " + label + ".");
+        announce("Saved: " + entry.label + " on " + caseName(entry.task) + ".");
         addRecent(result.data, true);
+        unsavedRemove(entry);
       } else {
-        announce("Verdict “" + label + "” was not saved: " + errorText(result), true);
+        entry.error = errorText(result);
+        unsavedAdd(entry);
       }
       updateUndo();
+      return result.ok;
     }, function (error) {
-      announce("Verdict “" + label + "” was not saved: " + error.message, true);
+      entry.error = "the server could not be reached (" + error.message + ")";
+      unsavedAdd(entry);
+      return false;
     });
-    advance(started);
+  }
+
+  function giveVerdict(label, keyAt) {
+    const task = state.current;
+    if (state.saving || state.advancing || !task) {
+      announce("Wait: " + (task ? "the last verdict is still being saved." : "no case is on screen yet."), true);
+      return;
+    }
+    task.comment = commentBox.value.trim();
+    task.verdictSent = true;
+    const entry = { task: task, label: label, comment: task.comment };
+    flash(label);
+    const started = keyAt === undefined ? performance.now() : keyAt;
+    if (leaseLeftMs(task) > SAFE_MARGIN_MS) {
+      sendVerdict(entry);
+      advance(started);
+      return;
+    }
+    // Short or lapsed lease: hear the server's answer before moving on.
+    state.saving = true;
+    announce("Saving “" + label + "”…");
+    sendVerdict(entry).then(function () {
+      state.saving = false;
+      advance(started);
+    });
+  }
+
+  // --- Verdicts that were not saved ------------------------------------------------------
+
+  function unsavedAdd(entry) {
+    if (!state.unsaved.includes(entry)) state.unsaved.push(entry);
+    renderUnsaved();
+    announce("Verdict “" + entry.label + "” on " + caseName(entry.task) + " was not saved: " + entry.error, true);
+  }
+
+  function unsavedRemove(entry) {
+    const at = state.unsaved.indexOf(entry);
+    if (at >= 0) state.unsaved.splice(at, 1);
+    renderUnsaved();
+  }
+
+  function renderUnsaved() {
+    unsavedBox.replaceChildren();
+    unsavedBox.hidden = !state.unsaved.length;
+    if (!state.unsaved.length) return;
+    unsavedBox.appendChild(element("h2", "Not saved (" + state.unsaved.length + ")"));
+    const list = element("ul");
+    for (const entry of state.unsaved) {
+      const item = element("li");
+      item.dataset.task = String(entry.task.id);
+      item.dataset.label = entry.label;
+      item.appendChild(element("span", "“" + entry.label + "” on " + caseName(entry.task) + ": " + entry.error));
+      const retry = element("button", "Retry");
+      retry.type = "button";
+      retry.addEventListener("click", function () { sendVerdict(entry); });
+      const drop = element("button", "Dismiss");
+      drop.type = "button";
+      drop.addEventListener("click", function () { unsavedRemove(entry); });
+      item.appendChild(retry);
+      item.appendChild(drop);
+      list.appendChild(item);
+    }
+    unsavedBox.appendChild(list);
   }
 
   function flash(label) {
@@ -378,9 +578,12 @@
     }
   }
 
-  function skipCurrent(reason) {
-    const task = state.current;
-    if (!task) return;
+  function skipCurrent(task, reason) {
+    if (!task || task !== state.current) {
+      announce("Not skipped: the case changed while the dialog was open.", true);
+      return;
+    }
+    task.comment = "";
     serially(function () {
       return api("POST", urlFor(config.urls.skip, task.id), { reason: reason });
     }).then(function (result) {
@@ -418,7 +621,9 @@
     state.next = state.current;
     if (stale) serially(function () { return release(stale); });
     clearTimeout(state.emptyTimer);
-    await show(received(returned), null);
+    const back = received(returned);
+    back.comment = verdict.comment || "";
+    await show(back, null);
     announce("Undone: “" + verdict.label + "” was withdrawn. Give your verdict again.");
   }
 
@@ -428,10 +633,10 @@
     undoButton.disabled = !open;
     if (open) {
       const left = Math.ceil((Date.parse(verdict.undo_until) - Date.now()) / 1000);
-      undoButton.setAttribute("aria-label", "Undo “" + verdict.label + "” (" + left + " s left)");
+      byId("undo-detail").textContent = " “" + verdict.label + "”, " + left + " s left";
       undoButton.dataset.left = left + " s";
     } else {
-      undoButton.removeAttribute("aria-label");
+      byId("undo-detail").textContent = "";
       delete undoButton.dataset.left;
     }
   }
@@ -460,11 +665,11 @@
   function addRecent(verdict) {
     const list = byId("recent");
     list.prepend(recentItem(verdict));
-    while (list.children.length > 10) list.lastElementChild.remove();
+    while (list.children.length > 5) list.lastElementChild.remove();
   }
 
   async function loadRecent() {
-    const result = await api("GET", config.urls.recent + "?limit=10");
+    const result = await api("GET", config.urls.recent + "?limit=5");
     if (!result.ok) return;
     byId("recent").replaceChildren(...result.data.map(recentItem));
     const newest = result.data[0];
@@ -482,9 +687,21 @@
     apply: function () {
       const image = byId("case-image");
       if (!image) return;
-      image.style.transform = "translate(" + this.x + "px," + this.y + "px) scale(" + this.scale + ")";
+      const transform = "translate(" + this.x + "px," + this.y + "px) scale(" + this.scale + ")";
+      image.style.transform = transform;
+      saliencyLayer.style.transform = transform;
       image.classList.toggle("pixelated", this.scale >= 3);
       byId("zoom-level").textContent = Math.round(this.scale * 100) + "%";
+      if (state.current) {
+        state.current.zoom = { scale: this.scale, fitScale: this.fitScale, x: this.x, y: this.y };
+      }
+    },
+    restore: function (saved) {
+      this.scale = saved.scale;
+      this.fitScale = saved.fitScale;
+      this.x = saved.x;
+      this.y = saved.y;
+      this.apply();
     },
     fit: function () {
       const image = byId("case-image");
@@ -566,12 +783,31 @@
 
   for (const button of document.querySelectorAll(".label-button")) {
     button.addEventListener("click", function () { giveVerdict(button.dataset.label); });
+    button.style.setProperty("--label-color", button.dataset.color || "var(--accent)");
   }
   byId("skip-button").addEventListener("click", openSkip);
   undoButton.addEventListener("click", undo);
 
+  commentBox.addEventListener("input", function () {
+    if (state.current) state.current.comment = commentBox.value;
+  });
+  byId("help-button").addEventListener("click", openHelp);
+
+  function openHelp() {
+    if (helpDialog.open || skipDialog.open) return;
+    helpDialog.showModal();
+  }
+  helpDialog.addEventListener("keydown", function (event) {
+    if (event.key === "?") {
+      event.preventDefault();
+      helpDialog.close();
+    }
+  });
+  helpDialog.addEventListener("close", function () { viewport.focus(); });
+
   function openSkip() {
     if (!state.current || skipDialog.open) return;
+    skipDialog.task = state.current;
     byId("skip-form").reset();
     skipDialog.returnValue = "";
     skipDialog.showModal();
@@ -594,14 +830,15 @@
     const choice = skipDialog.querySelector("input[type=radio]:checked").value;
     const details = byId("skip-other").value.trim();
     const reason = details ? (choice === "other" ? details : choice + ": " + details) : choice;
-    skipCurrent(reason.slice(0, 200));
+    skipCurrent(skipDialog.task, reason.slice(0, 200));
+    skipDialog.task = null;
     viewport.focus();
   });
 
   byId("skip-cancel").addEventListener("click", function () { skipDialog.close("cancel"); });
 
   document.addEventListener("keydown", function (event) {
-    if (event.defaultPrevented || skipDialog.open) return;
+    if (event.defaultPrevented || skipDialog.open || helpDialog.open) return;
     const target = event.target;
     const typing = target instanceof HTMLElement && target.matches("textarea, input, select");
     if (typing) {
@@ -615,9 +852,25 @@
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (target instanceof HTMLElement && target.matches("input[type=range]") && key.startsWith("arrow")) return;
     if (keyToLabel.has(key)) {
       event.preventDefault();
       giveVerdict(keyToLabel.get(key), performance.now());
+    } else if (key === "?") {
+      event.preventDefault();
+      openHelp();
+    } else if (key === "n") {
+      event.preventDefault();
+      commentBox.focus();
+    } else if (key === "i") {
+      const panel = byId("instructions");
+      if (panel) {
+        event.preventDefault();
+        panel.open = !panel.open;
+      }
+    } else if (key === "[" || key === "]") {
+      event.preventDefault();
+      setOpacity(Number(opacityInput.value) + (key === "]" ? 10 : -10));
     } else if (key === "s") {
       event.preventDefault();
       openSkip();
@@ -631,9 +884,9 @@
       zoom.centre(1.25);
     } else if (key === "-" || key === "_") {
       zoom.centre(0.8);
-    } else if (key === "0") {
+    } else if (key === "f") {
       zoom.fit();
-    } else if (key.startsWith("arrow") && target === viewport) {
+    } else if (key.startsWith("arrow")) {
       event.preventDefault();
       const step = 40;
       const moves = { arrowleft: [step, 0], arrowright: [-step, 0], arrowup: [0, step], arrowdown: [0, -step] };
@@ -656,7 +909,16 @@
   setInterval(function () {
     tickLease();
     updateUndo();
-  }, 1000);
+  }, 250);
+  setInterval(heartbeats, HEARTBEAT_MS);
+
+  // The bottom bar on narrow screens: the image leaves room for it.
+  const decide = byId("decide");
+  if (window.ResizeObserver) {
+    new ResizeObserver(function () {
+      document.documentElement.style.setProperty("--bar-height", decide.offsetHeight + 8 + "px");
+    }).observe(decide);
+  }
 
   loadRecent();
   advance(null);

@@ -44,8 +44,9 @@ def test_a_workflow_admin_sets_up_a_workflow_from_the_product(
         page.wait_for_load_state("networkidle")
         problems.extend(f"{name}: {line}" for line in axe_violations(page))
 
-    # New workflow: ten labels 0..9.
-    page.goto(f"{live_server.url}/workflows/new/")
+    # New workflow, from the home page's button: ten labels 0..9.
+    page.get_by_role("link", name="New workflow").click()
+    page.wait_for_url(f"{live_server.url}/workflows/new/")
     check("new")
     page.get_by_label("Slug").fill("pcb")
     page.get_by_label("Name").fill("PCB line 3")

@@ -377,6 +377,12 @@ CELERY_BEAT_SCHEDULE = {
 # --- Loopgate -------------------------------------------------------------------------
 LOOPGATE_INFERENCE_DEVICE = os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto")
 LOOPGATE_INFERENCE_BATCH_SIZE = int(os.environ.get("LOOPGATE_INFERENCE_BATCH_SIZE", "16"))
+# CPU threads per worker process for every model; unset: the policy in
+# inference.devices.cpu_threads_policy (one for a small model, else the process's share
+# of the cores). See docs/deployment.md (D78).
+LOOPGATE_TORCH_THREADS = (
+    int(os.environ["LOOPGATE_TORCH_THREADS"]) if os.environ.get("LOOPGATE_TORCH_THREADS") else None
+)
 # Each worker process loads the deployed models when it starts, so the first case does
 # not wait for a model load.
 LOOPGATE_WARM_MODELS = env_bool("LOOPGATE_WARM_MODELS", default=True)

@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from inference.loader import normalise
 from inference.spec import ModelSpec
 
 EAGER = "eager"
@@ -45,10 +44,13 @@ class _Probabilities(torch.nn.Module):
     def __init__(self, module: torch.nn.Module, spec: ModelSpec) -> None:
         super().__init__()
         self.module = module
-        self.spec = spec
+        # The arithmetic of ``inference.loader.normalise``, step for step.
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.module(normalise(images, self.spec)).float(), dim=1)
+        inputs = (images.to(torch.float32) / 255.0 - self.mean) / self.std
+        return torch.softmax(self.module(inputs).float(), dim=1)
 
 
 def export_onnx(module: torch.nn.Module, spec: ModelSpec) -> bytes:
@@ -57,7 +59,10 @@ def export_onnx(module: torch.nn.Module, spec: ModelSpec) -> bytes:
     Raises ``RuntimeUnavailable`` with the exporter's reason (e.g. an operator ONNX has
     no equivalent for).
     """
-    wrapper = _Probabilities(module, spec).eval().to("cpu")
+    wrapper: torch.nn.Module = _Probabilities(module, spec).eval().to("cpu")
+    if isinstance(module, torch.jit.ScriptModule):
+        # A TorchScript graph cannot be called from a traced one: script the wrapper too.
+        wrapper = torch.jit.script(wrapper)
     size = spec.input_size
     dummy = torch.zeros((2, 3, size, size), dtype=torch.uint8)
     buffer = io.BytesIO()

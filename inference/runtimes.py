@@ -41,6 +41,9 @@ class RuntimeUnavailable(RuntimeError):
 class _Probabilities(torch.nn.Module):
     """uint8 ``(N, 3, S, S)`` -> softmax probabilities: what serving computes, as one graph."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, module: torch.nn.Module, spec: ModelSpec) -> None:
         super().__init__()
         self.module = module

@@ -41,15 +41,13 @@ class RuntimeUnavailable(RuntimeError):
 class _Probabilities(torch.nn.Module):
     """uint8 ``(N, 3, S, S)`` -> softmax probabilities: what serving computes, as one graph."""
 
-    mean: torch.Tensor
-    std: torch.Tensor
-
     def __init__(self, module: torch.nn.Module, spec: ModelSpec) -> None:
         super().__init__()
         self.module = module
-        # The arithmetic of ``inference.loader.normalise``, step for step.
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+        # The arithmetic of ``inference.loader.normalise``, step for step. Plain tensor
+        # attributes (constants in the graph), which TorchScript accepts as they are.
+        self.mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         inputs = (images.to(torch.float32) / 255.0 - self.mean) / self.std

@@ -343,7 +343,18 @@ class Platform:
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
                 process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text()[-3000:]}"
+            for path in sorted(self.workdir.glob("worker-*.log"))
+        )
 
 
 def register_resnet(platform: Platform, weights: Path, runtime: str) -> dict:
@@ -514,8 +525,13 @@ def main() -> None:
                 body = client.get(f"{base}/api/v1/cases/{case_id}/")
                 if body["status"] in ("decided", "in_review", "failed"):
                     done[case_id] = body
+        except BaseException:
+            print(platform.logs(), file=sys.stderr)
+            raise
         finally:
             platform.stop()
+        # With the platform stopped, and while the weights file still exists.
+        bare = bare_loops(args.cases, args.batch, args.model, weights)
 
     def server_time(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -533,7 +549,6 @@ def main() -> None:
     )
     used = cpu_used(before, after)
     end_to_end = len(done) / total_seconds
-    bare = bare_loops(args.cases, args.batch, args.model, weights)
     best = max(bare.values(), key=lambda run: run["with_decode"])
     bare_per_s = best["with_decode"]
     from inference.devices import resolve_device

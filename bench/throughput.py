@@ -1,12 +1,20 @@
 """Push N demo images through the REST API and a real worker; compare with a bare PyTorch loop.
 
-Starts its own platform (gunicorn + one Celery worker) in a temporary folder, on the
-embedded default (SQLite + filesystem broker) or, when DATABASE_URL and
-CELERY_BROKER_URL are set, on those. Prints cases per second, decision-latency
-percentiles, and the raw throughput of the same model on the same images in a bare
-loop, measured in the same run.
+Starts its own platform (gunicorn, an inference worker and a worker for the default and
+training queues, as in production) in a temporary folder, on the embedded default
+(SQLite + filesystem broker) or, when DATABASE_URL and CELERY_BROKER_URL are set, on
+those. Prints cases per second, decision-latency percentiles, the CPU time every process
+spent per case (read from /proc), and the raw throughput of the same model on the same
+images in a bare loop, measured in the same run.
 
-    python bench/throughput.py --cases 200 [--concurrency 8] [--batch 16]
+    python bench/throughput.py --cases 300 [--concurrency 8] [--batch 16] [--json]
+    python bench/throughput.py --model resnet18 --runtime onnx --cases 300 --json
+
+``--model resnet18`` registers a ResNet-18 at 224 px (seeded random weights: the speed
+of a model does not depend on what it learnt) with ``manage.py register_model`` and
+promotes it to serving with the deployment service, so the platform serves a real-size
+model; ``--runtime`` is the runtime it is registered with. The load client keeps one
+HTTP connection per client thread (a ``requests.Session``), so it costs little CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -28,8 +37,49 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-QUEUES = "inference,default"
+QUEUES = "inference,training,default"
 sys.path.insert(0, str(ROOT))
+RESNET_SIZE = 224
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process below it (children of every thread)."""
+    seen, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in children.read_text().split()]
+            except OSError:
+                continue
+    return seen
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """utime + stime of ``pid`` (and of its reaped children) from /proc, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def pids_named(name: str) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == name:
+                out.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return out
 
 
 def free_port() -> int:
@@ -55,37 +105,110 @@ def demo_images(n: int) -> list[bytes]:
     return out
 
 
-def bare_loop(images: list[bytes], batch: int) -> dict[str, float]:
-    """The same model on the same images, no web, no queue, no database."""
+def demo_spec() -> object:
+    from inference.spec import ModelSpec
+
+    return ModelSpec.from_dict(json.loads((ROOT / "inference/assets/demo_model.json").read_text()))
+
+
+def resnet_spec() -> object:
+    from inference.spec import ModelSpec
+
+    labels = tuple(json.loads((ROOT / "inference/assets/demo_model.json").read_text())["labels"])
+    return ModelSpec(architecture="resnet18", labels=labels, input_size=RESNET_SIZE)
+
+
+def resnet_weights(path: Path) -> Path:
+    """A seeded, randomly initialised ResNet-18 state dict with the demo's four labels."""
+    import torch
+
+    from inference.architectures import build_model
+
+    torch.manual_seed(18)
+    torch.save(build_model(resnet_spec()).state_dict(), path)  # type: ignore[arg-type]
+    return path
+
+
+def bare_loop(images: list[bytes], batch: int, model_name: str, weights: Path) -> dict[str, float]:
+    """The same model on the same images, no web, no queue, no database: eager PyTorch,
+    batch ``batch``, with and without the PNG decode."""
     from PIL import Image
 
     from inference.devices import resolve_device
     from inference.loader import load_model
-    from inference.spec import ModelSpec
 
-    card = json.loads((ROOT / "inference/assets/demo_model.json").read_text())
-    spec = ModelSpec.from_dict(card)
+    spec = resnet_spec() if model_name == "resnet18" else demo_spec()
     device = resolve_device(os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto"))
-    model = load_model(spec, ROOT / "inference/assets/demo_model.pt", device=device)
+    model = load_model(spec, weights, device=device)  # type: ignore[arg-type]
     decoded = [Image.open(io.BytesIO(b)).convert("RGB") for b in images]
     model.predict(decoded[:batch])  # warm-up
-    results = {}
-    for size in (1, batch):
-        started = time.perf_counter()
-        for i in range(0, len(decoded), size):
-            model.predict(decoded[i : i + size])
-        results[f"batch {size}"] = len(decoded) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(0, len(decoded), batch):
+        model.predict(decoded[i : i + batch])
+    results: dict[str, float] = {"no_decode": len(decoded) / (time.perf_counter() - started)}
     started = time.perf_counter()
     for i in range(0, len(images), batch):
         chunk = [Image.open(io.BytesIO(b)).convert("RGB") for b in images[i : i + batch]]
         model.predict(chunk)
-    results[f"batch {batch} incl. PNG decode"] = len(images) / (time.perf_counter() - started)
-    results["device"] = device  # type: ignore[assignment]
+    results["with_decode"] = len(images) / (time.perf_counter() - started)
+    results["threads"] = torch_threads()
     return results
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def bare_loops(cases: int, batch: int, model_name: str, weights: Path) -> dict[str, dict]:
+    """The bare loop twice, each in a fresh process: as a user would write it (torch's
+    default threads and waiting), and with the platform's thread discipline (passive
+    waiting, the thread policy's count). The better one is the bar the platform is held to."""
+    from inference.devices import available_cores, cpu_threads_policy
+
+    # The models' parameter counts (ResNet-18 with four outputs; the demo's MobileNetV3).
+    parameters = 11_178_564 if model_name == "resnet18" else 406_316
+    disciplined = cpu_threads_policy(cores=available_cores(), parameters=parameters)
+    base_env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")
+    }
+    runs = {
+        "default": base_env,
+        "disciplined": {
+            **base_env,
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "OMP_NUM_THREADS": str(disciplined),
+        },
+    }
+    out = {}
+    for name, env in runs.items():
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--bare-only",
+                "--cases",
+                str(cases),
+                "--batch",
+                str(batch),
+                "--model",
+                model_name,
+                "--weights",
+                str(weights),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        out[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 class Platform:
-    def __init__(self, workdir: Path, port: int, batch: int):
+    def __init__(self, workdir: Path, port: int, batch: int, web_processes: int = 2):
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "loopgate.settings",
@@ -96,20 +219,26 @@ class Platform:
             "CELERY_TASK_ALWAYS_EAGER": "0",
             # The bench measures the pipeline, not the API's rate limit.
             "LOOPGATE_THROTTLE_TOKEN_RATE": "1000000/min",
+            # Registering a ResNet-18 on a busy 2-core machine: export and compare in time.
+            "LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS": "900",
         }
         self.port = port
         self.workdir = workdir
+        self.web_processes = web_processes
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def manage(self, *args: str) -> str:
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=self.env,
-            check=True,
+            check=False,
             capture_output=True,
             text=True,
-        ).stdout
+        )
+        if done.returncode:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
 
     def start(self) -> dict:
         if "DATABASE_URL" in os.environ and os.environ["DATABASE_URL"].startswith("postgres"):
@@ -125,32 +254,40 @@ class Platform:
             )
         self.manage("migrate", "--noinput")
         creds = json.loads(self.manage("bootstrap_demo", "--json", "--level", "full"))
-        log = (self.workdir / "worker.log").open("wb")
-        self.processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "loopgate",
-                    "worker",
-                    "-Q",
-                    QUEUES,
-                    "-c",
-                    "1",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "INFO",  # "celery@host ready." is logged at INFO
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        return creds
+
+    def serve(self) -> None:
+        """Start the workers (inference apart from the default and training queues, as
+        in production) and the web server; return once all of them are ready."""
+        for name, queues in (("inference", "inference"), ("default", "default,training")):
+            log = (self.workdir / f"worker-{name}.log").open("wb")
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "loopgate",
+                        "worker",
+                        "-Q",
+                        queues,
+                        "-c",
+                        "1",
+                        "-n",
+                        f"{name}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--loglevel",
+                        "INFO",  # "celery@host ready." is logged at INFO
+                    ],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
-        )
         self.processes.append(
             subprocess.Popen(
                 [
@@ -161,7 +298,7 @@ class Platform:
                     "--bind",
                     f"127.0.0.1:{self.port}",
                     "--workers",
-                    "2",
+                    str(self.web_processes),
                     "--threads",
                     "4",
                 ],
@@ -179,74 +316,222 @@ class Platform:
                     break
             except requests.RequestException:
                 time.sleep(0.3)
-        while b"ready." not in (self.workdir / "worker.log").read_bytes():
-            if self.processes[0].poll() is not None:
-                log = (self.workdir / "worker.log").read_text()[-2000:]
-                raise RuntimeError(f"worker exited:\n{log}")
-            if time.monotonic() > deadline + 300:
-                log = (self.workdir / "worker.log").read_text()[-2000:]
-                raise RuntimeError(f"worker did not start:\n{log}")
+        for name in ("inference", "default"):
+            log_path = self.workdir / f"worker-{name}.log"
+            while b"ready." not in log_path.read_bytes():
+                if any(process.poll() is not None for process in self.processes):
+                    raise RuntimeError(f"a worker exited:\n{log_path.read_text()[-2000:]}")
+                if time.monotonic() > deadline + 300:
+                    raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.3)
+        # The pool process loads the serving model in the background: wait for it.
+        log_path = self.workdir / "worker-inference.log"
+        while b"torch threads" not in log_path.read_bytes() and time.monotonic() < deadline + 300:
             time.sleep(0.3)
-        return creds
+        time.sleep(5)
+
+    def groups(self) -> dict[str, set[int]]:
+        """The pids of the web server and each worker (with their pool processes)."""
+        worker_inference, worker_default, web = self.processes[:3]
+        return {
+            "web": process_tree(web.pid),
+            "worker_inference": process_tree(worker_inference.pid),
+            "worker_default": process_tree(worker_default.pid),
+        }
 
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
                 process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text()[-3000:]}"
+            for path in sorted(self.workdir.glob("worker-*.log"))
+        )
+
+
+def register_resnet(platform: Platform, weights: Path, runtime: str) -> dict:
+    """Register the ResNet-18 with the platform's command and promote it to serving."""
+    version = json.loads(
+        platform.manage(
+            "register_model",
+            "--workflow",
+            "surface-inspection",
+            "--name",
+            "resnet18-bench",
+            "--architecture",
+            "resnet18",
+            "--input-size",
+            str(RESNET_SIZE),
+            "--weights",
+            str(weights),
+            "--runtime",
+            runtime,
+            "--deploy-as",
+            "shadow",
+            "--reason",
+            "throughput bench",
+        )
+    )
+    platform.manage(
+        "shell",
+        "-c",
+        "from modelops.services import deployment_promote; "
+        "from workflows.models import Workflow; "
+        "deployment_promote(workflow=Workflow.objects.get(slug='surface-inspection'), "
+        "actor=None, reason='throughput bench')",
+    )
+    return version
+
+
+class Client:
+    """Multipart POSTs over one kept-alive connection per client thread."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Token {token}"}
+        self.local = threading.local()
+
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+            self.local.session.headers.update(self.headers)
+        return self.local.session
+
+    def submit(self, url: str, image: bytes, external_id: str) -> tuple[str, float]:
+        started = time.perf_counter()
+        response = self.session().post(
+            url,
+            timeout=60,
+            files={"image": (f"{external_id}.png", image, "image/png")},
+            data={"external_id": external_id},
+        )
+        response.raise_for_status()
+        return response.json()["id"], time.perf_counter() - started
+
+    def get(self, url: str) -> dict:
+        return self.session().get(url, timeout=30).json()
+
+
+def wait_routed(client: Client, stats_url: str, limit: float) -> None:
+    """Wait on the workflow's counts (one cheap request a quarter second), not on every
+    case, so the bench's own polling does not take the worker's CPU."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        counts = client.get(stats_url)["counts"]
+        if counts["received"] + counts["processing"] == 0:
+            return
+        time.sleep(0.25)
+
+
+def cpu_snapshot(groups: dict[str, set[int]], database: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of every process in each group: the platform's processes, the
+    PostgreSQL backends serving its database, Redis (a server others share) and this
+    client."""
+    snapshot = {name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in groups.items()}
+    snapshot["postgres"] = {pid: cpu_seconds(pid) for pid in postgres_backends(database)}
+    snapshot["redis"] = {pid: cpu_seconds(pid) for pid in pids_named("redis-server")}
+    snapshot["client"] = {os.getpid(): cpu_seconds(os.getpid())}
+    return snapshot
+
+
+def postgres_backends(database: str) -> list[int]:
+    if not database:
+        return []
+    try:
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"]) as connection:
+            rows = connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchall()
+        return [row[0] for row in rows]
+    except Exception:  # noqa: BLE001 - no PostgreSQL, no figure
+        return []
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
+    """CPU seconds per group between two snapshots (a process that appeared counts whole)."""
+    used = {}
+    for name, pids in after.items():
+        used[name] = sum(
+            max(0.0, seconds - before.get(name, {}).get(pid, 0.0)) for pid, seconds in pids.items()
+        )
+    return used
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--cases", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--model", choices=("demo", "resnet18"), default="demo")
+    parser.add_argument("--runtime", choices=("eager", "onnx"), default="eager")
+    parser.add_argument("--web-processes", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_only:
+        print(json.dumps(bare_loop(demo_images(args.cases), args.batch, args.model, args.weights)))
+        return
 
     images = demo_images(args.cases)
+    warm_images = demo_images(args.batch)
+    database_url = os.environ.get("DATABASE_URL", "")
+    database = database_url.rsplit("/", 1)[-1] if database_url.startswith("postgres") else ""
     with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp:
-        platform = Platform(Path(tmp), free_port(), args.batch)
+        platform = Platform(Path(tmp), free_port(), args.batch, args.web_processes)
         creds = platform.start()
+        weights = ROOT / "inference/assets/demo_model.pt"
+        version: dict = {"tag": "demo", "runtime": "eager"}
+        if args.model == "resnet18":
+            weights = resnet_weights(Path(tmp) / "resnet18.pt")
+            version = register_resnet(platform, weights, args.runtime)
+        platform.serve()
         base = f"http://127.0.0.1:{platform.port}"
-        headers = {"Authorization": f"Token {creds['api_token']}"}
+        client = Client(base, creds["api_token"])
         url = f"{base}/api/v1/workflows/{creds['workflow']}/cases/"
+        stats_url = f"{base}/api/v1/workflows/{creds['workflow']}/stats/"
         try:
-
-            def submit(index: int) -> tuple[str, float]:
-                started = time.perf_counter()
-                response = requests.post(
-                    url,
-                    headers=headers,
-                    timeout=60,
-                    files={"image": (f"{index}.png", images[index], "image/png")},
-                    data={"external_id": f"bench-{index}"},
-                )
-                response.raise_for_status()
-                return response.json()["id"], time.perf_counter() - started
-
+            # Warm the pipeline (the model is loaded, connections are open) off the clock.
+            for index, image in enumerate(warm_images):
+                client.submit(url, image, f"warm-{index}")
+            wait_routed(client, stats_url, 300)
+            before = cpu_snapshot(platform.groups(), database)
             started_at = datetime.now(UTC)
             started = time.perf_counter()
             with ThreadPoolExecutor(args.concurrency) as pool:
-                submitted = list(pool.map(submit, range(args.cases)))
+                submitted = list(
+                    pool.map(
+                        lambda index: client.submit(url, images[index], f"bench-{index}"),
+                        range(args.cases),
+                    )
+                )
             ingest_seconds = time.perf_counter() - started
-            # Wait on the workflow's counts (one cheap request), not on every case, so
-            # the bench's own polling does not take the worker's CPU.
-            stats_url = f"{base}/api/v1/workflows/{creds['workflow']}/stats/"
-            while time.perf_counter() - started < 1800:
-                counts = requests.get(stats_url, headers=headers, timeout=30).json()["counts"]
-                if counts["received"] + counts["processing"] == 0:
-                    break
-                time.sleep(0.25)
+            wait_routed(client, stats_url, 1800)
             wait_seconds = time.perf_counter() - started
+            after = cpu_snapshot(platform.groups(), database)
             done: dict[str, dict] = {}
             for case_id, _ in submitted:
-                body = requests.get(
-                    f"{base}/api/v1/cases/{case_id}/", headers=headers, timeout=30
-                ).json()
+                body = client.get(f"{base}/api/v1/cases/{case_id}/")
                 if body["status"] in ("decided", "in_review", "failed"):
                     done[case_id] = body
+        except BaseException:
+            print(platform.logs(), file=sys.stderr)
+            raise
         finally:
             platform.stop()
+        # With the platform stopped, and while the weights file still exists.
+        bare = bare_loops(args.cases, args.batch, args.model, weights)
 
     def server_time(text: str) -> datetime:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -262,23 +547,55 @@ def main() -> None:
     total_seconds = (
         (last_routed - started_at).total_seconds() if last_routed is not None else wait_seconds
     )
-    bare = bare_loop(images, args.batch)
+    used = cpu_used(before, after)
     end_to_end = len(done) / total_seconds
+    best = max(bare.values(), key=lambda run: run["with_decode"])
+    bare_per_s = best["with_decode"]
+    from inference.devices import resolve_device
 
-    database = (
-        "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
-    )
+    device = resolve_device(os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto"))
+    database_name = "PostgreSQL" if database else "SQLite"
     broker = (
         "Redis" if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else "filesystem"
     )
+    per_case = {name: round(seconds * 1000 / args.cases, 2) for name, seconds in used.items()}
+    result = {
+        "date": started_at.isoformat(timespec="seconds"),
+        "model": args.model,
+        "model_version": version.get("tag"),
+        "runtime": version.get("runtime", "eager"),
+        "cases": args.cases,
+        "routed": len(done),
+        "batch": args.batch,
+        "concurrency": args.concurrency,
+        "web_processes": args.web_processes,
+        "device": device,
+        "stack": f"{database_name} + {broker}",
+        "cores": os.cpu_count(),
+        "ingest_per_s": round(args.cases / ingest_seconds, 1),
+        "e2e_per_s": round(end_to_end, 1),
+        "latency_p50_s": round(percentile(latencies, 50), 3) if latencies else None,
+        "latency_p99_s": round(percentile(latencies, 99), 3) if latencies else None,
+        "ingest_request_p50_ms": round(percentile([s for _, s in submitted], 50) * 1000, 1),
+        "cpu_ms_per_case": round(sum(per_case.values()), 2),
+        "cpu_ms_per_case_by_process": per_case,
+        "bare_per_s": round(bare_per_s, 1),
+        "bare_loops": {
+            name: {key: round(value, 1) for key, value in run.items()} for name, run in bare.items()
+        },
+        "ratio": round(end_to_end / bare_per_s, 3),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
     print(
-        f"Loopgate throughput — {args.cases} cases, {database} + {broker} broker, 1 worker, "
-        f"batch {args.batch}, {args.concurrency} concurrent clients, device {bare.pop('device')}"
+        f"Loopgate throughput — {args.cases} cases, {result['stack']} broker, model "
+        f"{result['model_version']} ({result['runtime']}), batch {args.batch}, "
+        f"{args.concurrency} concurrent clients, device {device}"
     )
     print(
-        f"  ingest (POST, 201)             {args.cases / ingest_seconds:8.1f} cases/s  "
-        f"(p50 {percentile([s for _, s in submitted], 50) * 1000:.0f} ms, "
-        f"p95 {percentile([s for _, s in submitted], 95) * 1000:.0f} ms per request)"
+        f"  ingest (POST, 201)             {result['ingest_per_s']:8.1f} cases/s  "
+        f"(p50 {result['ingest_request_p50_ms']:.0f} ms per request)"
     )
     print(
         f"  end to end (submit -> decided) {end_to_end:8.1f} cases/s  "
@@ -287,13 +604,15 @@ def main() -> None:
     if latencies:
         print(
             f"  decision latency               p50 {percentile(latencies, 50):.2f} s   "
-            f"p90 {percentile(latencies, 90):.2f} s   p99 {percentile(latencies, 99):.2f} s   "
-            f"max {max(latencies):.2f} s"
+            f"p90 {percentile(latencies, 90):.2f} s   p99 {percentile(latencies, 99):.2f} s"
         )
-    for name, rate in bare.items():
-        print(f"  bare PyTorch loop, {name:24s} {rate:8.1f} cases/s")
-    best = max(v for v in bare.values() if isinstance(v, float))
-    print(f"  ratio end-to-end / best bare loop: {end_to_end / best:.2f}")
+    print(f"  CPU per case                   {result['cpu_ms_per_case']:8.2f} ms  {per_case}")
+    for name, run in bare.items():
+        print(
+            f"  bare PyTorch loop ({name}, {run['threads']} threads), batch {args.batch}: "
+            f"{run['with_decode']:8.1f} img/s with PNG decode, {run['no_decode']:8.1f} without"
+        )
+    print(f"  ratio end-to-end / bare loop (batch {args.batch} with decode): {result['ratio']:.2f}")
 
 
 if __name__ == "__main__":

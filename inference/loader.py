@@ -15,14 +15,18 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 from torchvision.transforms import functional as tvf
 
 from inference.architectures import build_model
+from inference.devices import to_device
 from inference.spec import ModelSpec, PredictionResult
+
+if TYPE_CHECKING:
+    from inference.runtimes import OnnxRunner
 
 TORCHSCRIPT = "torchscript"
 DEFAULT_BATCH_SIZE = 64
@@ -91,23 +95,49 @@ class LoadedModel:
     The wrapped module (``_module``) is package-internal: callers outside
     ``inference/`` use ``predict`` and never see a tensor.
     ``sha256`` is the checksum of the file it came from (``None`` for a model
-    built in memory, e.g. during training).
+    built in memory, e.g. during training). ``runtime`` is what computes predictions:
+    ``eager`` (the module itself, channels-last) or ``onnx`` (an ONNX Runtime session
+    over the version's verified export; the module stays for saliency). ``threads`` is
+    the CPU thread count its forward pass runs with (``None``: the process's setting).
     """
 
     def __init__(
-        self, module: torch.nn.Module, spec: ModelSpec, *, device: str, sha256: str | None
+        self,
+        module: torch.nn.Module,
+        spec: ModelSpec,
+        *,
+        device: str,
+        sha256: str | None,
+        threads: int | None = None,
     ) -> None:
         # torch accepts memory_format here; its stubs list no overload that takes it.
         self._module = module.eval().to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.spec = spec
         self.device = device
         self.sha256 = sha256
+        self.threads = threads
+        self.runtime = "eager"
+        self._runner: OnnxRunner | None = None
 
     def __repr__(self) -> str:
         return (
             f"LoadedModel(architecture={self.spec.architecture!r}, "
-            f"labels={self.spec.labels!r}, device={self.device!r}, sha256={self.sha256!r})"
+            f"labels={self.spec.labels!r}, device={self.device!r}, sha256={self.sha256!r}, "
+            f"runtime={self.runtime!r})"
         )
+
+    @property
+    def parameters(self) -> int:
+        return int(sum(parameter.numel() for parameter in self._module.parameters()))
+
+    def use_onnx(self, graph: bytes | str | Path) -> None:
+        """Serve through ONNX Runtime over ``graph`` (the version's verified export)."""
+        from inference.runtimes import ONNX, OnnxRunner
+
+        self._runner = OnnxRunner(
+            graph, device=self.device, threads=self.threads or torch.get_num_threads()
+        )
+        self.runtime = ONNX
 
     def predict(
         self, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE
@@ -129,8 +159,16 @@ class LoadedModel:
 
     def _probabilities(self, uint8_batch: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities (float32, CPU) for a ``(N, 3, S, S)`` uint8 batch."""
+        if self._runner is not None:
+            return self._runner.probabilities(uint8_batch)
+        return self._eager_probabilities(uint8_batch)
+
+    def _eager_probabilities(self, uint8_batch: torch.Tensor) -> torch.Tensor:
+        # OpenMP's thread count is per calling thread: set it where the work runs.
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            inputs = normalise(uint8_batch.to(self.device), self.spec).contiguous(
+            inputs = normalise(to_device(uint8_batch, self.device), self.spec).contiguous(
                 memory_format=torch.channels_last
             )
             with mixed_precision(self.device):
@@ -144,6 +182,10 @@ def load_model(
     *,
     device: str = "cpu",
     expected_sha256: str | None = None,
+    threads: int | None = None,
+    runtime: str = "eager",
+    runtime_path: str | Path | None = None,
+    runtime_sha256: str | None = None,
 ) -> LoadedModel:
     """Load, verify and place a model; every failure becomes a ``ModelLoadError``.
 
@@ -152,6 +194,8 @@ def load_model(
     keys and shapes match ``build_model(spec)`` exactly, or a TorchScript archive
     when ``spec.architecture == "torchscript"``; the model, in eval mode on
     ``device``, maps a dummy ``(1, 3, S, S)`` batch to ``(1, len(spec.labels))``.
+    With ``runtime="onnx"`` the exported graph at ``runtime_path`` (checked against
+    ``runtime_sha256``) computes the predictions, and passes the same dummy batch.
     """
     path = Path(weights_path)
     if not path.is_file():
@@ -170,11 +214,36 @@ def load_model(
     else:
         module = _load_state_dict_model(spec, path)
     try:
-        loaded = LoadedModel(module, spec, device=device, sha256=actual_sha256)
+        loaded = LoadedModel(module, spec, device=device, sha256=actual_sha256, threads=threads)
     except Exception as error:  # a bad device string, CUDA out of memory, ...
         raise ModelLoadError(f"cannot move model {path} to device {device!r}: {error}") from error
+    if runtime != "eager":
+        _use_runtime(loaded, runtime, runtime_path, runtime_sha256)
     _check_output_shape(loaded, path)
     return loaded
+
+
+def _use_runtime(
+    loaded: LoadedModel,
+    runtime: str,
+    runtime_path: str | Path | None,
+    runtime_sha256: str | None,
+) -> None:
+    from inference.runtimes import ONNX, RuntimeUnavailable
+
+    if runtime != ONNX:
+        raise ModelLoadError(f"unknown runtime {runtime!r}; expected 'eager' or 'onnx'")
+    if runtime_path is None or not Path(runtime_path).is_file():
+        raise ModelLoadError(f"the {runtime} runtime's file is missing: {runtime_path}")
+    if runtime_sha256 is not None and sha256_of(runtime_path) != runtime_sha256.lower():
+        raise ModelLoadError(
+            f"checksum mismatch for the {runtime} runtime's file {runtime_path}: "
+            f"expected sha256 {runtime_sha256}"
+        )
+    try:
+        loaded.use_onnx(runtime_path)
+    except RuntimeUnavailable as error:
+        raise ModelLoadError(str(error)) from error
 
 
 def _load_torchscript(path: Path) -> torch.nn.Module:
@@ -235,7 +304,7 @@ def _check_output_shape(loaded: LoadedModel, path: Path) -> None:
         )
 
 
-_CacheKey = tuple[ModelSpec, str, str | None, str]
+_CacheKey = tuple[ModelSpec, str, str | None, str, int | None, str, str | None]
 _cache: dict[_CacheKey, LoadedModel] = {}
 _cache_lock = threading.Lock()
 
@@ -246,8 +315,13 @@ def get_model(
     *,
     device: str,
     expected_sha256: str | None,
+    threads: int | None = None,
+    runtime: str = "eager",
+    runtime_path: str | Path | None = None,
+    runtime_sha256: str | None = None,
 ) -> LoadedModel:
-    """``load_model`` memoised per process on (spec, resolved path, checksum, device).
+    """``load_model`` memoised per process on (spec, resolved path, checksum, device,
+    threads, runtime and its file's checksum).
 
     A worker therefore loads each model version once. Failures are not cached,
     so a fixed file is picked up on the next call. Model files are meant to be
@@ -260,11 +334,23 @@ def get_model(
         str(Path(weights_path).resolve()),
         expected_sha256.lower() if expected_sha256 else None,
         device,
+        threads,
+        runtime,
+        runtime_sha256.lower() if runtime_sha256 else None,
     )
     with _cache_lock:
         cached = _cache.get(key)
         if cached is None:
-            cached = load_model(spec, weights_path, device=device, expected_sha256=expected_sha256)
+            cached = load_model(
+                spec,
+                weights_path,
+                device=device,
+                expected_sha256=expected_sha256,
+                threads=threads,
+                runtime=runtime,
+                runtime_path=runtime_path,
+                runtime_sha256=runtime_sha256,
+            )
             _cache[key] = cached
         return cached
 

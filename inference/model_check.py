@@ -21,11 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inference.spec import ModelSpec
+
+# Kept free of torch at import: the parent (the web process) only builds the request.
+DEFAULT_MAX_ABS_DIFF = 1e-4
+DEFAULT_MIN_TOP1_AGREEMENT = 1.0
+GENERATED_SAMPLE_SIZE = 32
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -48,6 +53,10 @@ class ModelCheckResult:
     output_shape: tuple[int, ...] = ()
     parameters: int = 0
     seconds: float = 0.0
+    # The runtime check, when a runtime other than eager was asked for: the runtime, the
+    # sample's size and origin, max_abs_diff, top1_agreement, the tolerances, and each
+    # runtime's milliseconds per image on the sample (one thread).
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +68,19 @@ class ModelCheckResult:
         }
 
 
+@dataclass(frozen=True)
+class RuntimeRequest:
+    """Verify ``runtime`` against the eager model on ``samples`` (image files; when
+    empty, a generated sample) and write its file to ``output`` when it agrees."""
+
+    runtime: str
+    output: str
+    samples: tuple[str, ...] = ()
+    sample_origin: str = "generated"
+    max_abs_diff: float = DEFAULT_MAX_ABS_DIFF
+    min_top1_agreement: float = DEFAULT_MIN_TOP1_AGREEMENT
+
+
 def check_model_file(
     spec: ModelSpec,
     path: str | Path,
@@ -66,6 +88,7 @@ def check_model_file(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
     display_name: str | None = None,
+    runtime: RuntimeRequest | None = None,
 ) -> ModelCheckResult:
     """Load ``path`` as ``spec`` once, in a sandboxed child process; never raises for a bad file.
 
@@ -81,6 +104,7 @@ def check_model_file(
             "path": str(Path(path).resolve()),
             "memory_bytes": memory_bytes,
             "cpu_seconds": timeout_seconds,
+            "runtime": asdict(runtime) if runtime else None,
         }
     )
     environment = {
@@ -124,6 +148,7 @@ def check_model_file(
                 output_shape=tuple(answer.get("output_shape", ())),
                 parameters=int(answer.get("parameters", 0)),
                 seconds=elapsed,
+                runtime=dict(answer.get("runtime") or {}),
             )
     tail = (completed.stderr or "").strip().splitlines()[-1:] or ["no output"]
     return ModelCheckResult(
@@ -174,8 +199,101 @@ def _run_check(request: dict[str, Any]) -> dict[str, Any]:
         loaded = load_model(spec, request["path"], device="cpu")
     except ModelLoadError as error:
         return {"ok": False, "error": _short_reason(str(error))}
-    parameters = sum(p.numel() for p in loaded._module.parameters())
-    return {"ok": True, "output_shape": [1, spec.num_classes], "parameters": int(parameters)}
+    answer: dict[str, Any] = {
+        "ok": True,
+        "output_shape": [1, spec.num_classes],
+        "parameters": loaded.parameters,
+    }
+    if request.get("runtime"):
+        asked = request["runtime"]
+        runtime = RuntimeRequest(**{**asked, "samples": tuple(asked["samples"])})
+        verdict = _check_runtime(loaded, runtime)
+        answer["runtime"] = verdict
+        if verdict.get("error"):
+            answer["ok"] = False
+            answer["error"] = verdict["error"]
+    return answer
+
+
+def _sample_batch(spec: ModelSpec, runtime: RuntimeRequest) -> tuple[Any, str]:
+    """The uint8 batch the runtimes are compared on, and where it came from."""
+    import torch
+    from PIL import Image
+
+    from inference.loader import resize_to_uint8
+
+    images = []
+    for path in runtime.samples:
+        try:
+            with Image.open(path) as image:
+                images.append(resize_to_uint8(image, spec.input_size))
+        except (OSError, ValueError):  # a stored image gone or unreadable: skip it
+            continue
+    if images:
+        return torch.stack(images), runtime.sample_origin
+    # No images to compare on: half smooth random pictures, half raw noise (a fixed
+    # seed), so every layer sees inputs unlike the export's dummy zeros, edges included.
+    generator = torch.Generator().manual_seed(0)
+    size, half = spec.input_size, GENERATED_SAMPLE_SIZE // 2
+    coarse = torch.randint(0, 256, (half, 3, 8, 8), generator=generator, dtype=torch.uint8)
+    smooth = torch.nn.functional.interpolate(coarse.float(), size=(size, size), mode="bilinear")
+    noise = torch.randint(0, 256, (half, 3, size, size), generator=generator, dtype=torch.uint8)
+    return torch.cat([smooth.round().clamp(0, 255).to(torch.uint8), noise]), "generated"
+
+
+def _milliseconds_per_image(function: Any, batch: Any) -> float:
+    """The better of two timed passes over (at most) 16 images, after one untimed."""
+    batch = batch[:16]
+    function(batch)
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        function(batch)
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000 / max(1, len(batch)), 4)
+
+
+def _check_runtime(loaded: Any, runtime: RuntimeRequest) -> dict[str, Any]:
+    """Export, run and compare; a refusal is ``{"error": ...}`` with the figures."""
+    from inference.runtimes import ONNX, OnnxRunner, RuntimeUnavailable, compare, export_onnx
+
+    if runtime.runtime != ONNX:
+        return {"runtime": runtime.runtime, "error": f"runtime: unknown {runtime.runtime!r}"}
+    batch, origin = _sample_batch(loaded.spec, runtime)
+    reference = loaded._probabilities(batch)
+    try:
+        graph = export_onnx(loaded._module, loaded.spec)
+        runner = OnnxRunner(graph, device="cpu", threads=1)
+        candidate = runner.probabilities(batch)
+    except RuntimeUnavailable as error:
+        return {"runtime": ONNX, "error": f"runtime onnx: {error}"}
+    agreement = compare(reference, candidate)
+    figures: dict[str, Any] = {
+        "runtime": ONNX,
+        "samples": agreement.samples,
+        "sample_origin": origin,
+        "max_abs_diff": agreement.max_abs_diff,
+        "top1_agreement": agreement.top1_agreement,
+        "tolerance": {
+            "max_abs_diff": runtime.max_abs_diff,
+            "min_top1_agreement": runtime.min_top1_agreement,
+        },
+    }
+    if not agreement.within(
+        max_abs_diff=runtime.max_abs_diff, min_top1_agreement=runtime.min_top1_agreement
+    ):
+        figures["error"] = (
+            f"runtime onnx: refused: on {agreement.samples} {origin} sample images its "
+            f"probabilities differ from torch's by up to {agreement.max_abs_diff:.3g} "
+            f"(tolerance {runtime.max_abs_diff:.3g}) and its top label agrees on "
+            f"{agreement.top1_agreement:.1%} (needed {runtime.min_top1_agreement:.1%}); "
+            "register it with the eager runtime"
+        )
+        return figures
+    figures["eager_ms_per_image"] = _milliseconds_per_image(loaded._probabilities, batch)
+    figures["onnx_ms_per_image"] = _milliseconds_per_image(runner.probabilities, batch)
+    Path(runtime.output).write_bytes(graph)
+    return figures
 
 
 def main() -> None:

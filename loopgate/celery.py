@@ -1,12 +1,21 @@
 """The Celery application: inference, training and periodic checks run here."""
 
-import logging
 import os
+
+# PyTorch's OpenMP threads (and MKL's) busy-wait between parallel regions by default,
+# taking the CPU the web server and the database need. The OpenMP runtime reads this
+# once, when torch's shared libraries are loaded: it must be in the environment before
+# anything imports torch. Every Loopgate process (``celery -A loopgate``, gunicorn
+# ``loopgate.wsgi``, ``manage.py``) imports this package first, so this is the place;
+# an operator's own value is kept (D78).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import logging  # after the OpenMP environment, on purpose
 import threading
 import time
 
 from celery import Celery, bootsteps
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopgate.settings")
 
@@ -41,6 +50,59 @@ class RecoverAfterReconnect(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(RecoverAfterReconnect)
+
+
+@worker_init.connect
+def _record_pool_size(sender: object = None, **_: object) -> None:
+    """Tell the pool processes how many of them share the host's cores (inherited through
+    the environment); an operator who runs several workers on one host sets
+    ``LOOPGATE_WORKER_PROCESSES`` to their total instead."""
+    concurrency = getattr(sender, "concurrency", None)
+    if isinstance(concurrency, int) and concurrency > 0:
+        os.environ.setdefault("LOOPGATE_WORKER_PROCESSES", str(concurrency))
+
+
+_threads_pid: int | None = None
+
+
+def cpu_threads_apply() -> int:
+    """Give this worker process its CPU thread budget (``inference.devices.cpu_threads_policy``)
+    and log it as torch reports it. Runs once per process, before any task."""
+    global _threads_pid
+    import torch
+    from django.conf import settings
+
+    from inference.devices import (
+        available_cores,
+        configure_cpu_threads,
+        cpu_threads_policy,
+        worker_processes,
+    )
+
+    if _threads_pid != os.getpid():
+        _threads_pid = os.getpid()
+        cores, processes = available_cores(), worker_processes()
+        configure_cpu_threads(
+            cpu_threads_policy(
+                cores=cores, processes=processes, requested=settings.LOOPGATE_TORCH_THREADS
+            )
+        )
+        logging.getLogger(__name__).info(
+            "worker process %d: torch threads %d (cores %d, worker processes %d, "
+            "LOOPGATE_TORCH_THREADS %s), OMP_WAIT_POLICY %s",
+            os.getpid(),
+            torch.get_num_threads(),
+            cores,
+            processes,
+            settings.LOOPGATE_TORCH_THREADS,
+            os.environ.get("OMP_WAIT_POLICY"),
+        )
+    return torch.get_num_threads()
+
+
+@worker_process_init.connect
+def _configure_cpu_threads(**_: object) -> None:
+    cpu_threads_apply()
 
 
 @worker_process_init.connect
@@ -81,6 +143,7 @@ def _start_heartbeat_without_pool_processes(sender: object = None, **_: object) 
     pool = getattr(getattr(sender, "controller", None), "pool_cls", None)
     module = getattr(pool, "__module__", "") or str(pool)
     if "prefork" not in module:
+        cpu_threads_apply()
         _heartbeat_start()
 
 

@@ -400,6 +400,17 @@ CELERY_BEAT_SCHEDULE = {
 # --- Loopgate -------------------------------------------------------------------------
 LOOPGATE_INFERENCE_DEVICE = os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto")
 LOOPGATE_INFERENCE_BATCH_SIZE = int(os.environ.get("LOOPGATE_INFERENCE_BATCH_SIZE", "16"))
+# CPU threads per worker process for every model; unset: the policy in
+# inference.devices.cpu_threads_policy (one for a small model, else the process's share
+# of the cores). See docs/deployment.md (D78).
+# The sandboxed load check of a model file at registration (and its runtime check): how
+# long it may take, wall clock and CPU. A large model on a busy host needs more.
+LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS = float(
+    os.environ.get("LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS", "120")
+)
+LOOPGATE_TORCH_THREADS = (
+    int(os.environ["LOOPGATE_TORCH_THREADS"]) if os.environ.get("LOOPGATE_TORCH_THREADS") else None
+)
 # Each worker process loads the deployed models when it starts, so the first case does
 # not wait for a model load.
 LOOPGATE_WARM_MODELS = env_bool("LOOPGATE_WARM_MODELS", default=True)

@@ -16,6 +16,11 @@ DEFAULTS: dict[str, Any] = {
     "LOOPGATE_MAX_MODEL_BYTES": 1024**3,
     "LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS": 120.0,
     "LOOPGATE_MODEL_CHECK_MEMORY_BYTES": 8 * 1024**3,
+    # The runtime check at registration (a runtime other than eager): how many of the
+    # workflow's labelled cases it compares on, and how far it may follow torch (D80).
+    "LOOPGATE_RUNTIME_CHECK_SAMPLES": 64,
+    "LOOPGATE_RUNTIME_MAX_ABS_DIFF": 1e-4,
+    "LOOPGATE_RUNTIME_MIN_TOP1_AGREEMENT": 1.0,
     # Retraining: the device setting (auto, cpu, cuda) for the training worker, the
     # fewest labelled cases a run starts with, and the most it reads (newest first).
     "LOOPGATE_TRAINING_DEVICE": None,  # None: the same as LOOPGATE_INFERENCE_DEVICE

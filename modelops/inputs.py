@@ -13,6 +13,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from inference.runtimes import RUNTIMES
 from kernel import strictjson
 from kernel.bounds import INT32_MAX
 from kernel.errors import InvalidInput
@@ -97,6 +98,12 @@ class ModelVersionRegisterInput(serializers.Serializer):
     training = serializers.CharField(
         required=False, help_text="JSON object: how it was trained (recorded as given)."
     )
+    runtime = serializers.ChoiceField(
+        choices=list(RUNTIMES),
+        default="eager",
+        help_text="What serves it: 'eager' (PyTorch) or 'onnx' (ONNX Runtime, accepted only "
+        "when it matches PyTorch on the workflow's labelled cases).",
+    )
 
 
 def model_version_registration(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,6 +124,7 @@ def model_version_registration(data: Mapping[str, Any]) -> dict[str, Any]:
         "arch_kwargs": json_field(data, "arch_kwargs", kind=dict, default={}),
         "note": fields.get("note", ""),
         "provenance": {"training": training} if training else None,
+        "runtime": fields["runtime"],
     }
 
 

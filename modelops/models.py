@@ -17,6 +17,11 @@ class ModelSource(models.TextChoices):
     FIXTURE = "fixture", "fixture or demo"
 
 
+class ModelRuntime(models.TextChoices):
+    EAGER = "eager", "PyTorch (eager, channels-last)"
+    ONNX = "onnx", "ONNX Runtime"
+
+
 class ModelVersion(models.Model):
     """A registered, checksummed model with its label set.
 
@@ -47,6 +52,20 @@ class ModelVersion(models.Model):
     sha256 = models.CharField(max_length=64)
     source = models.CharField(
         max_length=16, choices=ModelSource.choices, default=ModelSource.FIXTURE
+    )
+    runtime = models.CharField(
+        max_length=8,
+        choices=ModelRuntime.choices,
+        default=ModelRuntime.EAGER,
+        help_text="What serves it, chosen at registration after the runtime check.",
+    )
+    runtime_file = models.FileField(upload_to="models/", max_length=255, blank=True)
+    runtime_sha256 = models.CharField(max_length=64, blank=True)
+    runtime_check = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The runtime's agreement with torch at registration: sample, "
+        "max_abs_diff, top1_agreement, tolerances, milliseconds per image.",
     )
     provenance = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)

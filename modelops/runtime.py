@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from django.conf import settings
 from PIL import Image
 
-from inference.devices import resolve_device
+from inference.devices import available_cores, cpu_threads_policy, resolve_device, worker_processes
 from inference.loader import LoadedModel, get_model
 from inference.spec import ModelSpec, PredictionResult
 from modelops.models import Deployment, ModelVersion
@@ -34,13 +34,32 @@ def inference_device() -> str:
     return resolve_device(settings.LOOPGATE_INFERENCE_DEVICE)
 
 
+def model_threads(version: ModelVersion) -> int:
+    """The CPU threads this process gives ``version``'s forward pass (D78): the
+    ``LOOPGATE_TORCH_THREADS`` setting, else one for a small model and the process's
+    share of the cores for a larger one (size from the registration's load check)."""
+    parameters = (version.provenance or {}).get("load_check", {}).get("parameters") or None
+    return cpu_threads_policy(
+        cores=available_cores(),
+        processes=worker_processes(),
+        parameters=int(parameters) if parameters else None,
+        requested=getattr(settings, "LOOPGATE_TORCH_THREADS", None),
+    )
+
+
 def loaded_model_of(version: ModelVersion) -> LoadedModel:
-    """The version's model, loaded once per process; raises ModelLoadError."""
+    """The version's model with its recorded runtime, loaded once per process; raises
+    ModelLoadError (also when the runtime's file is missing or altered)."""
+    runtime_path = version.runtime_file.path if version.runtime_file else None
     return get_model(
         model_spec_of(version),
         version.weights.path,
         device=inference_device(),
         expected_sha256=version.sha256,
+        threads=model_threads(version),
+        runtime=version.runtime,
+        runtime_path=runtime_path,
+        runtime_sha256=version.runtime_sha256 or None,
     )
 
 

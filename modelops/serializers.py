@@ -33,6 +33,8 @@ class ModelVersionOutput(serializers.ModelSerializer):
             "sha256",
             "weights_bytes",
             "source",
+            "runtime",
+            "runtime_check",
             "provenance",
             "metrics",
             "created_at",

@@ -28,7 +28,8 @@ from django.utils import timezone
 from accounts.types import User
 from inference.architectures import SUPPORTED_ARCHITECTURES
 from inference.loader import TORCHSCRIPT, sha256_of
-from inference.model_check import check_model_file
+from inference.model_check import RuntimeRequest, check_model_file
+from inference.runtimes import RUNTIMES
 from inference.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from kernel.errors import Conflict, InvalidInput, PayloadTooLarge
 from modelops.conf import modelops_setting
@@ -37,10 +38,11 @@ from modelops.models import (
     DeploymentAction,
     DeploymentEvent,
     DeploymentRole,
+    ModelRuntime,
     ModelSource,
     ModelVersion,
 )
-from workflows.models import Workflow
+from workflows.models import Case, Workflow
 
 REGISTRABLE_ARCHITECTURES: tuple[str, ...] = (*SUPPORTED_ARCHITECTURES, TORCHSCRIPT)
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -204,6 +206,7 @@ def model_version_register(
     note: str = "",
     metrics: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
+    runtime: str = ModelRuntime.EAGER,
 ) -> ModelVersion:
     """Check a model file and register it as the next version of ``name``.
 
@@ -215,6 +218,13 @@ def model_version_register(
     refused with the reason (``ModelRefused``, 400). Only then is it stored and the row
     written, in one transaction with its audit event; on any failure the stored file is
     removed, so nothing is left half-stored.
+
+    ``runtime`` is what will serve it: ``eager`` (PyTorch), or ``onnx`` (ONNX Runtime),
+    which the same child exports and runs on the workflow's newest labelled cases (a
+    generated sample when it has none) and refuses when its probabilities differ from
+    torch's beyond ``LOOPGATE_RUNTIME_MAX_ABS_DIFF`` or its top label agrees on less
+    than ``LOOPGATE_RUNTIME_MIN_TOP1_AGREEMENT`` of them (D80). The figures are kept in
+    ``runtime_check``, the exported graph beside the weights with its checksum.
     """
     name = (name or "").strip()
     if not MODEL_NAME_PATTERN.match(name):
@@ -225,6 +235,11 @@ def model_version_register(
         )
     if source not in ModelSource.values:
         raise ValueError(f"unknown source {source!r}")
+    if runtime not in RUNTIMES:
+        raise ModelRefused(
+            f"runtime: {runtime!r} is not a runtime; choose one of {', '.join(RUNTIMES)}",
+            field="runtime",
+        )
     spec = model_spec_build(
         workflow=workflow,
         architecture=architecture,
@@ -239,14 +254,20 @@ def model_version_register(
         candidate = Path(workdir) / "candidate.bin"
         size = _copy_limited(weights, candidate, modelops_setting("LOOPGATE_MAX_MODEL_BYTES"))
         sha256 = sha256_of(candidate)
+        exported = Path(workdir) / "runtime.onnx"
         check = check_model_file(
             spec,
             candidate,
             timeout_seconds=modelops_setting("LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS"),
             memory_bytes=modelops_setting("LOOPGATE_MODEL_CHECK_MEMORY_BYTES"),
             display_name=display_name,
+            runtime=None
+            if runtime == ModelRuntime.EAGER
+            else _runtime_request(workflow, runtime, exported),
         )
         if not check.ok:
+            if check.runtime.get("error"):
+                raise ModelRefused(check.error, field="runtime")
             raise ModelRefused(
                 f"weights: refused by the load check: {check.error}", field="weights"
             )
@@ -270,7 +291,35 @@ def model_version_register(
             source=source,
             provenance=record,
             metrics=metrics or {},
+            runtime=runtime,
+            runtime_file=exported if runtime != ModelRuntime.EAGER else None,
+            runtime_check=check.runtime,
         )
+
+
+def _runtime_request(workflow: Workflow, runtime: str, output: Path) -> RuntimeRequest:
+    """What the runtime is checked on: the workflow's newest human-labelled cases whose
+    image is stored on a local path, or, when there are none, a generated sample."""
+    names = list(
+        Case.objects.filter(workflow=workflow, human_label__in=list(workflow.labels))
+        .exclude(image="")
+        .order_by("-labelled_at", "-id")
+        .values_list("image", flat=True)[: modelops_setting("LOOPGATE_RUNTIME_CHECK_SAMPLES")]
+    )
+    paths = []
+    for name in names:
+        try:
+            paths.append(Case._meta.get_field("image").storage.path(name))
+        except NotImplementedError:  # remote storage: no local path to hand the child
+            break
+    return RuntimeRequest(
+        runtime=runtime,
+        output=str(output),
+        samples=tuple(paths),
+        sample_origin="labelled cases",
+        max_abs_diff=modelops_setting("LOOPGATE_RUNTIME_MAX_ABS_DIFF"),
+        min_top1_agreement=modelops_setting("LOOPGATE_RUNTIME_MIN_TOP1_AGREEMENT"),
+    )
 
 
 def _store_version(
@@ -284,9 +333,13 @@ def _store_version(
     source: str,
     provenance: dict[str, Any],
     metrics: dict[str, Any],
+    runtime: str = ModelRuntime.EAGER,
+    runtime_file: Path | None = None,
+    runtime_check: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Store the checked file and write the row; two registrations racing for the same
-    version number are settled by the (name, version) constraint and the loser retries."""
+    """Store the checked file (and the runtime's) and write the row; two registrations
+    racing for the same version number are settled by the (name, version) constraint
+    and the loser retries."""
     for _attempt in range(5):
         version = ModelVersion(
             name=name,
@@ -302,6 +355,8 @@ def _store_version(
             provenance=provenance,
             metrics=metrics,
             created_by=_actor_or_none(actor),
+            runtime=runtime,
+            runtime_check=runtime_check or {},
         )
         try:
             with transaction.atomic():
@@ -311,6 +366,14 @@ def _store_version(
                     version.weights.save(
                         f"{name}-v{version.version}-{sha256[:12]}.pt", File(handle), save=False
                     )
+                if runtime_file is not None:
+                    version.runtime_sha256 = sha256_of(runtime_file)
+                    with runtime_file.open("rb") as handle:
+                        version.runtime_file.save(
+                            f"{name}-v{version.version}-{sha256[:12]}.{runtime}",
+                            File(handle),
+                            save=False,
+                        )
                 version.save(force_insert=True)
                 deployment_event_record(
                     workflow=workflow,
@@ -318,7 +381,7 @@ def _store_version(
                     actor=actor,
                     reason=provenance.get("note") or f"registered from the {source}",
                     to_version=version,
-                    data={"sha256": sha256, "source": source},
+                    data={"sha256": sha256, "source": source, "runtime": runtime},
                 )
         except IntegrityError:
             _delete_stored(version)
@@ -333,6 +396,8 @@ def _store_version(
 def _delete_stored(version: ModelVersion) -> None:
     if version.weights.name:
         version.weights.storage.delete(version.weights.name)
+    if version.runtime_file.name:
+        version.runtime_file.storage.delete(version.runtime_file.name)
 
 
 # --- Deployments ------------------------------------------------------------------------

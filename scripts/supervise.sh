@@ -3,6 +3,10 @@
 #
 #   scripts/supervise.sh LOG_FILE COMMAND [ARGS...]
 #
+# scripts/demo.sh runs one supervisor per process: the inference worker, the worker for
+# the default and training queues, and beat; several may share one LOG_FILE (each
+# restart line names its command).
+#
 # The command's output and every restart go to LOG_FILE (restarts also to stderr). The
 # delay before a restart starts at SUPERVISE_DELAY seconds (1), doubles up to 30 and is
 # reset once a run lasted a minute. A command that exits SUPERVISE_MAX_QUICK_EXITS times

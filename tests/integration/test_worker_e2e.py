@@ -7,6 +7,7 @@ lost its messages lose no case and decide none twice.
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from django.db.models import Count, Q
 
 from decisions.routing import Level
+from inference.devices import cpu_threads_policy
 from processing.services import case_audit_draw
 from tests.conftest import image_bytes
 from tests.integration.conftest import WorkerProcess, purge_broker, wait_for
@@ -179,3 +181,26 @@ def test_duplicate_external_ids_racing_through_the_api_make_one_case(
     assert statuses.count(201) == 1, statuses
     assert statuses.count(200) == 5, statuses
     assert Case.objects.filter(Q(external_id="same-part")).count() == 1
+
+
+def test_pool_processes_take_the_cpu_thread_policy_and_wait_passively(
+    worker: WorkerProcess, upstream: Any
+) -> None:
+    """Each pool process applies the thread policy when it starts, before any task, and
+    runs with OMP_WAIT_POLICY=PASSIVE set before torch was loaded (D78)."""
+    _workflow, client = upstream
+    ids = [post(client, "line", seed=700 + i) for i in range(3)]
+    wait_for(lambda: all_routed(ids), timeout=120, what="cases to be routed")
+    pattern = re.compile(
+        r"worker process (\d+): torch threads (\d+) \(cores (\d+), worker processes (\d+), "
+        r"LOOPGATE_TORCH_THREADS (\S+)\), OMP_WAIT_POLICY (\S+)"
+    )
+    lines = pattern.findall(worker.log_path.read_text())
+    assert lines, worker.log_path.read_text()[-3000:]
+    pool = set(worker.pool_children())
+    for pid, threads, cores, processes, requested, wait_policy in lines:
+        assert int(pid) in pool
+        assert requested == "None"
+        assert int(processes) == 1  # --concurrency 1
+        assert int(threads) == cpu_threads_policy(cores=int(cores), processes=1)
+        assert wait_policy == "PASSIVE"

@@ -2,7 +2,8 @@
 
     python manage.py register_model --workflow surface-inspection --name surface-cnn \\
         --architecture mobilenet_v3_small --arch-kwargs '{"width_mult": 0.5}' \\
-        --input-size 96 --weights path/to/weights.pt [--deploy-as shadow --reason "..."]
+        --input-size 96 --weights path/to/weights.pt [--runtime onnx] \\
+        [--deploy-as shadow --reason "..."]
 
 Prints the registered version as JSON. A refused file exits with status 1 and the reason.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from inference.runtimes import RUNTIMES
 from kernel.errors import DomainError
 from modelops.models import DeploymentRole, ModelSource
 from modelops.serializers import ModelVersionOutput
@@ -35,6 +37,13 @@ class Command(BaseCommand):
             "--labels", help="Comma-separated, in output order (default: the workflow's)."
         )
         parser.add_argument("--input-size", type=int, default=96)
+        parser.add_argument(
+            "--runtime",
+            choices=RUNTIMES,
+            default="eager",
+            help="What serves it; onnx is checked against PyTorch on the workflow's "
+            "labelled cases and refused when it differs.",
+        )
         parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"))
         parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"))
         parser.add_argument("--arch-kwargs", default="{}", help="JSON object.")
@@ -79,6 +88,7 @@ class Command(BaseCommand):
                     std=options["std"],
                     arch_kwargs=arch_kwargs,
                     note=options["note"],
+                    runtime=options["runtime"],
                     provenance={"training": training, "path": str(path)}
                     if training
                     else {"path": str(path)},

@@ -12,10 +12,10 @@ from django.urls import reverse
 
 from accounts.types import AuthenticatedHttpRequest
 from kernel.errors import Forbidden, NotFound
+from kernel.markdown import markdown_html
 from review import selectors
 from workflows.access import access_workflow
 from workflows.labels import SCREEN_KEYS
-from kernel.markdown import markdown_html
 from workflows.models import Workflow
 
 IDLE_SECONDS_MAX = 120

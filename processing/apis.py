@@ -16,6 +16,7 @@ from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
 from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
+from processing.bulk import bulk_limits_check, cases_bulk_create, manifest_parse
 from processing.services import case_create, case_retry
 from workflows.access import access_case, access_workflow, case_visibility, has_right
 from workflows.serializers import CaseOutput
@@ -96,4 +97,102 @@ class CaseRetryApi(APIView):
         case = case_retry(case=case, actor=request.user)
         return Response(
             CaseOutput(case, context={"visibility": case_visibility(request.user, case)}).data
+        )
+
+
+class BulkResultOutput(serializers.Serializer):
+    file = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True)
+    status = serializers.IntegerField(help_text="What the single endpoint would have answered.")
+    id = serializers.UUIDField(allow_null=True)
+    error = serializers.JSONField(allow_null=True, help_text='{"code", "message", "field"}')
+
+
+class BulkOutput(serializers.Serializer):
+    results = BulkResultOutput(many=True)
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class CaseBulkCreateApi(APIView):
+    parser_classes = [StrictMultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        images = serializers.ListField(child=serializers.FileField(), help_text="The images.")
+        manifest = serializers.CharField(
+            required=False,
+            help_text=(
+                'A JSON list, one object per image: {"file": the uploaded file name, '
+                '"external_id", "metadata"}. Without it each image is one item.'
+            ),
+        )
+
+    @extend_schema(
+        operation_id="case_bulk_create",
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            207: BulkOutput,
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            413: ERROR_RESPONSE,
+            415: ERROR_RESPONSE,
+        },
+        description=(
+            "Submit many images in one request. Each item is stored (or refused) exactly "
+            "as `POST …/cases/` would store it, in its own transaction: 207 with one "
+            "result per item, in manifest order (`status` 201, 200 for an existing "
+            "`external_id`, or the 4xx with its `error`). The request as a whole is "
+            "refused (nothing stored) for a bad manifest, a file named twice, or more "
+            "than `LOOPGATE_BULK_MAX_ITEMS` items / `LOOPGATE_BULK_MAX_BYTES` bytes."
+        ),
+    )
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_submit")
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        # Multipart framing costs a little per part; refuse a body plainly too large
+        # before reading it.
+        if length > settings.LOOPGATE_BULK_MAX_BYTES + 1024 * 1024:
+            raise PayloadTooLarge(
+                f"body: {length} bytes is over the limit of "
+                f"{settings.LOOPGATE_BULK_MAX_BYTES} bytes of images",
+                field="images",
+            )
+        uploads = request.FILES.getlist("images")
+        names = [upload.name or "" for upload in uploads]
+        bulk_limits_check(
+            count=len(uploads), total_bytes=sum(upload.size or 0 for upload in uploads)
+        )
+        fields = request.data
+        if not isinstance(fields, Mapping):
+            raise InvalidInput("body: expected multipart form fields", field="body")
+        items = manifest_parse(fields.get("manifest"), file_names=names)
+        by_name = dict(zip(names, uploads, strict=True))
+        results = cases_bulk_create(
+            workflow=workflow,
+            items=items,
+            read=lambda name: by_name[name].read(),
+            submitted_by=request.user,
+        )
+        return Response(
+            {
+                "results": [
+                    {
+                        "file": r.file,
+                        "external_id": r.external_id,
+                        "status": r.status,
+                        "id": r.id,
+                        "error": r.error,
+                    }
+                    for r in results
+                ],
+                "created": sum(r.status == 201 for r in results),
+                "existing": sum(r.status == 200 for r in results),
+                "failed": sum(r.error is not None for r in results),
+            },
+            status=status.HTTP_207_MULTI_STATUS,
         )

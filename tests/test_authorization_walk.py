@@ -69,6 +69,16 @@ EXPECT: dict[tuple[str, str], str] = {
     ("case-events", "GET"): CASE_READER,
     ("case-image", "GET"): CASE_READER,
     ("case-retry", "POST"): ADMIN,
+    ("case-bulk-create", "POST"): SUBMIT,
+    # Webhooks
+    ("webhook-list", "GET"): ADMIN,
+    ("webhook-list", "POST"): ADMIN,
+    ("webhook-detail", "GET"): ADMIN,
+    ("webhook-detail", "PATCH"): ADMIN,
+    ("webhook-detail", "DELETE"): ADMIN,
+    ("webhook-rotate-secret", "POST"): ADMIN,
+    ("webhook-deliveries", "GET"): ADMIN,
+    ("webhook-redeliver", "POST"): ADMIN,
     # Review
     ("review-next", "POST"): REVIEW,
     ("review-verdicts-recent", "GET"): REVIEW,
@@ -296,8 +306,26 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
         epochs_total=1,
         base_version=version,
     )
+    from django.utils import timezone
+
+    from integrations.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
+
+    webhook = Webhook.objects.create(
+        workflow=home, url="https://93.184.215.14/hook", events=["case.decided"], secret="s"
+    )
+    delivery = WebhookDelivery.objects.create(
+        webhook=webhook,
+        event=WebhookEvent.objects.create(
+            workflow=home, type="case.decided", ordering_key="k", payload={}
+        ),
+        ordering_key="k",
+        status=DeliveryStatus.DEAD,
+        next_attempt_at=timezone.now(),
+    )
     params = {
         "slug": home.slug,
+        "webhook_id": webhook.pk,
+        "delivery_id": delivery.pk,
         "case_id": str(case.pk),
         "task_id": open_task.pk,
         "verdict_id": verdict.pk,
@@ -331,6 +359,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "deployment-canary": {"traffic_share": 0.1, "reason": "walk"},
     "training-run-cancel": {"reason": "walk"},
     "retrain-rule": {"enabled": False},
+    "webhook-list": {"url": "https://93.184.215.14/hook", "events": ["case.decided"]},
+    "webhook-detail": {"description": "walk"},
 }
 
 

@@ -196,3 +196,34 @@ def test_without_manifest_each_upload_is_an_item(line: dict[str, Any]) -> None:
     assert response.status_code == 207
     assert [r["status"] for r in response.json()["results"]] == [201, 201]
     assert [r["external_id"] for r in response.json()["results"]] == [None, None]
+
+
+def test_import_command_for_a_folder(line: dict[str, Any], tmp_path: Path) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    folder = tmp_path / "batch"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(png(i))
+    (folder / "sub" / "deep.png").write_bytes(png(9))
+    (folder / "broken.png").write_bytes(b"not an image")
+    (folder / "notes.txt").write_text("ignored")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 5 images were refused"):
+        call_command(
+            "cases_import", "line", str(folder), "--by", "camera", "--recursive", stdout=out
+        )
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[-1] == {"items": 5, "created": 4, "existing": 0, "failed": 1}
+    assert Case.objects.filter(external_id="sub/deep.png").exists()
+    # Again: idempotent by the relative path.
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command(
+            "cases_import", "line", str(folder), "--by", "camera", "--recursive", stdout=out
+        )
+    assert json.loads(out.getvalue().splitlines()[-1])["existing"] == 4
+    assert Case.objects.count() == 4
+    with pytest.raises(CommandError, match="you may not"):
+        call_command("cases_import", "line", str(folder), "--by", "rita", stdout=out)

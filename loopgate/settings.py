@@ -437,6 +437,11 @@ LOOPGATE_WEBHOOK_CONNECT_TIMEOUT_SECONDS = float(
 LOOPGATE_WEBHOOK_READ_TIMEOUT_SECONDS = float(
     os.environ.get("LOOPGATE_WEBHOOK_READ_TIMEOUT_SECONDS", "5")
 )
+# POST …/cases/?wait=N: the longest a request may wait for its case's routing. Each
+# waiting request holds a web thread (not a database connection) for up to this long.
+LOOPGATE_CASE_WAIT_MAX_SECONDS = min(
+    int(os.environ.get("LOOPGATE_CASE_WAIT_MAX_SECONDS", "30")), 300
+)
 # Bulk ingest: items and bytes (all images together) in one request.
 LOOPGATE_BULK_MAX_ITEMS = int(os.environ.get("LOOPGATE_BULK_MAX_ITEMS", "1000"))
 LOOPGATE_BULK_MAX_BYTES = int(os.environ.get("LOOPGATE_BULK_MAX_BYTES", str(200 * 1024 * 1024)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser
 from rest_framework.response import Response
@@ -14,13 +14,25 @@ from rest_framework.views import APIView
 
 from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
+from kernel.bounds import bounded_int
 from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictMultiPartParser
 from processing.bulk import bulk_limits_check, cases_bulk_create, manifest_parse
 from processing.services import case_create, case_retry
+from processing.waiting import ROUTED, case_wait_routed
 from workflows.access import access_case, access_workflow, case_visibility, has_right
+from workflows.models import Case
 from workflows.serializers import CaseOutput
 from workflows.services import metadata_parse
+
+WAIT_MAX_SCHEMA = settings.LOOPGATE_CASE_WAIT_MAX_SECONDS
+
+
+def wait_seconds(raw: str | None) -> int:
+    """``?wait=N``: 0 to LOOPGATE_CASE_WAIT_MAX_SECONDS whole seconds (400 otherwise)."""
+    if raw is None or raw == "":
+        return 0
+    return bounded_int(raw, name="wait", minimum=0, maximum=settings.LOOPGATE_CASE_WAIT_MAX_SECONDS)
 
 
 class CaseCreateApi(APIView):
@@ -37,6 +49,18 @@ class CaseCreateApi(APIView):
 
     @extend_schema(
         operation_id="case_create",
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                {"type": "integer", "minimum": 0, "maximum": WAIT_MAX_SCHEMA},
+                description=(
+                    "Seconds to wait for the case to be routed (decided, sent to review, "
+                    "or failed) before answering; at most LOOPGATE_CASE_WAIT_MAX_SECONDS "
+                    "(30 by default). The answer is 201 (200 for an existing external_id) "
+                    "either way, with the case as it is then."
+                ),
+            )
+        ],
         request={"multipart/form-data": InputSerializer},
         responses={
             201: CaseOutput,
@@ -50,6 +74,7 @@ class CaseCreateApi(APIView):
     )
     def post(self, request: AuthenticatedRequest, slug: str) -> Response:
         workflow = access_workflow(request.user, slug, "can_submit")
+        wait = wait_seconds(request.query_params.get("wait"))
         upload = request.FILES.get("image")
         if upload is None:
             raise InvalidInput(
@@ -75,10 +100,13 @@ class CaseCreateApi(APIView):
             metadata=metadata,
             submitted_by=request.user,
         )
+        case = result.case
+        if wait and case.status not in ROUTED:
+            # Routed, or the deadline passed: answer with the case as it is now.
+            case_wait_routed(case_id=case.id, timeout=wait)
+            case = Case.objects.select_related("workflow").get(pk=case.id)
         return Response(
-            CaseOutput(
-                result.case, context={"visibility": case_visibility(request.user, result.case)}
-            ).data,
+            CaseOutput(case, context={"visibility": case_visibility(request.user, case)}).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 

@@ -13,6 +13,7 @@ from workflows.models import Workflow
 class EventType(models.TextChoices):
     CASE_DECIDED = "case.decided"
     CASE_IN_REVIEW = "case.in_review"
+    CASE_DEADLINE_MISSED = "case.deadline_missed"
     LEVEL_CHANGED = "level.changed"
     MODEL_PROMOTED = "model.promoted"
     ALERT_FIRED = "alert.fired"

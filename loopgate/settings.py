@@ -373,6 +373,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "automation.tasks.automation_check_all",
         "schedule": 300.0,
     },
+    "cases-deadline-fallback": {
+        "task": "processing.tasks.cases_deadline_fallback",
+        "schedule": float(os.environ.get("LOOPGATE_DEADLINE_CHECK_SECONDS", "5")),
+    },
     "webhooks-dispatch": {
         "task": "integrations.tasks.webhooks_dispatch",
         "schedule": float(os.environ.get("LOOPGATE_WEBHOOK_DISPATCH_SECONDS", "5")),

@@ -4,6 +4,7 @@ service, render."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -16,12 +17,13 @@ from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
 from kernel.bounds import bounded_int
 from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
-from kernel.parsers import StrictMultiPartParser
+from kernel.parsers import StrictJSONParser, StrictMultiPartParser, body_object
 from processing.bulk import bulk_limits_check, cases_bulk_create, manifest_parse
+from processing.deadlines import MAX_DEADLINE_SECONDS, deadline_parse, workflow_fallback_set
 from processing.services import case_create, case_retry
 from processing.waiting import ROUTED, case_wait_routed
 from workflows.access import access_case, access_workflow, case_visibility, has_right
-from workflows.models import Case
+from workflows.models import Case, Workflow
 from workflows.serializers import CaseOutput
 from workflows.services import metadata_parse
 
@@ -45,6 +47,19 @@ class CaseCreateApi(APIView):
         )
         metadata = serializers.CharField(
             required=False, allow_blank=True, help_text="A JSON object, as text."
+        )
+        deadline_seconds = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=MAX_DEADLINE_SECONDS,
+            help_text="Seconds from now by which a decision is due (or `deadline`).",
+        )
+        deadline = serializers.DateTimeField(
+            required=False,
+            help_text=(
+                "When a decision is due (ISO 8601 with a time zone). Past it, a case "
+                "still in review gets the workflow's fallback."
+            ),
         )
 
     @extend_schema(
@@ -93,12 +108,16 @@ class CaseCreateApi(APIView):
         if external_id is not None and not isinstance(external_id, str):
             raise InvalidInput("external_id: must be a string", field="external_id")
         metadata = metadata_parse(fields.get("metadata"))
+        deadline_at = deadline_parse(
+            seconds=fields.get("deadline_seconds"), at=fields.get("deadline")
+        )
         result = case_create(
             workflow=workflow,
             image_data=upload.read(),
             external_id=external_id or None,
             metadata=metadata,
             submitted_by=request.user,
+            deadline_at=deadline_at,
         )
         case = result.case
         if wait and case.status not in ROUTED:
@@ -224,3 +243,64 @@ class CaseBulkCreateApi(APIView):
             },
             status=status.HTTP_207_MULTI_STATUS,
         )
+
+
+class FallbackSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["none", "label", "escalate", "model"])
+    label = serializers.CharField(required=False, allow_blank=True, max_length=64)  # type: ignore[assignment]  # field, not the attribute (stubs)
+    threshold = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.0, max_value=1.0
+    )
+
+
+class WorkflowFallbackApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    @staticmethod
+    def _body(workflow: Workflow) -> dict[str, Any]:
+        return {
+            "action": workflow.fallback_action,
+            "label": workflow.fallback_label,
+            "threshold": workflow.fallback_threshold,
+        }
+
+    @extend_schema(
+        operation_id="workflow_fallback",
+        responses={200: FallbackSerializer, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        description="What happens to a case in review when its deadline passes.",
+    )
+    def get(self, request: AuthenticatedRequest, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        return Response(self._body(workflow))
+
+    @extend_schema(
+        operation_id="workflow_fallback_set",
+        request=FallbackSerializer,
+        responses={
+            200: FallbackSerializer,
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+        },
+        description=(
+            "`label`: decide with the safe `label`; `model`: the model's answer if its "
+            "confidence is at least `threshold`, else escalate; `escalate`: to the "
+            "workflow's admins; `none`: record only. Workflow admins."
+        ),
+    )
+    def put(self, request: AuthenticatedRequest, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        data = body_object(request.data)
+        unknown = sorted(set(data) - {"action", "label", "threshold"})
+        if unknown:
+            raise InvalidInput(f"unknown fields: {unknown}", field=unknown[0])
+        serializer = FallbackSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        valid = serializer.validated_data
+        workflow = workflow_fallback_set(
+            workflow=workflow,
+            action=valid["action"],
+            label=valid.get("label", ""),
+            threshold=valid.get("threshold"),
+        )
+        return Response(self._body(workflow))

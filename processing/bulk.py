@@ -19,11 +19,12 @@ from django.conf import settings
 from accounts.types import User
 from kernel import strictjson
 from kernel.errors import DomainError, InvalidInput, PayloadTooLarge
+from processing.deadlines import deadline_parse
 from processing.services import case_create
 from workflows.models import Workflow
 from workflows.services import metadata_parse
 
-MANIFEST_FIELDS = frozenset({"file", "external_id", "metadata"})
+MANIFEST_FIELDS = frozenset({"file", "external_id", "metadata", "deadline_seconds", "deadline"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class BulkItem:
     file: str
     external_id: Any
     metadata: Any
+    deadline_seconds: Any = None
+    deadline: Any = None
 
 
 @dataclass(frozen=True)
@@ -95,19 +98,19 @@ def manifest_parse(raw: Any, *, file_names: Sequence[str]) -> list[BulkItem]:
         unknown = sorted(set(entry) - MANIFEST_FIELDS)
         if unknown:
             raise InvalidInput(f"{where}: unknown fields {unknown}", field="manifest")
-        name = entry.get("file")
-        if not isinstance(name, str) or not name:
+        file_name = entry.get("file")
+        if not isinstance(file_name, str) or not file_name:
             raise InvalidInput(f"{where}.file: the uploaded file's name", field="manifest")
-        if name in named:
-            raise InvalidInput(f"{where}.file: {name!r} is named twice", field="manifest")
-        if name not in file_names:
+        if file_name in named:
+            raise InvalidInput(f"{where}.file: {file_name!r} is named twice", field="manifest")
+        if file_name not in file_names:
             raise InvalidInput(
-                f"{where}.file: no uploaded image is named {name!r}", field="manifest"
+                f"{where}.file: no uploaded image is named {file_name!r}", field="manifest"
             )
-        named.add(name)
+        named.add(file_name)
         items.append(
             BulkItem(
-                file=name, external_id=entry.get("external_id"), metadata=entry.get("metadata")
+                file=file_name, external_id=entry.get("external_id"), metadata=entry.get("metadata")
             )
         )
     missing = [name for name in file_names if name not in named]
@@ -139,12 +142,16 @@ def case_bulk_item_create(
                 field="image",
             )
         metadata = metadata_parse(item.metadata)
+        if isinstance(item.deadline_seconds, bool):
+            raise InvalidInput("deadline_seconds: must be a whole number", field="deadline_seconds")
+        deadline_at = deadline_parse(seconds=item.deadline_seconds, at=item.deadline)
         result = case_create(
             workflow=workflow,
             image_data=data,
             external_id=external_id or None,
             metadata=metadata,
             submitted_by=submitted_by,
+            deadline_at=deadline_at,
         )
     except DomainError as exc:
         return BulkResult(

@@ -9,5 +9,10 @@ urlpatterns = [
         apis.CaseBulkCreateApi.as_view(),
         name="case-bulk-create",
     ),
+    path(
+        "workflows/<slug:slug>/fallback/",
+        apis.WorkflowFallbackApi.as_view(),
+        name="workflow-fallback",
+    ),
     path("cases/<str:case_id>/retry/", apis.CaseRetryApi.as_view(), name="case-retry"),
 ]

@@ -70,6 +70,8 @@ EXPECT: dict[tuple[str, str], str] = {
     ("case-image", "GET"): CASE_READER,
     ("case-retry", "POST"): ADMIN,
     ("case-bulk-create", "POST"): SUBMIT,
+    ("workflow-fallback", "GET"): ADMIN,
+    ("workflow-fallback", "PUT"): ADMIN,
     # Webhooks
     ("webhook-list", "GET"): ADMIN,
     ("webhook-list", "POST"): ADMIN,
@@ -361,6 +363,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "retrain-rule": {"enabled": False},
     "webhook-list": {"url": "https://93.184.215.14/hook", "events": ["case.decided"]},
     "webhook-detail": {"description": "walk"},
+    "workflow-fallback": {"action": "escalate"},
 }
 
 

@@ -25,7 +25,15 @@ from kernel.errors import DomainError
 from workflows.models import Workflow, WorkflowMembership
 
 # The policy, and the confidence its evidence is judged at: read-only on the change form.
-POLICY_READ_ONLY = (*POLICY_FIELDS, "evidence_confidence")
+# So is the deadline fallback: it changes through processing.deadlines.workflow_fallback_set
+# (PUT /api/v1/workflows/{slug}/fallback/), which checks it.
+POLICY_READ_ONLY = (
+    *POLICY_FIELDS,
+    "evidence_confidence",
+    "fallback_action",
+    "fallback_label",
+    "fallback_threshold",
+)
 
 
 class MembershipInline(admin.TabularInline):

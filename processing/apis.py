@@ -165,7 +165,7 @@ class BulkOutput(serializers.Serializer):
 class CaseBulkCreateApi(APIView):
     parser_classes = [StrictMultiPartParser]
 
-    class InputSerializer(serializers.Serializer):
+    class BulkInputSerializer(serializers.Serializer):
         images = serializers.ListField(child=serializers.FileField(), help_text="The images.")
         manifest = serializers.CharField(
             required=False,
@@ -177,7 +177,7 @@ class CaseBulkCreateApi(APIView):
 
     @extend_schema(
         operation_id="case_bulk_create",
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": BulkInputSerializer},
         responses={
             207: BulkOutput,
             400: ERROR_RESPONSE,

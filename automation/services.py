@@ -54,6 +54,8 @@ from decisions.gate import (
 from decisions.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
 from decisions.stats import StepDownVerdict, confidence_drift, step_down_check
 from decisions.thresholds import ScoredLabel, ThresholdReport, threshold_report
+from integrations.models import EventType
+from integrations.services import event_emit
 from kernel.errors import Conflict, Forbidden, InvalidInput
 from modelops.selectors import serving_version
 from workflows.models import Workflow
@@ -151,7 +153,7 @@ def _policy_write(
         setattr(workflow, name, value)
     workflow.save(update_fields=list(changes))
     after = policy_snapshot(workflow)
-    return LevelChange.objects.create(
+    change = LevelChange.objects.create(
         workflow=workflow,
         actor=actor if getattr(actor, "pk", None) else None,
         automatic=automatic,
@@ -163,6 +165,24 @@ def _policy_write(
         reason=reason,
         evidence=evidence,
     )
+    if change.from_level != change.to_level:
+        event_emit(
+            workflow=workflow,
+            type=EventType.LEVEL_CHANGED,
+            payload={
+                "level_change": {
+                    "id": change.pk,
+                    "from_level": change.from_level,
+                    "to_level": change.to_level,
+                    "automatic": change.automatic,
+                    "overridden": change.overridden,
+                    "reason": change.reason,
+                    "actor": change.actor.get_username() if change.actor else None,
+                    "created_at": change.created_at,
+                }
+            },
+        )
+    return change
 
 
 # An alert fires once (a new row) and resolves once; a condition that returns fires a

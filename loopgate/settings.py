@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "accounts",
     "modelops",
     "workflows",
+    "integrations",
     "review",
     "automation",
     "processing",
@@ -395,6 +396,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "automation.tasks.automation_check_all",
         "schedule": 300.0,
     },
+    "cases-deadline-fallback": {
+        "task": "processing.tasks.cases_deadline_fallback",
+        "schedule": float(os.environ.get("LOOPGATE_DEADLINE_CHECK_SECONDS", "5")),
+    },
+    "webhooks-dispatch": {
+        "task": "integrations.tasks.webhooks_dispatch",
+        "schedule": float(os.environ.get("LOOPGATE_WEBHOOK_DISPATCH_SECONDS", "5")),
+    },
 }
 
 # --- Loopgate -------------------------------------------------------------------------
@@ -440,6 +449,42 @@ LOOPGATE_READY_MAX_SCHEDULER_SILENCE_SECONDS = int(
 )
 LOOPGATE_REVIEW_LEASE_SECONDS = int(os.environ.get("LOOPGATE_REVIEW_LEASE_SECONDS", "300"))
 LOOPGATE_UNDO_WINDOW_SECONDS = int(os.environ.get("LOOPGATE_UNDO_WINDOW_SECONDS", "30"))
+
+# --- Integrations ----------------------------------------------------------------------
+# Hosts (names, addresses or networks) webhooks may reach although they resolve to a
+# loopback, private or link-local address: comma separated. The demo allows 127.0.0.1.
+LOOPGATE_WEBHOOK_ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("LOOPGATE_WEBHOOK_ALLOWED_HOSTS", "").split(",")
+    if host.strip()
+]
+LOOPGATE_WEBHOOKS_PER_WORKFLOW = int(os.environ.get("LOOPGATE_WEBHOOKS_PER_WORKFLOW", "20"))
+# After this many failed attempts a delivery is dead until redelivered.
+LOOPGATE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("LOOPGATE_WEBHOOK_MAX_ATTEMPTS", "8"))
+# Wait after the n-th failure: base x 2^(n-1) seconds, at most the maximum
+# (5 s, 10 s, 20 s ... by default; eight attempts span about ten minutes).
+LOOPGATE_WEBHOOK_BACKOFF_BASE_SECONDS = float(
+    os.environ.get("LOOPGATE_WEBHOOK_BACKOFF_BASE_SECONDS", "5")
+)
+LOOPGATE_WEBHOOK_BACKOFF_MAX_SECONDS = float(
+    os.environ.get("LOOPGATE_WEBHOOK_BACKOFF_MAX_SECONDS", "3600")
+)
+LOOPGATE_WEBHOOK_CONNECT_TIMEOUT_SECONDS = float(
+    os.environ.get("LOOPGATE_WEBHOOK_CONNECT_TIMEOUT_SECONDS", "3")
+)
+LOOPGATE_WEBHOOK_READ_TIMEOUT_SECONDS = float(
+    os.environ.get("LOOPGATE_WEBHOOK_READ_TIMEOUT_SECONDS", "5")
+)
+# POST …/cases/?wait=N: the longest a request may wait for its case's routing. Each
+# waiting request holds a web thread (not a database connection) for up to this long.
+LOOPGATE_CASE_WAIT_MAX_SECONDS = min(
+    int(os.environ.get("LOOPGATE_CASE_WAIT_MAX_SECONDS", "30")), 300
+)
+# Bulk ingest: items and bytes (all images together) in one request.
+LOOPGATE_BULK_MAX_ITEMS = int(os.environ.get("LOOPGATE_BULK_MAX_ITEMS", "1000"))
+LOOPGATE_BULK_MAX_BYTES = int(os.environ.get("LOOPGATE_BULK_MAX_BYTES", str(200 * 1024 * 1024)))
+# Django refuses a multipart body with more files than this (default 100).
+DATA_UPLOAD_MAX_NUMBER_FILES = LOOPGATE_BULK_MAX_ITEMS + 1
 
 LOGGING = {
     "version": 1,

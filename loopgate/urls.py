@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/v1/", include("workflows.urls")),
     path("api/v1/", include("review.urls")),
     path("api/v1/", include("automation.urls")),
+    path("api/v1/", include("integrations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs_view, name="api-docs"),
     path("healthz", healthz, name="healthz"),

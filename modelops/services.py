@@ -31,6 +31,8 @@ from inference.loader import TORCHSCRIPT, sha256_of
 from inference.model_check import RuntimeRequest, check_model_file
 from inference.runtimes import RUNTIMES
 from inference.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from integrations.models import EventType
+from integrations.services import event_emit
 from kernel.errors import Conflict, InvalidInput, PayloadTooLarge
 from modelops.conf import modelops_setting
 from modelops.models import (
@@ -609,6 +611,22 @@ def deployment_promote(
         from_version=old.model_version if old else None,
         to_version=challenger.model_version,
         data={"promoted_from_role": role, "level": workflow.level, "level_unchanged": True},
+    )
+    event_emit(
+        workflow=workflow,
+        type=EventType.MODEL_PROMOTED,
+        payload={
+            "deployment": {
+                "id": serving.pk,
+                "role": serving.role,
+                "model_version": challenger.model_version.tag,
+                "model_version_id": challenger.model_version_id,
+                "promoted_from_role": role,
+                "replaces_version": old.model_version.tag if old else None,
+                "reason": reason,
+                "created_at": serving.created_at,
+            }
+        },
     )
     return serving
 

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -74,6 +74,7 @@ def case_create(
     external_id: str | None,
     metadata: dict[str, Any],
     submitted_by: User | None,
+    deadline_at: datetime | None = None,
 ) -> CaseCreateResult:
     """Store a case and, in the same transaction, route it or queue its processing.
 
@@ -83,6 +84,9 @@ def case_create(
     """
 
     def next_step(case: Case) -> None:
+        if deadline_at is not None:
+            case.deadline_at = deadline_at
+            case.save(update_fields=["deadline_at"])
         if not model_runs(workflow.level):
             case_route(case=case, policy=policy_of(workflow), plan=None, opinion=None)
         else:

@@ -52,3 +52,11 @@ def cases_requeue_stalled(received_older_than: float | None = None, periodic: bo
 def cases_publish_pending() -> int:
     """Publish the processing messages the broker refused when their cases were created."""
     return services.cases_publish_pending()
+
+
+@shared_task(ignore_result=True)
+def cases_deadline_fallback() -> int:
+    """Periodic: apply the workflow's fallback to cases in review past their deadline."""
+    from processing.deadlines import cases_deadline_fallback as apply
+
+    return apply()

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.types import User
@@ -346,10 +346,11 @@ def _shared_task_claim(
     )
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
+        # Nearest deadline first (cases without one after), then oldest first.
         task = (
             claimable.exclude(pk__in=tried)
-            .select_for_update(skip_locked=True)
-            .order_by("created_at", "id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by(F("case__deadline_at").asc(nulls_last=True), "created_at", "id")
             .first()
         )
         if task is None:

@@ -14,10 +14,16 @@ export LOOPGATE_REQUIRE_SERVICES="${LOOPGATE_REQUIRE_SERVICES:-1}"
 mkdir -p test-output
 
 # Static checks first: any failure stops the run before the tests start.
-for check in ".venv/bin/ruff check ." ".venv/bin/lint-imports" ".venv/bin/mypy"; do
+for check in ".venv/bin/ruff check ." ".venv/bin/lint-imports" ".venv/bin/mypy" \
+    ".venv/bin/hadolint Dockerfile"; do
     echo "+ $check"
     $check
 done
+# The compose file, where Docker's CLI (with its compose plugin) is installed.
+if command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
+    echo "+ docker compose config --quiet"
+    DJANGO_SECRET_KEY=compose-config-check docker compose config --quiet
+fi
 
 echo "+ .venv/bin/python -m pytest $*"
 set +e

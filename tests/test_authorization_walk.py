@@ -103,6 +103,18 @@ EXPECT: dict[tuple[str, str], str] = {
     ("case-events", "GET"): CASE_READER,
     ("case-image", "GET"): CASE_READER,
     ("case-retry", "POST"): ADMIN,
+    ("case-bulk-create", "POST"): SUBMIT,
+    ("workflow-fallback", "GET"): ADMIN,
+    ("workflow-fallback", "PUT"): ADMIN,
+    # Webhooks
+    ("webhook-list", "GET"): ADMIN,
+    ("webhook-list", "POST"): ADMIN,
+    ("webhook-detail", "GET"): ADMIN,
+    ("webhook-detail", "PATCH"): ADMIN,
+    ("webhook-detail", "DELETE"): ADMIN,
+    ("webhook-rotate-secret", "POST"): ADMIN,
+    ("webhook-deliveries", "GET"): ADMIN,
+    ("webhook-redeliver", "POST"): ADMIN,
     # Review
     ("review-next", "POST"): REVIEW,
     ("review-verdicts-recent", "GET"): REVIEW,
@@ -345,15 +357,32 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
         epochs_total=1,
         base_version=version,
     )
+    from django.utils import timezone
+
+    from integrations.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
     from workspace.services import workflow_token_create
 
     home_token, _key = workflow_token_create(workflow=home, actor=users["admin"], name="walk")
+    webhook = Webhook.objects.create(
+        workflow=home, url="https://93.184.215.14/hook", events=["case.decided"], secret="s"
+    )
+    delivery = WebhookDelivery.objects.create(
+        webhook=webhook,
+        event=WebhookEvent.objects.create(
+            workflow=home, type="case.decided", ordering_key="k", payload={}
+        ),
+        ordering_key="k",
+        status=DeliveryStatus.DEAD,
+        next_attempt_at=timezone.now(),
+    )
     params = {
         "slug": home.slug,
         "username": users["reviewer"].username,
         "token_id": home_token.token_id,
         "uidb64": "MQ",
         "token": "not-a-token",
+        "webhook_id": webhook.pk,
+        "delivery_id": delivery.pk,
         "case_id": str(case.pk),
         "task_id": open_task.pk,
         "verdict_id": verdict.pk,
@@ -394,6 +423,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "deployment-canary": {"traffic_share": 0.1, "reason": "walk"},
     "training-run-cancel": {"reason": "walk"},
     "retrain-rule": {"enabled": False},
+    "webhook-list": {"url": "https://93.184.215.14/hook", "events": ["case.decided"]},
+    "webhook-detail": {"description": "walk"},
+    "workflow-fallback": {"action": "escalate"},
 }
 
 

@@ -27,16 +27,18 @@ INGEST = 10
 # 20 for the batch (claim with its events, worker heartbeat, one deployments read, the
 # plans, one predictions read and one bulk insert, savepoints) + 3 per case routed to
 # review (status UPDATE, event INSERT, task INSERT): 20 + 3 x 16. The per-case routing
-# statements are the next thing to batch.
-BATCH_PROCESSING = 68
+# statements are the next thing to batch. +1: the workflow's webhook subscriptions, read
+# once per transaction (integrations.services._subscriptions), for the outbox.
+BATCH_PROCESSING = 69
 # Token and its last-used stamp; workflow, membership (access_workflow) and membership
 # again (access_review in the service); held lease, claimable task, adjudication check,
 # lapsed-lease update, lease insert with savepoints; the payload's task read.
 REVIEW_NEXT = 15
 # Token; task; membership (access_review); task and case locks; lease; standing-verdict
 # check; verdict insert; lease completed; verdicts read; the case's decision, its status
-# move and event; the task closed, and its event (ReviewTaskEvent); savepoints.
-VERDICT = 17
+# move and event; the task closed, and its event (ReviewTaskEvent); savepoints; the
+# workflow's webhook subscriptions (read once per transaction, for the outbox).
+VERDICT = 18
 # Token; workflow (access_workflow) and membership (its right), membership again (what the
 # reader may see, workflows.access.access_case_list); the page: one keyset query of
 # limit + 1 cases with their deciding version. The same for any page size.

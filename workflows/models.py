@@ -51,6 +51,14 @@ class Workflow(models.Model):
     # reviewer's agreement with the model can be compared shown vs hidden.
     hidden_suggestion_rate = models.FloatField(default=0.0)
 
+    # What happens to a case whose deadline passes while it waits for a human: nothing
+    # ("none"), decide it with fallback_label ("label"), send it to the workflow's admins
+    # ("escalate"), or take the model's answer if its confidence is at least
+    # fallback_threshold, else escalate ("model"). See processing.deadlines.
+    fallback_action = models.CharField(max_length=16, default="none")
+    fallback_label = models.CharField(max_length=64, blank=True)
+    fallback_threshold = models.FloatField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -102,6 +110,8 @@ class CaseStatus(models.TextChoices):
 class DecisionSource(models.TextChoices):
     MODEL = "model"
     HUMAN = "human"
+    # The workflow's deadline fallback decided (no human decided in time).
+    FALLBACK = "fallback"
 
 
 def case_image_path(instance: Case, filename: str) -> str:
@@ -158,6 +168,10 @@ class Case(models.Model):
     requeued_at = models.DateTimeField(null=True, blank=True)
     # The model versions chosen when the case was first claimed (see cases_process).
     planned_versions = models.JSONField(default=dict, blank=True)
+    # When an answer is due; past it, a case still in review gets the workflow's
+    # fallback (processing.deadlines), once (deadline_fallback_at).
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    deadline_fallback_at = models.DateTimeField(null=True, blank=True)
 
     # How the case was routed: the policy in force and the routing function's answer.
     routed_level = models.CharField(max_length=16, blank=True)
@@ -235,6 +249,11 @@ class Case(models.Model):
             models.Index(fields=["workflow", "routed_level", "created_at"], name="case_list_level"),
             models.Index(
                 fields=["workflow", "review_reason", "created_at"], name="case_list_reason"
+            ),
+            models.Index(
+                fields=["deadline_at"],
+                condition=models.Q(deadline_at__isnull=False, deadline_fallback_at__isnull=True),
+                name="case_deadline_due",
             ),
         ]
         ordering = ["-created_at"]

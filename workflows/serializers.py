@@ -39,7 +39,7 @@ class PredictionOutput(serializers.ModelSerializer):
 
 class DecisionOutput(serializers.Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
-    source = serializers.ChoiceField(choices=["model", "human"])  # type: ignore[assignment]  # field, not the attribute (stubs)
+    source = serializers.ChoiceField(choices=["model", "human", "fallback"])  # type: ignore[assignment]  # field, not the attribute (stubs)
     confidence = serializers.FloatField(allow_null=True)
     model_version = serializers.CharField(allow_null=True)
     decided_at = serializers.DateTimeField()
@@ -95,6 +95,7 @@ class CaseOutput(serializers.ModelSerializer):
             "review_reason",
             "predictions",
             "failure_reason",
+            "deadline_at",
         ]
 
     @extend_schema_field(ImageOutput)
@@ -112,10 +113,11 @@ class CaseOutput(serializers.ModelSerializer):
         if not case.decision_source or case.decided_at is None:
             return None
         visibility = visibility_of(self)
+        # A fallback decision may be the model's answer: shown like the model's.
         shown = (
-            visibility.model_decision
-            if case.decision_source == "model"
-            else visibility.human_decision
+            visibility.human_decision
+            if case.decision_source == "human"
+            else visibility.model_decision
         )
         if not shown:
             return None

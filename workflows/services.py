@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.types import User
 from kernel import strictjson
 from kernel.errors import Conflict, InvalidInput
+from workflows.hooks import cases_moved
 from workflows.images import image_validate
 from workflows.models import ActorType, Case, CaseEvent, CaseStatus, Workflow
 
@@ -93,7 +94,7 @@ def case_transition(
         raise InvalidTransition(f"case {case.id} cannot go from {from_status} to {to_status}")
     case.status = to_status
     case.save(update_fields=["status", "updated_at", *fields])
-    return case_event_record(
+    event = case_event_record(
         case=case,
         kind="status",
         actor_type=actor_type,
@@ -103,6 +104,8 @@ def case_transition(
         from_status=from_status,
         to_status=to_status,
     )
+    cases_moved(cases=[case], from_statuses=[from_status], to_status=to_status)
+    return event
 
 
 def cases_transition(
@@ -126,6 +129,7 @@ def cases_transition(
     now = timezone.now()
     Case.objects.filter(id__in=[case.id for case in cases]).update(status=to_status, updated_at=now)
     events = []
+    from_statuses = [case.status for case in cases]
     for case in cases:
         events.append(
             CaseEvent(
@@ -141,6 +145,7 @@ def cases_transition(
         case.status = to_status
         case.updated_at = now
     CaseEvent.objects.bulk_create(events)
+    cases_moved(cases=cases, from_statuses=from_statuses, to_status=to_status)
 
 
 def metadata_parse(raw: Any) -> dict[str, Any]:

@@ -28,7 +28,15 @@ from workflows.models import Workflow, WorkflowMembership
 from workspace.services import REVIEW_SETTINGS, UPDATE_FIELDS, workflow_create, workflow_update
 
 # The policy, and the confidence its evidence is judged at: read-only on the change form.
-POLICY_READ_ONLY = (*POLICY_FIELDS, "evidence_confidence")
+# So is the deadline fallback: it changes through processing.deadlines.workflow_fallback_set
+# (PUT /api/v1/workflows/{slug}/fallback/), which checks it.
+POLICY_READ_ONLY = (
+    *POLICY_FIELDS,
+    "evidence_confidence",
+    "fallback_action",
+    "fallback_label",
+    "fallback_threshold",
+)
 
 
 class MembershipInline(admin.TabularInline):

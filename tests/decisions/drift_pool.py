@@ -52,7 +52,7 @@ class Pool:
 
 
 @functools.cache
-def demo_model():  # noqa: ANN201 - a LoadedModel
+def demo_model():
     spec = ModelSpec.from_dict(json.loads((ASSETS / "demo_model.json").read_text()))
     return load_model(spec, ASSETS / "demo_model.pt")
 

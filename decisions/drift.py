@@ -17,8 +17,9 @@ Holm's step-down at ``alpha`` (family-wise error); the embedding test, whose per
 p-value cannot go below ``1 / (1 + permutations)``, is a second family at
 ``embedding_alpha`` (so one check's family-wise error is at most their sum, Bonferroni).
 A metric counts as drifted only when it is Holm-significant *and* its effect is at least
-the floor (a real but negligible change on a large window is not an alarm); an alarm needs the metric drifted in ``persistence``
-consecutive checks (``persistent``). The false-alarm rate and detection delay of these
+the floor (a real but negligible change on a large window is not an alarm); an alarm
+needs the metric drifted in ``persistence`` consecutive checks (``persistent``). The
+false-alarm rate and detection delay of these
 defaults on the demo generator are measured in ``tests/decisions/test_drift_simulation.py``
 and reported in ``docs/benchmarks.md``.
 """

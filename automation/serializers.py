@@ -42,9 +42,22 @@ class AlertOutput(serializers.ModelSerializer):
             "message",
             "data",
             "created_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "acknowledgement",
             "resolved_at",
+            "resolved_by",
             "resolution",
         ]
+
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+
+class AlertNoteInput(serializers.Serializer):
+    note = serializers.CharField(
+        max_length=2000, help_text="Why: kept with the alert (who and when are recorded)."
+    )
 
 
 class AutomationUpdateInput(serializers.Serializer):

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "workflows",
     "review",
     "automation",
+    "monitoring",
     "processing",
     "workspace",
 ]
@@ -372,7 +373,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "automation.tasks.automation_check_all",
         "schedule": 300.0,
     },
+    # Drift and the label-free accuracy estimate (monitoring); each workflow is checked
+    # once enough new cases were measured (MonitoringSettings.check_every).
+    "monitoring-drift-check": {
+        "task": "monitoring.tasks.monitoring_check_all",
+        "schedule": float(os.environ.get("LOOPGATE_MONITORING_CHECK_SECONDS", "60")),
+    },
 }
+
+# Per-case monitoring measurements in the worker (image statistics, model output,
+# embedding): on unless LOOPGATE_MONITORING=0 (bench/throughput.py compares both).
+LOOPGATE_MONITORING = os.environ.get("LOOPGATE_MONITORING", "1") != "0"
 
 # --- Loopgate -------------------------------------------------------------------------
 LOOPGATE_INFERENCE_DEVICE = os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto")

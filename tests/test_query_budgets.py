@@ -27,8 +27,10 @@ INGEST = 10
 # 20 for the batch (claim with its events, worker heartbeat, one deployments read, the
 # plans, one predictions read and one bulk insert, savepoints) + 3 per case routed to
 # review (status UPDATE, event INSERT, task INSERT): 20 + 3 x 16. The per-case routing
-# statements are the next thing to batch.
-BATCH_PROCESSING = 68
+# statements are the next thing to batch. Plus 1: the monitoring measurements of the whole
+# batch (image statistics, model output, embedding, stage times), one bulk INSERT in the
+# routing transaction (monitoring.services.measurements_store).
+BATCH_PROCESSING = 69
 # Token and its last-used stamp; workflow, membership (access_workflow) and membership
 # again (access_review in the service); held lease, claimable task, adjudication check,
 # lapsed-lease update, lease insert with savepoints; the payload's task read.

@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/v1/", include("workflows.urls")),
     path("api/v1/", include("review.urls")),
     path("api/v1/", include("automation.urls")),
+    path("api/v1/", include("monitoring.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs_view, name="api-docs"),
     path("healthz", healthz, name="healthz"),
@@ -36,4 +37,5 @@ urlpatterns = [
     path("api/v1/", include("modelops.urls")),
     path("", include("modelops.web_urls")),
     path("", include("review.web_urls")),
+    path("", include("monitoring.web_urls")),
 ]

@@ -1,0 +1,73 @@
+"""The monitoring range query, read the same way by the API and the dashboard page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from kernel.errors import InvalidInput
+from monitoring.series import BUCKETS, MAX_BUCKETS, SeriesQuery
+
+DEFAULT_RANGE = timedelta(hours=24)
+RANGES: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+
+
+def _moment(params: Mapping[str, str], name: str) -> datetime | None:
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        parsed = parse_datetime(raw)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise InvalidInput(f"{name}: not an ISO 8601 date and time", field=name)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
+    return parsed
+
+
+def _auto_bucket(span: timedelta) -> str:
+    for name, step in BUCKETS.items():
+        if span / step <= 96:
+            return name
+    return "1d"
+
+
+def series_query(params: Mapping[str, str]) -> SeriesQuery:
+    """``since``, ``until`` (ISO 8601; default the last 24 hours, or ``range``),
+    ``bucket`` (5m, 15m, 1h, 6h, 1d; default chosen from the span), ``model_version`` (id)."""
+    until = _moment(params, "until") or timezone.now()
+    since = _moment(params, "since")
+    range_name = (params.get("range") or "").strip()
+    if since is None:
+        if range_name and range_name not in RANGES:
+            raise InvalidInput(f"range: must be one of {', '.join(RANGES)}", field="range")
+        since = until - RANGES.get(range_name, DEFAULT_RANGE)
+    if since >= until:
+        raise InvalidInput("since: must be before until", field="since")
+    bucket = (params.get("bucket") or "").strip() or _auto_bucket(until - since)
+    if bucket not in BUCKETS:
+        raise InvalidInput(f"bucket: must be one of {', '.join(BUCKETS)}", field="bucket")
+    if (until - since) / BUCKETS[bucket] > MAX_BUCKETS:
+        raise InvalidInput(
+            f"bucket: {bucket} gives more than {MAX_BUCKETS} buckets over this range; "
+            "choose a larger bucket or a shorter range",
+            field="bucket",
+        )
+    raw_version = (params.get("model_version") or "").strip()
+    version: int | None = None
+    if raw_version:
+        if not raw_version.isdigit() or len(raw_version) > 12:
+            raise InvalidInput("model_version: must be a model version id", field="model_version")
+        version = int(raw_version)
+    return SeriesQuery(since=since, until=until, bucket=bucket, model_version_id=version)

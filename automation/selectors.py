@@ -23,7 +23,7 @@ from datetime import datetime
 from django.db.models import Count, F, Q
 
 from automation.conf import automation_setting
-from automation.models import ACTIVE_ALERT_STATES, Alert, AlertState, LevelChange
+from automation.models import ACTIVE_ALERT_STATES, Alert, LevelChange
 from decisions.routing import Level, ReviewReason, level_rank
 from modelops.hooks import StepDown
 from modelops.models import ModelVersion

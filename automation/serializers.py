@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from automation.inputs import CONFIDENCE_MAX, CONFIDENCE_MIN, TARGET_ERROR_MAX, TARGET_ERROR_MIN
@@ -50,8 +52,12 @@ class AlertOutput(serializers.ModelSerializer):
             "resolution",
         ]
 
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    resolved_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
 
 class AlertNoteInput(serializers.Serializer):

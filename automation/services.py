@@ -743,7 +743,7 @@ def alert_raise(*, workflow: Workflow, kind: str, message: str, data: dict[str, 
         for channel in list(_alert_channels):
             try:
                 channel(alert.pk)
-            except Exception:  # noqa: BLE001 - a failing channel must not stop the others
+            except Exception:
                 logger.exception("alert channel %r failed for alert %s", channel, alert.pk)
 
     transaction.on_commit(notify)

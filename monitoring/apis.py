@@ -49,13 +49,25 @@ class MonitoringApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug)
         query = series_query(request.query_params)
-        return Response(
-            MonitoringOutput(monitoring_series(workflow=workflow, query=query)).data
-        )
+        return Response(MonitoringOutput(monitoring_series(workflow=workflow, query=query)).data)
+
+
+SETTINGS_OUTPUT = (
+    "reference_from",
+    "reference_until",
+    "reference_size",
+    "window",
+    "check_every",
+    "alpha",
+    "min_effect",
+    "persistence",
+    "estimate_alert_below",
+    "step_down_on_drift",
+)
 
 
 def _settings_view(row: Any) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in MonitoringSettingsOutput().fields}
+    return {name: getattr(row, name) for name in SETTINGS_OUTPUT}
 
 
 class MonitoringSettingsApi(APIView):

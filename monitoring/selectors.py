@@ -56,9 +56,7 @@ def monitoring_settings_of(*, workflow: Workflow) -> MonitoringSettings:
     return row if row is not None else MonitoringSettings(workflow=workflow)
 
 
-def reference_window(
-    *, workflow: Workflow, settings: MonitoringSettings
-) -> ReferenceWindow | None:
+def reference_window(*, workflow: Workflow, settings: MonitoringSettings) -> ReferenceWindow | None:
     """The serving version's reference: pinned, or from the later of its going live and
     the last raise of the level. None without a serving version."""
     serving = (

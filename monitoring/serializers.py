@@ -33,7 +33,7 @@ class MonitoringOutput(serializers.Serializer):
         child=serializers.FloatField(allow_null=True),
         help_text="share of human decisions that differ from the model's label",
     )
-    errors = serializers.DictField(
+    stage_errors = serializers.DictField(
         child=serializers.ListField(child=serializers.IntegerField()),
         help_text="errors per stage: decode (image unreadable), scoring (model failed)",
     )

@@ -48,8 +48,12 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
         return {"p50": None, "p90": None, "p99": None, "n": 0}
     array = np.asarray(values, dtype=np.float64)
     p50, p90, p99 = np.percentile(array, [50, 90, 99])
-    return {"p50": round(float(p50), 4), "p90": round(float(p90), 4), "p99": round(float(p99), 4),
-            "n": int(array.size)}
+    return {
+        "p50": round(float(p50), 4),
+        "p90": round(float(p90), 4),
+        "p99": round(float(p99), 4),
+        "n": int(array.size),
+    }
 
 
 def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
@@ -61,9 +65,10 @@ def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
 def _bucket_starts(query: SeriesQuery) -> list[datetime]:
     step = BUCKETS[query.bucket]
     first = datetime.fromtimestamp(
-        (query.since.timestamp() // step.total_seconds()) * step.total_seconds(), tz=query.since.tzinfo
+        (query.since.timestamp() // step.total_seconds()) * step.total_seconds(),
+        tz=query.since.tzinfo,
     )
-    starts = []
+    starts: list[datetime] = []
     current = first
     while current < query.until and len(starts) < MAX_BUCKETS:
         starts.append(current)
@@ -240,7 +245,7 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
         "human_override_rate": [
             round(overrides[i] / suggested[i], 4) if suggested[i] else None for i in range(size)
         ],
-        "errors": {
+        "stage_errors": {
             stage: [errors[i][stage] for i in range(size)] for stage in ("decode", "scoring")
         },
         "latency": {
@@ -248,16 +253,17 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
         },
         "model_latency_ms": [_percentiles(model_latency[i]) for i in range(size)],
         "inputs": {
-            name: [_summary(metric_values[i][name]) for i in range(size)]
-            for name in INPUT_METRICS
+            name: [_summary(metric_values[i][name]) for i in range(size)] for name in INPUT_METRICS
         },
         "reference": reference,
         "confidence_histogram": {
             "edges": [round(k / CONFIDENCE_BINS, 2) for k in range(CONFIDENCE_BINS + 1)],
             "counts": histogram,
         },
-        "class_mix": {"labels": labels, "counts": [[mix[i][label] for label in labels]
-                                                    for i in range(size)]},
+        "class_mix": {
+            "labels": labels,
+            "counts": [[mix[i][label] for label in labels] for i in range(size)],
+        },
         "audited_accuracy": audited,
         "label_free_estimate": [
             {"at": check["created_at"], **(check["estimate"] or {})}
@@ -329,7 +335,7 @@ def _audited_accuracy(
     for decided_at, label, human, version in audited.values_list(
         "decided_at", "decision_label", "human_label", "decision_model_version__name"
     )[:MAX_CASES]:
-        index = _index(starts, step, decided_at)
+        index = _index(starts, step, decided_at) if decided_at is not None else None
         if index is None:
             continue
         cell = counts[(str(version), index)]

@@ -150,8 +150,10 @@ def monitoring_settings_update(
         value = changes.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            low <= value <= high
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (low <= value <= high)
         ):
             raise InvalidInput(f"{name}: must be a number from {low:g} to {high:g}", field=name)
     if "step_down_on_drift" in changes and not isinstance(changes["step_down_on_drift"], bool):

@@ -59,7 +59,7 @@ def _rows(series: dict[str, Any]) -> list[dict[str, Any]]:
                 "automation_rate": series["automation_rate"][index],
                 "human": series["human_decisions"][index],
                 "override": series["human_override_rate"][index],
-                "errors": {k: v[index] for k, v in series["errors"].items()},
+                "errors": {k: v[index] for k, v in series["stage_errors"].items()},
                 "latency": {stage: series["latency"][stage][index] for stage in STAGES},
                 "model_ms": series["model_latency_ms"][index],
                 "inputs": {name: series["inputs"][name][index] for name in INPUT_METRICS},
@@ -77,9 +77,7 @@ def _chart_data(series: dict[str, Any]) -> dict[str, Any]:
         "volume": series["volume"],
         "automation_rate": series["automation_rate"],
         "human_decisions": series["human_decisions"],
-        "latency": {
-            stage: [cell["p50"] for cell in series["latency"][stage]] for stage in STAGES
-        },
+        "latency": {stage: [cell["p50"] for cell in series["latency"][stage]] for stage in STAGES},
         "model_ms": [cell["p50"] for cell in series["model_latency_ms"]],
         "inputs": {
             name: [cell["mean"] for cell in series["inputs"][name]] for name in INPUT_METRICS
@@ -89,8 +87,7 @@ def _chart_data(series: dict[str, Any]) -> dict[str, Any]:
         "mix": series["class_mix"]["counts"],
         "histogram_edges": series["confidence_histogram"]["edges"],
         "histogram": [
-            sum(column)
-            for column in zip(*series["confidence_histogram"]["counts"], strict=False)
+            sum(column) for column in zip(*series["confidence_histogram"]["counts"], strict=False)
         ],
         "accuracy": [
             {**cell, "bucket": cell["bucket"].isoformat()} for cell in series["audited_accuracy"]

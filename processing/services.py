@@ -699,10 +699,8 @@ def _measure(case: Case, image: Image.Image) -> ImageMeasurements | None:
     if not settings.LOOPGATE_MONITORING:
         return None
     try:
-        return image_measurements(
-            image, file_size=case.image_bytes, image_format=case.image_format
-        )
-    except Exception:  # noqa: BLE001 - monitoring must not stop a case
+        return image_measurements(image, file_size=case.image_bytes, image_format=case.image_format)
+    except Exception:
         logger.warning("case %s: could not measure its image", case.id, exc_info=True)
         return None
 

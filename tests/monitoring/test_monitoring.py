@@ -50,7 +50,10 @@ def test_the_worker_stores_one_measurement_per_case_with_stage_times(make_workfl
         prediction = case.deciding_prediction
         assert prediction is not None
         assert row.model_version_id == prediction.model_version_id
-        assert (row.label, row.confidence) == (prediction.label, pytest.approx(prediction.confidence))
+        assert (row.label, row.confidence) == (
+            prediction.label,
+            pytest.approx(prediction.confidence),
+        )
         assert (row.width, row.height, row.file_size) == (
             case.image_width,
             case.image_height,
@@ -212,7 +215,9 @@ def test_a_new_alert_is_emailed_to_the_workflows_admins(
     from automation.services import alert_raise
 
     with django_capture_on_commit_callbacks(execute=True):
-        alert_raise(workflow=watched, kind=AlertKind.INPUT_DRIFT, message="brightness moved", data={})
+        alert_raise(
+            workflow=watched, kind=AlertKind.INPUT_DRIFT, message="brightness moved", data={}
+        )
     [message] = mail.outbox
     assert message.to == ["ada@example.com"]
     assert "input drift" in message.subject and "brightness moved" in message.body

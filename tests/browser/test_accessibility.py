@@ -22,6 +22,8 @@ PRODUCT_PAGES = (
     "/models/",
     "/models/axe/",
     "/models/axe/compare/",
+    "/monitoring/",
+    "/workflows/axe/monitoring/",
 )
 
 

@@ -603,6 +603,15 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
             _record_failure(todo, version, role, f"model {version.tag} failed: {exc}")
             continue
         latency_ms = (time.perf_counter() - started) * 1000 / len(todo)
+        if settings.LOOPGATE_MONITORING:
+            from monitoring.metrics import model_observe
+
+            model_observe(
+                slug=todo[0].case.workflow.slug,
+                version=version.tag,
+                seconds_per_case=latency_ms / 1000,
+                cases=len(todo),
+            )
         rows = [
             Prediction(
                 case=run.case,
@@ -719,7 +728,9 @@ def _measurement_of(run: _CaseRun, case: Case) -> Any:
         stage = StageError.DECODE
     elif run.error or (model_runs(case.routed_level or case.workflow.level) and not prediction):
         stage = StageError.SCORING
+    outcome = "failed" if run.unreadable else case.decision_source or "review"
     return CaseMeasurementInput(
+        extra={"workflow": case.workflow.slug, "outcome": outcome},
         case_id=case.id,
         workflow_id=case.workflow_id,
         received_at=case.created_at,
@@ -743,6 +754,7 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
         return 0
     routed = 0
     measured = []
+    routed_at = timezone.now()
     with transaction.atomic():
         locked = {
             case.id: case
@@ -793,7 +805,12 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
             from monitoring.services import measurements_store
 
             # One INSERT for the batch, in the routing transaction.
-            measurements_store(rows=measured, routed_at=timezone.now())
+            routed_at = timezone.now()
+            measurements_store(rows=measured, routed_at=routed_at)
+    if measured and settings.LOOPGATE_MONITORING:
+        from monitoring.metrics import batch_observe
+
+        batch_observe(rows=measured, routed_at=routed_at)
     return routed
 
 

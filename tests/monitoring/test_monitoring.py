@@ -349,3 +349,19 @@ def test_settings_refuse_half_a_pinned_reference_and_unknown_fields(
         format="json",
     )
     assert pinned.status_code == 200 and pinned.json()["reference_from"].startswith("2026-01-01")
+
+
+def test_metrics_expose_stage_and_model_histograms_after_a_batch(
+    make_workflow: Any, settings: Any
+) -> None:
+    from processing.services import cases_process
+
+    settings.LOOPGATE_METRICS_TOKEN = "t"
+    workflow = make_workflow("line", level="full", confidence_threshold=0.0)
+    cases_process(case_ids=submit(workflow, 2))
+    body = APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer t").content.decode()
+    assert 'loopgate_stage_seconds_bucket{le="0.005",stage="queue_wait",workflow="line"}' in body
+    assert 'loopgate_model_seconds_count{model_version="surface-cnn:v1",workflow="line"}' in body
+    assert 'loopgate_cases_routed_total{outcome="model",workflow="line"}' in body
+    assert "loopgate_worker_memory_bytes" in body
+    assert APIClient().get("/metrics").status_code == 401

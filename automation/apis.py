@@ -47,7 +47,8 @@ from automation.services import (
     threshold_advice,
 )
 from kernel.apischema import ERROR_RESPONSE
-from kernel.errors import InvalidInput
+from kernel.bounds import ID_MAX
+from kernel.errors import InvalidInput, NotFound
 from kernel.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 from kernel.parsers import StrictJSONParser
 from workflows.access import access_workflow
@@ -252,6 +253,8 @@ def _alert_schema(operation_id: str, description: str) -> Any:
 
 def _alert_move(request: AuthenticatedRequest, slug: str, alert_id: int, service: Any) -> Response:
     workflow = access_workflow(request.user, slug, "can_admin")
+    if alert_id > ID_MAX:
+        raise NotFound(f"alert {alert_id} not found")
     alert = get_object_or_404(Alert, pk=alert_id, workflow=workflow)
     data = AlertNoteInput(data=request.data)
     data.is_valid(raise_exception=True)

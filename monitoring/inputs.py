@@ -8,10 +8,13 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from kernel.bounds import ID_MAX, bounded_int
 from kernel.errors import InvalidInput
 from monitoring.series import BUCKETS, MAX_BUCKETS, SeriesQuery
 
 DEFAULT_RANGE = timedelta(hours=24)
+# Far enough for any real range, and far from datetime's limits (no overflow in arithmetic).
+EARLIEST_YEAR, LATEST_YEAR = 1971, 2999
 RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
     "6h": timedelta(hours=6),
@@ -31,6 +34,10 @@ def _moment(params: Mapping[str, str], name: str) -> datetime | None:
         parsed = None
     if parsed is None:
         raise InvalidInput(f"{name}: not an ISO 8601 date and time", field=name)
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise InvalidInput(
+            f"{name}: must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}", field=name
+        )
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
     return parsed
@@ -67,7 +74,5 @@ def series_query(params: Mapping[str, str]) -> SeriesQuery:
     raw_version = (params.get("model_version") or "").strip()
     version: int | None = None
     if raw_version:
-        if not raw_version.isdigit() or len(raw_version) > 12:
-            raise InvalidInput("model_version: must be a model version id", field="model_version")
-        version = int(raw_version)
+        version = bounded_int(raw_version, name="model_version", minimum=1, maximum=ID_MAX)
     return SeriesQuery(since=since, until=until, bucket=bucket, model_version_id=version)

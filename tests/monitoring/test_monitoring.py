@@ -278,6 +278,8 @@ def test_acknowledge_then_resolve_keeps_who_and_why(watched: Any, admin_client: 
     assert body["state"] == "resolved" and body["resolved_by"] == "ada"
     assert "lamp replaced" in body["resolution"]
     assert admin_client.post(url + "resolve/", {"note": "x"}, format="json").status_code == 409
+    huge = admin_client.post(f"/api/v1/workflows/line/alerts/{2**70}/resolve/", {"note": "x"})
+    assert huge.status_code == 404
 
 
 def test_an_acknowledged_alert_is_still_active_for_the_checks(watched: Any) -> None:
@@ -300,6 +302,9 @@ def test_an_acknowledged_alert_is_still_active_for_the_checks(watched: Any) -> N
         ("bucket=7m", "bucket"),
         ("since=2020-01-01T00:00:00Z&until=2026-01-01T00:00:00Z&bucket=5m", "bucket"),
         ("model_version=abc", "model_version"),
+        ("model_version=99999999999999999999", "model_version"),
+        ("until=0001-01-01T00:00:00Z", "until"),
+        ("since=9999-12-31T23:59:59Z", "since"),
         ("range=2y", "range"),
     ],
 )

@@ -193,7 +193,13 @@ class Platform:
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    # A worker finishing its last batch on a busy machine: the figures
+                    # are already taken, so do not lose them to a slow shutdown.
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=30)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.types import AuthenticatedRequest
 from automation.inputs import threshold_defaults
-from automation.models import AlertState, LevelChange
+from automation.models import Alert, AlertState, LevelChange
 from automation.presenters import (
     overview_after_change_view,
     overview_view,
@@ -25,6 +26,7 @@ from automation.presenters import (
 )
 from automation.selectors import alerts_of, evidence_by_version
 from automation.serializers import (
+    AlertNoteInput,
     AlertOutput,
     AutomationOutput,
     AutomationUpdateInput,
@@ -37,13 +39,16 @@ from automation.serializers import (
 )
 from automation.services import (
     POLICY_FIELDS,
+    alert_acknowledge,
+    alert_resolve,
     automation_status,
     automation_threshold_apply,
     automation_update,
     threshold_advice,
 )
 from kernel.apischema import ERROR_RESPONSE
-from kernel.errors import InvalidInput
+from kernel.bounds import ID_MAX
+from kernel.errors import InvalidInput, NotFound
 from kernel.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 from kernel.parsers import StrictJSONParser
 from workflows.access import access_workflow
@@ -229,3 +234,53 @@ class AlertListApi(APIView):
                 f"state: must be one of {', '.join(AlertState.values)}", field="state"
             )
         return Response(AlertOutput(alerts_of(workflow=workflow, state=state), many=True).data)
+
+
+def _alert_schema(operation_id: str, description: str) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        request=AlertNoteInput,
+        responses={
+            200: AlertOutput,
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            409: ERROR_RESPONSE,
+        },
+        description=description,
+    )
+
+
+def _alert_move(request: AuthenticatedRequest, slug: str, alert_id: int, service: Any) -> Response:
+    workflow = access_workflow(request.user, slug, "can_admin")
+    if alert_id > ID_MAX:
+        raise NotFound(f"alert {alert_id} not found")
+    alert = get_object_or_404(Alert, pk=alert_id, workflow=workflow)
+    data = AlertNoteInput(data=request.data)
+    data.is_valid(raise_exception=True)
+    moved = service(alert=alert, actor=request.user, note=data.validated_data["note"])
+    return Response(AlertOutput(moved).data)
+
+
+class AlertAcknowledgeApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    @_alert_schema(
+        "workflow_alert_acknowledge",
+        "A workflow admin acknowledges a firing alert (firing -> acknowledged): someone is "
+        "on it. Who, when and the note are kept; 409 when it is not firing.",
+    )
+    def post(self, request: AuthenticatedRequest, slug: str, alert_id: int) -> Response:
+        return _alert_move(request, slug, alert_id, alert_acknowledge)
+
+
+class AlertResolveApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    @_alert_schema(
+        "workflow_alert_resolve",
+        "A workflow admin resolves an alert (firing or acknowledged -> resolved), saying "
+        "why; 409 when it is already resolved. A condition still present fires anew.",
+    )
+    def post(self, request: AuthenticatedRequest, slug: str, alert_id: int) -> Response:
+        return _alert_move(request, slug, alert_id, alert_resolve)

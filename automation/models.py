@@ -49,7 +49,12 @@ class LevelChange(models.Model):
 
 class AlertState(models.TextChoices):
     FIRING = "firing"
+    ACKNOWLEDGED = "acknowledged"  # someone is on it; still active until resolved
     RESOLVED = "resolved"
+
+
+# The states in which an alert is still open (shown, not raised again).
+ACTIVE_ALERT_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
 
 
 class AlertKind(models.TextChoices):
@@ -57,6 +62,8 @@ class AlertKind(models.TextChoices):
     DRIFT = "drift"
     QUEUE_AGE = "queue_age"
     ERRORS = "errors"
+    INPUT_DRIFT = "input_drift"  # monitoring: input, output or embedding drift
+    ACCURACY_ESTIMATE = "accuracy_estimate"  # monitoring: the label-free estimate dropped
 
 
 class Alert(models.Model):
@@ -64,17 +71,27 @@ class Alert(models.Model):
 
     ``data`` holds the evidence and, for an accuracy alert, the id of the automatic
     level change it triggered (``level_change``); ``resolution`` says why it resolved.
+    Someone may acknowledge it (who, when, a note) before it resolves; ``resolved_by``
+    is empty when the condition itself cleared.
     """
 
     workflow = models.ForeignKey(
         "workflows.Workflow", on_delete=models.CASCADE, related_name="alerts"
     )
     kind = models.CharField(max_length=32)
-    state = models.CharField(max_length=10, choices=AlertState.choices, default=AlertState.FIRING)
+    state = models.CharField(max_length=12, choices=AlertState.choices, default=AlertState.FIRING)
     message = models.TextField()
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledgement = models.TextField(blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     resolution = models.TextField(blank=True)
 
     class Meta:

@@ -23,7 +23,7 @@ from datetime import datetime
 from django.db.models import Count, F, Q
 
 from automation.conf import automation_setting
-from automation.models import Alert, AlertState, LevelChange
+from automation.models import ACTIVE_ALERT_STATES, Alert, LevelChange
 from decisions.routing import Level, ReviewReason, level_rank
 from modelops.hooks import StepDown
 from modelops.models import ModelVersion
@@ -160,7 +160,7 @@ def alerts_of(*, workflow: Workflow, state: str | None = None, limit: int = 100)
 
 
 def alerts_firing(*, workflow: Workflow, kind: str | None = None) -> list[Alert]:
-    qs = Alert.objects.filter(workflow=workflow, state=AlertState.FIRING)
+    qs = Alert.objects.filter(workflow=workflow, state__in=ACTIVE_ALERT_STATES)
     if kind:
         qs = qs.filter(kind=kind)
     return list(qs.order_by("-created_at", "-id"))

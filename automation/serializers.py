@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from automation.inputs import CONFIDENCE_MAX, CONFIDENCE_MIN, TARGET_ERROR_MAX, TARGET_ERROR_MIN
@@ -42,9 +44,26 @@ class AlertOutput(serializers.ModelSerializer):
             "message",
             "data",
             "created_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "acknowledgement",
             "resolved_at",
+            "resolved_by",
             "resolution",
         ]
+
+    acknowledged_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    resolved_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+
+
+class AlertNoteInput(serializers.Serializer):
+    note = serializers.CharField(
+        max_length=2000, help_text="Why: kept with the alert (who and when are recorded)."
+    )
 
 
 class AutomationUpdateInput(serializers.Serializer):

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts.types import User
 from automation.conf import automation_setting, gate_floors
-from automation.models import Alert, AlertKind, AlertState, LevelChange
+from automation.models import ACTIVE_ALERT_STATES, Alert, AlertKind, AlertState, LevelChange
 from automation.presenters import audit_window_view, evidence_view, threshold_report_view
 from automation.selectors import (
     UNBIASED_REASONS,
@@ -189,7 +189,8 @@ def _policy_write(
 # new alert. The row records both moves (created_at, resolved_at and resolution), so no
 # separate event row is kept. Changed only by _alerts_resolve.
 ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
-    AlertState.FIRING: frozenset({AlertState.RESOLVED}),
+    AlertState.FIRING: frozenset({AlertState.ACKNOWLEDGED, AlertState.RESOLVED}),
+    AlertState.ACKNOWLEDGED: frozenset({AlertState.RESOLVED}),
     AlertState.RESOLVED: frozenset(),
 }
 
@@ -672,7 +673,7 @@ def automation_check_all() -> int:
     The periodic (Celery beat) run: accuracy, output drift and alert recovery.
     """
     candidates = Workflow.objects.filter(level__in=[level.value for level in AUTOMATED_LEVELS])
-    firing = Workflow.objects.filter(alerts__state=AlertState.FIRING)
+    firing = Workflow.objects.filter(alerts__state__in=ACTIVE_ALERT_STATES)
     stepped = 0
     for workflow_id in (candidates | firing).distinct().values_list("pk", flat=True):
         try:
@@ -691,3 +692,79 @@ def automation_check_queue(*, workflow_id: int) -> None:
     from automation.tasks import automation_check_workflow as check_task
 
     transaction.on_commit(lambda: check_task.delay(workflow_id))
+
+
+# --- Alerts: acknowledge, resolve, notify -----------------------------------------------
+
+
+class InvalidAlertTransition(Conflict):
+    code = "invalid_alert_transition"
+
+
+ALERT_NOTE_MAX = 2000
+
+
+def _alert_move(*, alert: Alert, to_state: str, actor: User, note: str) -> Alert:
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("note: say why (it is kept with the alert)", field="note")
+    if len(note) > ALERT_NOTE_MAX:
+        raise InvalidInput(f"note: at most {ALERT_NOTE_MAX} characters", field="note")
+    with transaction.atomic():
+        locked = Alert.objects.select_for_update().get(pk=alert.pk)
+        if to_state not in ALERT_TRANSITIONS[locked.state]:
+            raise InvalidAlertTransition(
+                f"alert {locked.pk} is {locked.state}; it cannot become {to_state}"
+            )
+        now = timezone.now()
+        locked.state = to_state
+        if to_state == AlertState.ACKNOWLEDGED:
+            locked.acknowledged_at, locked.acknowledged_by, locked.acknowledgement = (
+                now,
+                actor,
+                note,
+            )
+            fields = ["state", "acknowledged_at", "acknowledged_by", "acknowledgement"]
+        else:
+            locked.resolved_at, locked.resolved_by = now, actor
+            locked.resolution = f"resolved by {actor.get_username()}: {note}"
+            fields = ["state", "resolved_at", "resolved_by", "resolution"]
+        locked.save(update_fields=fields)
+    return locked
+
+
+def alert_acknowledge(*, alert: Alert, actor: User, note: str) -> Alert:
+    """``firing -> acknowledged``: someone is on it (who, when, the note are kept)."""
+    return _alert_move(alert=alert, to_state=AlertState.ACKNOWLEDGED, actor=actor, note=note)
+
+
+def alert_resolve(*, alert: Alert, actor: User, note: str) -> Alert:
+    """``firing|acknowledged -> resolved`` by a person, with why. A condition that is
+    still there fires a new alert at the next check."""
+    return _alert_move(alert=alert, to_state=AlertState.RESOLVED, actor=actor, note=note)
+
+
+# Channels that hear of every new alert, once its row is committed: email is built in
+# (``automation.channels.alert_email``, registered in AppConfig.ready); signed webhooks
+# register theirs the same way. A channel gets the alert's id and must not raise.
+_alert_channels: list[Any] = []
+
+
+def alert_channel_register(channel: Any) -> None:
+    if channel not in _alert_channels:
+        _alert_channels.append(channel)
+
+
+def alert_raise(*, workflow: Workflow, kind: str, message: str, data: dict[str, Any]) -> Alert:
+    """Create a firing alert and tell every channel once the transaction commits."""
+    alert = Alert.objects.create(workflow=workflow, kind=kind, message=message, data=data)
+
+    def notify() -> None:
+        for channel in list(_alert_channels):
+            try:
+                channel(alert.pk)
+            except Exception:
+                logger.exception("alert channel %r failed for alert %s", channel, alert.pk)
+
+    transaction.on_commit(notify)
+    return alert

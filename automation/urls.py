@@ -24,4 +24,14 @@ urlpatterns = [
         name="workflow-automation-changes",
     ),
     path("workflows/<slug:slug>/alerts/", apis.AlertListApi.as_view(), name="workflow-alerts"),
+    path(
+        "workflows/<slug:slug>/alerts/<int:alert_id>/acknowledge/",
+        apis.AlertAcknowledgeApi.as_view(),
+        name="workflow-alert-acknowledge",
+    ),
+    path(
+        "workflows/<slug:slug>/alerts/<int:alert_id>/resolve/",
+        apis.AlertResolveApi.as_view(),
+        name="workflow-alert-resolve",
+    ),
 ]

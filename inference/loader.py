@@ -17,12 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import functional as tvf
 
 from inference.architectures import build_model
 from inference.devices import to_device
+from inference.measure import project_embeddings
 from inference.spec import ModelSpec, PredictionResult
 
 if TYPE_CHECKING:
@@ -157,6 +159,33 @@ class LoadedModel:
             )
         return results
 
+    def predict_with_embeddings(
+        self, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> tuple[list[PredictionResult], np.ndarray | None]:
+        """``predict`` plus each image's penultimate-layer embedding, projected to 32-d.
+
+        The embedding is the input of the model's last linear layer, captured by a
+        forward hook during the same forward pass (no second pass). ``None`` for a
+        model without a final linear layer (SqueezeNet, TorchScript archives).
+        """
+        head = _last_linear(self._module)
+        if head is None:
+            return self.predict(images, batch_size=batch_size), None
+        captured: list[torch.Tensor] = []
+
+        def keep_input(_module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            captured.append(inputs[0].detach().float().flatten(1).cpu())
+
+        handle = head.register_forward_pre_hook(keep_input)
+        try:
+            results = self.predict(images, batch_size=batch_size)
+        finally:
+            handle.remove()
+        if not captured:
+            return results, None
+        features = torch.cat(captured).numpy()
+        return results, project_embeddings(features)
+
     def _probabilities(self, uint8_batch: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities (float32, CPU) for a ``(N, 3, S, S)`` uint8 batch."""
         if self._runner is not None:
@@ -174,6 +203,14 @@ class LoadedModel:
             with mixed_precision(self.device):
                 logits = self._module(inputs)
             return torch.softmax(logits.float(), dim=1).cpu()
+
+
+def _last_linear(module: torch.nn.Module) -> torch.nn.Linear | None:
+    last = None
+    for child in module.modules():
+        if isinstance(child, torch.nn.Linear):
+            last = child
+    return last
 
 
 def load_model(

@@ -11,6 +11,7 @@ in the browser through the session.
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,9 +19,10 @@ from django.conf import settings
 from django.db.models import Avg, Count, F, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 RECENT = timedelta(hours=1)
 
@@ -112,6 +114,16 @@ class LoopgateCollector:
         yield decision_latency
 
 
+class _ProcessInstruments:
+    """This process's pipeline instruments (``monitoring.metrics``), without multiprocess
+    mode: the default registry's ``loopgate_*`` families."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            if family.name.startswith("loopgate_"):
+                yield family
+
+
 def _error(status: int, code: str, message: str) -> JsonResponse:
     response = JsonResponse(
         {"error": {"code": code, "message": message, "field": None}}, status=status
@@ -152,4 +164,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return refusal
     registry = CollectorRegistry()
     registry.register(LoopgateCollector())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The pipeline's histograms and counters, summed over every process of this host.
+        MultiProcessCollector(registry)
+    else:
+        import monitoring.metrics  # noqa: F401 - define the instruments in this process
+
+        registry.register(_ProcessInstruments())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

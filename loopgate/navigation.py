@@ -67,6 +67,14 @@ SECTIONS: tuple[Section, ...] = (
         "automation:page",
         ("automation:*",),
     ),
+    Section(
+        "monitoring",
+        "Monitoring",
+        "can_admin",
+        "monitoring:index",
+        "monitoring:page",
+        ("monitoring:*",),
+    ),
     Section("models", "Models", "can_admin", "modelops:home", "modelops:workflow", ("modelops:*",)),
     Section(
         "settings",

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "integrations",
     "review",
     "automation",
+    "monitoring",
     "processing",
     "workspace",
 ]
@@ -404,7 +405,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.webhooks_dispatch",
         "schedule": float(os.environ.get("LOOPGATE_WEBHOOK_DISPATCH_SECONDS", "5")),
     },
+    # Drift and the label-free accuracy estimate (monitoring); each workflow is checked
+    # once enough new cases were measured (MonitoringSettings.check_every).
+    "monitoring-drift-check": {
+        "task": "monitoring.tasks.monitoring_check_all",
+        "schedule": float(os.environ.get("LOOPGATE_MONITORING_CHECK_SECONDS", "60")),
+    },
 }
+
+# Per-case monitoring measurements in the worker (image statistics, model output,
+# embedding): on unless LOOPGATE_MONITORING=0 (bench/throughput.py compares both).
+LOOPGATE_MONITORING = os.environ.get("LOOPGATE_MONITORING", "1") != "0"
 
 # --- Loopgate -------------------------------------------------------------------------
 LOOPGATE_INFERENCE_DEVICE = os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto")

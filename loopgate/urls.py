@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/v1/", include("review.urls")),
     path("api/v1/", include("automation.urls")),
     path("api/v1/", include("integrations.urls")),
+    path("api/v1/", include("monitoring.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs_view, name="api-docs"),
     path("healthz", healthz, name="healthz"),
@@ -39,4 +40,5 @@ urlpatterns = [
     path("", include("modelops.web_urls")),
     path("", include("review.web_urls")),
     path("", include("workspace.web_urls")),
+    path("", include("monitoring.web_urls")),
 ]

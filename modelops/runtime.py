@@ -89,3 +89,12 @@ def models_warm() -> list[str]:
             continue
         ready.append(version.tag)
     return ready
+
+
+def predict_images_with_embeddings(
+    version: ModelVersion, images: Sequence[Image.Image]
+) -> tuple[list[PredictionResult], list[list[float]] | None]:
+    """``predict_images`` plus each image's 32-d projected embedding (None if the
+    architecture has no final linear layer), from the same forward pass."""
+    results, embeddings = loaded_model_of(version).predict_with_embeddings(images)
+    return results, (embeddings.tolist() if embeddings is not None else None)

@@ -30,9 +30,10 @@ from PIL import Image
 from accounts.types import User
 from decisions.routing import Level, ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
+from inference.measure import ImageMeasurements, image_measurements
 from kernel.errors import Conflict
 from modelops.models import ModelVersion
-from modelops.runtime import predict_images
+from modelops.runtime import predict_images_with_embeddings
 from modelops.selectors import DeploymentPlan, deployment_plans, unit_draw
 from workflows.models import (
     ActorType,
@@ -562,6 +563,10 @@ class _CaseRun:
     # The stored image is missing or unreadable: the case fails instead of being routed.
     unreadable: bool = False
     predictions: dict[int, Prediction] | None = None
+    # Monitoring: the image's measurements, each version's embedding, when it was scored.
+    measured: ImageMeasurements | None = None
+    embeddings: dict[int, list[float]] | None = None
+    scored_at: Any = None
 
 
 def _predict_missing(runs: list[_CaseRun]) -> None:
@@ -591,7 +596,9 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
             continue
         started = time.perf_counter()
         try:
-            results = predict_images(version, [r.image for r in todo if r.image is not None])
+            results, embeddings = predict_images_with_embeddings(
+                version, [r.image for r in todo if r.image is not None]
+            )
         except ModelLoadError as exc:
             _record_failure(todo, version, role, f"model {version.tag} could not be loaded: {exc}")
             continue
@@ -600,6 +607,15 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
             _record_failure(todo, version, role, f"model {version.tag} failed: {exc}")
             continue
         latency_ms = (time.perf_counter() - started) * 1000 / len(todo)
+        if settings.LOOPGATE_MONITORING:
+            from monitoring.metrics import model_observe
+
+            model_observe(
+                slug=todo[0].case.workflow.slug,
+                version=version.tag,
+                seconds_per_case=latency_ms / 1000,
+                cases=len(todo),
+            )
         rows = [
             Prediction(
                 case=run.case,
@@ -618,9 +634,13 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
         except IntegrityError:
             # A redelivery raced us to some of them: one row at a time, keeping theirs.
             rows = [_prediction_store(row) for row in rows]
-        for run, prediction in zip(todo, rows, strict=True):
+        scored_at = timezone.now()
+        for index, (run, prediction) in enumerate(zip(todo, rows, strict=True)):
             assert run.predictions is not None
             run.predictions[version.pk] = prediction
+            run.scored_at = scored_at
+            if embeddings is not None:
+                run.embeddings = (run.embeddings or {}) | {version.pk: embeddings[index]}
 
 
 def _prediction_store(row: Prediction) -> Prediction:
@@ -680,10 +700,53 @@ def cases_process(*, case_ids: list[str]) -> int:
             run.error = f"the stored image could not be read: {type(exc).__name__}: {exc}"
             run.unreadable = True
             continue
+        run.measured = _measure(run.case, run.image)
         if run.plan.deciding is None:
             run.error = "no serving model is deployed for this workflow"
     _predict_missing(runs)
     return _cases_finish(runs)
+
+
+def _measure(case: Case, image: Image.Image) -> ImageMeasurements | None:
+    """The image's monitoring measurements; never fails the case."""
+    if not settings.LOOPGATE_MONITORING:
+        return None
+    try:
+        return image_measurements(image, file_size=case.image_bytes, image_format=case.image_format)
+    except Exception:
+        logger.warning("case %s: could not measure its image", case.id, exc_info=True)
+        return None
+
+
+def _measurement_of(run: _CaseRun, case: Case) -> Any:
+    """What monitoring records of a routed case (``monitoring.services``)."""
+    from monitoring.models import StageError
+    from monitoring.services import CaseMeasurementInput
+
+    prediction = None
+    if run.plan is not None and run.plan.deciding is not None and run.predictions:
+        prediction = run.predictions.get(run.plan.deciding.pk)
+    version_id = prediction.model_version_id if prediction is not None else None
+    stage = StageError.NONE
+    if run.unreadable:
+        stage = StageError.DECODE
+    elif run.error or (model_runs(case.routed_level or case.workflow.level) and not prediction):
+        stage = StageError.SCORING
+    outcome = "failed" if run.unreadable else case.decision_source or "review"
+    return CaseMeasurementInput(
+        extra={"workflow": case.workflow.slug, "outcome": outcome},
+        case_id=case.id,
+        workflow_id=case.workflow_id,
+        received_at=case.created_at,
+        scoring_started_at=case.processing_started_at,
+        scored_at=run.scored_at,
+        metadata_keys=sorted(str(key) for key in (case.metadata or {})),
+        image=run.measured,
+        model_version_id=version_id,
+        scores=prediction.scores if prediction is not None else None,
+        embedding=(run.embeddings or {}).get(version_id) if version_id is not None else None,
+        error_stage=stage,
+    )
 
 
 def _cases_finish(runs: list[_CaseRun]) -> int:
@@ -694,6 +757,8 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
     if not runs:
         return 0
     routed = 0
+    measured = []
+    routed_at = timezone.now()
     with transaction.atomic():
         locked = {
             case.id: case
@@ -716,6 +781,7 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
                     data={"attempt": case.processing_attempts},
                     fields=("failure_reason",),
                 )
+                measured.append(_measurement_of(run, case))
                 continue
             policy = policy_of(case.workflow)
             deciding_prediction = None
@@ -738,6 +804,17 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
                 error=error,
             )
             routed += 1
+            measured.append(_measurement_of(run, case))
+        if measured and settings.LOOPGATE_MONITORING:
+            from monitoring.services import measurements_store
+
+            # One INSERT for the batch, in the routing transaction.
+            routed_at = timezone.now()
+            measurements_store(rows=measured, routed_at=routed_at)
+    if measured and settings.LOOPGATE_MONITORING:
+        from monitoring.metrics import batch_observe
+
+        batch_observe(rows=measured, routed_at=routed_at)
     return routed
 
 

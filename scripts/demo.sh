@@ -8,6 +8,10 @@ bash scripts/install.sh
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 PORT="${PORT:-8000}"
 mkdir -p var
+# Prometheus multiprocess mode: every web and worker process writes its samples here and
+# /metrics sums them; emptied at each start (stale files would count dead processes).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/prometheus}"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
     [ -f var/secret_key ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
     DJANGO_SECRET_KEY="$(cat var/secret_key)"

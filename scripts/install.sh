@@ -26,3 +26,7 @@ else
     echo "npm is missing: install Node.js (Debian's nodejs and npm packages)" >&2
     exit 1
 fi
+# Chart.js for the monitoring dashboards, served as a static file (static/vendor is
+# ignored by git: it is built from the pinned npm package, never edited by hand).
+mkdir -p static/vendor/chart.js
+cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.js/chart.umd.min.js

@@ -138,6 +138,15 @@ EXPECT: dict[tuple[str, str], str] = {
     ("workflow-automation-threshold", "POST"): ADMIN,
     ("workflow-automation-changes", "GET"): ADMIN,
     ("workflow-alerts", "GET"): MEMBER,
+    ("workflow-alert-acknowledge", "POST"): ADMIN,
+    ("workflow-alert-resolve", "POST"): ADMIN,
+    # Monitoring
+    ("workflow-monitoring", "GET"): MEMBER,
+    ("workflow-monitoring-settings", "GET"): ADMIN,
+    ("workflow-monitoring-settings", "PATCH"): ADMIN,
+    ("monitoring:index", "GET"): PERSON,
+    ("monitoring:page", "GET"): MEMBER,
+    ("monitoring:page", "POST"): ADMIN,
     ("automation:index", "GET"): PERSON,
     ("automation:page", "GET"): ADMIN,
     ("automation:page", "POST"): ADMIN,
@@ -349,6 +358,9 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
     verdict = verdict_submit(
         task_id=assignment.task_id, reviewer=users["reviewer"], label="ok", comment=""
     )
+    from automation.models import Alert
+
+    alert = Alert.objects.create(workflow=home, kind="input_drift", message="drift")
     run = TrainingRun.objects.create(
         workflow=home,
         architecture=version.architecture,
@@ -388,6 +400,7 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
         "verdict_id": verdict.pk,
         "version_id": version.pk,
         "run_id": run.pk,
+        "alert_id": alert.pk,
         "role": "shadow",
         # The Django admin
         "app_label": "workflows",

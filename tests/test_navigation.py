@@ -14,6 +14,8 @@ from loopgate.navigation import SECTIONS, Section, current_section, navigation
 
 pytestmark = pytest.mark.django_db
 
+EVERY_SECTION = ["review", "cases", "reviewers", "automation", "monitoring", "models", "settings"]
+
 
 @pytest.fixture
 def people(make_user: Any, make_workflow: Any, member: Any) -> dict[str, Any]:
@@ -76,7 +78,15 @@ def test_a_workflow_admin_sees_every_section_but_not_the_django_admin(
     people: dict[str, Any],
 ) -> None:
     nav = navigation(user=people["admin"], view_name="automation:index")
-    assert keys(nav) == ["review", "cases", "reviewers", "automation", "models", "settings"]
+    assert keys(nav) == [
+        "review",
+        "cases",
+        "reviewers",
+        "automation",
+        "monitoring",
+        "models",
+        "settings",
+    ]
     assert nav.admin_url is None
     assert [e.key for e in nav.entries if e.current] == ["automation"]
     # No page of one workflow: the index pages; the section that has none goes to the
@@ -86,6 +96,7 @@ def test_a_workflow_admin_sees_every_section_but_not_the_django_admin(
         "cases": "/workflows/line/cases/",
         "reviewers": "/review/line/reviewers/",
         "automation": "/automation/",
+        "monitoring": "/monitoring/",
         "models": "/models/",
         "settings": "/workflows/line/settings/",
     }
@@ -101,6 +112,7 @@ def test_on_a_workflow_page_the_entries_lead_to_that_workflows_pages(
         "cases": "/workflows/line/cases/",
         "reviewers": "/review/line/reviewers/",
         "automation": "/workflows/line/automation/",
+        "monitoring": "/workflows/line/monitoring/",
         "models": "/models/line/",
         "settings": "/workflows/line/settings/",
     }
@@ -135,7 +147,15 @@ def test_a_workflow_the_user_cannot_see_gives_no_context(people: dict[str, Any])
 def test_superusers_get_the_django_admin_link(people: dict[str, Any]) -> None:
     nav = navigation(user=people["root"], view_name="review:home")
     assert nav.admin_url == reverse("admin:index")
-    assert keys(nav) == ["review", "cases", "reviewers", "automation", "models", "settings"]
+    assert keys(nav) == [
+        "review",
+        "cases",
+        "reviewers",
+        "automation",
+        "monitoring",
+        "models",
+        "settings",
+    ]
 
 
 def test_current_section_prefers_an_exact_view_name() -> None:

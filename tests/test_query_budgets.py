@@ -28,8 +28,11 @@ INGEST = 10
 # plans, one predictions read and one bulk insert, savepoints) + 3 per case routed to
 # review (status UPDATE, event INSERT, task INSERT): 20 + 3 x 16. The per-case routing
 # statements are the next thing to batch. +1: the workflow's webhook subscriptions, read
-# once per transaction (integrations.services._subscriptions), for the outbox.
-BATCH_PROCESSING = 69
+# once per transaction (integrations.services._subscriptions), for the outbox. +1: the
+# monitoring measurements of the whole batch (image statistics, model output, embedding,
+# stage times), one bulk INSERT in the routing transaction
+# (monitoring.services.measurements_store).
+BATCH_PROCESSING = 70
 # Token and its last-used stamp; workflow, membership (access_workflow) and membership
 # again (access_review in the service); held lease, claimable task, adjudication check,
 # lapsed-lease update, lease insert with savepoints; the payload's task read.

@@ -36,6 +36,8 @@ PRODUCT_PAGES = (
     "/account/set-password/MQ/not-a-token/",
     "/workflows/axe/cases/",
     "/workflows/axe/cases/{case}/",
+    "/monitoring/",
+    "/workflows/axe/monitoring/",
 )
 REVIEW_SCREEN = "/review/axe/"
 

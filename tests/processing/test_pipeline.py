@@ -382,11 +382,11 @@ class TestFaults:
         """Another delivery stored one case's prediction while this batch was scoring."""
         workflow = make_workflow("race", level=Level.FULL)
         cases = [new_case(workflow, seed=i) for i in range(3)]
-        real_predict = services.predict_images
+        real_predict = services.predict_images_with_embeddings
         theirs: list[Prediction] = []
 
         def predict_while_another_worker_stores(version: Any, images: Any) -> Any:
-            results = real_predict(version, images)
+            results, embeddings = real_predict(version, images)
             theirs.append(
                 Prediction.objects.create(
                     case=cases[1],
@@ -397,9 +397,11 @@ class TestFaults:
                     confidence=results[1].confidence,
                 )
             )
-            return results
+            return results, embeddings
 
-        monkeypatch.setattr(services, "predict_images", predict_while_another_worker_stores)
+        monkeypatch.setattr(
+            services, "predict_images_with_embeddings", predict_while_another_worker_stores
+        )
         assert services.cases_process(case_ids=[str(c.id) for c in cases]) == 3
         assert Prediction.objects.filter(case__workflow=workflow).count() == 3
         racer = Case.objects.get(id=cases[1].id)

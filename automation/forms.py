@@ -20,6 +20,7 @@ POLICY_FORM_FIELDS = (
     "level",
     "confidence_threshold",
     "audit_rate",
+    "target_error",
     "target_accuracy",
     "min_evidence",
 )
@@ -53,7 +54,22 @@ class PolicyForm(forms.Form):
         "Confidence threshold", "Partial automation: the model decides at or above it."
     )
     audit_rate = _unit("Audit rate", "Share of model-decided cases also sent, blind, to humans.")
-    target_accuracy = _unit("Target accuracy", "What the evidence must show to raise the level.")
+    target_error = forms.FloatField(
+        label="Target error among automatic decisions",
+        min_value=TARGET_ERROR_MIN,
+        max_value=TARGET_ERROR_MAX,
+        help_text=(
+            "Partial automation's guarantee: at most this share of the cases the model "
+            "decides alone is wrong, at the evidence confidence (e.g. 0.02 = 2%)."
+        ),
+        widget=forms.NumberInput(
+            attrs={"step": "0.001", "min": TARGET_ERROR_MIN, "max": TARGET_ERROR_MAX}
+        ),
+    )
+    target_accuracy = _unit(
+        "Target accuracy (full automation)",
+        "Full automation's guarantee: the lower bound of overall accuracy must reach it.",
+    )
     min_evidence = forms.IntegerField(
         label="Minimum evidence",
         min_value=0,
@@ -73,6 +89,7 @@ class PolicyForm(forms.Form):
             "level": workflow.level,
             "confidence_threshold": workflow.confidence_threshold,
             "audit_rate": workflow.audit_rate,
+            "target_error": workflow.target_error,
             "target_accuracy": workflow.target_accuracy,
             "min_evidence": workflow.min_evidence,
         }
@@ -147,6 +164,7 @@ class PolicyForm(forms.Form):
             "level": self.cleaned_data["level"],
             "confidence_threshold": self.cleaned_data["confidence_threshold"],
             "audit_rate": self.cleaned_data["audit_rate"],
+            "target_error": self.cleaned_data["target_error"],
             "target_accuracy": self.cleaned_data["target_accuracy"],
             "min_evidence": self.cleaned_data["min_evidence"],
             "class_thresholds": self.class_thresholds(),

@@ -15,7 +15,7 @@ def threshold_defaults(workflow: Workflow, data: dict[str, Any]) -> tuple[float,
     """The target error and confidence asked for, or the workflow's own."""
     target_error = data.get("target_error")
     if target_error is None:
-        target_error = min(max(round(1.0 - workflow.target_accuracy, 6), 0.001), 0.5)
+        target_error = min(max(workflow.target_error, TARGET_ERROR_MIN), TARGET_ERROR_MAX)
     confidence = data.get("confidence")
     if confidence is None:
         confidence = workflow.evidence_confidence

@@ -47,12 +47,20 @@ from decisions.gate import (
     EvidenceJudgement,
     GateDecision,
     GatePolicy,
+    PartialJudgement,
     Refusal,
+    Targets,
     evidence_judge,
     judge_change,
+    partial_judge,
 )
 from decisions.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
-from decisions.stats import StepDownVerdict, confidence_drift, step_down_check
+from decisions.stats import (
+    StepDownVerdict,
+    confidence_drift,
+    step_down_check,
+    step_down_error_check,
+)
 from decisions.thresholds import ScoredLabel, ThresholdReport, threshold_report
 from kernel.errors import Conflict, Forbidden, InvalidInput
 from modelops.selectors import serving_version
@@ -82,6 +90,7 @@ POLICY_FIELDS = (
     "class_thresholds",
     "audit_rate",
     "target_accuracy",
+    "target_error",
     "min_evidence",
 )
 
@@ -98,6 +107,16 @@ def _validate_policy(workflow: Workflow, changes: dict[str, Any]) -> None:
     labels = set(workflow.labels)
     if "level" in changes and changes["level"] not in {v.value for v in Level}:
         raise InvalidInput(f"level: unknown level {changes['level']!r}", field="level")
+    if "target_error" in changes:
+        value = changes["target_error"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0.0 < float(value) < 1.0
+        ):
+            raise InvalidInput(
+                "target_error: must be a number strictly between 0 and 1", field="target_error"
+            )
     for name in ("confidence_threshold", "audit_rate", "target_accuracy"):
         if name in changes:
             value = changes[name]
@@ -204,6 +223,7 @@ def gate_policy(workflow: Workflow, changes: dict[str, Any] | None = None) -> Ga
         target_accuracy=values["target_accuracy"],
         min_evidence=values["min_evidence"],
         class_thresholds=values["class_thresholds"] or {},
+        target_error=values["target_error"],
     )
 
 
@@ -212,10 +232,24 @@ def gate_policy(workflow: Workflow, changes: dict[str, Any] | None = None) -> Ga
 
 @dataclass(frozen=True)
 class LevelEvidence:
-    """The labels that count toward ``evidence.level`` and the gate's judgement of them."""
+    """The labels that count toward ``evidence.level`` and the gate's judgement of them.
+
+    ``judgement`` is the overall-accuracy judgement (the rule of ``full``; shown for
+    ``partial`` too); ``partial`` is the calibrated-threshold judgement, the rule of
+    ``partial`` (None for ``full``). ``sufficient``/``reason`` are the level's own rule.
+    """
 
     evidence: GateEvidence
     judgement: EvidenceJudgement
+    partial: PartialJudgement | None = None
+
+    @property
+    def sufficient(self) -> bool:
+        return self.partial.sufficient if self.partial is not None else self.judgement.sufficient
+
+    @property
+    def reason(self) -> str:
+        return self.partial.reason if self.partial is not None else self.judgement.reason
 
 
 def evidence_for_workflow(
@@ -223,16 +257,39 @@ def evidence_for_workflow(
     workflow: Workflow,
     level: Level | str = Level.PARTIAL,
     target_accuracy: float | None = None,
+    target_error: float | None = None,
     min_evidence: int | None = None,
+    policy: GatePolicy | None = None,
 ) -> LevelEvidence:
-    """The serving version's accuracy on unbiased human labels for ``level``, judged.
+    """The serving version's evidence on unbiased human labels for ``level``, judged.
 
-    Counted: shadow and assistance reviews and audits at ``level`` or above, given after
-    the last automatic step down (``selectors.gate_evidence``). ``target_accuracy`` and
-    ``min_evidence`` default to the workflow's (a change is judged against the policy it
-    creates). The verdict and its reason are ``decisions.gate.evidence_judge``.
+    ``full``: overall accuracy on shadow and assistance reviews and audits at ``full``,
+    given after the last automatic step down (``selectors.gate_evidence``), judged by
+    ``decisions.gate.evidence_judge``. ``partial``: the same whole-stream labels (audits
+    at ``partial`` cover only the cases above the threshold in force, so they cannot
+    calibrate one) calibrate the threshold for ``target_error``, and ``policy``'s
+    thresholds are judged against it by ``decisions.gate.partial_judge``. Targets and
+    policy default to the workflow's (a change is judged against the policy it creates).
+    Duplicate images count once (``selectors.labelled_predictions``).
     """
+    level = Level(level)
+    min_evidence = workflow.min_evidence if min_evidence is None else min_evidence
     evidence = gate_evidence(workflow=workflow, level=level)
+    partial = None
+    if level is Level.PARTIAL:
+        calibration = gate_evidence(workflow=workflow, level=Level.FULL)
+        partial = partial_judge(
+            scored=[ScoredLabel(p.predicted, p.confidence, p.correct) for p in calibration.pairs],
+            policy=policy or gate_policy(workflow),
+            labels=list(workflow.labels),
+            model_version=(
+                calibration.model_version.tag if calibration.model_version else None
+            ),
+            since=calibration.since.created_at if calibration.since else None,
+            target_error=workflow.target_error if target_error is None else target_error,
+            min_evidence=min_evidence,
+            confidence=workflow.evidence_confidence,
+        )
     judgement = evidence_judge(
         level=evidence.level,
         successes=evidence.successes,
@@ -240,10 +297,10 @@ def evidence_for_workflow(
         model_version=evidence.model_version.tag if evidence.model_version else None,
         since=evidence.since.created_at if evidence.since else None,
         target_accuracy=workflow.target_accuracy if target_accuracy is None else target_accuracy,
-        min_evidence=workflow.min_evidence if min_evidence is None else min_evidence,
+        min_evidence=min_evidence,
         confidence=workflow.evidence_confidence,
     )
-    return LevelEvidence(evidence=evidence, judgement=judgement)
+    return LevelEvidence(evidence=evidence, judgement=judgement, partial=partial)
 
 
 @dataclass(frozen=True)
@@ -257,17 +314,31 @@ class StepDownStatus:
 
 
 def step_down_status(*, workflow: Workflow) -> StepDownStatus:
-    """The audit window and what ``decisions.stats.step_down_check`` says about it now."""
+    """The audit window and what the step-down rule of the level says about it now.
+
+    The quantity each level promised: at ``partial`` the audited error of automatic
+    decisions against ``target_error`` (``decisions.stats.step_down_error_check``),
+    otherwise the audited accuracy against ``target_accuracy`` (``step_down_check``).
+    """
     window = audit_window(workflow=workflow)
     confidence = automation_setting("LOOPGATE_STEP_DOWN_CONFIDENCE")
     min_samples = automation_setting("LOOPGATE_STEP_DOWN_MIN_SAMPLES")
-    verdict = step_down_check(
-        window.successes,
-        window.n,
-        target_accuracy=workflow.target_accuracy,
-        confidence=confidence,
-        min_samples=min_samples,
-    )
+    if Level(workflow.level) is Level.PARTIAL:
+        verdict = step_down_error_check(
+            window.n - window.successes,
+            window.n,
+            target_error=workflow.target_error,
+            confidence=confidence,
+            min_samples=min_samples,
+        )
+    else:
+        verdict = step_down_check(
+            window.successes,
+            window.n,
+            target_accuracy=workflow.target_accuracy,
+            confidence=confidence,
+            min_samples=min_samples,
+        )
     return StepDownStatus(
         window=window, verdict=verdict, confidence=confidence, min_samples=min_samples
     )
@@ -351,17 +422,17 @@ def _gate(
 ) -> GateDecision:
     """Judge ``changes`` with ``decisions.gate.judge_change``. Call holding the row lock."""
 
-    def evidence(level: Level, target_accuracy: float, min_evidence: int) -> EvidenceCheck:
+    def evidence(level: Level, targets: Targets, policy: GatePolicy) -> EvidenceCheck:
         gate = evidence_for_workflow(
             workflow=workflow,
             level=level,
-            target_accuracy=target_accuracy,
-            min_evidence=min_evidence,
+            target_accuracy=targets.target_accuracy,
+            target_error=targets.target_error,
+            min_evidence=targets.min_evidence,
+            policy=policy,
         )
         return EvidenceCheck(
-            sufficient=gate.judgement.sufficient,
-            reason=gate.judgement.reason,
-            details=evidence_view(gate),
+            sufficient=gate.sufficient, reason=gate.reason, details=evidence_view(gate)
         )
 
     return judge_change(
@@ -514,10 +585,11 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
     from_level = Level(workflow.level)
     to_level = LEVEL_ORDER[max(level_rank(from_level) - 1, level_rank(STEP_DOWN_FLOOR))]
     evidence = {
-        "check": "accuracy",
+        "check": verdict.quantity,
         "window": audit_window_view(window),
         "upper_bound": verdict.upper_bound,
         "target_accuracy": verdict.target_accuracy,
+        "target_error": workflow.target_error if verdict.quantity == "error" else None,
         "confidence": status.confidence,
         "min_samples": status.min_samples,
         "reason": verdict.reason,
@@ -538,8 +610,8 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
         kind=AlertKind.ACCURACY,
         state=AlertState.FIRING,
         message=(
-            f"Audited accuracy of automated decisions by {window.model_version} fell below "
-            f"the target: {verdict.reason}. Stepped down from {from_level.value} to "
+            f"Audited {verdict.quantity} of automated decisions by {window.model_version} "
+            f"missed the target: {verdict.reason}. Stepped down from {from_level.value} to "
             f"{to_level.value}; going back up needs fresh evidence."
         ),
         data={
@@ -559,7 +631,7 @@ def _accuracy_alerts_recover(*, workflow: Workflow) -> None:
         stepped_from = alert.data.get("from")
         if stepped_from not in {level.value for level in AUTOMATED_LEVELS}:
             continue
-        gate = evidence_for_workflow(workflow=workflow, level=stepped_from).judgement
+        gate = evidence_for_workflow(workflow=workflow, level=stepped_from)
         if gate.sufficient:
             _alerts_resolve(
                 workflow=workflow,

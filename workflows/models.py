@@ -36,6 +36,9 @@ class Workflow(models.Model):
     )
     audit_rate = models.FloatField(default=0.05)
     target_accuracy = models.FloatField(default=0.95)
+    # The guarantee of ``partial``: error among the cases the model decides alone, kept
+    # below this with ``evidence_confidence`` by the calibrated threshold (D54).
+    target_error = models.FloatField(default=0.02)
     min_evidence = models.PositiveIntegerField(default=200)
     evidence_confidence = models.FloatField(default=0.95)
 

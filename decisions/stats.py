@@ -103,7 +103,7 @@ def _percent(value: float, decimals: int = 1) -> str:
 
 def _level(confidence: float) -> str:
     """Format a confidence level: 0.95 -> '95%', 0.975 -> '97.5%'."""
-    return f"{100.0 * confidence:.10g}%"
+    return f"{100.0 * confidence:.4g}%"
 
 
 def _percent_pair(value: float, reference: float) -> tuple[str, str]:

@@ -16,7 +16,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -450,12 +450,22 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
         except Exception:  # noqa: BLE001 - a lost file leaves the case out, recorded
             unreadable.append(case_id)
     labels_of = {case_id: cases[case_id].human_label for case_id in images}
+    # A repeated image and its first case are one group: never on both sides of a split.
+    groups = {
+        case_id: str(cases[case_id].duplicate_of_id or case_id) for case_id in labels_of
+    }
     split = stratified_split(
         sorted(labels_of.items()),
         test_share=params["test_share"],
         val_share=params["val_share"],
         seed=run.seed,
+        groups=groups,
     )
+    # ... and counts once in the held-out figures.
+    first_of_group: dict[str, str] = {}
+    for key in split.test:
+        first_of_group.setdefault(groups[key], key)
+    split = replace(split, test=tuple(sorted(first_of_group.values())))
     if len(split.train) < 2 or not split.test:
         raise ValueError(
             f"too few usable labelled cases: {len(split.train)} to train on and "
@@ -463,6 +473,7 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
         )
     recorded_split = {
         **split.as_dict(),
+        "grouped_duplicates": sum(1 for key, group in groups.items() if key != group),
         "unreadable": unreadable,
         "seed": run.seed,
         "stratified": True,

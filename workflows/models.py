@@ -125,6 +125,14 @@ class Case(models.Model):
     image_height = models.PositiveIntegerField()
     image_bytes = models.PositiveIntegerField()
     image_sha256 = models.CharField(max_length=64)
+    # The image's 64-bit perceptual hash (16 hex digits), and the first case of the
+    # workflow whose image is the same or nearly so (Hamming distance <= the setting
+    # LOOPGATE_DUPLICATE_MAX_DISTANCE). A duplicate counts once: it is never evidence,
+    # calibration, comparison or audit, and shares its first case's side of every split.
+    phash = models.CharField(max_length=16, blank=True, default="")
+    duplicate_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="duplicates"
+    )
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -188,6 +196,7 @@ class Case(models.Model):
         ]
         indexes = [
             models.Index(fields=["workflow", "status", "created_at"]),
+            models.Index(fields=["workflow", "phash"], name="case_phash_by_workflow"),
             models.Index(
                 fields=["workflow", "created_at"],
                 condition=models.Q(is_gold=True),

@@ -44,6 +44,7 @@ def policy_post(workflow: Workflow, **changes: Any) -> dict[str, Any]:
         "confidence_threshold": workflow.confidence_threshold,
         "audit_rate": workflow.audit_rate,
         "target_accuracy": workflow.target_accuracy,
+        "target_error": workflow.target_error,
         "min_evidence": workflow.min_evidence,
         "reason": "",
     }

@@ -195,6 +195,30 @@ class ThresholdForm(forms.Form):
     )
 
 
+class ThresholdCostForm(ThresholdForm):
+    """The threshold query of the page, with the optional costs of the cost-aware threshold."""
+
+    review_cost = forms.FloatField(
+        label="Cost of a human review",
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+        help_text="Money or minutes; with the error cost, shows the cheapest threshold.",
+    )
+    error_cost = forms.FloatField(
+        label="Cost of a wrong automatic decision",
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+    )
+    class_error_costs = forms.CharField(
+        label="Per class (optional)",
+        required=False,
+        max_length=2000,
+        help_text="Overrides per predicted label, e.g. ok:500,crack:20",
+    )
+
+
 class ThresholdApplyForm(ThresholdForm):
     reason = forms.CharField(
         label="Reason for applying it",

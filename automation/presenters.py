@@ -372,6 +372,23 @@ class ClassHintView(TypedDict):
     pooled: bool
 
 
+class CostView(TypedDict):
+    threshold: float | None
+    calibrated_threshold: float | None
+    automation_rate: float
+    error_rate: float
+    cost_per_case: float
+    human_only_cost_per_case: float
+    savings_per_case: float
+    savings_per_1000_cases: float
+    savings_share: float
+    review_cost: float
+    error_cost: float
+    class_error_costs: dict[str, float]
+    audit_rate: float
+    reason: str
+
+
 class ThresholdReportView(TypedDict):
     model_version: str | None
     target_error: float
@@ -382,6 +399,7 @@ class ThresholdReportView(TypedDict):
     current: CurrentThresholdView
     curve: list[CurvePointView]
     per_class: list[ClassHintView]
+    cost: CostView | None
 
 
 def threshold_report_view(advice: ThresholdAdvice) -> ThresholdReportView:
@@ -429,4 +447,22 @@ def threshold_report_view(advice: ThresholdAdvice) -> ThresholdReportView:
             }
             for hint in report.per_class
         ],
+        "cost": None
+        if advice.cost is None
+        else {
+            "threshold": advice.cost.threshold,
+            "calibrated_threshold": advice.cost.calibrated_threshold,
+            "automation_rate": advice.cost.automation_rate,
+            "error_rate": advice.cost.error_rate,
+            "cost_per_case": advice.cost.cost_per_case,
+            "human_only_cost_per_case": advice.cost.human_only_cost_per_case,
+            "savings_per_case": advice.cost.savings_per_case,
+            "savings_per_1000_cases": 1000 * advice.cost.savings_per_case,
+            "savings_share": advice.cost.savings_share,
+            "review_cost": advice.cost.review_cost,
+            "error_cost": advice.cost.error_cost,
+            "class_error_costs": dict(advice.cost.class_error_costs),
+            "audit_rate": advice.cost.audit_rate,
+            "reason": advice.cost.reason,
+        },
     }

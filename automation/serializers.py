@@ -93,10 +93,35 @@ class ThresholdQueryInput(serializers.Serializer):
         help_text="Probability that the guarantee holds "
         "(default: the workflow's evidence confidence).",
     )
+    review_cost = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+        help_text="Cost of one human review (money or minutes); with error_cost, the "
+        "report adds the cheapest threshold under the same guarantee.",
+    )
+    error_cost = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+        help_text="Cost of one wrong automatic decision, same unit as review_cost.",
+    )
+    class_error_costs = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Per predicted label, overriding error_cost: `ok:500,crack:20`.",
+    )
 
 
 class ThresholdApplyInput(ThresholdQueryInput):
     reason = serializers.CharField(help_text="Why; recorded in the audit log.")
+    objective = serializers.ChoiceField(
+        choices=["automation", "cost"],
+        default="automation",
+        help_text="`automation`: the lowest calibrated threshold (most automation); `cost`: "
+        "the cheapest threshold under the same guarantee (needs review_cost and error_cost).",
+    )
 
 
 class IntervalOutput(serializers.Serializer):
@@ -274,6 +299,25 @@ class ClassHintOutput(serializers.Serializer):
     pooled = serializers.BooleanField(help_text="Shares the pooled threshold of rare classes.")
 
 
+class CostOutput(serializers.Serializer):
+    threshold = serializers.FloatField(
+        allow_null=True, help_text="The cheapest threshold under the guarantee; null: none."
+    )
+    calibrated_threshold = serializers.FloatField(allow_null=True)
+    automation_rate = serializers.FloatField()
+    error_rate = serializers.FloatField()
+    cost_per_case = serializers.FloatField()
+    human_only_cost_per_case = serializers.FloatField()
+    savings_per_case = serializers.FloatField()
+    savings_per_1000_cases = serializers.FloatField()
+    savings_share = serializers.FloatField()
+    review_cost = serializers.FloatField()
+    error_cost = serializers.FloatField()
+    class_error_costs = serializers.DictField(child=serializers.FloatField())
+    audit_rate = serializers.FloatField()
+    reason = serializers.CharField()
+
+
 class ThresholdOutput(serializers.Serializer):
     model_version = serializers.CharField(allow_null=True)
     target_error = serializers.FloatField()
@@ -284,3 +328,6 @@ class ThresholdOutput(serializers.Serializer):
     current = CurrentThresholdOutput()
     curve = CurvePointOutput(many=True)
     per_class = ClassHintOutput(many=True)
+    cost = CostOutput(
+        allow_null=True, help_text="With review_cost and error_cost: the cheapest threshold."
+    )

@@ -61,7 +61,14 @@ from decisions.stats import (
     step_down_check,
     step_down_error_check,
 )
-from decisions.thresholds import ScoredLabel, ThresholdReport, threshold_report
+from automation.inputs import Costs
+from decisions.thresholds import (
+    CostChoice,
+    ScoredLabel,
+    ThresholdReport,
+    cost_aware_threshold,
+    threshold_report,
+)
 from kernel.errors import Conflict, Forbidden, InvalidInput
 from modelops.selectors import serving_version
 from workflows.models import Workflow
@@ -354,21 +361,36 @@ class ThresholdAdvice:
     model_version: str | None
     since: datetime | None
     report: ThresholdReport
+    cost: CostChoice | None = None
 
 
 def threshold_advice(
-    *, workflow: Workflow, target_error: float, confidence: float
+    *, workflow: Workflow, target_error: float, confidence: float, costs: Costs | None = None
 ) -> ThresholdAdvice:
     """The calibrated threshold for ``target_error`` (``decisions.thresholds``).
 
     Calibrated on the serving version's labels that sample the whole stream, after the
     last step down: shadow and assistance reviews and audits at ``full``, so cases of
     every confidence. Audits at ``partial`` are left out (they only cover cases above the
-    threshold in force), as are the biased low-confidence reviews.
+    threshold in force), as are the biased low-confidence reviews. With ``costs``, also the
+    cheapest threshold under the same guarantee (``decisions.thresholds
+    .cost_aware_threshold``, counting the workflow's audit rate as reviews).
     """
     evidence = gate_evidence(workflow=workflow, level=Level.FULL)
+    scored = [ScoredLabel(p.predicted, p.confidence, p.correct) for p in evidence.pairs]
+    cost = None
+    if costs is not None:
+        cost = cost_aware_threshold(
+            scored,
+            target_error=target_error,
+            confidence=confidence,
+            review_cost=costs.review,
+            error_cost=costs.error,
+            class_error_costs=costs.per_class,
+            audit_rate=workflow.audit_rate,
+        )
     report = threshold_report(
-        [ScoredLabel(p.predicted, p.confidence, p.correct) for p in evidence.pairs],
+        scored,
         labels=workflow.labels,
         current_threshold=workflow.confidence_threshold,
         target_error=target_error,
@@ -378,6 +400,7 @@ def threshold_advice(
         model_version=evidence.model_version.tag if evidence.model_version else None,
         since=evidence.since.created_at if evidence.since else None,
         report=report,
+        cost=cost,
     )
 
 
@@ -529,12 +552,14 @@ def automation_threshold_apply(
     reason: str,
     target_error: float,
     confidence: float,
+    costs: Costs | None = None,
 ) -> LevelChange:
     """Set the global threshold to the calibrated recommendation, as an audited change.
 
-    The recommendation is computed again under the workflow's lock, so what is applied
-    is what the evidence says now. Refused (409, ``no_threshold``) when no threshold
-    meets the target with that confidence, with the calibration's reason.
+    With ``costs``, the cheapest threshold under the same guarantee instead. The
+    recommendation is computed again under the workflow's lock, so what is applied is
+    what the evidence says now. Refused (409, ``no_threshold``) when no threshold meets
+    the target with that confidence (or none is cheaper than reviewing), with the reason.
     """
     if not 0.0 < target_error < 1.0:
         raise InvalidInput("target_error: must be strictly between 0 and 1", field="target_error")
@@ -544,9 +569,22 @@ def automation_threshold_apply(
     if locked is None:
         raise Conflict(f"workflow {workflow.slug!r} no longer exists")
     report = threshold_report_view(
-        threshold_advice(workflow=locked, target_error=target_error, confidence=confidence)
+        threshold_advice(
+            workflow=locked, target_error=target_error, confidence=confidence, costs=costs
+        )
     )
     recommendation = report["recommendation"]
+    cost = report["cost"]
+    if cost is not None:
+        if cost["threshold"] is None:
+            raise Conflict(f"no threshold to apply: {cost['reason']}", code="no_threshold")
+        recommendation = {
+            **recommendation,
+            "threshold": cost["threshold"],
+            "expected_automation_rate": cost["automation_rate"],
+            "error_rate": cost["error_rate"],
+            "reason": cost["reason"],
+        }
     if recommendation["threshold"] is None:
         raise Conflict(f"no threshold to apply: {recommendation['reason']}", code="no_threshold")
     evidence = {
@@ -556,6 +594,8 @@ def automation_threshold_apply(
             "confidence": report["confidence"],
             "n_labelled": report["n_labelled"],
             "since": report["since"],
+            "objective": "cost" if cost is not None else "automation",
+            **({"cost": dict(cost)} if cost is not None else {}),
             **recommendation,
         }
     }

@@ -6,7 +6,7 @@ Pure: the labelled predictions come in as numbers, the report goes out as frozen
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from decisions.stats import (
@@ -192,3 +192,154 @@ def calibrate_by_class(
         thresholds=MappingProxyType(thresholds),
         hints=tuple(hints),
     )
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """Expected cost per case of auto-deciding at or above ``threshold``."""
+
+    threshold: float
+    automation_rate: float
+    error_rate: float
+    cost_per_case: float
+
+
+@dataclass(frozen=True)
+class CostChoice:
+    """The threshold that minimises expected cost, among those the guarantee allows.
+
+    ``threshold`` None: no threshold keeps the error target, so every case goes to a
+    human (``cost_per_case`` = ``human_only_cost_per_case``). Costs are per case, in the
+    admin's unit (money or minutes); ``savings_per_case`` is against reviewing every case.
+    """
+
+    threshold: float | None
+    calibrated_threshold: float | None
+    automation_rate: float
+    error_rate: float
+    cost_per_case: float
+    human_only_cost_per_case: float
+    savings_per_case: float
+    savings_share: float
+    review_cost: float
+    error_cost: float
+    class_error_costs: Mapping[str, float]
+    audit_rate: float
+    reason: str
+    curve: tuple[CostPoint, ...] = ()
+
+
+def cost_aware_threshold(
+    scored: Sequence[ScoredLabel],
+    *,
+    target_error: float,
+    confidence: float,
+    review_cost: float,
+    error_cost: float,
+    class_error_costs: Mapping[str, float] | None = None,
+    audit_rate: float = 0.0,
+) -> CostChoice:
+    """The cheapest threshold that keeps the error guarantee, and what it saves.
+
+    Cost of one case at threshold t: a case below t is reviewed (``review_cost``); a case
+    at or above t is decided by the model, costs ``error_cost`` (or its predicted label's
+    entry in ``class_error_costs``: "a wrong automatic *ok* costs 500") when wrong, and
+    ``review_cost`` more with probability ``audit_rate`` (the blind audit). The expected
+    cost per case is estimated on the labelled cases. Only thresholds at or above the
+    calibrated one (``calibrate_threshold`` for ``target_error`` at ``confidence``) are
+    candidates: fixed-sequence testing rejected every one of them, so the guarantee holds
+    for whichever the cost picks, and choosing by cost does not spend it. Without a
+    calibrated threshold, everything goes to humans.
+    """
+    if review_cost < 0 or error_cost < 0 or not 0.0 <= audit_rate <= 1.0:
+        raise ValueError("costs must be >= 0 and audit_rate within [0, 1]")
+    class_costs = dict(class_error_costs or {})
+    if any(value < 0 for value in class_costs.values()):
+        raise ValueError("class error costs must be >= 0")
+    n = len(scored)
+    human_only = float(review_cost)
+    recommendation = calibrate_threshold(
+        [s.confidence for s in scored],
+        [s.correct for s in scored],
+        target_error=target_error,
+        confidence=confidence,
+    )
+    calibrated = recommendation.threshold
+
+    def base(reason: str) -> CostChoice:
+        return CostChoice(
+            threshold=None,
+            calibrated_threshold=calibrated,
+            automation_rate=0.0,
+            error_rate=0.0,
+            cost_per_case=human_only,
+            human_only_cost_per_case=human_only,
+            savings_per_case=0.0,
+            savings_share=0.0,
+            review_cost=float(review_cost),
+            error_cost=float(error_cost),
+            class_error_costs=MappingProxyType(class_costs),
+            audit_rate=audit_rate,
+            reason=reason,
+        )
+
+    if calibrated is None or n == 0:
+        return base(f"every case goes to a human: {recommendation.reason}")
+    ordered = sorted(scored, key=lambda s: s.confidence, reverse=True)
+    curve: list[CostPoint] = []
+    best: CostPoint | None = None
+    auto_errors_cost, wrong = 0.0, 0
+    for index, item in enumerate(ordered):
+        if item.confidence < calibrated:
+            break
+        if not item.correct:
+            wrong += 1
+            auto_errors_cost += class_costs.get(item.predicted, error_cost)
+        is_last_of_tie = index + 1 == n or ordered[index + 1].confidence < item.confidence
+        if not is_last_of_tie:
+            continue
+        auto = index + 1
+        cost = (
+            (n - auto) * review_cost + auto_errors_cost + auto * audit_rate * review_cost
+        ) / n
+        point = CostPoint(
+            threshold=item.confidence,
+            automation_rate=auto / n,
+            error_rate=wrong / auto,
+            cost_per_case=cost,
+        )
+        curve.append(point)
+        if best is None or point.cost_per_case < best.cost_per_case:
+            best = point
+    if best is None or best.cost_per_case >= human_only:
+        return replace(
+            base(
+                "reviewing every case is cheapest at these costs: every threshold that keeps "
+                f"the error below {target_error:.2%} costs more per case than a review"
+            ),
+            curve=tuple(curve),
+        )
+    savings = human_only - best.cost_per_case
+    return CostChoice(
+        threshold=best.threshold,
+        calibrated_threshold=calibrated,
+        automation_rate=best.automation_rate,
+        error_rate=best.error_rate,
+        cost_per_case=best.cost_per_case,
+        human_only_cost_per_case=human_only,
+        savings_per_case=savings,
+        savings_share=savings / human_only if human_only else 0.0,
+        review_cost=float(review_cost),
+        error_cost=float(error_cost),
+        class_error_costs=MappingProxyType(class_costs),
+        audit_rate=audit_rate,
+        reason=(
+            f"threshold {best.threshold:.6g} auto-decides {best.automation_rate:.1%} of cases "
+            f"at {best.cost_per_case:.4g} per case against {human_only:.4g} reviewing "
+            f"everything ({savings / human_only if human_only else 0:.1%} saved); its error "
+            f"stays below {target_error:.2%} with {confidence:.0%} confidence (it is at or "
+            f"above the calibrated threshold {calibrated:.6g})"
+        ),
+        curve=tuple(curve),
+    )
+

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from inference.architectures import build_model
+from inference.augment import DEFAULT, Augmentation
 from inference.loader import load_model
 from inference.spec import ModelSpec
 from inference.training import (
@@ -138,6 +139,7 @@ def retrain(
     epochs: int,
     lr: float,
     batch_size: int,
+    augmentation: Augmentation = DEFAULT,
     base_weights: tuple[str | Path, str] | None = None,
     device: str = "cpu",
     num_threads: int | None = None,
@@ -172,6 +174,7 @@ def retrain(
         seed=seed,
         lr=lr,
         batch_size=batch_size,
+        augment=augmentation,
         init_state_dict=init_state_dict,
         val_images=val_images or None,
         val_labels=val_labels or None,

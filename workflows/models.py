@@ -52,6 +52,9 @@ class Workflow(models.Model):
     # Assistance mode: the share of cases shown without the model's suggestion, so each
     # reviewer's agreement with the model can be compared shown vs hidden.
     hidden_suggestion_rate = models.FloatField(default=0.0)
+    # Retraining's default augmentation (inference.augment.Augmentation as JSON); empty:
+    # the platform's orientation-safe default (no flips). A run may choose its own.
+    training_augmentation = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
 

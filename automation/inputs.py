@@ -55,6 +55,7 @@ def costs_from(workflow: Workflow, data: dict[str, Any]) -> Costs | None:
         per_class[label] = cost
     return Costs(review=float(review), error=float(error), per_class=per_class)
 
+
 # The bounds of a threshold query, for the API's serializer and the page's form alike.
 TARGET_ERROR_MIN, TARGET_ERROR_MAX = 0.0001, 0.5
 CONFIDENCE_MIN, CONFIDENCE_MAX = 0.5, 0.9999

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from accounts.types import User
 from automation.conf import automation_setting, gate_floors
+from automation.inputs import Costs
 from automation.models import Alert, AlertKind, AlertState, LevelChange
 from automation.presenters import audit_window_view, evidence_view, threshold_report_view
 from automation.selectors import (
@@ -61,7 +62,6 @@ from decisions.stats import (
     step_down_check,
     step_down_error_check,
 )
-from automation.inputs import Costs
 from decisions.thresholds import (
     CostChoice,
     ScoredLabel,
@@ -289,9 +289,7 @@ def evidence_for_workflow(
             scored=[ScoredLabel(p.predicted, p.confidence, p.correct) for p in calibration.pairs],
             policy=policy or gate_policy(workflow),
             labels=list(workflow.labels),
-            model_version=(
-                calibration.model_version.tag if calibration.model_version else None
-            ),
+            model_version=(calibration.model_version.tag if calibration.model_version else None),
             since=calibration.since.created_at if calibration.since else None,
             target_error=workflow.target_error if target_error is None else target_error,
             min_evidence=min_evidence,

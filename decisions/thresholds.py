@@ -299,9 +299,7 @@ def cost_aware_threshold(
         if not is_last_of_tie:
             continue
         auto = index + 1
-        cost = (
-            (n - auto) * review_cost + auto_errors_cost + auto * audit_rate * review_cost
-        ) / n
+        cost = ((n - auto) * review_cost + auto_errors_cost + auto * audit_rate * review_cost) / n
         point = CostPoint(
             threshold=item.confidence,
             automation_rate=auto / n,
@@ -342,4 +340,3 @@ def cost_aware_threshold(
         ),
         curve=tuple(curve),
     )
-

@@ -65,7 +65,7 @@ class Augmentation:
     def from_dict(cls, data: Any) -> Augmentation:
         """From JSON data; unknown keys and bad values raise ``ValueError`` naming them."""
         if not isinstance(data, dict):
-            raise ValueError("augmentation: must be an object such as {\"hflip\": false}")
+            raise ValueError('augmentation: must be an object such as {"hflip": false}')
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -86,7 +86,7 @@ class Augmentation:
             if getattr(self, name):
                 parts.append(f"{name} ±{getattr(self, name):.0%}")
         if self.crop:
-            parts.append(f"random crop to {1 - self.crop:.0%}–100% of each side")
+            parts.append(f"random crop to {1 - self.crop:.0%} to 100% of each side")
         return ", ".join(parts) if parts else "none"
 
 

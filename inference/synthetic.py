@@ -571,6 +571,5 @@ def generate_arrows(n: int, *, seed: int, size: int = 32) -> list[tuple[Image.Im
     """``n`` arrows, directions in turn, reproducible for a seed."""
     rng = np.random.default_rng(seed)
     return [
-        (generate_arrow(ARROW_LABELS[k % 4], rng, size=size), ARROW_LABELS[k % 4])
-        for k in range(n)
+        (generate_arrow(ARROW_LABELS[k % 4], rng, size=size), ARROW_LABELS[k % 4]) for k in range(n)
     ]

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from inference.augment import FLIPS
 from inference.devices import configure_cpu_threads
 from inference.loader import load_model
 from inference.spec import ModelSpec
 from inference.synthetic import DEMO_LABELS, generate_dataset
-from inference.augment import FLIPS
 from inference.training import EvalResult, evaluate, save_weights, train_model
 
 WEIGHTS_FILENAME = "demo_model.pt"

@@ -480,9 +480,7 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
             unreadable.append(case_id)
     labels_of = {case_id: cases[case_id].human_label for case_id in images}
     # A repeated image and its first case are one group: never on both sides of a split.
-    groups = {
-        case_id: str(cases[case_id].duplicate_of_id or case_id) for case_id in labels_of
-    }
+    groups = {case_id: str(cases[case_id].duplicate_of_id or case_id) for case_id in labels_of}
     split = stratified_split(
         sorted(labels_of.items()),
         test_share=params["test_share"],

@@ -337,7 +337,7 @@ def train(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     post = request.POST
 
     def action(workflow: Workflow) -> str:
-        fields = {
+        fields: dict[str, Any] = {
             key: value for key, value in post.dict().items() if not key.startswith("aug_")
         }
         fields["from_scratch"] = post.get("from_scratch") == "on"

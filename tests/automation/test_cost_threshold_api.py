@@ -59,9 +59,7 @@ def test_bad_costs_are_a_clear_400(costed: dict, query: str, field: str) -> None
 
 def test_applying_the_cheapest_threshold_is_an_audited_change(costed: dict) -> None:
     client = costed["client"]
-    refused = client.post(
-        url("threshold/"), {"reason": "cost", "objective": "cost"}, format="json"
-    )
+    refused = client.post(url("threshold/"), {"reason": "cost", "objective": "cost"}, format="json")
     assert refused.status_code == 400 and refused.json()["error"]["field"] == "objective"
     report = client.get(url("threshold/?target_error=0.1&review_cost=2&error_cost=40")).json()
     response = client.post(

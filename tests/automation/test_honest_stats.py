@@ -16,9 +16,7 @@ def partial_stats(
 ) -> Any:
     workflow = automation_workflow(level="partial")
     # 90 audits of automatic decisions, 87 right; 30 low-confidence reviews, 15 right
-    labelled.add(
-        workflow, [("ok", 0.99, "ok")] * 87 + [("ok", 0.99, "crack")] * 3, reason="audit"
-    )
+    labelled.add(workflow, [("ok", 0.99, "ok")] * 87 + [("ok", 0.99, "crack")] * 3, reason="audit")
     labelled.add(
         workflow,
         [("ok", 0.6, "ok")] * 15 + [("ok", 0.6, "crack")] * 15,

@@ -84,7 +84,5 @@ def test_distinct_demo_images_stay_far_apart() -> None:
         for seed in range(40)
         for label in ("ok", "crack")
     ]
-    closest = min(
-        phash_distance(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :]
-    )
+    closest = min(phash_distance(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :])
     assert closest > 4

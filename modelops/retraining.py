@@ -557,6 +557,8 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
                 provenance={
                     "training_run": run.pk,
                     "base_version": base.tag if base else None,
+                    "mode": "from_scratch" if base is None else "fine_tune",
+                    "augmentation": params.get("augmentation"),
                     "seed": run.seed,
                     "hyperparameters": {**params, **outcome.hyperparameters},
                     "split": {

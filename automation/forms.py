@@ -39,7 +39,7 @@ def _unit(label: str, help_text: str = "") -> forms.FloatField:
         min_value=0.0,
         max_value=1.0,
         help_text=help_text,
-        widget=forms.NumberInput(attrs={"step": "0.001", "min": "0", "max": "1"}),
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "max": "1"}),
     )
 
 
@@ -82,6 +82,11 @@ class PolicyForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Required; recorded in the audit log.",
     )
+    confirm_level = forms.BooleanField(
+        label="I confirm the change of the automation level",
+        required=False,
+        help_text="Needed when the level changes: it changes who decides the cases.",
+    )
 
     def __init__(self, *args: Any, workflow: Any, allow_override: bool, **kwargs: Any) -> None:
         rules = workflow.class_thresholds or {}
@@ -112,7 +117,7 @@ class PolicyForm(forms.Form):
             field = _unit(f"Threshold for {label}")
             field.required = False
             self.fields[f"class_threshold__{label}"] = field
-        for name in POLICY_FORM_FIELDS:
+        for name in (*POLICY_FORM_FIELDS, "confirm_level"):
             if self.fields[name].help_text:
                 self.fields[name].widget.attrs["aria-describedby"] = f"id_{name}_help"
         if allow_override:
@@ -138,6 +143,13 @@ class PolicyForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
+        level = cleaned.get("level")
+        if level is not None and level != self.workflow.level and not cleaned.get("confirm_level"):
+            self.add_error(
+                "confirm_level",
+                f"Confirm the change of level from {LEVEL_LABELS[Level(self.workflow.level)]} "
+                f"to {LEVEL_LABELS[Level(level)]}: tick the box.",
+            )
         for label in self.labels:
             mode = cleaned.get(f"class_mode__{label}")
             if mode == CLASS_OWN and cleaned.get(f"class_threshold__{label}") is None:
@@ -175,14 +187,19 @@ class PolicyForm(forms.Form):
 
 
 class ThresholdForm(forms.Form):
-    """Target error and confidence for the recommendation (GET), plus a reason to apply it."""
+    """Target error and confidence for the recommendation (GET), plus a reason to apply it.
+
+    The server takes any number within the bounds, and so does the browser (``step``
+    "any"): a step that the minimum is not a multiple of would make most values, the
+    page's own default among them, impossible to submit.
+    """
 
     target_error = forms.FloatField(
         label="Target error among auto-decided cases",
         min_value=TARGET_ERROR_MIN,
         max_value=TARGET_ERROR_MAX,
         widget=forms.NumberInput(
-            attrs={"step": "0.001", "min": TARGET_ERROR_MIN, "max": TARGET_ERROR_MAX}
+            attrs={"step": "any", "min": TARGET_ERROR_MIN, "max": TARGET_ERROR_MAX}
         ),
     )
     confidence = forms.FloatField(
@@ -190,7 +207,7 @@ class ThresholdForm(forms.Form):
         min_value=CONFIDENCE_MIN,
         max_value=CONFIDENCE_MAX,
         widget=forms.NumberInput(
-            attrs={"step": "0.01", "min": CONFIDENCE_MIN, "max": CONFIDENCE_MAX}
+            attrs={"step": "any", "min": CONFIDENCE_MIN, "max": CONFIDENCE_MAX}
         ),
     )
 

@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,7 +80,9 @@ def main() -> None:
         )
         model = load_model(spec, path, expected_sha256=outcome.sha256)
         trained = time.perf_counter()
-        calibration = scored(model, generate_arrows(options.n_calibration, seed=11, size=options.size))
+        calibration = scored(
+            model, generate_arrows(options.n_calibration, seed=11, size=options.size)
+        )
         stream = scored(model, generate_arrows(options.n_stream, seed=12, size=options.size))
     print(
         f"arrows {options.size}px, resnet18 from scratch, augmentation: {augmentation.describe()}; "
@@ -137,7 +138,9 @@ def main() -> None:
         min_evidence=200,
         confidence=0.95,
     )
-    print(f"  full gate at 98% accuracy: {'allowed' if full.sufficient else 'refused'}: {full.reason}")
+    print(
+        f"  full gate at 98% accuracy: {'allowed' if full.sufficient else 'refused'}: {full.reason}"
+    )
     per_class = calibrate_by_class(
         calibration, labels=list(ARROW_LABELS), target_error=options.target_error, confidence=0.95
     )

@@ -49,7 +49,8 @@ def report(name: str, model, data) -> np.ndarray:
     right = np.array([r.label == label for r, (_, label) in zip(results, data, strict=True)])
     interval = clopper_pearson(int(right.sum()), len(right), 0.95)
     per_class = ", ".join(
-        f"{label} {right[[truth == label for _, truth in data]].mean():.3f}" for label in DEMO_LABELS
+        f"{label} {right[[truth == label for _, truth in data]].mean():.3f}"
+        for label in DEMO_LABELS
     )
     print(
         f"{name:<38} n={len(right):>5}  accuracy {right.mean():.4f} "

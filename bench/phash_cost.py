@@ -41,22 +41,30 @@ def main() -> None:
     demo = [generate_image(str(rng.choice(DEMO_LABELS)), rng) for _ in range(options.n)]
     photo = Image.fromarray((rng.random((1024, 1024, 3)) * 255).astype("uint8"))
     large = Image.fromarray((rng.random((2000, 3000, 3)) * 255).astype("uint8"))
-    print(f"phash per image: 128 px {per_image_ms(demo[:100]):.2f} ms, "
-          f"1024 px {per_image_ms([photo] * 10):.2f} ms, "
-          f"3000x2000 {per_image_ms([large] * 3, 2):.2f} ms")
+    print(
+        f"phash per image: 128 px {per_image_ms(demo[:100]):.2f} ms, "
+        f"1024 px {per_image_ms([photo] * 10):.2f} ms, "
+        f"3000x2000 {per_image_ms([large] * 3, 2):.2f} ms"
+    )
     hashes = [image_phash(image) for image in demo]
     distinct = np.array(
         [phash_distance(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :]]
     )
-    print(f"distinct demo images ({distinct.size:,} pairs): min distance {distinct.min()}, "
-          f"0.1th percentile {np.percentile(distinct, 0.1):.0f}, pairs <= 4: {(distinct <= 4).sum()}")
+    print(
+        f"distinct demo images ({distinct.size:,} pairs): min distance {distinct.min()}, "
+        f"0.1th percentile {np.percentile(distinct, 0.1):.0f}, pairs <= 4: {(distinct <= 4).sum()}"
+    )
     for name, change in (
         ("JPEG q60", lambda im: Image.open(io.BytesIO(_jpeg(im, 60)))),
         ("resized to 100 px", lambda im: im.resize((100, 100))),
         ("brightness +10%", lambda im: ImageEnhance.Brightness(im).enhance(1.1)),
     ):
-        d = np.array([phash_distance(image_phash(change(im)), h) for im, h in zip(demo, hashes)])
-        print(f"copies, {name}: mean {d.mean():.2f}, max {d.max()}, within 4: {(d <= 4).mean():.1%}")
+        d = np.array(
+            [phash_distance(image_phash(change(im)), h) for im, h in zip(demo, hashes, strict=True)]
+        )
+        print(
+            f"copies, {name}: mean {d.mean():.2f}, max {d.max()}, within 4: {(d <= 4).mean():.1%}"
+        )
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:

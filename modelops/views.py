@@ -211,6 +211,13 @@ def _int(value: str | None, field: str) -> int | None:
         raise InvalidInput(f"{field}: a whole number is needed", field=field) from exc
 
 
+def _require_confirmation(request: HttpRequest, what: str) -> None:
+    """Promote and rollback change what decides cases: the form's confirm box must be
+    ticked (the page's script ticks it when its dialog is confirmed)."""
+    if request.POST.get("confirm") != "on":
+        raise InvalidInput(f"Nothing changed: confirm that you want to {what}.", field="confirm")
+
+
 @login_required
 @require_POST
 def register(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
@@ -254,6 +261,7 @@ def deploy(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect
 def promote(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
         role = request.POST.get("role", DeploymentRole.SHADOW)
+        _require_confirmation(request, f"promote the {role} to serving")
         serving = deployment_promote(
             workflow=workflow,
             role=role,
@@ -273,6 +281,7 @@ def promote(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirec
 @require_POST
 def rollback(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     def action(workflow: Workflow) -> str:
+        _require_confirmation(request, "roll back")
         serving = deployment_rollback(
             workflow=workflow, actor=request.user, reason=request.POST.get("reason", "")
         )

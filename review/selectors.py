@@ -11,19 +11,35 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import (
+    Avg,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    Min,
+    Q,
+)
+from django.db.models.functions import TruncDay, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.types import User
-from decisions.stats import clopper_pearson, cohen_kappa, fleiss_kappa, percent_agreement
+from decisions.stats import (
+    clopper_pearson,
+    cohen_kappa,
+    cohen_kappa_from_pairs,
+    fleiss_kappa,
+    percent_agreement,
+)
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from workflows.access import has_right, review_task_visibility, workflows_reviewable
-from workflows.models import Case, Prediction, Workflow
+from workflows.models import Case, Prediction, Workflow, WorkflowMembership
 
 # Keys the review screen keeps for itself: S skips, U undoes, digits 1-9 pick labels and
 # 0 resets the zoom. A label's letter shortcut is its first letter when that is free.
@@ -356,3 +372,209 @@ def review_stats(*, workflow: Workflow, viewer: User) -> dict[str, Any]:
         "agreement": agreement_stats(workflow=workflow),
         "gold_accuracy": gold_accuracy(workflow=workflow, reviewer=scope),
     }
+
+
+# --- Reviewer statistics over time ------------------------------------------------------
+
+PERIODS = {"day": 14, "week": 12}
+"""The reviewer statistics' periods, and how many of them the page shows."""
+
+
+@dataclass(frozen=True)
+class ReviewerFigures:
+    """One reviewer's work in one period (or the whole window)."""
+
+    verdicts: int = 0
+    skips: int = 0
+    seconds_per_verdict: float | None = None
+    """Mean time from taking the case to the verdict."""
+    agreement_pairs: int = 0
+    """Pairs of this reviewer's verdict and another reviewer's on the same review task."""
+    agreement: float | None = None
+    kappa: float | None = None
+    """Cohen's kappa of this reviewer against the others, over those pairs."""
+    gold_n: int = 0
+    gold_correct: int = 0
+
+    @property
+    def skip_rate(self) -> float | None:
+        taken = self.verdicts + self.skips
+        return self.skips / taken if taken else None
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_n if self.gold_n else None
+
+
+@dataclass(frozen=True)
+class ReviewerActivity:
+    reviewer: str
+    total: ReviewerFigures
+    gold_interval: tuple[float, float] | None
+    periods: tuple[tuple[date, ReviewerFigures], ...]
+    """Newest period first; every period of the window, empty ones included."""
+
+
+@dataclass(frozen=True)
+class ReviewerReport:
+    period: str
+    starts: tuple[date, ...]
+    """The first day of each period of the window, newest first."""
+    since: datetime
+    reviewers: tuple[ReviewerActivity, ...]
+
+
+def _period_starts(period: str, count: int, today: date) -> list[date]:
+    if period == "week":
+        this_week = today - timedelta(days=today.weekday())
+        return [this_week - timedelta(weeks=k) for k in range(count)]
+    return [today - timedelta(days=k) for k in range(count)]
+
+
+def _as_date(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _figures(
+    counts: Mapping[str, Any] | None,
+    skips: int,
+    pairs: Mapping[tuple[str, str], int],
+) -> ReviewerFigures:
+    counts = counts or {}
+    n_pairs = sum(pairs.values())
+    seconds = counts.get("seconds")
+    return ReviewerFigures(
+        verdicts=counts.get("n", 0),
+        skips=skips,
+        seconds_per_verdict=seconds.total_seconds() if seconds is not None else None,
+        agreement_pairs=n_pairs,
+        agreement=(
+            sum(n for (mine, theirs), n in pairs.items() if mine == theirs) / n_pairs
+            if n_pairs
+            else None
+        ),
+        kappa=_kappa(cohen_kappa_from_pairs, pairs) if n_pairs else None,
+        gold_n=counts.get("gold_n", 0),
+        gold_correct=counts.get("gold_correct", 0),
+    )
+
+
+def reviewer_activity(
+    *, workflow: Workflow, period: str = "day", now: datetime | None = None
+) -> ReviewerReport:
+    """Each reviewer's throughput, agreement, gold accuracy and skip rate, per day or week.
+
+    Four aggregate queries whatever the volume: verdicts (count, gold, mean time),
+    agreement pairs (each verdict against every other reviewer's standing verdict on the
+    same review task, counted by label pair), skips, and the workflow's reviewers, so a
+    reviewer with no work in the window is listed too. Undone verdicts do not count.
+    Periods are UTC days, or weeks from Monday.
+    """
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r}")
+    now = now or timezone.now()
+    starts = _period_starts(period, PERIODS[period], now.astimezone(UTC).date())
+    since = datetime.combine(starts[-1], time.min, tzinfo=UTC)
+    trunc = TruncWeek if period == "week" else TruncDay
+
+    verdicts = Verdict.objects.filter(
+        task__workflow=workflow, retracted_at__isnull=True, created_at__gte=since
+    )
+    counted = (
+        verdicts.annotate(period=trunc("created_at", tzinfo=UTC))
+        .values("reviewer__username", "period")
+        .annotate(
+            n=Count("id"),
+            gold_n=Count("id", filter=Q(task__kind=TaskKind.GOLD)),
+            gold_correct=Count(
+                "id", filter=Q(task__kind=TaskKind.GOLD, label=F("case__gold_label"))
+            ),
+            seconds=Avg(
+                ExpressionWrapper(
+                    F("created_at") - F("assignment__leased_at"), output_field=DurationField()
+                )
+            ),
+        )
+    )
+    by_period: dict[tuple[str, date], Mapping[str, Any]] = {
+        (row["reviewer__username"], _as_date(row["period"])): row for row in counted
+    }
+    pair_rows = (
+        verdicts.filter(task__kind=TaskKind.REVIEW)
+        .annotate(
+            other=FilteredRelation(
+                "task__verdicts",
+                condition=Q(task__verdicts__retracted_at__isnull=True)
+                & ~Q(task__verdicts__reviewer=F("reviewer")),
+            ),
+            period=trunc("created_at", tzinfo=UTC),
+        )
+        .filter(other__isnull=False)
+        .values("reviewer__username", "period", "label", "other__label")
+        .annotate(n=Count("id"))
+    )
+    pairs: dict[tuple[str, date], Counter[tuple[str, str]]] = defaultdict(Counter)
+    for row in pair_rows:
+        key = (row["reviewer__username"], _as_date(row["period"]))
+        pairs[key][(row["label"], row["other__label"])] += row["n"]
+    skipped = (
+        Assignment.objects.filter(
+            task__workflow=workflow, state=AssignmentState.SKIPPED, ended_at__gte=since
+        )
+        .annotate(period=trunc("ended_at", tzinfo=UTC))
+        .values("reviewer__username", "period")
+        .annotate(n=Count("id"))
+    )
+    skips = {(row["reviewer__username"], _as_date(row["period"])): row["n"] for row in skipped}
+    names = set(
+        WorkflowMembership.objects.filter(workflow=workflow)
+        .filter(Q(can_review=True) | Q(can_admin=True))
+        .values_list("user__username", flat=True)
+    )
+    names |= {name for name, _ in by_period} | {name for name, _ in pairs} | {n for n, _ in skips}
+
+    reviewers = []
+    for name in sorted(names):
+        periods = tuple(
+            (
+                start,
+                _figures(
+                    by_period.get((name, start)),
+                    skips.get((name, start), 0),
+                    pairs.get((name, start), Counter()),
+                ),
+            )
+            for start in starts
+        )
+        total_pairs: Counter[tuple[str, str]] = Counter()
+        for start in starts:
+            total_pairs.update(pairs.get((name, start), Counter()))
+        total = _total(periods, total_pairs)
+        interval = clopper_pearson(total.gold_correct, total.gold_n, 0.95) if total.gold_n else None
+        reviewers.append(
+            ReviewerActivity(
+                reviewer=name,
+                total=total,
+                gold_interval=(interval.low, interval.high) if interval else None,
+                periods=periods,
+            )
+        )
+    return ReviewerReport(
+        period=period, starts=tuple(starts), since=since, reviewers=tuple(reviewers)
+    )
+
+
+def _total(
+    periods: tuple[tuple[date, ReviewerFigures], ...], pairs: Mapping[tuple[str, str], int]
+) -> ReviewerFigures:
+    figures = [f for _, f in periods]
+    verdicts = sum(f.verdicts for f in figures)
+    timed = [(f.seconds_per_verdict, f.verdicts) for f in figures if f.seconds_per_verdict]
+    weight = sum(n for _, n in timed)
+    counts = {
+        "n": verdicts,
+        "gold_n": sum(f.gold_n for f in figures),
+        "gold_correct": sum(f.gold_correct for f in figures),
+        "seconds": (timedelta(seconds=sum(s * n for s, n in timed) / weight) if weight else None),
+    }
+    return _figures(counts, sum(f.skips for f in figures), pairs)

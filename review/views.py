@@ -17,6 +17,15 @@ from workflows.access import access_workflow
 from workflows.models import Workflow
 
 
+def _administered_workflow(request: HttpRequest, slug: str) -> Workflow:
+    try:
+        return access_workflow(request.user, slug, "can_admin")
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from exc
+
+
 def _reviewable_workflow(request: HttpRequest, slug: str) -> Workflow:
     try:
         return access_workflow(request.user, slug, "can_review")
@@ -57,4 +66,35 @@ def review_screen(request: HttpRequest, slug: str) -> HttpResponse:
         request,
         "review/review.html",
         {"workflow": workflow, "labels": labels, "config": config},
+    )
+
+
+@login_required
+def reviewer_stats(request: HttpRequest, slug: str) -> HttpResponse:
+    """Each reviewer's throughput, agreement, gold accuracy and skip rate, per day or week.
+
+    For workflow admins. The queue and workflow-wide agreement come from the same
+    selectors as the review statistics API.
+    """
+    workflow = _administered_workflow(request, slug)
+    period = request.GET.get("period") or "day"
+    status = 200
+    problem = None
+    if period not in selectors.PERIODS:
+        problem = f"Unknown period {period!r}: choose day or week."
+        period, status = "day", 400
+    report = selectors.reviewer_activity(workflow=workflow, period=period)
+    return render(
+        request,
+        "review/stats.html",
+        {
+            "workflow": workflow,
+            "report": report,
+            "periods": list(selectors.PERIODS.items()),
+            "problem": problem,
+            "queue": selectors.queue_stats(workflow=workflow),
+            "agreement": selectors.agreement_stats(workflow=workflow),
+            "api_url": reverse("review-stats", args=[workflow.slug]),
+        },
+        status=status,
     )

@@ -79,6 +79,7 @@ EXPECT: dict[tuple[str, str], str] = {
     ("review-undo", "POST"): OWN_VERDICT,
     ("review:home", "GET"): PERSON,
     ("review:screen", "GET"): REVIEW,
+    ("review:stats-page", "GET"): ADMIN,
     # Automation
     ("workflow-automation", "GET"): ADMIN,
     ("workflow-automation", "PATCH"): ADMIN,

@@ -253,7 +253,11 @@ class TestReadinessSeesCasesNobodyTakes:
         self.heartbeat(claimed_seconds_ago=200, seen_seconds_ago=190)
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert "for 200 s; last worker heartbeat 190 s ago" in response.json()["reason"]
+        # The seconds grow while the test runs on a loaded machine: read them, don't pin them.
+        reason = response.json()["reason"]
+        found = re.search(r"for (\d+) s; last worker heartbeat (\d+) s ago", reason)
+        assert found, reason
+        assert 200 <= int(found[1]) < 260 and 190 <= int(found[2]) < 250
 
     def test_a_backlog_that_is_being_worked_is_ready(self, client: Any, make_workflow: Any) -> None:
         self.waiting_case(make_workflow, seconds_ago=300)

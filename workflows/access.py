@@ -37,6 +37,56 @@ def has_right(user: User, workflow: Workflow, right: str) -> bool:
     return bool(getattr(membership, right))
 
 
+def rights_of(membership: WorkflowMembership) -> frozenset[str]:
+    """The rights a membership grants, as ``has_right`` reads them (admins also review)."""
+    rights = {right for right in RIGHTS if getattr(membership, right)}
+    if membership.can_admin:
+        rights.add("can_review")
+    return frozenset(rights)
+
+
+@dataclass(frozen=True)
+class WorkflowRights:
+    """One workflow a user can see and what they may do in it."""
+
+    slug: str
+    name: str
+    rights: frozenset[str]
+    archived: bool = False
+
+
+def workflow_rights(user: User) -> list[WorkflowRights]:
+    """Every workflow ``user`` can see, with their rights there, ordered by name (one query).
+
+    The same answer as ``has_right`` for each workflow, read at once for pages that show
+    what a user may reach (the navigation bar).
+    """
+    if not user.is_authenticated:
+        return []
+    if getattr(user, "is_superuser", False):
+        everything = frozenset(RIGHTS)
+        return [
+            WorkflowRights(slug=slug, name=name, rights=everything, archived=archived is not None)
+            for slug, name, archived in Workflow.objects.order_by("name", "slug").values_list(
+                "slug", "name", "archived_at"
+            )
+        ]
+    memberships = (
+        WorkflowMembership.objects.filter(user=user)
+        .select_related("workflow")
+        .order_by("workflow__name", "workflow__slug")
+    )
+    return [
+        WorkflowRights(
+            slug=m.workflow.slug,
+            name=m.workflow.name,
+            rights=rights_of(m),
+            archived=m.workflow.archived_at is not None,
+        )
+        for m in memberships
+    ]
+
+
 def workflows_visible(user: User) -> QuerySet[Workflow]:
     if getattr(user, "is_superuser", False):
         return Workflow.objects.all()

@@ -23,3 +23,19 @@ def duration(seconds: float | None) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@register.filter
+def rate(value: float | None, decimals: int = 0) -> str:
+    """A share in [0, 1] as a percentage ("87%"), or a dash when there is none."""
+    if value is None:
+        return "—"
+    return f"{100.0 * value:.{int(decimals)}f}%"
+
+
+@register.filter
+def kappa(value: float | None) -> str:
+    """Cohen's kappa with two decimals, or a dash when it is not defined."""
+    if value is None:
+        return "—"
+    return f"{value:.2f}"

@@ -33,7 +33,8 @@ def logged_in(user: Any, *, csrf: bool = False) -> Client:
 
 
 def policy_post(workflow: Any, **changes: Any) -> dict[str, Any]:
-    """The policy form as the page submits it, with ``changes`` applied."""
+    """The policy form as the page submits it, with ``changes`` applied; a change of
+    level comes confirmed, as the page's dialog (or its checkbox) sends it."""
     data: dict[str, Any] = {
         "action": "policy",
         "level": workflow.level,
@@ -47,6 +48,8 @@ def policy_post(workflow: Any, **changes: Any) -> dict[str, Any]:
     for label in workflow.labels:
         data[f"class_mode__{label}"] = "global"
     data.update(changes)
+    if data["level"] != workflow.level:
+        data.setdefault("confirm_level", "on")
     return data
 
 
@@ -120,6 +123,37 @@ def test_saving_the_policy_with_class_rules(page_setup: dict) -> None:
     assert change.actor == page_setup["admin"]
     assert change.after["class_thresholds"] == {"crack": None, "ok": 0.85}
     assert "never auto-decide cracks" in response.content.decode()
+
+
+def test_a_level_change_must_be_confirmed(page_setup: dict) -> None:
+    workflow = page_setup["workflow"]
+    client = logged_in(page_setup["admin"])
+    data = policy_post(workflow, level="assistance", reason="go")
+    del data["confirm_level"]
+    response = client.post(PAGE, data)
+    assert response.status_code == 400
+    assert "Confirm the change of level from Shadow to AI assistance" in response.content.decode()
+    workflow.refresh_from_db()
+    assert workflow.level == "shadow" and not LevelChange.objects.exists()
+    unchanged_level = client.post(PAGE, policy_post(workflow, audit_rate=0.3, reason="more"))
+    assert unchanged_level.status_code == 302, "no confirmation when the level stays"
+    confirmed = client.post(PAGE, policy_post(workflow, level="assistance", reason="go"))
+    assert confirmed.status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.level == "assistance"
+
+
+def test_the_threshold_inputs_accept_what_the_server_accepts(page_setup: dict) -> None:
+    """The browser refuses a value off the input's step grid (from its min): the grid
+    must not be narrower than the server's bounds, or the form cannot be submitted."""
+    from automation.forms import ThresholdForm
+
+    for name, field in ThresholdForm().fields.items():
+        attrs = field.widget.attrs
+        assert attrs["step"] == "any", name
+        assert float(attrs["min"]) == field.min_value and float(attrs["max"]) == field.max_value
+    html = logged_in(page_setup["admin"]).get(PAGE).content.decode()
+    assert 'step="0.001"' not in html.split('aria-label="Recalculate the recommendation"')[1][:2000]
 
 
 def test_own_threshold_needs_a_number(page_setup: dict) -> None:

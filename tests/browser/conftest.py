@@ -81,7 +81,9 @@ def logged_in(chromium: Any, live_server: Any) -> Iterator[Callable[..., Any]]:
         violations.append(watch_csp(context))
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/login/")
+        # The live server's first request imports every URL module (the ML core with
+        # them): on a busy machine that alone can take longer than the default timeout.
+        page.goto(f"{live_server.url}/login/", timeout=90_000)
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill("pw-for-tests-only")
         page.get_by_role("button", name="Log in").click()

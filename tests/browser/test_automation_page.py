@@ -109,6 +109,9 @@ def test_admin_walks_the_automation_page(
     page.get_by_label("Level", exact=True).select_option("partial")
     page.get_by_label("Reason for the change").fill("looks good already")
     page.get_by_role("button", name="Save the policy").click()
+    page.get_by_role("dialog", name="Change the level to Partial automation?").get_by_role(
+        "button", name="Change to Partial automation"
+    ).click()
     error = page.locator("#policy-errors")
     error.wait_for()
     assert "cannot raise the level to partial" in error.inner_text()
@@ -136,7 +139,12 @@ def test_admin_walks_the_automation_page(
     assert page.evaluate(FOCUS_VISIBLE), "the focused control shows a visible focus ring"
     page.get_by_role("button", name="Save the policy").focus()
     page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    dialog = page.get_by_role("dialog", name="Change the level to Partial automation?")
+    dialog.wait_for()
+    assert page.evaluate("() => document.activeElement.textContent") == "Cancel"
+    page.keyboard.press("Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert page.get_by_role("status").first.inner_text().startswith("Saved:")
     assert page.get_by_test_id("current-level").inner_text() == "Partial automation"
     workflow.refresh_from_db()

@@ -139,14 +139,19 @@ def test_models_page(
     form.get_by_label("Input size (px)").fill("32")
     form.get_by_label("Weights file").set_input_files(str(weights))
     form.get_by_label("Note (how it was trained)").fill("fine-tuned on May labels, 12 epochs")
+    # The load check can outlast the click's own wait on a busy machine: the navigation
+    # has the longer timeout.
     with page.expect_navigation(timeout=120_000):
-        form.get_by_role("button", name="Check and register").click()
+        form.get_by_role("button", name="Check and register").click(no_wait_after=True)
 
     page.get_by_text("Registered parts-cnn:v3").wait_for()
 
     # Promote the shadow challenger (blue/green), then deploy v3 as the new challenger.
     page.get_by_label("Why promote it?").first.fill("better on 160 paired cases, McNemar p < 0.05")
     page.get_by_role("button", name="Promote parts-cnn:v2 to serving").click()
+    page.get_by_role("dialog", name="Promote parts-cnn:v2 to serving?").get_by_role(
+        "button", name="Promote"
+    ).click()
     page.get_by_text("parts-cnn:v2 is now serving").wait_for()
     deploy = page.locator("form", has=page.get_by_role("heading", name="Deploy a version"))
     deploy.get_by_label("Version", exact=True).select_option(label="parts-cnn:v3")

@@ -21,6 +21,7 @@ from decisions.stats import (
     calibrate_threshold,
     clopper_pearson,
     cohen_kappa,
+    cohen_kappa_from_pairs,
     confusion_matrix,
     evidence_for_level,
     expected_calibration_error,
@@ -448,6 +449,25 @@ def expand(table: dict[tuple[str, str], int]) -> tuple[list[str], list[str]]:
 def test_cohen_kappa_matches_worked_examples(table, kappa):
     a, b = expand(table)
     assert cohen_kappa(a, b) == pytest.approx(kappa, abs=EXACT)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("abcd")), min_size=1, max_size=60)
+)
+@settings(max_examples=200, deadline=None)
+def test_kappa_from_counted_pairs_equals_kappa_of_the_items(items):
+    pairs = Counter(items)
+    a, b = [first for first, _ in items], [second for _, second in items]
+    assert cohen_kappa_from_pairs(pairs) == pytest.approx(cohen_kappa(a, b), abs=EXACT)
+
+
+def test_kappa_from_counted_pairs_edge_cases():
+    assert cohen_kappa_from_pairs({("ok", "ok"): 5}) == 1.0
+    assert cohen_kappa_from_pairs({("a", "b"): 1, ("b", "a"): 1, ("c", "c"): 0}) == -1.0
+    with pytest.raises(ValueError, match="at least one item"):
+        cohen_kappa_from_pairs({})
+    with pytest.raises(ValueError, match="negative"):
+        cohen_kappa_from_pairs({("a", "a"): 2, ("a", "b"): -1})
 
 
 def test_cohen_kappa_edge_cases():

@@ -65,17 +65,46 @@ def test_promote_and_roll_back_from_the_page(
     _, shadow = two_versions
     response = admin_client.post(
         "/models/parts/promote/",
-        {"role": "shadow", "model_version": shadow.pk, "reason": "better on paired cases"},
+        {
+            "role": "shadow",
+            "model_version": shadow.pk,
+            "reason": "better on paired cases",
+            "confirm": "on",
+        },
         follow=True,
     )
     assert "tiny:v2 is now serving" in messages_of(response)[0]
     assert "stays shadow" in messages_of(response)[0]
-    response = admin_client.post("/models/parts/rollback/", {"reason": "alarm"}, follow=True)
+    response = admin_client.post(
+        "/models/parts/rollback/", {"reason": "alarm", "confirm": "on"}, follow=True
+    )
     assert messages_of(response) == ["Rolled back: tiny:v1 is serving again."]
     actions = list(DeploymentEvent.objects.values_list("action", "actor__username", "reason"))
     assert actions == [("rollback", "ada", "alarm"), ("promote", "ada", "better on paired cases")]
-    response = admin_client.post("/models/parts/rollback/", {"reason": ""}, follow=True)
+    response = admin_client.post(
+        "/models/parts/rollback/", {"reason": "", "confirm": "on"}, follow=True
+    )
     assert "reason" in messages_of(response)[0]
+
+
+def test_promote_and_roll_back_need_the_confirmation(
+    admin_client: Any, two_versions: Any, parts_workflow: Any
+) -> None:
+    serving, shadow = two_versions
+    response = admin_client.post(
+        "/models/parts/promote/",
+        {"role": "shadow", "model_version": shadow.pk, "reason": "better"},
+        follow=True,
+    )
+    assert messages_of(response) == [
+        "Nothing changed: confirm that you want to promote the shadow to serving."
+    ]
+    response = admin_client.post(
+        "/models/parts/rollback/", {"reason": "alarm", "confirm": "yes"}, follow=True
+    )
+    assert messages_of(response) == ["Nothing changed: confirm that you want to roll back."]
+    assert not DeploymentEvent.objects.exists()
+    assert Deployment.objects.get(role="serving", active=True).model_version == serving
 
 
 def test_deploy_a_canary_and_start_training_from_the_page(

@@ -51,6 +51,8 @@ def policy_post(workflow: Workflow, **changes: Any) -> dict[str, Any]:
     for label in workflow.labels:
         data[f"class_mode__{label}"] = "global"
     data.update(changes)
+    if data["level"] != workflow.level:
+        data.setdefault("confirm_level", "on")
     return data
 
 
@@ -72,6 +74,9 @@ def test_the_change_form_shows_the_policy_read_only_and_ignores_it(
             "consensus_required": 1,
             "gold_rate": 0,
             "review_lease_seconds": 300,
+            "skip_delay_seconds": 60,
+            "max_skips": 3,
+            "hidden_suggestion_rate": 0,
             "level": "full",
             "audit_rate": 0,
             "min_evidence": 0,
@@ -99,6 +104,9 @@ def test_a_workflow_added_in_the_admin_starts_at_human_only(root: Client) -> Non
             "consensus_required": 1,
             "gold_rate": 0,
             "review_lease_seconds": 300,
+            "skip_delay_seconds": 60,
+            "max_skips": 3,
+            "hidden_suggestion_rate": 0,
             "level": "full",
             **inline_management(),
         },

@@ -16,7 +16,7 @@ from inference.training import evaluate
 
 
 def as_batch(images: list) -> torch.Tensor:
-    return torch.stack([torch.from_numpy(np.asarray(i)).permute(2, 0, 1) for i in images])
+    return torch.stack([torch.from_numpy(np.array(i)).permute(2, 0, 1) for i in images])
 
 
 def test_the_default_never_flips_or_rotates() -> None:

@@ -39,7 +39,8 @@ def test_guarantees_costs_and_training_options_are_shown(
 
     page.goto(f"{live_server.url}/models/axe/")
     page.wait_for_load_state("networkidle")
-    assert "trains from scratch" in page.get_by_test_id("train-mode").inner_text()
+    mode = page.get_by_test_id("train-mode").inner_text()
+    assert "fine-tunes surface-cnn:v1" in mode and "trains from random weights" in mode
     assert not page.get_by_label("Horizontal flips").is_checked()
     assert page.get_by_label("Brightness jitter (±)").input_value() == "0.1"
     assert not axe_violations(page)

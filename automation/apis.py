@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.types import AuthenticatedRequest
-from automation.inputs import threshold_defaults
+from automation.inputs import costs_from, threshold_defaults
 from automation.models import Alert, AlertState, LevelChange
 from automation.presenters import (
     overview_after_change_view,
@@ -143,8 +143,15 @@ class AutomationThresholdApi(APIView):
     @extend_schema(
         operation_id="automation_threshold",
         parameters=[
-            OpenApiParameter("target_error", float, description="Default: 1 - target accuracy."),
+            OpenApiParameter("target_error", float, description="Default: the target error."),
             OpenApiParameter("confidence", float, description="Default: evidence confidence."),
+            OpenApiParameter("review_cost", float, description="Cost of one human review."),
+            OpenApiParameter(
+                "error_cost", float, description="Cost of one wrong automatic decision."
+            ),
+            OpenApiParameter(
+                "class_error_costs", str, description="Per predicted label: `ok:500,crack:20`."
+            ),
         ],
         responses={
             200: ThresholdOutput,
@@ -163,7 +170,10 @@ class AutomationThresholdApi(APIView):
         data = _valid(ThresholdQueryInput, request.query_params.dict())
         target_error, confidence = threshold_defaults(workflow, data)
         advice = threshold_advice(
-            workflow=workflow, target_error=target_error, confidence=confidence
+            workflow=workflow,
+            target_error=target_error,
+            confidence=confidence,
+            costs=costs_from(workflow, data),
         )
         return Response(ThresholdOutput(threshold_report_view(advice)).data)
 
@@ -185,12 +195,18 @@ class AutomationThresholdApi(APIView):
         workflow = access_workflow(request.user, slug, "can_admin")
         data = _valid(ThresholdApplyInput, request.data)
         target_error, confidence = threshold_defaults(workflow, data)
+        costs = costs_from(workflow, data)
+        if data.get("objective") == "cost" and costs is None:
+            raise InvalidInput(
+                "objective: cost needs review_cost and error_cost", field="objective"
+            )
         change = automation_threshold_apply(
             workflow=workflow,
             actor=request.user,
             reason=data["reason"],
             target_error=target_error,
             confidence=confidence,
+            costs=costs if data.get("objective") == "cost" else None,
         )
         body = overview_after_change_view(automation_status(workflow=workflow), change)
         return Response(AutomationUpdateOutput(body).data)

@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "LOOPGATE_GATE_MIN_AUDIT_RATE": 0.01,
     "LOOPGATE_GATE_MIN_EVIDENCE": 50,
     "LOOPGATE_GATE_MIN_TARGET_ACCURACY": 0.8,
+    # ... and promises at most this error among automatic decisions at ``partial``.
+    "LOOPGATE_GATE_MAX_TARGET_ERROR": 0.1,
 }
 
 
@@ -51,4 +53,5 @@ def gate_floors() -> Floors:
         audit_rate=float(automation_setting("LOOPGATE_GATE_MIN_AUDIT_RATE")),
         min_evidence=int(automation_setting("LOOPGATE_GATE_MIN_EVIDENCE")),
         target_accuracy=float(automation_setting("LOOPGATE_GATE_MIN_TARGET_ACCURACY")),
+        target_error=float(automation_setting("LOOPGATE_GATE_MAX_TARGET_ERROR")),
     )

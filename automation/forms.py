@@ -20,6 +20,7 @@ POLICY_FORM_FIELDS = (
     "level",
     "confidence_threshold",
     "audit_rate",
+    "target_error",
     "target_accuracy",
     "min_evidence",
 )
@@ -53,7 +54,22 @@ class PolicyForm(forms.Form):
         "Confidence threshold", "Partial automation: the model decides at or above it."
     )
     audit_rate = _unit("Audit rate", "Share of model-decided cases also sent, blind, to humans.")
-    target_accuracy = _unit("Target accuracy", "What the evidence must show to raise the level.")
+    target_error = forms.FloatField(
+        label="Target error among automatic decisions",
+        min_value=TARGET_ERROR_MIN,
+        max_value=TARGET_ERROR_MAX,
+        help_text=(
+            "Partial automation's guarantee: at most this share of the cases the model "
+            "decides alone is wrong, at the evidence confidence (e.g. 0.02 = 2%)."
+        ),
+        widget=forms.NumberInput(
+            attrs={"step": "0.001", "min": TARGET_ERROR_MIN, "max": TARGET_ERROR_MAX}
+        ),
+    )
+    target_accuracy = _unit(
+        "Target accuracy (full automation)",
+        "Full automation's guarantee: the lower bound of overall accuracy must reach it.",
+    )
     min_evidence = forms.IntegerField(
         label="Minimum evidence",
         min_value=0,
@@ -78,6 +94,7 @@ class PolicyForm(forms.Form):
             "level": workflow.level,
             "confidence_threshold": workflow.confidence_threshold,
             "audit_rate": workflow.audit_rate,
+            "target_error": workflow.target_error,
             "target_accuracy": workflow.target_accuracy,
             "min_evidence": workflow.min_evidence,
         }
@@ -159,6 +176,7 @@ class PolicyForm(forms.Form):
             "level": self.cleaned_data["level"],
             "confidence_threshold": self.cleaned_data["confidence_threshold"],
             "audit_rate": self.cleaned_data["audit_rate"],
+            "target_error": self.cleaned_data["target_error"],
             "target_accuracy": self.cleaned_data["target_accuracy"],
             "min_evidence": self.cleaned_data["min_evidence"],
             "class_thresholds": self.class_thresholds(),
@@ -191,6 +209,30 @@ class ThresholdForm(forms.Form):
         widget=forms.NumberInput(
             attrs={"step": "any", "min": CONFIDENCE_MIN, "max": CONFIDENCE_MAX}
         ),
+    )
+
+
+class ThresholdCostForm(ThresholdForm):
+    """The threshold query of the page, with the optional costs of the cost-aware threshold."""
+
+    review_cost = forms.FloatField(
+        label="Cost of a human review",
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+        help_text="Money or minutes; with the error cost, shows the cheapest threshold.",
+    )
+    error_cost = forms.FloatField(
+        label="Cost of a wrong automatic decision",
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+    )
+    class_error_costs = forms.CharField(
+        label="Per class (optional)",
+        required=False,
+        max_length=2000,
+        help_text="Overrides per predicted label, e.g. ok:500,crack:20",
     )
 
 

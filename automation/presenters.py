@@ -174,11 +174,21 @@ class EvidenceView(TypedDict):
     min_evidence: int
     confidence: float
     labels_needed: int | None
+    guarantee: str
+    target_error: float | None
+    calibrated_threshold: float | None
+    calibration_method: str | None
+    class_thresholds: dict[str, float | None] | None
+    calibration_n: int | None
+    expected_automation_rate: float | None
+    auto_error_rate: float | None
+    auto_error_upper_bound: float | None
 
 
 def evidence_view(level_evidence: LevelEvidence) -> EvidenceView:
     """The gate's labels for one level and its judgement (also recorded in the audit log)."""
     evidence, judgement = level_evidence.evidence, level_evidence.judgement
+    partial = level_evidence.partial
     successes, n = evidence.successes, evidence.n
     return {
         "level": evidence.level.value,
@@ -189,13 +199,22 @@ def evidence_view(level_evidence: LevelEvidence) -> EvidenceView:
         "interval": interval_view(successes, n),
         "sources": _sources(evidence.pairs),
         "since": evidence.since.created_at.isoformat() if evidence.since else None,
-        "sufficient": judgement.sufficient,
-        "reason": judgement.reason,
+        "sufficient": level_evidence.sufficient,
+        "reason": level_evidence.reason,
         "lower_bound": judgement.lower_bound,
         "target_accuracy": judgement.target_accuracy,
         "min_evidence": judgement.min_evidence,
         "confidence": judgement.confidence,
-        "labels_needed": judgement.labels_needed,
+        "labels_needed": None if partial is not None else judgement.labels_needed,
+        "guarantee": "error_among_automatic" if partial is not None else "overall_accuracy",
+        "target_error": partial.target_error if partial else None,
+        "calibrated_threshold": partial.calibrated_threshold if partial else None,
+        "calibration_method": partial.method if partial else None,
+        "class_thresholds": dict(partial.class_thresholds) if partial else None,
+        "calibration_n": partial.n if partial else None,
+        "expected_automation_rate": partial.expected_automation_rate if partial else None,
+        "auto_error_rate": partial.error_rate if partial else None,
+        "auto_error_upper_bound": partial.error_upper_bound if partial else None,
     }
 
 
@@ -241,8 +260,10 @@ class StepDownView(TypedDict):
     active: bool
     window: AuditWindowView
     would_step_down: bool
+    quantity: str
     upper_bound: float
     target_accuracy: float
+    target_error: float
     confidence: float
     min_samples: int
     reason: str
@@ -254,6 +275,7 @@ class PolicyView(TypedDict):
     class_thresholds: dict[str, float | None]
     audit_rate: float
     target_accuracy: float
+    target_error: float
     min_evidence: int
     evidence_confidence: float
 
@@ -280,6 +302,7 @@ def overview_view(status: AutomationStatus) -> OverviewView:
             "class_thresholds": workflow.class_thresholds or {},
             "audit_rate": workflow.audit_rate,
             "target_accuracy": workflow.target_accuracy,
+            "target_error": workflow.target_error,
             "min_evidence": workflow.min_evidence,
             "evidence_confidence": workflow.evidence_confidence,
         },
@@ -289,8 +312,10 @@ def overview_view(status: AutomationStatus) -> OverviewView:
             "active": status.automated,
             "window": audit_window_view(step_down.window),
             "would_step_down": status.automated and step_down.verdict.step_down,
+            "quantity": step_down.verdict.quantity,
             "upper_bound": step_down.verdict.upper_bound,
             "target_accuracy": step_down.verdict.target_accuracy,
+            "target_error": workflow.target_error,
             "confidence": step_down.confidence,
             "min_samples": step_down.min_samples,
             "reason": step_down.verdict.reason,
@@ -343,6 +368,25 @@ class ClassHintView(TypedDict):
     threshold: float | None
     expected_share: float
     reason: str
+    labels_needed: int
+    pooled: bool
+
+
+class CostView(TypedDict):
+    threshold: float | None
+    calibrated_threshold: float | None
+    automation_rate: float
+    error_rate: float
+    cost_per_case: float
+    human_only_cost_per_case: float
+    savings_per_case: float
+    savings_per_1000_cases: float
+    savings_share: float
+    review_cost: float
+    error_cost: float
+    class_error_costs: dict[str, float]
+    audit_rate: float
+    reason: str
 
 
 class ThresholdReportView(TypedDict):
@@ -355,6 +399,7 @@ class ThresholdReportView(TypedDict):
     current: CurrentThresholdView
     curve: list[CurvePointView]
     per_class: list[ClassHintView]
+    cost: CostView | None
 
 
 def threshold_report_view(advice: ThresholdAdvice) -> ThresholdReportView:
@@ -397,7 +442,27 @@ def threshold_report_view(advice: ThresholdAdvice) -> ThresholdReportView:
                 "threshold": hint.threshold,
                 "expected_share": hint.expected_share,
                 "reason": hint.reason,
+                "labels_needed": hint.labels_needed,
+                "pooled": hint.pooled,
             }
             for hint in report.per_class
         ],
+        "cost": None
+        if advice.cost is None
+        else {
+            "threshold": advice.cost.threshold,
+            "calibrated_threshold": advice.cost.calibrated_threshold,
+            "automation_rate": advice.cost.automation_rate,
+            "error_rate": advice.cost.error_rate,
+            "cost_per_case": advice.cost.cost_per_case,
+            "human_only_cost_per_case": advice.cost.human_only_cost_per_case,
+            "savings_per_case": advice.cost.savings_per_case,
+            "savings_per_1000_cases": 1000 * advice.cost.savings_per_case,
+            "savings_share": advice.cost.savings_share,
+            "review_cost": advice.cost.review_cost,
+            "error_cost": advice.cost.error_cost,
+            "class_error_costs": dict(advice.cost.class_error_costs),
+            "audit_rate": advice.cost.audit_rate,
+            "reason": advice.cost.reason,
+        },
     }

@@ -11,6 +11,9 @@ Which human labels count for what (docs/decisions.md D8, D9):
 * ``low_confidence`` and ``class_rule`` reviews are the hard cases by construction:
   shown for error analysis, never counted as evidence.
 * Gold cases measure reviewers and are left out everywhere.
+* A repeated image (``Case.duplicate_of`` set: the same or a nearly identical image as
+  an earlier case of the workflow) counts once, through its first case: duplicates are
+  left out of evidence, calibration and audit windows (docs/decisions.md D56).
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ def labelled_predictions(
     ``labelled_after`` keeps only labels given strictly after that moment.
     """
     qs = (
-        Prediction.objects.filter(case__workflow=workflow, case__is_gold=False)
+        Prediction.objects.filter(
+            case__workflow=workflow, case__is_gold=False, case__duplicate_of__isnull=True
+        )
         .exclude(case__human_label="")
         .order_by("-case__labelled_at", "-id")
     )
@@ -226,6 +231,7 @@ def _audited_decisions_by_version(*, workflow: Workflow) -> dict[int, dict[str, 
         Case.objects.filter(
             workflow=workflow,
             is_gold=False,
+            duplicate_of__isnull=True,
             review_reason=ReviewReason.AUDIT.value,
             decision_source=DecisionSource.MODEL,
         )
@@ -329,6 +335,7 @@ def audit_window(*, workflow: Workflow, size: int | None = None) -> AuditWindow:
     qs = Case.objects.filter(
         workflow=workflow,
         is_gold=False,
+        duplicate_of__isnull=True,
         review_reason=ReviewReason.AUDIT.value,
         decision_source=DecisionSource.MODEL,
         decision_model_version=version,

@@ -76,7 +76,19 @@ class AutomationUpdateInput(serializers.Serializer):
         "(null: never decided by the model; a label left out follows the global threshold).",
     )
     audit_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-    target_accuracy = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    target_accuracy = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="The guarantee of `full`: overall accuracy's lower bound must reach it.",
+    )
+    target_error = serializers.FloatField(
+        min_value=0.0001,
+        max_value=0.5,
+        required=False,
+        help_text="The guarantee of `partial`: error among automatic decisions stays below it "
+        "(calibrated threshold, at the workflow's evidence confidence).",
+    )
     min_evidence = serializers.IntegerField(min_value=0, max_value=INT32_MAX, required=False)
     reason = serializers.CharField(help_text="Why; recorded in the audit log.")
     override = serializers.BooleanField(
@@ -91,7 +103,7 @@ class ThresholdQueryInput(serializers.Serializer):
         min_value=TARGET_ERROR_MIN,
         max_value=TARGET_ERROR_MAX,
         help_text="Error rate among auto-decided cases to stay below "
-        "(default: 1 - target accuracy).",
+        "(default: the workflow's target error).",
     )
     confidence = serializers.FloatField(
         required=False,
@@ -100,10 +112,35 @@ class ThresholdQueryInput(serializers.Serializer):
         help_text="Probability that the guarantee holds "
         "(default: the workflow's evidence confidence).",
     )
+    review_cost = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+        help_text="Cost of one human review (money or minutes); with error_cost, the "
+        "report adds the cheapest threshold under the same guarantee.",
+    )
+    error_cost = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1e9,
+        help_text="Cost of one wrong automatic decision, same unit as review_cost.",
+    )
+    class_error_costs = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Per predicted label, overriding error_cost: `ok:500,crack:20`.",
+    )
 
 
 class ThresholdApplyInput(ThresholdQueryInput):
     reason = serializers.CharField(help_text="Why; recorded in the audit log.")
+    objective = serializers.ChoiceField(
+        choices=["automation", "cost"],
+        default="automation",
+        help_text="`automation`: the lowest calibrated threshold (most automation); `cost`: "
+        "the cheapest threshold under the same guarantee (needs review_cost and error_cost).",
+    )
 
 
 class IntervalOutput(serializers.Serializer):
@@ -129,6 +166,25 @@ class GateOutput(serializers.Serializer):
     min_evidence = serializers.IntegerField()
     confidence = serializers.FloatField()
     labels_needed = serializers.IntegerField(allow_null=True)
+    guarantee = serializers.ChoiceField(
+        choices=["error_among_automatic", "overall_accuracy"],
+        help_text="What the level is gated on: `partial` on the error among automatic "
+        "decisions (calibrated threshold), `full` on overall accuracy.",
+    )
+    target_error = serializers.FloatField(allow_null=True)
+    calibrated_threshold = serializers.FloatField(
+        allow_null=True, help_text="The lowest threshold that keeps the guarantee (pooled)."
+    )
+    calibration_method = serializers.CharField(allow_null=True)
+    class_thresholds = serializers.DictField(
+        child=serializers.FloatField(allow_null=True), allow_null=True
+    )
+    calibration_n = serializers.IntegerField(allow_null=True)
+    expected_automation_rate = serializers.FloatField(
+        allow_null=True, help_text="Share of labelled cases the policy would auto-decide."
+    )
+    auto_error_rate = serializers.FloatField(allow_null=True)
+    auto_error_upper_bound = serializers.FloatField(allow_null=True)
     sources = serializers.DictField(child=serializers.IntegerField())
     since = serializers.DateTimeField(
         allow_null=True, help_text="Only labels after this automatic step down count."
@@ -141,6 +197,7 @@ class PolicyOutput(serializers.Serializer):
     class_thresholds = serializers.DictField(child=serializers.FloatField(allow_null=True))
     audit_rate = serializers.FloatField()
     target_accuracy = serializers.FloatField()
+    target_error = serializers.FloatField()
     min_evidence = serializers.IntegerField()
     evidence_confidence = serializers.FloatField()
 
@@ -159,6 +216,11 @@ class StepDownOutput(serializers.Serializer):
     active = serializers.BooleanField(help_text="Whether the level is one that can step down.")
     window = AuditWindowOutput()
     would_step_down = serializers.BooleanField()
+    quantity = serializers.ChoiceField(
+        choices=["error", "accuracy"],
+        help_text="`error` of automatic decisions at partial, `accuracy` at full.",
+    )
+    target_error = serializers.FloatField()
     upper_bound = serializers.FloatField()
     target_accuracy = serializers.FloatField()
     confidence = serializers.FloatField()
@@ -250,6 +312,29 @@ class ClassHintOutput(serializers.Serializer):
     threshold = serializers.FloatField(allow_null=True)
     expected_share = serializers.FloatField()
     reason = serializers.CharField()
+    labels_needed = serializers.IntegerField(
+        help_text="More labelled predictions of this class for a threshold of its own."
+    )
+    pooled = serializers.BooleanField(help_text="Shares the pooled threshold of rare classes.")
+
+
+class CostOutput(serializers.Serializer):
+    threshold = serializers.FloatField(
+        allow_null=True, help_text="The cheapest threshold under the guarantee; null: none."
+    )
+    calibrated_threshold = serializers.FloatField(allow_null=True)
+    automation_rate = serializers.FloatField()
+    error_rate = serializers.FloatField()
+    cost_per_case = serializers.FloatField()
+    human_only_cost_per_case = serializers.FloatField()
+    savings_per_case = serializers.FloatField()
+    savings_per_1000_cases = serializers.FloatField()
+    savings_share = serializers.FloatField()
+    review_cost = serializers.FloatField()
+    error_cost = serializers.FloatField()
+    class_error_costs = serializers.DictField(child=serializers.FloatField())
+    audit_rate = serializers.FloatField()
+    reason = serializers.CharField()
 
 
 class ThresholdOutput(serializers.Serializer):
@@ -262,3 +347,6 @@ class ThresholdOutput(serializers.Serializer):
     current = CurrentThresholdOutput()
     curve = CurvePointOutput(many=True)
     per_class = ClassHintOutput(many=True)
+    cost = CostOutput(
+        allow_null=True, help_text="With review_cost and error_cost: the cheapest threshold."
+    )

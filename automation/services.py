@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from accounts.types import User
 from automation.conf import automation_setting, gate_floors
+from automation.inputs import Costs
 from automation.models import ACTIVE_ALERT_STATES, Alert, AlertKind, AlertState, LevelChange
 from automation.presenters import audit_window_view, evidence_view, threshold_report_view
 from automation.selectors import (
@@ -47,13 +48,27 @@ from decisions.gate import (
     EvidenceJudgement,
     GateDecision,
     GatePolicy,
+    PartialJudgement,
     Refusal,
+    Targets,
     evidence_judge,
     judge_change,
+    partial_judge,
 )
 from decisions.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
-from decisions.stats import StepDownVerdict, confidence_drift, step_down_check
-from decisions.thresholds import ScoredLabel, ThresholdReport, threshold_report
+from decisions.stats import (
+    StepDownVerdict,
+    confidence_drift,
+    step_down_check,
+    step_down_error_check,
+)
+from decisions.thresholds import (
+    CostChoice,
+    ScoredLabel,
+    ThresholdReport,
+    cost_aware_threshold,
+    threshold_report,
+)
 from integrations.models import EventType
 from integrations.services import event_emit
 from kernel.errors import Conflict, Forbidden, InvalidInput
@@ -84,6 +99,7 @@ POLICY_FIELDS = (
     "class_thresholds",
     "audit_rate",
     "target_accuracy",
+    "target_error",
     "min_evidence",
 )
 
@@ -100,6 +116,16 @@ def _validate_policy(workflow: Workflow, changes: dict[str, Any]) -> None:
     labels = set(workflow.labels)
     if "level" in changes and changes["level"] not in {v.value for v in Level}:
         raise InvalidInput(f"level: unknown level {changes['level']!r}", field="level")
+    if "target_error" in changes:
+        value = changes["target_error"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0.0 < float(value) < 1.0
+        ):
+            raise InvalidInput(
+                "target_error: must be a number strictly between 0 and 1", field="target_error"
+            )
     for name in ("confidence_threshold", "audit_rate", "target_accuracy"):
         if name in changes:
             value = changes[name]
@@ -225,6 +251,7 @@ def gate_policy(workflow: Workflow, changes: dict[str, Any] | None = None) -> Ga
         target_accuracy=values["target_accuracy"],
         min_evidence=values["min_evidence"],
         class_thresholds=values["class_thresholds"] or {},
+        target_error=values["target_error"],
     )
 
 
@@ -233,10 +260,24 @@ def gate_policy(workflow: Workflow, changes: dict[str, Any] | None = None) -> Ga
 
 @dataclass(frozen=True)
 class LevelEvidence:
-    """The labels that count toward ``evidence.level`` and the gate's judgement of them."""
+    """The labels that count toward ``evidence.level`` and the gate's judgement of them.
+
+    ``judgement`` is the overall-accuracy judgement (the rule of ``full``; shown for
+    ``partial`` too); ``partial`` is the calibrated-threshold judgement, the rule of
+    ``partial`` (None for ``full``). ``sufficient``/``reason`` are the level's own rule.
+    """
 
     evidence: GateEvidence
     judgement: EvidenceJudgement
+    partial: PartialJudgement | None = None
+
+    @property
+    def sufficient(self) -> bool:
+        return self.partial.sufficient if self.partial is not None else self.judgement.sufficient
+
+    @property
+    def reason(self) -> str:
+        return self.partial.reason if self.partial is not None else self.judgement.reason
 
 
 def evidence_for_workflow(
@@ -244,16 +285,37 @@ def evidence_for_workflow(
     workflow: Workflow,
     level: Level | str = Level.PARTIAL,
     target_accuracy: float | None = None,
+    target_error: float | None = None,
     min_evidence: int | None = None,
+    policy: GatePolicy | None = None,
 ) -> LevelEvidence:
-    """The serving version's accuracy on unbiased human labels for ``level``, judged.
+    """The serving version's evidence on unbiased human labels for ``level``, judged.
 
-    Counted: shadow and assistance reviews and audits at ``level`` or above, given after
-    the last automatic step down (``selectors.gate_evidence``). ``target_accuracy`` and
-    ``min_evidence`` default to the workflow's (a change is judged against the policy it
-    creates). The verdict and its reason are ``decisions.gate.evidence_judge``.
+    ``full``: overall accuracy on shadow and assistance reviews and audits at ``full``,
+    given after the last automatic step down (``selectors.gate_evidence``), judged by
+    ``decisions.gate.evidence_judge``. ``partial``: the same whole-stream labels (audits
+    at ``partial`` cover only the cases above the threshold in force, so they cannot
+    calibrate one) calibrate the threshold for ``target_error``, and ``policy``'s
+    thresholds are judged against it by ``decisions.gate.partial_judge``. Targets and
+    policy default to the workflow's (a change is judged against the policy it creates).
+    Duplicate images count once (``selectors.labelled_predictions``).
     """
+    level = Level(level)
+    min_evidence = workflow.min_evidence if min_evidence is None else min_evidence
     evidence = gate_evidence(workflow=workflow, level=level)
+    partial = None
+    if level is Level.PARTIAL:
+        calibration = gate_evidence(workflow=workflow, level=Level.FULL)
+        partial = partial_judge(
+            scored=[ScoredLabel(p.predicted, p.confidence, p.correct) for p in calibration.pairs],
+            policy=policy or gate_policy(workflow),
+            labels=list(workflow.labels),
+            model_version=(calibration.model_version.tag if calibration.model_version else None),
+            since=calibration.since.created_at if calibration.since else None,
+            target_error=workflow.target_error if target_error is None else target_error,
+            min_evidence=min_evidence,
+            confidence=workflow.evidence_confidence,
+        )
     judgement = evidence_judge(
         level=evidence.level,
         successes=evidence.successes,
@@ -261,10 +323,10 @@ def evidence_for_workflow(
         model_version=evidence.model_version.tag if evidence.model_version else None,
         since=evidence.since.created_at if evidence.since else None,
         target_accuracy=workflow.target_accuracy if target_accuracy is None else target_accuracy,
-        min_evidence=workflow.min_evidence if min_evidence is None else min_evidence,
+        min_evidence=min_evidence,
         confidence=workflow.evidence_confidence,
     )
-    return LevelEvidence(evidence=evidence, judgement=judgement)
+    return LevelEvidence(evidence=evidence, judgement=judgement, partial=partial)
 
 
 @dataclass(frozen=True)
@@ -278,17 +340,31 @@ class StepDownStatus:
 
 
 def step_down_status(*, workflow: Workflow) -> StepDownStatus:
-    """The audit window and what ``decisions.stats.step_down_check`` says about it now."""
+    """The audit window and what the step-down rule of the level says about it now.
+
+    The quantity each level promised: at ``partial`` the audited error of automatic
+    decisions against ``target_error`` (``decisions.stats.step_down_error_check``),
+    otherwise the audited accuracy against ``target_accuracy`` (``step_down_check``).
+    """
     window = audit_window(workflow=workflow)
     confidence = automation_setting("LOOPGATE_STEP_DOWN_CONFIDENCE")
     min_samples = automation_setting("LOOPGATE_STEP_DOWN_MIN_SAMPLES")
-    verdict = step_down_check(
-        window.successes,
-        window.n,
-        target_accuracy=workflow.target_accuracy,
-        confidence=confidence,
-        min_samples=min_samples,
-    )
+    if Level(workflow.level) is Level.PARTIAL:
+        verdict = step_down_error_check(
+            window.n - window.successes,
+            window.n,
+            target_error=workflow.target_error,
+            confidence=confidence,
+            min_samples=min_samples,
+        )
+    else:
+        verdict = step_down_check(
+            window.successes,
+            window.n,
+            target_accuracy=workflow.target_accuracy,
+            confidence=confidence,
+            min_samples=min_samples,
+        )
     return StepDownStatus(
         window=window, verdict=verdict, confidence=confidence, min_samples=min_samples
     )
@@ -304,21 +380,36 @@ class ThresholdAdvice:
     model_version: str | None
     since: datetime | None
     report: ThresholdReport
+    cost: CostChoice | None = None
 
 
 def threshold_advice(
-    *, workflow: Workflow, target_error: float, confidence: float
+    *, workflow: Workflow, target_error: float, confidence: float, costs: Costs | None = None
 ) -> ThresholdAdvice:
     """The calibrated threshold for ``target_error`` (``decisions.thresholds``).
 
     Calibrated on the serving version's labels that sample the whole stream, after the
     last step down: shadow and assistance reviews and audits at ``full``, so cases of
     every confidence. Audits at ``partial`` are left out (they only cover cases above the
-    threshold in force), as are the biased low-confidence reviews.
+    threshold in force), as are the biased low-confidence reviews. With ``costs``, also the
+    cheapest threshold under the same guarantee (``decisions.thresholds
+    .cost_aware_threshold``, counting the workflow's audit rate as reviews).
     """
     evidence = gate_evidence(workflow=workflow, level=Level.FULL)
+    scored = [ScoredLabel(p.predicted, p.confidence, p.correct) for p in evidence.pairs]
+    cost = None
+    if costs is not None:
+        cost = cost_aware_threshold(
+            scored,
+            target_error=target_error,
+            confidence=confidence,
+            review_cost=costs.review,
+            error_cost=costs.error,
+            class_error_costs=costs.per_class,
+            audit_rate=workflow.audit_rate,
+        )
     report = threshold_report(
-        [ScoredLabel(p.predicted, p.confidence, p.correct) for p in evidence.pairs],
+        scored,
         labels=workflow.labels,
         current_threshold=workflow.confidence_threshold,
         target_error=target_error,
@@ -328,6 +419,7 @@ def threshold_advice(
         model_version=evidence.model_version.tag if evidence.model_version else None,
         since=evidence.since.created_at if evidence.since else None,
         report=report,
+        cost=cost,
     )
 
 
@@ -372,17 +464,17 @@ def _gate(
 ) -> GateDecision:
     """Judge ``changes`` with ``decisions.gate.judge_change``. Call holding the row lock."""
 
-    def evidence(level: Level, target_accuracy: float, min_evidence: int) -> EvidenceCheck:
+    def evidence(level: Level, targets: Targets, policy: GatePolicy) -> EvidenceCheck:
         gate = evidence_for_workflow(
             workflow=workflow,
             level=level,
-            target_accuracy=target_accuracy,
-            min_evidence=min_evidence,
+            target_accuracy=targets.target_accuracy,
+            target_error=targets.target_error,
+            min_evidence=targets.min_evidence,
+            policy=policy,
         )
         return EvidenceCheck(
-            sufficient=gate.judgement.sufficient,
-            reason=gate.judgement.reason,
-            details=evidence_view(gate),
+            sufficient=gate.sufficient, reason=gate.reason, details=evidence_view(gate)
         )
 
     return judge_change(
@@ -479,12 +571,14 @@ def automation_threshold_apply(
     reason: str,
     target_error: float,
     confidence: float,
+    costs: Costs | None = None,
 ) -> LevelChange:
     """Set the global threshold to the calibrated recommendation, as an audited change.
 
-    The recommendation is computed again under the workflow's lock, so what is applied
-    is what the evidence says now. Refused (409, ``no_threshold``) when no threshold
-    meets the target with that confidence, with the calibration's reason.
+    With ``costs``, the cheapest threshold under the same guarantee instead. The
+    recommendation is computed again under the workflow's lock, so what is applied is
+    what the evidence says now. Refused (409, ``no_threshold``) when no threshold meets
+    the target with that confidence (or none is cheaper than reviewing), with the reason.
     """
     if not 0.0 < target_error < 1.0:
         raise InvalidInput("target_error: must be strictly between 0 and 1", field="target_error")
@@ -494,9 +588,22 @@ def automation_threshold_apply(
     if locked is None:
         raise Conflict(f"workflow {workflow.slug!r} no longer exists")
     report = threshold_report_view(
-        threshold_advice(workflow=locked, target_error=target_error, confidence=confidence)
+        threshold_advice(
+            workflow=locked, target_error=target_error, confidence=confidence, costs=costs
+        )
     )
     recommendation = report["recommendation"]
+    cost = report["cost"]
+    if cost is not None:
+        if cost["threshold"] is None:
+            raise Conflict(f"no threshold to apply: {cost['reason']}", code="no_threshold")
+        recommendation = {
+            **recommendation,
+            "threshold": cost["threshold"],
+            "expected_automation_rate": cost["automation_rate"],
+            "error_rate": cost["error_rate"],
+            "reason": cost["reason"],
+        }
     if recommendation["threshold"] is None:
         raise Conflict(f"no threshold to apply: {recommendation['reason']}", code="no_threshold")
     evidence = {
@@ -506,6 +613,8 @@ def automation_threshold_apply(
             "confidence": report["confidence"],
             "n_labelled": report["n_labelled"],
             "since": report["since"],
+            "objective": "cost" if cost is not None else "automation",
+            **({"cost": dict(cost)} if cost is not None else {}),
             **recommendation,
         }
     }
@@ -535,10 +644,11 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
     from_level = Level(workflow.level)
     to_level = LEVEL_ORDER[max(level_rank(from_level) - 1, level_rank(STEP_DOWN_FLOOR))]
     evidence = {
-        "check": "accuracy",
+        "check": verdict.quantity,
         "window": audit_window_view(window),
         "upper_bound": verdict.upper_bound,
         "target_accuracy": verdict.target_accuracy,
+        "target_error": workflow.target_error if verdict.quantity == "error" else None,
         "confidence": status.confidence,
         "min_samples": status.min_samples,
         "reason": verdict.reason,
@@ -559,8 +669,8 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
         kind=AlertKind.ACCURACY,
         state=AlertState.FIRING,
         message=(
-            f"Audited accuracy of automated decisions by {window.model_version} fell below "
-            f"the target: {verdict.reason}. Stepped down from {from_level.value} to "
+            f"Audited {verdict.quantity} of automated decisions by {window.model_version} "
+            f"missed the target: {verdict.reason}. Stepped down from {from_level.value} to "
             f"{to_level.value}; going back up needs fresh evidence."
         ),
         data={
@@ -580,7 +690,7 @@ def _accuracy_alerts_recover(*, workflow: Workflow) -> None:
         stepped_from = alert.data.get("from")
         if stepped_from not in {level.value for level in AUTOMATED_LEVELS}:
             continue
-        gate = evidence_for_workflow(workflow=workflow, level=stepped_from).judgement
+        gate = evidence_for_workflow(workflow=workflow, level=stepped_from)
         if gate.sufficient:
             _alerts_resolve(
                 workflow=workflow,

@@ -18,8 +18,13 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.types import AuthenticatedHttpRequest
 from automation.charts import risk_coverage_chart
-from automation.forms import LEVEL_LABELS, PolicyForm, ThresholdApplyForm, ThresholdForm
-from automation.inputs import threshold_defaults
+from automation.forms import (
+    LEVEL_LABELS,
+    PolicyForm,
+    ThresholdApplyForm,
+    ThresholdCostForm,
+)
+from automation.inputs import costs_from, threshold_defaults
 from automation.models import AlertState
 from automation.presenters import overview_view, threshold_report_view, version_evidence_view
 from automation.selectors import alerts_of, evidence_by_version
@@ -74,9 +79,14 @@ def automation_page(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
     action = request.POST.get("action") if request.method == "POST" else None
     status = 200
 
-    threshold_query = ThresholdForm(request.GET or None)
+    threshold_query = ThresholdCostForm(request.GET or None)
     asked = threshold_query.cleaned_data if threshold_query.is_valid() else {}
     target_error, confidence = threshold_defaults(workflow, asked)
+    costs = None
+    try:
+        costs = costs_from(workflow, asked)
+    except DomainError as exc:
+        threshold_query.add_error(None, exc.message)
 
     policy_form = PolicyForm(
         request.POST if action == ACTION_POLICY else None,
@@ -100,11 +110,13 @@ def automation_page(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
         return redirect(request.get_full_path())
 
     if not threshold_query.is_bound:
-        threshold_query = ThresholdForm(
+        threshold_query = ThresholdCostForm(
             initial={"target_error": target_error, "confidence": confidence}
         )
     report = threshold_report_view(
-        threshold_advice(workflow=workflow, target_error=target_error, confidence=confidence)
+        threshold_advice(
+            workflow=workflow, target_error=target_error, confidence=confidence, costs=costs
+        )
     )
     chart = risk_coverage_chart(
         report["curve"],

@@ -103,7 +103,7 @@ def _percent(value: float, decimals: int = 1) -> str:
 
 def _level(confidence: float) -> str:
     """Format a confidence level: 0.95 -> '95%', 0.975 -> '97.5%'."""
-    return f"{100.0 * confidence:.10g}%"
+    return f"{100.0 * confidence:.4g}%"
 
 
 def _percent_pair(value: float, reference: float) -> tuple[str, str]:
@@ -540,6 +540,7 @@ class StepDownVerdict:
     upper_bound: float
     target_accuracy: float
     reason: str
+    quantity: str = "accuracy"
 
 
 def step_down_check(
@@ -590,6 +591,48 @@ def step_down_check(
         return StepDownVerdict(True, n, upper, target_accuracy, reason)
     reason = f"accuracy upper bound {shown_upper} is not below the target {shown_target} {context}"
     return StepDownVerdict(False, n, upper, target_accuracy, reason)
+
+
+def step_down_error_check(
+    errors: int,
+    n: int,
+    *,
+    target_error: float,
+    confidence: float = 0.95,
+    min_samples: int = 20,
+) -> StepDownVerdict:
+    """Whether the audited error of automatic decisions is provably above ``target_error``.
+
+    The step down of ``partial``: its audits sample the auto-decided cases only, so they
+    measure the error among them, the quantity its gate promised. Step down iff ``n >=
+    min_samples`` and the exact one-sided LOWER bound of that error at ``confidence`` is
+    above ``target_error`` (the same test as ``step_down_check`` on accuracy against
+    ``1 - target_error``). ``upper_bound`` and ``target_accuracy`` are on the accuracy
+    scale (1 - error), ``quantity`` is ``error``; the reason speaks of error.
+    """
+    errors, n = _check_counts(errors, n)
+    target_error = _check_level(target_error, "target_error")
+    verdict = step_down_check(
+        n - errors,
+        n,
+        target_accuracy=1.0 - target_error,
+        confidence=confidence,
+        min_samples=min_samples,
+    )
+    lower_error = 1.0 - verdict.upper_bound
+    shown_lower, shown_target = _percent_pair(lower_error, target_error)
+    if n < _check_minimum(min_samples, "min_samples", 0):
+        reason = verdict.reason
+    else:
+        context = (
+            f"on the last {n} audited automatic decisions ({errors} wrong, "
+            f"{_level(confidence)} confidence)"
+        )
+        relation = "is above" if verdict.step_down else "is not above"
+        reason = f"error lower bound {shown_lower} {relation} the target {shown_target} {context}"
+    return StepDownVerdict(
+        verdict.step_down, n, verdict.upper_bound, 1.0 - target_error, reason, "error"
+    )
 
 
 def labels_needed_at_accuracy(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from inference.architectures import build_model
+from inference.augment import DEFAULT, Augmentation
 from inference.loader import load_model
 from inference.spec import ModelSpec
 from inference.training import (
@@ -47,7 +48,12 @@ class Split:
 
 
 def stratified_split(
-    items: Sequence[tuple[str, str]], *, test_share: float, val_share: float, seed: int
+    items: Sequence[tuple[str, str]],
+    *,
+    test_share: float,
+    val_share: float,
+    seed: int,
+    groups: Mapping[str, str] | None = None,
 ) -> Split:
     """Split ``(key, label)`` pairs per label, reproducibly for the same items and seed.
 
@@ -55,31 +61,43 @@ def stratified_split(
     in. Each label with at least two items puts ``round(share * count)`` of them (at
     least one) into the test part and likewise into the validation part, keeping at
     least one for training; a label with a single item goes to training.
+
+    ``groups`` maps a key to its group (e.g. the first case of a repeated image); the
+    items of one group always land in the same part, so the same image is never trained
+    on and tested on. Groups are split like items, stratified by the label of the group's
+    first key; keys absent from ``groups`` are groups of their own.
     """
     if not 0.0 < test_share < 1.0 or not 0.0 <= val_share < 1.0 or test_share + val_share >= 1.0:
         raise ValueError(
             f"need 0 < test_share, 0 <= val_share and test_share + val_share < 1, "
             f"got {test_share} and {val_share}"
         )
-    by_label: dict[str, list[str]] = defaultdict(list)
+    members: dict[str, list[str]] = defaultdict(list)
+    first_label: dict[str, str] = {}
     for key, label in sorted(items):
-        by_label[label].append(key)
+        unit = (groups or {}).get(key, key)
+        members[unit].append(key)
+        first_label.setdefault(unit, label)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for unit in sorted(members, key=lambda u: members[u][0]):
+        by_label[first_label[unit]].append(unit)
     rng = random.Random(seed)  # noqa: S311 - a reproducible split, not a secret
     train: list[str] = []
     val: list[str] = []
     test: list[str] = []
     for label in sorted(by_label):
-        keys = by_label[label]
-        rng.shuffle(keys)
-        if len(keys) < 2:
-            train.extend(keys)
+        units = by_label[label]
+        rng.shuffle(units)
+        keys = [[key for key in members[unit]] for unit in units]
+        if len(units) < 2:
+            train.extend(key for group in keys for key in group)
             continue
-        n_test = min(max(1, round(test_share * len(keys))), len(keys) - 1)
-        n_val = round(val_share * len(keys)) if val_share else 0
-        n_val = min(max(1, n_val) if val_share else 0, len(keys) - n_test - 1)
-        test.extend(keys[:n_test])
-        val.extend(keys[n_test : n_test + n_val])
-        train.extend(keys[n_test + n_val :])
+        n_test = min(max(1, round(test_share * len(units))), len(units) - 1)
+        n_val = round(val_share * len(units)) if val_share else 0
+        n_val = min(max(1, n_val) if val_share else 0, len(units) - n_test - 1)
+        test.extend(key for group in keys[:n_test] for key in group)
+        val.extend(key for group in keys[n_test : n_test + n_val] for key in group)
+        train.extend(key for group in keys[n_test + n_val :] for key in group)
     return Split(train=tuple(sorted(train)), val=tuple(sorted(val)), test=tuple(sorted(test)))
 
 
@@ -121,6 +139,7 @@ def retrain(
     epochs: int,
     lr: float,
     batch_size: int,
+    augmentation: Augmentation = DEFAULT,
     base_weights: tuple[str | Path, str] | None = None,
     device: str = "cpu",
     num_threads: int | None = None,
@@ -155,6 +174,7 @@ def retrain(
         seed=seed,
         lr=lr,
         batch_size=batch_size,
+        augment=augmentation,
         init_state_dict=init_state_dict,
         val_images=val_images or None,
         val_labels=val_labels or None,

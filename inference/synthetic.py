@@ -526,3 +526,50 @@ def _through_camera(
 
 def _to_uint8(values: FloatArray) -> np.ndarray:
     return (np.clip(values, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+# --- A second task, unlike the demo: arrows, where orientation is the class -------------
+
+ARROW_LABELS: tuple[str, ...] = ("left", "right", "up", "down")
+
+
+def generate_arrow(direction: str, rng: np.random.Generator, *, size: int = 32) -> Image.Image:
+    """A coloured arrow pointing ``direction`` on a noisy coloured background.
+
+    Position, length, thickness and colours vary; the only thing that tells the classes
+    apart is which way the arrow points, so a horizontal flip turns ``left`` into
+    ``right`` and a vertical flip ``up`` into ``down``. Pure in ``rng``.
+    """
+    if direction not in ARROW_LABELS:
+        raise ValueError(f"direction must be one of {ARROW_LABELS}, got {direction!r}")
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    background = rng.uniform(0, 255, 3)
+    colour = (background + rng.uniform(90, 165, 3) * rng.choice([-1, 1], 3)) % 256
+    image = np.empty((size, size, 3), dtype=np.float32)
+    image[:] = background
+    length = rng.uniform(0.45, 0.75) * size
+    thickness = rng.uniform(0.07, 0.14) * size
+    head = rng.uniform(0.3, 0.45) * length
+    cx, cy = size / 2 + rng.uniform(-0.12, 0.12, 2) * size
+    # along: position along the arrow, tip at +length/2; across: distance from the axis
+    along, across = {
+        "right": (xs - cx, ys - cy),
+        "left": (cx - xs, ys - cy),
+        "down": (ys - cy, xs - cx),
+        "up": (cy - ys, xs - cx),
+    }[direction]
+    half = length / 2
+    shaft = (along >= -half) & (along <= half - head) & (np.abs(across) <= thickness / 2)
+    tip_room = half - along
+    point = (along > half - head) & (tip_room >= 0) & (np.abs(across) <= tip_room * 0.9)
+    image[shaft | point] = colour
+    image += rng.normal(0, 12, image.shape)
+    return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+
+
+def generate_arrows(n: int, *, seed: int, size: int = 32) -> list[tuple[Image.Image, str]]:
+    """``n`` arrows, directions in turn, reproducible for a seed."""
+    rng = np.random.default_rng(seed)
+    return [
+        (generate_arrow(ARROW_LABELS[k % 4], rng, size=size), ARROW_LABELS[k % 4]) for k in range(n)
+    ]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from inference.augment import FLIPS
 from inference.devices import configure_cpu_threads
 from inference.loader import load_model
 from inference.spec import ModelSpec
@@ -141,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=arguments.seed,
         lr=arguments.lr,
         batch_size=arguments.batch_size,
+        augment=FLIPS,  # surface defects seen from above: a flip keeps the class
         val_images=[image for image, _ in validation] or None,
         val_labels=[label for _, label in validation] or None,
         num_threads=arguments.threads,

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from inference.architectures import build_model
+from inference.augment import DEFAULT, FLIPS, NONE, Augmentation, augment_batch
 from inference.loader import (
     LoadedModel,
     mixed_precision,
@@ -111,7 +112,7 @@ def train_model(
     lr: float = 2e-3,
     batch_size: int = 16,
     weight_decay: float = 1e-4,
-    augment: bool = True,
+    augment: Augmentation | bool = DEFAULT,
     init_state_dict: dict[str, torch.Tensor] | None = None,
     val_images: Sequence[Image.Image] | None = None,
     val_labels: Sequence[str] | None = None,
@@ -123,7 +124,9 @@ def train_model(
     """Train ``spec``'s architecture on the images and return its weights and history.
 
     AdamW with a one-cycle learning-rate schedule and cross-entropy loss;
-    ``augment`` adds seeded horizontal and vertical flips. ``init_state_dict``
+    ``augment`` is the seeded ``inference.augment.Augmentation`` (``DEFAULT``: no flips,
+    mild brightness and contrast jitter; ``True`` means ``FLIPS``, the demo model's,
+    ``False`` none). ``init_state_dict``
     warm-starts from a previous version with the same architecture and labels
     (``ValueError`` when it does not fit). Small batches suit the CPU: with one
     thread the cost per image barely depends on batch size, and more steps per
@@ -139,6 +142,8 @@ def train_model(
     run many times slower. Raise it on a dedicated machine.
     """
     _check_training_arguments(spec, images, labels, epochs, batch_size)
+    if isinstance(augment, bool):
+        augment = FLIPS if augment else NONE
     if num_threads < 1:
         raise ValueError(f"num_threads must be at least 1, got {num_threads}")
     with _seeded_and_deterministic(seed, device, num_threads):
@@ -178,7 +183,8 @@ def train_model(
         "weight_decay": weight_decay,
         "optimizer": "AdamW",
         "schedule": "one_cycle",
-        "augment": augment,
+        "augment": augment.as_dict(),
+        "augment_summary": augment.describe(),
         "warm_start": init_state_dict is not None,
         "device": device,
         "mixed_precision": torch.device(device).type == "cuda",
@@ -317,23 +323,6 @@ def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[to
     return batches
 
 
-def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal and vertical flips, uint8 in, [0, 1] floats out.
-
-    Flips keep what the camera sees physically plausible (texture direction,
-    light falloff) while a defect stays a defect of the same class.
-    """
-    count = batch.shape[0]
-
-    def coin() -> torch.Tensor:
-        flips = torch.rand(count, generator=generator) < 0.5
-        return flips.to(batch.device).view(count, 1, 1, 1)
-
-    images = batch.to(torch.float32) / 255.0
-    images = torch.where(coin(), images.flip(-1), images)
-    return torch.where(coin(), images.flip(-2), images)
-
-
 def _fit(
     model: torch.nn.Module,
     spec: ModelSpec,
@@ -345,7 +334,7 @@ def _fit(
     lr: float,
     batch_size: int,
     weight_decay: float,
-    augment: bool,
+    augment: Augmentation,
     device: str,
     validation: tuple[Sequence[Image.Image], Sequence[str]] | None,
     progress: ProgressCallback | None,
@@ -369,7 +358,7 @@ def _fit(
             if should_cancel():
                 raise TrainingCancelled(f"training cancelled during epoch {epoch}")
             batch = inputs[batch_indices].to(device)
-            unit = _augment(batch, generator) if augment else batch.to(torch.float32) / 255.0
+            unit = augment_batch(batch, augment, generator)
             with mixed_precision(device):
                 logits = model(standardise(unit, spec).contiguous(memory_format=CHANNELS_LAST))
                 loss = torch.nn.functional.cross_entropy(

@@ -29,7 +29,7 @@ from decisions.stats import (
 )
 from modelops.conf import modelops_setting
 from modelops.models import ModelVersion, TrainingRun
-from workflows.models import Prediction, Workflow
+from workflows.models import Case, Prediction, Workflow
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -208,11 +208,25 @@ def training_case_ids(versions: Sequence[ModelVersion]) -> set[str]:
     return ids
 
 
+def training_groups(case_ids: set[str]) -> set[str]:
+    """The duplicate groups (first case's id) of ``case_ids``: a repeated image of a
+    training case is a training image too."""
+    groups = set(case_ids)
+    rows = Case.objects.filter(pk__in=case_ids, duplicate_of__isnull=False).values_list(
+        "duplicate_of_id", flat=True
+    )
+    groups.update(str(root) for root in rows)
+    return groups
+
+
 def paired_cases(
     *, workflow: Workflow, baseline: ModelVersion, challenger: ModelVersion
 ) -> tuple[list[PairedCase], int]:
     """Cases of ``workflow`` a human labelled and both versions scored, oldest label first,
-    and how many were left out because a version trained on them."""
+    and how many were left out because a version trained on them.
+
+    A repeated image counts once (its first labelled case), and is left out with its
+    whole duplicate group when any image of the group was trained or validated on."""
     rows = (
         Prediction.objects.filter(
             case__workflow=workflow,
@@ -222,16 +236,25 @@ def paired_cases(
         .exclude(case__human_label="")
         .order_by("case__labelled_at", "case_id")
         .values_list(
-            "case_id", "case__human_label", "model_version_id", "label", "confidence", "latency_ms"
+            "case_id",
+            "case__human_label",
+            "model_version_id",
+            "label",
+            "confidence",
+            "latency_ms",
+            "case__duplicate_of_id",
         )
     )
     by_case: dict[str, dict[int, tuple[str, float, float | None]]] = {}
     truth: dict[str, str] = {}
-    for case_uuid, human_label, version_id, label, confidence, latency in rows:
+    group_of: dict[str, str] = {}
+    for case_uuid, human_label, version_id, label, confidence, latency, root in rows:
         key = str(case_uuid)
         by_case.setdefault(key, {})[version_id] = (label, confidence, latency)
         truth[key] = human_label
-    excluded = training_case_ids([baseline, challenger])
+        group_of[key] = str(root) if root else key
+    excluded = training_groups(training_case_ids([baseline, challenger]))
+    seen_groups: set[str] = set()
     labels = set(workflow.labels)
     pairs: list[PairedCase] = []
     left_out = 0
@@ -240,9 +263,12 @@ def paired_cases(
             continue
         if truth[case_id] not in labels:
             continue
-        if case_id in excluded:
+        if group_of[case_id] in excluded:
             left_out += 1
             continue
+        if group_of[case_id] in seen_groups:
+            continue
+        seen_groups.add(group_of[case_id])
         base, chal = scored[baseline.pk], scored[challenger.pk]
         pairs.append(
             PairedCase(

@@ -140,6 +140,12 @@ class TrainingRunStartInput(serializers.Serializer):
     input_size = serializers.IntegerField(
         required=False, min_value=MIN_INPUT_SIZE, max_value=MAX_INPUT_SIZE
     )
+    augmentation = serializers.JSONField(
+        required=False,
+        help_text='Training augmentation, e.g. {"hflip": false, "vflip": false, "rotation": 0, '
+        '"brightness": 0.1, "contrast": 0.1, "colour": 0, "crop": 0}; absent: the workflow\'s '
+        "default, else no flips with a mild brightness and contrast jitter.",
+    )
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 

@@ -16,7 +16,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from PIL import Image
 from accounts.types import User
 from decisions.stats import clopper_pearson
 from inference.architectures import SUPPORTED_ARCHITECTURES
+from inference.augment import DEFAULT as DEFAULT_AUGMENTATION
+from inference.augment import Augmentation
 from inference.devices import resolve_device
 from inference.loader import TORCHSCRIPT, resize_to_uint8
 from inference.retrain import RetrainOutcome, retrain, stratified_split
@@ -141,6 +143,9 @@ class TrainingRequest:
     from_scratch: bool = False
     input_size: int | None = None
     arch_kwargs: dict[str, Any] | None = None
+    # None: the workflow's default (Workflow.training_augmentation), else the platform's
+    # orientation-safe ``inference.augment.DEFAULT``.
+    augmentation: dict[str, Any] | None = None
 
 
 def _check_request(request: TrainingRequest) -> None:
@@ -164,6 +169,24 @@ def _check_request(request: TrainingRequest) -> None:
         raise InvalidInput(f"seed: from 0 to {MAX_SEED}", field="seed")
     if request.input_size is not None and not 16 <= request.input_size <= 1024:
         raise InvalidInput("input_size: from 16 to 1024 pixels", field="input_size")
+    if request.augmentation is not None:
+        _augmentation_of(request.augmentation, field="augmentation")
+
+
+def _augmentation_of(data: Any, *, field: str) -> Augmentation:
+    try:
+        return Augmentation.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(str(exc), field=field) from exc
+
+
+def training_augmentation(*, workflow: Workflow, request: TrainingRequest) -> Augmentation:
+    """The run's augmentation: the request's, else the workflow's, else ``DEFAULT``."""
+    if request.augmentation is not None:
+        return _augmentation_of(request.augmentation, field="augmentation")
+    if workflow.training_augmentation:
+        return _augmentation_of(workflow.training_augmentation, field="training_augmentation")
+    return DEFAULT_AUGMENTATION
 
 
 def labelled_cases(*, workflow: Workflow) -> list[tuple[str, str]]:
@@ -240,6 +263,7 @@ def training_run_start(
             code="not_enough_labels",
         )
     base, architecture, input_size, arch_kwargs = _training_plan(workflow, request)
+    augmentation = training_augmentation(workflow=workflow, request=request)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
     try:
         with transaction.atomic():
@@ -260,6 +284,11 @@ def training_run_start(
                     "val_share": request.val_share,
                     "arch_kwargs": arch_kwargs,
                     "from_scratch": base is None,
+                    "mode": "from_scratch" if base is None else "fine_tune",
+                    "architecture": architecture,
+                    "input_size": input_size,
+                    "augmentation": augmentation.as_dict(),
+                    "augmentation_summary": augmentation.describe(),
                 },
                 created_by=actor if getattr(actor, "pk", None) else None,
             )
@@ -450,12 +479,20 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
         except Exception:  # noqa: BLE001 - a lost file leaves the case out, recorded
             unreadable.append(case_id)
     labels_of = {case_id: cases[case_id].human_label for case_id in images}
+    # A repeated image and its first case are one group: never on both sides of a split.
+    groups = {case_id: str(cases[case_id].duplicate_of_id or case_id) for case_id in labels_of}
     split = stratified_split(
         sorted(labels_of.items()),
         test_share=params["test_share"],
         val_share=params["val_share"],
         seed=run.seed,
+        groups=groups,
     )
+    # ... and counts once in the held-out figures.
+    first_of_group: dict[str, str] = {}
+    for key in split.test:
+        first_of_group.setdefault(groups[key], key)
+    split = replace(split, test=tuple(sorted(first_of_group.values())))
     if len(split.train) < 2 or not split.test:
         raise ValueError(
             f"too few usable labelled cases: {len(split.train)} to train on and "
@@ -463,6 +500,7 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
         )
     recorded_split = {
         **split.as_dict(),
+        "grouped_duplicates": sum(1 for key, group in groups.items() if key != group),
         "unreadable": unreadable,
         "seed": run.seed,
         "stratified": True,
@@ -486,6 +524,9 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
             epochs=params["epochs"],
             lr=params["lr"],
             batch_size=params["batch_size"],
+            augmentation=_augmentation_of(
+                params.get("augmentation", DEFAULT_AUGMENTATION.as_dict()), field="augmentation"
+            ),
             base_weights=(base.weights.path, base.sha256) if base else None,
             device=device,
             num_threads=modelops_setting("LOOPGATE_RETRAIN_THREADS"),
@@ -516,6 +557,8 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
                 provenance={
                     "training_run": run.pk,
                     "base_version": base.tag if base else None,
+                    "mode": "from_scratch" if base is None else "fine_tune",
+                    "augmentation": params.get("augmentation"),
                     "seed": run.seed,
                     "hyperparameters": {**params, **outcome.hyperparameters},
                     "split": {

@@ -30,10 +30,13 @@ from modelops.retraining import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     DEFAULT_LR,
+    DEFAULT_SCRATCH_INPUT_SIZE,
     DEFAULT_TEST_SHARE,
     DEFAULT_VAL_SHARE,
+    TrainingRequest,
     labelled_cases,
     retrain_rule_update,
+    training_augmentation,
     training_run_cancel,
     training_run_start,
 )
@@ -116,6 +119,10 @@ def workflow_models(request: HttpRequest, slug: str) -> HttpResponse:
             "architectures": REGISTRABLE_ARCHITECTURES,
             "labels_text": ", ".join(workflow.labels),
             "labelled_count": len(labelled_cases(workflow=workflow)),
+            "augmentation": training_augmentation(
+                workflow=workflow, request=TrainingRequest()
+            ).as_dict(),
+            "scratch_input_size": DEFAULT_SCRATCH_INPUT_SIZE,
             "defaults": {
                 "epochs": DEFAULT_EPOCHS,
                 "lr": DEFAULT_LR,
@@ -315,15 +322,37 @@ def canary(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect
     return _act(request, slug, action)
 
 
+AUGMENTATION_NUMBERS = ("rotation", "brightness", "contrast", "colour", "crop")
+
+
+def augmentation_from_post(post: Any) -> dict[str, Any]:
+    """The training form's augmentation fields as the API's ``augmentation`` object."""
+    chosen: dict[str, Any] = {
+        "hflip": post.get("aug_hflip") == "on",
+        "vflip": post.get("aug_vflip") == "on",
+    }
+    for name in AUGMENTATION_NUMBERS:
+        raw = (post.get(f"aug_{name}") or "0").strip()
+        try:
+            chosen[name] = float(raw)
+        except ValueError:
+            chosen[name] = raw  # refused with its name by the service
+    return chosen
+
+
 @login_required
 @require_POST
 def train(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
     post = request.POST
 
     def action(workflow: Workflow) -> str:
-        training, reason = training_run_start_input(
-            {**post.dict(), "from_scratch": post.get("from_scratch") == "on"}
-        )
+        fields: dict[str, Any] = {
+            key: value for key, value in post.dict().items() if not key.startswith("aug_")
+        }
+        fields["from_scratch"] = post.get("from_scratch") == "on"
+        if post.get("aug_given") == "1":
+            fields["augmentation"] = augmentation_from_post(post)
+        training, reason = training_run_start_input(fields)
         run = training_run_start(
             workflow=workflow, actor=request.user, request=training, reason=reason
         )

@@ -22,8 +22,10 @@ BATCH = 16
 # Measured 2026-11-30 on PostgreSQL; the statements are listed in docs/benchmarks.md.
 # Token; workflow and membership (access_workflow); duplicate external_id check; savepoint,
 # case row, its event, release; the visibility rule's membership read; the predictions
-# read of the output (none yet). Processing is queued on commit and costs nothing here.
-INGEST = 10
+# read of the output (none yet); the repeated-image lookup (one query: exact hash, then a
+# bounded near search, docs/decisions.md D56). Processing is queued on commit and costs
+# nothing here.
+INGEST = 11
 # 20 for the batch (claim with its events, worker heartbeat, one deployments read, the
 # plans, one predictions read and one bulk insert, savepoints) + 3 per case routed to
 # review (status UPDATE, event INSERT, task INSERT): 20 + 3 x 16. The per-case routing

@@ -7,6 +7,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import imagehash
 from PIL import Image, UnidentifiedImageError
 
 from kernel.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
@@ -21,6 +22,7 @@ class ImageInfo:
     height: int
     byte_size: int
     sha256: str
+    phash: str = ""
 
     @property
     def extension(self) -> str:
@@ -55,6 +57,7 @@ def image_validate(
                         field="image",
                     )
                 image.load()
+                phash = image_phash(image)
     except InvalidInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -84,7 +87,32 @@ def image_validate(
         height=height,
         byte_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        phash=phash,
     )
+
+
+# The perceptual hash is taken on the image shrunk (box filter) to at most this many
+# pixels a side first: the 64-bit DCT hash only looks at 32x32 anyway, and hashing a large
+# photo directly would cost tens of milliseconds per upload (bench/phash_cost.py).
+PHASH_PRESHRINK = 128
+
+
+def image_phash(image: Image.Image) -> str:
+    """The 64-bit perceptual hash (DCT, ``imagehash.phash``) as 16 hex digits.
+
+    Identical images hash alike; re-encoded, resized or slightly re-lit copies land a few
+    bits apart (docs/decisions.md D56 gives the measured distances).
+    """
+    small = image.convert("L")
+    factor = max(small.width, small.height) // PHASH_PRESHRINK
+    if factor > 1:
+        small = small.reduce(factor)
+    return str(imagehash.phash(small))
+
+
+def phash_distance(first: str, second: str) -> int:
+    """Hamming distance of two hex perceptual hashes (bits that differ)."""
+    return (int(first, 16) ^ int(second, 16)).bit_count()
 
 
 # Formats recognised only to say "not accepted" (415) rather than "not an image" (400).

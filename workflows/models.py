@@ -37,6 +37,9 @@ class Workflow(models.Model):
     )
     audit_rate = models.FloatField(default=0.05)
     target_accuracy = models.FloatField(default=0.95)
+    # The guarantee of ``partial``: error among the cases the model decides alone, kept
+    # below this with ``evidence_confidence`` by the calibrated threshold (D54).
+    target_error = models.FloatField(default=0.02)
     min_evidence = models.PositiveIntegerField(default=200)
     evidence_confidence = models.FloatField(default=0.95)
 
@@ -50,6 +53,9 @@ class Workflow(models.Model):
     # Assistance mode: the share of cases shown without the model's suggestion, so each
     # reviewer's agreement with the model can be compared shown vs hidden.
     hidden_suggestion_rate = models.FloatField(default=0.0)
+    # Retraining's default augmentation (inference.augment.Augmentation as JSON); empty:
+    # the platform's orientation-safe default (no flips). A run may choose its own.
+    training_augmentation = models.JSONField(default=dict, blank=True)
 
     # What happens to a case whose deadline passes while it waits for a human: nothing
     # ("none"), decide it with fallback_label ("label"), send it to the workflow's admins
@@ -147,6 +153,14 @@ class Case(models.Model):
     image_height = models.PositiveIntegerField()
     image_bytes = models.PositiveIntegerField()
     image_sha256 = models.CharField(max_length=64)
+    # The image's 64-bit perceptual hash (16 hex digits), and the first case of the
+    # workflow whose image is the same or nearly so (Hamming distance <= the setting
+    # LOOPGATE_DUPLICATE_MAX_DISTANCE). A duplicate counts once: it is never evidence,
+    # calibration, comparison or audit, and shares its first case's side of every split.
+    phash = models.CharField(max_length=16, blank=True, default="")
+    duplicate_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="duplicates"
+    )
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -214,6 +228,7 @@ class Case(models.Model):
         ]
         indexes = [
             models.Index(fields=["workflow", "status", "created_at"]),
+            models.Index(fields=["workflow", "phash"], name="case_phash_by_workflow"),
             models.Index(
                 fields=["workflow", "created_at"],
                 condition=models.Q(is_gold=True),

@@ -61,6 +61,7 @@ class ImageOutput(serializers.Serializer):
     height = serializers.IntegerField()
     bytes = serializers.IntegerField()
     sha256 = serializers.CharField()
+    phash = serializers.CharField(help_text="64-bit perceptual hash, 16 hex digits.")
 
 
 class CaseOutput(serializers.ModelSerializer):
@@ -78,6 +79,12 @@ class CaseOutput(serializers.ModelSerializer):
     review_reason = serializers.SerializerMethodField()
     predictions = serializers.SerializerMethodField()
     failure_reason = serializers.CharField()
+    duplicate_of = serializers.SerializerMethodField(
+        help_text="The first case of the workflow with the same or a nearly identical image "
+        "(it counts once in evidence, calibration, comparison, audits and splits); null "
+        "when the image is new, or for a reader who may not see the routing (a reviewer "
+        "must not look up an earlier verdict of the same image)."
+    )
 
     class Meta:
         model = Case
@@ -96,7 +103,14 @@ class CaseOutput(serializers.ModelSerializer):
             "predictions",
             "failure_reason",
             "deadline_at",
+            "duplicate_of",
         ]
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_duplicate_of(self, case: Case) -> str | None:
+        if case.duplicate_of_id is None or not visibility_of(self).routing:
+            return None
+        return str(case.duplicate_of_id)
 
     @extend_schema_field(ImageOutput)
     def get_image(self, case: Case) -> dict[str, Any]:
@@ -106,6 +120,7 @@ class CaseOutput(serializers.ModelSerializer):
             "height": case.image_height,
             "bytes": case.image_bytes,
             "sha256": case.image_sha256,
+            "phash": case.phash,
         }
 
     @extend_schema_field(DecisionOutput(allow_null=True))

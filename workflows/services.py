@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.types import User
@@ -210,6 +210,52 @@ class CaseCreateResult:
     created: bool
 
 
+# One query: the first case of the workflow with the same perceptual hash (index on
+# (workflow, phash)), else the first among the newest N within the Hamming distance.
+_DUPLICATE_SQL = """
+SELECT id, duplicate_of_id FROM (
+    (SELECT id, duplicate_of_id, created_at FROM workflows_case
+     WHERE workflow_id = %(workflow)s AND phash = %(phash)s
+     ORDER BY created_at, id LIMIT 1)
+    UNION ALL
+    (SELECT id, duplicate_of_id, created_at FROM (
+        SELECT id, duplicate_of_id, created_at, phash FROM workflows_case
+        WHERE workflow_id = %(workflow)s AND phash <> ''
+        ORDER BY created_at DESC LIMIT %(window)s
+     ) recent
+     WHERE bit_count(('x' || phash)::bit(64) # ('x' || %(phash)s)::bit(64)) <= %(distance)s
+     ORDER BY created_at, id LIMIT 1)
+) found ORDER BY created_at, id LIMIT 1
+"""
+
+
+def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
+    """The first case of ``workflow`` whose image is the same as or near ``phash``.
+
+    Exact: any earlier case with the same hash. Near: Hamming distance <=
+    ``LOOPGATE_DUPLICATE_MAX_DISTANCE`` among the newest ``LOOPGATE_DUPLICATE_NEAR_WINDOW``
+    cases (a bounded scan, so ingest stays cheap; an older near copy is missed, an older
+    exact copy never). Returns the group's first case (a duplicate's own ``duplicate_of``).
+    """
+    if not phash:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DUPLICATE_SQL,
+            {
+                "workflow": workflow.pk,
+                "phash": phash,
+                "window": settings.LOOPGATE_DUPLICATE_NEAR_WINDOW,
+                "distance": settings.LOOPGATE_DUPLICATE_MAX_DISTANCE,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    found, root = row
+    return root or found
+
+
 def case_store(
     *,
     workflow: Workflow,
@@ -257,6 +303,8 @@ def case_store(
         image_height=info.height,
         image_bytes=info.byte_size,
         image_sha256=info.sha256,
+        phash=info.phash,
+        duplicate_of_id=case_duplicate_root(workflow=workflow, phash=info.phash),
         submitted_by=submitted_by if getattr(submitted_by, "pk", None) else None,
     )
     committed = False
@@ -279,7 +327,12 @@ def case_store(
                 actor=case.submitted_by,
                 reason="submitted through the API",
                 to_status=CaseStatus.RECEIVED,
-                data={"image_sha256": info.sha256, "format": info.format},
+                data={
+                    "image_sha256": info.sha256,
+                    "format": info.format,
+                    "phash": info.phash,
+                    "duplicate_of": str(case.duplicate_of_id) if case.duplicate_of_id else None,
+                },
             )
             if on_stored is not None:
                 on_stored(case)

@@ -25,7 +25,14 @@ from kernel.errors import InvalidInput
 from kernel.parsers import StrictJSONParser, body_object
 from workflows.access import access_workflow
 from workspace.presenters import workflow_stats_data
-from workspace.selectors import members_of, workflow_stats, workflow_tokens, workflows_listed
+from workspace.selectors import (
+    LABEL_SOURCES,
+    LABELS_UNBIASED,
+    members_of,
+    workflow_stats,
+    workflow_tokens,
+    workflows_listed,
+)
 from workspace.serializers import (
     InvitationOutput,
     MemberLinkOutput,
@@ -170,11 +177,30 @@ class WorkflowDetailApi(APIView):
 class WorkflowStatsApi(APIView):
     @extend_schema(
         operation_id="workflow_stats",
-        responses={200: OpenApiResponse(description="Counts, automation rate, accuracy, queue.")},
+        parameters=[
+            OpenApiParameter(
+                "labels",
+                str,
+                enum=sorted(LABEL_SOURCES),
+                description="Which human labels accuracy is measured on: `unbiased` "
+                "(default: shadow, assistance, audits) or `all` human verdicts (adds the "
+                "low-confidence and class-rule reviews, biased toward hard cases).",
+            )
+        ],
+        responses={
+            200: OpenApiResponse(description="Counts, automation rate, accuracy, queue."),
+            400: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+        },
     )
     def get(self, request: Request, slug: str) -> Response:
         workflow = access_workflow(request.user, slug)
-        return Response(workflow_stats_data(workflow_stats(workflow=workflow)))
+        labels = request.query_params.get("labels", LABELS_UNBIASED)
+        if labels not in LABEL_SOURCES:
+            raise InvalidInput(
+                f"labels: must be one of {', '.join(sorted(LABEL_SOURCES))}", field="labels"
+            )
+        return Response(workflow_stats_data(workflow_stats(workflow=workflow, labels=labels)))
 
 
 class WorkflowArchiveApi(APIView):

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TypedDict
 
 from decisions.stats import clopper_pearson
-from workspace.selectors import QueueState, Tally, VersionAccuracy, WorkflowStats
+from workspace.selectors import (
+    LABEL_SOURCES,
+    QueueState,
+    Tally,
+    VersionAccuracy,
+    WorkflowStats,
+)
 
 STATS_CONFIDENCE = 0.95
 
@@ -38,9 +44,25 @@ class QueueData(TypedDict):
     oldest_age_seconds: float | None
 
 
+class LabelsData(TypedDict):
+    which: str
+    review_reasons: list[str]
+    note: str
+
+
+LABEL_NOTES = {
+    "unbiased": "shadow and assistance reviews and blind audits: a random sample of what "
+    "the model saw or decided, so the accuracy is an honest estimate",
+    "all": "every human verdict, including the low-confidence and class-rule reviews that "
+    "partial automation sends to people by design: biased toward hard cases, lower than "
+    "the model's true accuracy",
+}
+
+
 class WorkflowStatsData(TypedDict):
     workflow: str
     level: str
+    labels: LabelsData
     counts: dict[str, int]
     total: int
     decided: DecidedData
@@ -80,6 +102,11 @@ def workflow_stats_data(stats: WorkflowStats) -> WorkflowStatsData:
     return {
         "workflow": stats.workflow,
         "level": stats.level,
+        "labels": {
+            "which": stats.labels,
+            "review_reasons": list(LABEL_SOURCES[stats.labels]),
+            "note": LABEL_NOTES[stats.labels],
+        },
         "counts": dict(stats.counts),
         "total": stats.total,
         "decided": {

@@ -11,7 +11,7 @@ from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from accounts.types import RequestUser as User
-from automation.selectors import labelled_predictions
+from automation.selectors import UNBIASED_REASONS, labelled_predictions
 from modelops.models import ModelVersion
 from review.models import ReviewTask, TaskStatus
 from workflows.access import workflows_visible
@@ -64,10 +64,19 @@ class VersionAccuracy:
     per_class: Mapping[str, Tally]
 
 
+# Which human labels an accuracy is measured on (docs/api.md, "Which labels").
+LABELS_UNBIASED, LABELS_ALL = "unbiased", "all"
+LABEL_SOURCES = {
+    LABELS_UNBIASED: tuple(sorted(UNBIASED_REASONS)),
+    LABELS_ALL: (*sorted(UNBIASED_REASONS), "class_rule", "low_confidence"),
+}
+
+
 @dataclass(frozen=True)
 class WorkflowStats:
     workflow: str
     level: str
+    labels: str
     counts: Mapping[str, int]
     decided_total: int
     decided_by_model: int
@@ -84,8 +93,18 @@ class WorkflowStats:
         return self.decided_by_model / self.decided_total if self.decided_total else None
 
 
-def workflow_stats(*, workflow: Workflow) -> WorkflowStats:
-    """Case counts per status, who decided, accuracy per model version, the queue."""
+def workflow_stats(*, workflow: Workflow, labels: str = LABELS_UNBIASED) -> WorkflowStats:
+    """Case counts per status, who decided, accuracy per model version, the queue.
+
+    ``labels`` says which human labels the accuracy is measured on: ``unbiased`` (the
+    default) counts shadow and assistance reviews and audits, a random sample of what
+    the model saw or decided; ``all`` adds the low-confidence and class-rule reviews,
+    the hard cases partial automation sends to people, which pull accuracy down. Gold
+    cases measure reviewers and repeated images count once, as everywhere.
+    """
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f"labels must be one of {sorted(LABEL_SOURCES)}")
+    counted = set(LABEL_SOURCES[labels])
     by_status = dict(
         Case.objects.filter(workflow=workflow)
         .values_list("status")
@@ -102,6 +121,8 @@ def workflow_stats(*, workflow: Workflow) -> WorkflowStats:
 
     per_version: dict[int, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for pair in labelled_predictions(workflow=workflow):
+        if pair.review_reason not in counted:
+            continue
         per_version[pair.model_version_id]["all"].append(pair.correct)
         per_version[pair.model_version_id][f"level:{pair.level}"].append(pair.correct)
         per_version[pair.model_version_id][f"class:{pair.human_label}"].append(pair.correct)
@@ -132,6 +153,7 @@ def workflow_stats(*, workflow: Workflow) -> WorkflowStats:
     return WorkflowStats(
         workflow=workflow.slug,
         level=workflow.level,
+        labels=labels,
         counts=counts,
         decided_total=sum(by_source.values()),
         decided_by_model=by_source.get(DecisionSource.MODEL, 0),

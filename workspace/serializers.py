@@ -32,6 +32,7 @@ class AutomationPolicyOutput(serializers.Serializer):
     class_thresholds = serializers.DictField(child=serializers.FloatField(allow_null=True))
     audit_rate = serializers.FloatField()
     target_accuracy = serializers.FloatField()
+    target_error = serializers.FloatField()
     min_evidence = serializers.IntegerField()
 
 
@@ -86,6 +87,7 @@ class WorkflowOutput(serializers.ModelSerializer):
             "class_thresholds": workflow.class_thresholds,
             "audit_rate": workflow.audit_rate,
             "target_accuracy": workflow.target_accuracy,
+            "target_error": workflow.target_error,
             "min_evidence": workflow.min_evidence,
         }
 

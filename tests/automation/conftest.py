@@ -46,6 +46,7 @@ def automation_workflow(db: None, model_version: Any) -> Callable[..., Any]:
         fields.setdefault("labels", list(LABELS))
         fields.setdefault("audit_rate", 0.1)
         fields.setdefault("target_accuracy", 0.9)
+        fields.setdefault("target_error", 0.1)
         fields.setdefault("min_evidence", 100)
         fields.setdefault("confidence_threshold", 0.9)
         workflow = Workflow.objects.create(slug=slug, name=slug.title(), level=level, **fields)

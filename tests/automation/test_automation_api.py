@@ -152,17 +152,23 @@ class TestPolicyChanges:
         assert setup["workflow"].level == "shadow"
         assert LevelChange.objects.count() == 0
 
-    def test_refusal_names_the_lower_bound_when_accuracy_is_short(
+    def test_refusal_names_what_each_level_promises_when_the_model_is_short(
         self, setup: dict, labelled: Any
     ) -> None:
         labelled.simulate(setup["workflow"], 150, accuracy=0.85, reason="shadow", seed=1)
-        response = setup["admin"].patch(
-            url("line"), {"level": "partial", "reason": "go"}, format="json"
+        partial = setup["admin"].patch(
+            url("line"), {"level": "partial", "target_error": 0.02, "reason": "go"}, format="json"
         )
-        assert response.status_code == 409
-        message = response.json()["error"]["message"]
-        assert "accuracy lower bound" in message and "below the target 90.0%" in message
+        assert partial.status_code == 409
+        message = partial.json()["error"]["message"]
+        # partial promises the error among automatic decisions: the calibration speaks
+        assert "no threshold keeps the error below 2.0%" in message
+        assert "accuracy lower bound" not in message
         assert "only" not in message.split(";")[0]
+        full = setup["admin"].patch(url("line"), {"level": "full", "reason": "go"}, format="json")
+        assert full.status_code == 409
+        message = full.json()["error"]["message"]
+        assert "accuracy lower bound" in message and "below the target 90.0%" in message
 
     def test_raising_with_evidence_is_allowed_and_records_it(
         self, setup: dict, labelled: Any
@@ -187,14 +193,19 @@ class TestPolicyChanges:
         assert response.status_code == 409
         assert "only 0 human-labelled cases" in response.json()["error"]["message"]
 
-    def test_audits_at_partial_count_for_partial_but_not_for_full(
+    def test_audits_at_partial_cannot_calibrate_a_threshold(
         self, setup: dict, labelled: Any
     ) -> None:
+        """They sample only the cases above the threshold in force: shown, never a gate."""
         workflow = setup["workflow"]
         labelled.simulate(workflow, 200, accuracy=0.99, reason="audit", level="partial", seed=4)
         evidence = setup["admin"].get(url("line")).json()["evidence"]
-        assert evidence["partial"]["n"] == 200 and evidence["partial"]["sufficient"] is True
+        assert evidence["partial"]["n"] == 200, "shown as the accuracy of partial's audits"
+        assert evidence["partial"]["guarantee"] == "error_among_automatic"
+        assert evidence["partial"]["calibration_n"] == 0
+        assert evidence["partial"]["sufficient"] is False
         assert evidence["full"]["n"] == 0 and evidence["full"]["sufficient"] is False
+        assert evidence["full"]["guarantee"] == "overall_accuracy"
         assert "audits at full automation" in evidence["full"]["reason"]
 
     def test_moving_down_needs_no_evidence(self, setup: dict) -> None:
@@ -518,8 +529,8 @@ class TestOneGate:
         workflow = setup["workflow"]
         workflow.level = "partial"
         workflow.confidence_threshold = 0.999
-        workflow.target_accuracy = 0.99
-        workflow.save(update_fields=["level", "confidence_threshold", "target_accuracy"])
+        workflow.target_error = 0.01
+        workflow.save(update_fields=["level", "confidence_threshold", "target_error"])
         labelled.simulate(workflow, 1500, accuracy=0.95, reason="shadow", seed=15)
         apply = {"target_error": 0.05, "confidence": 0.95, "reason": "calibrated"}
         refused = setup["admin"].post(url("line", "threshold/"), apply, format="json")
@@ -527,8 +538,8 @@ class TestOneGate:
         assert refused.json()["error"]["message"].startswith(
             "cannot loosen confidence_threshold at partial"
         )
-        workflow.target_accuracy = 0.9
-        workflow.save(update_fields=["target_accuracy"])
+        workflow.target_error = 0.05
+        workflow.save(update_fields=["target_error"])
         allowed = setup["admin"].post(url("line", "threshold/"), apply, format="json")
         assert allowed.status_code == 200, allowed.content
         change = allowed.json()["change"]

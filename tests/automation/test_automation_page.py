@@ -41,6 +41,7 @@ def policy_post(workflow: Any, **changes: Any) -> dict[str, Any]:
         "confidence_threshold": workflow.confidence_threshold,
         "audit_rate": workflow.audit_rate,
         "target_accuracy": workflow.target_accuracy,
+        "target_error": workflow.target_error,
         "min_evidence": workflow.min_evidence,
         "reason": "",
     }
@@ -214,8 +215,8 @@ def test_the_bypass_form_post_is_refused(page_setup: dict) -> None:
 def test_loosening_at_partial_from_the_page_is_judged(page_setup: dict, labelled: Any) -> None:
     workflow = page_setup["workflow"]
     workflow.level = "partial"
-    workflow.target_accuracy = 0.99
-    workflow.save(update_fields=["level", "target_accuracy"])
+    workflow.target_error = 0.01
+    workflow.save(update_fields=["level", "target_error"])
     response = logged_in(page_setup["admin"]).post(
         PAGE, policy_post(workflow, confidence_threshold=0.5, reason="automate more")
     )

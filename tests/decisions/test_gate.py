@@ -12,6 +12,7 @@ from decisions.gate import (
     Floors,
     GatePolicy,
     Refusal,
+    Targets,
     judge_change,
     loosened_fields,
 )
@@ -31,14 +32,22 @@ BASE = GatePolicy(
 class Evidence:
     """A fake evidence source: sufficient iff the asked targets are at most what it meets."""
 
-    def __init__(self, *, meets_accuracy: float = 0.0, labels: int = 0) -> None:
+    def __init__(
+        self, *, meets_accuracy: float = 0.0, labels: int = 0, meets_error: float = 1.0
+    ) -> None:
         self.meets_accuracy = meets_accuracy
+        self.meets_error = meets_error
         self.labels = labels
         self.asked: list[tuple[Level, float, int]] = []
+        self.asked_error: list[float] = []
 
-    def __call__(self, level: Level, target_accuracy: float, min_evidence: int) -> EvidenceCheck:
+    def __call__(self, level: Level, targets: Targets, policy: GatePolicy) -> EvidenceCheck:
+        target_accuracy, min_evidence = targets.target_accuracy, targets.min_evidence
         self.asked.append((level, target_accuracy, min_evidence))
+        self.asked_error.append(targets.target_error)
         problems = []
+        if self.meets_error > targets.target_error:
+            problems.append(f"error above the target {targets.target_error:g}")
         if self.labels < min_evidence:
             problems.append(f"only {self.labels} human-labelled cases, {min_evidence} needed")
         if self.meets_accuracy < target_accuracy:
@@ -46,10 +55,10 @@ class Evidence:
         return EvidenceCheck(sufficient=not problems, reason="; ".join(problems) or "meets")
 
 
-NO_EVIDENCE = {"meets_accuracy": 0.0, "labels": 0}
-STRONG = {"meets_accuracy": 0.99, "labels": 10_000}
-# Meets the loosened targets below but not BASE's own (0.95 on 200 labels).
-MEETS_ONLY_LOOSER = {"meets_accuracy": 0.9, "labels": 100}
+NO_EVIDENCE = {"meets_accuracy": 0.0, "labels": 0, "meets_error": 1.0}
+STRONG = {"meets_accuracy": 0.99, "labels": 10_000, "meets_error": 0.001}
+# Meets the loosened targets below but not BASE's own (0.95 and 2% error on 200 labels).
+MEETS_ONLY_LOOSER = {"meets_accuracy": 0.9, "labels": 100, "meets_error": 0.05}
 
 
 def judge(
@@ -77,6 +86,7 @@ LOOSENINGS = {
     "audit_rate": {"audit_rate": 0.02},
     "confidence_threshold": {"confidence_threshold": 0.7},
     "class_thresholds": {"class_thresholds": {"crack": 0.99, "ok": 0.8}},
+    "target_error": {"target_error": 0.05},
 }
 TIGHTENINGS = {
     "target_accuracy": {"target_accuracy": 0.97},
@@ -84,6 +94,7 @@ TIGHTENINGS = {
     "audit_rate": {"audit_rate": 0.2},
     "confidence_threshold": {"confidence_threshold": 0.95},
     "class_thresholds": {"class_thresholds": {"crack": None, "ok": 0.9, "stain": None}},
+    "target_error": {"target_error": 0.01},
 }
 
 

@@ -212,3 +212,19 @@ def test_equal_weights_give_equal_files_and_checksums(tiny_spec: ModelSpec, tmp_
     first = save_weights(state_dict, tmp_path / "a" / "model.pt")
     second = save_weights(state_dict, tmp_path / "b" / "model.pt")
     assert first == second
+
+
+def test_a_duplicate_group_never_straddles_a_split() -> None:
+    from inference.retrain import stratified_split
+
+    items = [(f"case-{i:03d}", "ok" if i % 3 else "crack") for i in range(120)]
+    # every fourth case repeats the image of the case before it
+    groups = {key: items[i - 1][0] for i, (key, _) in enumerate(items) if i % 4 == 1}
+    for seed in range(25):
+        split = stratified_split(items, test_share=0.2, val_share=0.1, seed=seed, groups=groups)
+        side = {key: part for part in ("train", "val", "test") for key in getattr(split, part)}
+        assert len(side) == len(items)
+        for key, first in groups.items():
+            assert side[key] == side[first], (seed, key, first)
+    without = stratified_split(items, test_share=0.2, val_share=0.1, seed=3)
+    assert without == stratified_split(items, test_share=0.2, val_share=0.1, seed=3, groups={})

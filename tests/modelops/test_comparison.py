@@ -187,3 +187,35 @@ def test_comparison_page_draws_the_pictures(
 def test_only_admins_compare(people: dict[str, Any], two_versions: Any) -> None:
     assert people["reviewer"].get("/api/v1/workflows/parts/model-comparison/").status_code == 403
     assert people["stranger"].get("/api/v1/workflows/parts/model-comparison/").status_code == 404
+
+
+def test_a_repeated_image_counts_once_and_goes_with_its_training_group(
+    parts_workflow: Any, two_versions: Any
+) -> None:
+    from modelops.comparison import paired_cases
+
+    baseline, challenger = two_versions
+    cases = simulate(
+        parts_workflow, baseline, challenger, 40, baseline_accuracy=0.8, challenger_accuracy=0.9
+    )
+    # cases 1-5 repeat case 0; case 7 repeats case 6, which the challenger trained on
+    Case.objects.filter(pk__in=[c.pk for c in cases[1:6]]).update(duplicate_of=cases[0])
+    Case.objects.filter(pk=cases[7].pk).update(duplicate_of=cases[6])
+    TrainingRun.objects.create(
+        workflow=parts_workflow,
+        status="succeeded",
+        architecture="squeezenet1_1",
+        input_size=32,
+        seed=1,
+        epochs_total=1,
+        result_version=challenger,
+        split={"train": [str(cases[6].pk)], "val": [], "test": []},
+    )
+    pairs, left_out = paired_cases(
+        workflow=parts_workflow, baseline=baseline, challenger=challenger
+    )
+    ids = {pair.case_id for pair in pairs}
+    assert left_out == 2, "the training case and its repeat"
+    assert str(cases[7].pk) not in ids and str(cases[6].pk) not in ids
+    assert len(pairs) == 40 - 5 - 2
+    assert not ids & {str(c.pk) for c in cases[1:6]}

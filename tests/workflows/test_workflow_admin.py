@@ -44,12 +44,15 @@ def policy_post(workflow: Workflow, **changes: Any) -> dict[str, Any]:
         "confidence_threshold": workflow.confidence_threshold,
         "audit_rate": workflow.audit_rate,
         "target_accuracy": workflow.target_accuracy,
+        "target_error": workflow.target_error,
         "min_evidence": workflow.min_evidence,
         "reason": "",
     }
     for label in workflow.labels:
         data[f"class_mode__{label}"] = "global"
     data.update(changes)
+    if data["level"] != workflow.level:
+        data.setdefault("confirm_level", "on")
     return data
 
 

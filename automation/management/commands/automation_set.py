@@ -36,6 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--confidence-threshold", type=float)
         parser.add_argument("--audit-rate", type=float)
         parser.add_argument("--target-accuracy", type=float)
+        parser.add_argument("--target-error", type=float)
         parser.add_argument("--min-evidence", type=int)
         parser.add_argument(
             "--class-thresholds",
@@ -67,6 +68,7 @@ class Command(BaseCommand):
                 "confidence_threshold",
                 "audit_rate",
                 "target_accuracy",
+                "target_error",
                 "min_evidence",
             )
             if options[name] is not None

@@ -111,6 +111,7 @@ class Command(BaseCommand):
                 "confidence_threshold": 0.9,
                 "audit_rate": 0.05,
                 "target_accuracy": 0.9,
+                "target_error": 0.05,
                 "min_evidence": 100,
             },
         )

@@ -54,10 +54,12 @@ def _admin_workflow(request: HttpRequest, slug: str) -> Workflow:
 
 @login_required
 def automation_index(request: HttpRequest) -> HttpResponse:
-    """The workflows whose automation the user may steer."""
+    """The workflows whose automation the user may steer; archived ones are left out."""
     workflows = [
         workflow
-        for workflow in workflows_visible(request.user).order_by("slug")
+        for workflow in workflows_visible(request.user)
+        .filter(archived_at__isnull=True)
+        .order_by("slug")
         if has_right(request.user, workflow, "can_admin")
     ]
     return render(

@@ -253,8 +253,9 @@ def _age_seconds(moment: Any, now: Any) -> float | None:
 
 def review_queues(*, user: User) -> list[dict[str, Any]]:
     """The workflows ``user`` may review, each with the counts of ``queue_counts`` (the
-    same the review screen shows when nothing is left to take)."""
-    workflows = list(workflows_reviewable(user).order_by("slug"))
+    same the review screen shows when nothing is left to take). An archived workflow is
+    left out: it takes no new cases, and its page is reached from its settings."""
+    workflows = list(workflows_reviewable(user).filter(archived_at__isnull=True).order_by("slug"))
     counts = queue_counts(workflows=workflows, user=user)
     return [{"workflow": workflow, **counts[workflow.pk]} for workflow in workflows]
 

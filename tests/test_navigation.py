@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from loopgate.navigation import SECTIONS, Section, current_section, navigation
 
@@ -136,6 +137,21 @@ def test_the_switcher_keeps_the_section_where_it_can(people: dict[str, Any]) -> 
         # Not an admin of "other": its first section this user may open there.
         "other": ("/review/other/", False),
     }
+
+
+def test_the_switcher_leaves_out_archived_workflows_but_the_current_one(
+    people: dict[str, Any],
+) -> None:
+    people["other"].archived_at = timezone.now()
+    people["other"].save(update_fields=["archived_at"])
+    nav = navigation(user=people["admin"], view_name="automation:page", workflow_slug="line")
+    assert [entry.key for entry in nav.switch_to] == ["line"]
+    # On the archived workflow's own page it is still shown, as the current one.
+    nav = navigation(user=people["admin"], view_name="review:screen", workflow_slug="other")
+    assert [(entry.key, entry.current) for entry in nav.switch_to] == [
+        ("line", False),
+        ("other", True),
+    ]
 
 
 def test_a_workflow_the_user_cannot_see_gives_no_context(people: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from automation.models import LevelChange
 
@@ -255,3 +256,13 @@ def test_applying_the_recommended_threshold(page_setup: dict) -> None:
     change = LevelChange.objects.get()
     assert change.evidence["threshold_recommendation"]["target_error"] == 0.05
     assert change.after["confidence_threshold"] != 0.9
+
+
+def test_the_index_leaves_out_archived_workflows(page_setup: dict) -> None:
+    workflow = page_setup["workflow"]
+    workflow.archived_at = timezone.now()
+    workflow.save(update_fields=["archived_at"])
+    html = logged_in(page_setup["admin"]).get("/automation/").content.decode()
+    assert PAGE not in html
+    # The page itself stays reachable for its admin (to read its history).
+    assert logged_in(page_setup["admin"]).get(PAGE).status_code == 200

@@ -1,6 +1,7 @@
 """The reviewer pages, rendered server-side."""
 
 import pytest
+from django.utils import timezone
 
 from review.models import Verdict
 from tests.review import factories
@@ -26,6 +27,17 @@ def test_home_lists_reviewable_workflows_with_queue_depth_and_age(
     assert "Inspect" in page and "not-mine" not in page
     assert 'data-depth="2"' in page
     assert "/review/inspect/" in page
+
+
+def test_home_leaves_out_archived_workflows(client, workflow, reviewer, queue_case):
+    queue_case(workflow)
+    workflow.archived_at = timezone.now()
+    workflow.save(update_fields=["archived_at"])
+    client.force_login(reviewer)
+
+    page = client.get("/").content.decode()
+
+    assert "/review/inspect/" not in page and 'data-depth="1"' not in page
 
 
 def test_login_lands_on_the_queue_list(client, workflow, reviewer):

@@ -191,4 +191,10 @@ def test_a_team_sets_up_reviews_finds_and_exports_in_one_flow(
             ("rex", given[external_id])
         ]
 
+    # The page follows the same export and says when it is done.
+    admin.wait_for_function(
+        "() => document.getElementById('export-status').textContent.startsWith('Done')"
+    )
+    assert "4 cases" in admin.locator("#export-status").inner_text()
+
     assert not problems, "\n".join(problems)

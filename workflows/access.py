@@ -275,12 +275,13 @@ def access_case_list(user: User, slug: str) -> CaseListReader:
 
 
 def case_list_filters_check(reader: CaseListReader, revealing: list[str]) -> None:
-    """Refuse (403, naming the parameter) filters on the model's output to a reader who
-    may not see it."""
+    """Refuse (403, naming the parameter) filters on the model's output, or on duplicates
+    (which lead to an earlier verdict of the same image), to a reader who may not see it."""
     if revealing and not reader.sees_everything:
         name = revealing[0]
+        what = "duplicates" if name.startswith("duplicate") else "what the model did"
         raise Forbidden(
-            f"{name}: only workflow admins may filter or order cases by what the model did",
+            f"{name}: only workflow admins may filter or order cases by {what}",
             field=name,
         )
 

@@ -8,6 +8,7 @@ as not given; a value that cannot be used is a 400 naming its parameter.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -48,6 +49,10 @@ FILTER_HELP: dict[str, str] = {
     "that decided it, or was routed with it) says otherwise; false: the opposite.",
     "audit": "true: the case was drawn for the audit sample (a model decision checked "
     "blind by a human); false: it was not.",
+    "duplicate": "true: the case's image is the same as or nearly identical to an earlier "
+    "case's (it counts once in evidence); false: the first case of its image (new or the "
+    "first of a group of copies).",
+    "duplicate_of": "The id of a group's first case: lists its later copies.",
 }
 
 # Filters that say what the model did: for readers who may see the model's output.
@@ -60,6 +65,10 @@ MODEL_REVEALING = (
     "disagree",
     "audit",
 )
+
+# Filters on duplicates: a reviewer must not look up an earlier verdict of the same image
+# (the case API hides ``duplicate_of`` from readers who may not see the routing, D88).
+DUPLICATE_REVEALING = ("duplicate", "duplicate_of")
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class CaseFilters:
     created_before: dt.datetime | None = None
     disagree: bool | None = None
     audit: bool | None = None
+    duplicate: bool | None = None
+    duplicate_of: uuid.UUID | None = None
     ordering: str = DEFAULT_ORDERING
 
     def given(self) -> list[str]:
@@ -93,7 +104,9 @@ class CaseFilters:
 
     def model_revealing(self) -> list[str]:
         """The given parameters that would reveal what the model did."""
-        revealing = [name for name in self.given() if name in MODEL_REVEALING]
+        revealing = [
+            name for name in self.given() if name in MODEL_REVEALING or name in DUPLICATE_REVEALING
+        ]
         if self.ordering.lstrip("-") == "decided_at":
             revealing.append("ordering")
         return revealing
@@ -156,6 +169,18 @@ def _moment(params: Mapping[str, Any], name: str) -> dt.datetime | None:
     ):
         raise InvalidInput(f"{name}: out of range", field=name)
     return moment
+
+
+def _case_id(params: Mapping[str, Any], name: str) -> uuid.UUID | None:
+    value = _text(params, name)
+    if value is None:
+        return None
+    try:
+        if len(value) > 40:
+            raise ValueError(value)
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: must be a case id (a UUID)", field=name) from exc
 
 
 def _model_version(params: Mapping[str, Any]) -> int | None:
@@ -223,6 +248,8 @@ def case_filters_parse(
         created_before=created_before,
         disagree=_boolean(params, "disagree"),
         audit=_boolean(params, "audit"),
+        duplicate=_boolean(params, "duplicate"),
+        duplicate_of=_case_id(params, "duplicate_of"),
         ordering=_choice(params, "ordering", list(ORDERINGS)) or DEFAULT_ORDERING,
     )
 

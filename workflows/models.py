@@ -265,6 +265,18 @@ class Case(models.Model):
             models.Index(
                 fields=["workflow", "review_reason", "created_at"], name="case_list_reason"
             ),
+            # Duplicates (D88): the list of duplicates, and a group's copies (the case
+            # page, ?duplicate_of=); partial, as most cases are no copy.
+            models.Index(
+                fields=["workflow", "created_at", "id"],
+                condition=models.Q(duplicate_of__isnull=False),
+                name="case_list_duplicate",
+            ),
+            models.Index(
+                fields=["duplicate_of", "created_at", "id"],
+                condition=models.Q(duplicate_of__isnull=False),
+                name="case_duplicate_copies",
+            ),
             models.Index(
                 fields=["deadline_at"],
                 condition=models.Q(deadline_at__isnull=False, deadline_fallback_at__isnull=True),

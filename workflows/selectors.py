@@ -93,6 +93,10 @@ def cases_filtered(*, workflow: Workflow, filters: CaseFilters) -> QuerySet[Case
             & ~Q(deciding_prediction__label=F("human_label"))
         )
         qs = qs.filter(disagree) if filters.disagree else qs.exclude(disagree)
+    if filters.duplicate is not None:
+        qs = qs.filter(duplicate_of__isnull=not filters.duplicate)
+    if filters.duplicate_of is not None:
+        qs = qs.filter(duplicate_of_id=filters.duplicate_of)
     if filters.ordering.lstrip("-") == "decided_at":
         qs = qs.filter(decided_at__isnull=False)
     return qs
@@ -132,6 +136,8 @@ def _indexed_equality(filters: CaseFilters) -> bool:
         or filters.label is not None
         or filters.review_reason is not None
         or filters.audit is True
+        or filters.duplicate is True
+        or filters.duplicate_of is not None
         or filters.source is not None
         or filters.routed_level is not None
         or filters.status is not None

@@ -9,6 +9,7 @@ more of a case than the case API would.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -201,6 +202,48 @@ def _timeline(case: Case, *, details: bool, context: dict[str, Any]) -> list[dic
     return entries
 
 
+# The later copies of a case its page links (the case list's ?duplicate_of= lists all).
+COPIES_SHOWN = 10
+
+
+def _duplicates(case: Case, *, may_filter: bool) -> dict[str, Any]:
+    """The case's group of copies (D88): the first case it duplicates, or its later copies
+    (at most COPIES_SHOWN, with their number). For readers who may see the routing."""
+
+    def entry(other: Case) -> dict[str, Any]:
+        return {
+            "name": other.external_id or str(other.id),
+            "url": reverse("workspace:case", args=[case.workflow.slug, other.id]),
+        }
+
+    if case.duplicate_of_id is not None:
+        first = (
+            Case.objects.filter(pk=case.duplicate_of_id, workflow=case.workflow)
+            .only("id", "external_id")
+            .first()
+        )
+        return {"first": entry(first) if first else None, "copies": [], "count": 0}
+    copies = list(
+        Case.objects.filter(duplicate_of=case)
+        .only("id", "external_id", "created_at")
+        .order_by("created_at", "id")[: COPIES_SHOWN + 1]
+    )
+    count = len(copies)
+    if count > COPIES_SHOWN:
+        count = Case.objects.filter(duplicate_of=case).count()
+    list_url = (
+        reverse("workspace:cases", args=[case.workflow.slug])
+        + "?"
+        + urlencode({"duplicate_of": str(case.id)})
+    )
+    return {
+        "first": None,
+        "copies": [entry(copy) for copy in copies[:COPIES_SHOWN]],
+        "count": count,
+        "list_url": list_url if may_filter and count else None,
+    }
+
+
 @login_required
 def case_page(request: AuthenticatedHttpRequest, slug: str, case_id: str) -> HttpResponse:
     """One case: the image, every version's prediction, the decision, the verdicts and
@@ -243,5 +286,8 @@ def case_page(request: AuthenticatedHttpRequest, slug: str, case_id: str) -> Htt
         "cases_url": reverse("workspace:cases", args=[workflow.slug]),
         "saliency": visibility.saliency and case.predictions.exists(),
         "may_list": has_right(request.user, workflow, "can_review"),
+        # Whether it is a copy leads to an earlier verdict of the same image: shown with
+        # the routing only (as the case API's duplicate_of).
+        "duplicates": _duplicates(case, may_filter=sees_everything) if visibility.routing else None,
     }
     return render(request, "workspace/case.html", context)

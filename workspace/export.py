@@ -52,6 +52,7 @@ CSV_COLUMNS = (
     "created_at",
     "decided_at",
     "labelled_at",
+    "duplicate_of",
     "verdicts",
     "metadata",
     "image_url",
@@ -80,6 +81,7 @@ _FIELDS = (
     "metadata",
     "image",
     "image_format",
+    "duplicate_of",
 )
 
 
@@ -168,6 +170,9 @@ def export_record(row: dict[str, Any], *, image_url: Callable[[str], str]) -> di
         "created_at": _iso(row["created_at"]),
         "decided_at": _iso(row["decided_at"]),
         "labelled_at": _iso(row["labelled_at"]),
+        # The group's first case where the image copies an earlier one's (it counts
+        # once: keep copies out of one side of a train/test split).
+        "duplicate_of": str(row["duplicate_of"]) if row["duplicate_of"] else None,
         "verdicts": row["verdicts"],
         "metadata": row["metadata"],
         "image_url": image_url(case_id),

@@ -98,3 +98,35 @@ def test_a_reviewer_sees_the_list_without_model_filters_or_export(
     page.goto(f"{live_server.url}/workflows/line/cases/{cases_world['cases']['b'].id}/")
     assert page.get_by_role("heading", name="Predictions").count() == 0
     assert "scratch" not in page.locator("main").inner_text()
+
+
+def test_find_the_copies_of_an_image(
+    logged_in: Any,
+    live_server: Any,
+    cases_world: dict[str, Any],
+    output_dir: Path,
+) -> None:
+    from workflows.models import Case
+
+    cases = cases_world["cases"]
+    Case.objects.filter(pk__in=[cases["b"].pk, cases["c"].pk]).update(duplicate_of=cases["a"])
+    page = logged_in("ada")
+    page.goto(f"{live_server.url}/workflows/line/cases/")
+    page.get_by_label("Duplicates").select_option("true")
+    page.get_by_role("button", name="Find cases").click()
+    page.wait_for_url("**duplicate=true**")
+    rows = page.locator("table.cases tbody tr")
+    assert rows.count() == 2
+    assert not axe_violations(page)
+    _shot(page, output_dir, "cases-duplicates-list.png")
+
+    page.get_by_role("link", name="ext-b").click()
+    page.wait_for_url(f"**/workflows/line/cases/{cases['b'].id}/")
+    page.get_by_role("link", name="ext-a").click()
+    page.wait_for_url(f"**/workflows/line/cases/{cases['a'].id}/")
+    assert "2 later copies" in page.locator("dl.facts").first.inner_text()
+    assert not axe_violations(page)
+    _shot(page, output_dir, "case-later-copies.png")
+    page.get_by_role("link", name="list all").click()
+    page.wait_for_url(f"**duplicate_of={cases['a'].id}**")
+    assert rows.count() == 2

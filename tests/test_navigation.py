@@ -267,8 +267,8 @@ def test_the_badge_on_every_page(people: dict[str, Any]) -> None:
     for url in ("/", "/automation/", "/models/line/compare/", "/workflows/line/monitoring/"):
         html = client.get(url).content.decode()
         assert (
-            '<a href="/workflows/line/monitoring/" data-section="alerts" '
-            'data-testid="alerts-badge" title="1 alert firing, not acknowledged, in Line">'
+            '<a href="/workflows/line/monitoring/" data-testid="alerts-badge" '
+            'title="1 alert firing, not acknowledged, in Line">'
             'Alerts: 1<span class="visually-hidden"> firing, not acknowledged</span></a>'
         ) in html, url
     client.force_login(people["reviewer"])

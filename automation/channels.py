@@ -1,7 +1,8 @@
 """Alert channels: email to the workflow's admins (Django's email backend).
 
-A signed webhook channel registers itself with ``automation.services.alert_channel_register``
-in the same way; it is not built here.
+Other channels register with ``automation.services.alert_channel_register`` the same way.
+Signed webhooks are not a channel: ``alert.fired`` / ``alert.resolved`` are written to the
+outbox in the alert's own transaction (``automation.services._alert_event``).
 """
 
 from __future__ import annotations

@@ -19,14 +19,14 @@ Which human labels count for what (docs/decisions.md D8, D9):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, F, Q
 
 from automation.conf import automation_setting
-from automation.models import ACTIVE_ALERT_STATES, Alert, LevelChange
+from automation.models import ACTIVE_ALERT_STATES, Alert, AlertState, LevelChange
 from decisions.routing import Level, ReviewReason, level_rank
 from modelops.hooks import StepDown
 from modelops.models import ModelVersion
@@ -162,6 +162,20 @@ def alerts_of(*, workflow: Workflow, state: str | None = None, limit: int = 100)
     if state:
         qs = qs.filter(state=state)
     return list(qs.order_by("-created_at", "-id")[:limit])
+
+
+def alerts_unacknowledged_counts(*, workflow_slugs: Sequence[str]) -> dict[str, int]:
+    """How many alerts fire, not yet acknowledged, in each of ``workflow_slugs`` (one
+    query; none when there are no slugs). Workflows without such alerts are left out."""
+    if not workflow_slugs:
+        return {}
+    rows = (
+        Alert.objects.filter(state=AlertState.FIRING, workflow__slug__in=list(workflow_slugs))
+        .order_by()
+        .values_list("workflow__slug")
+        .annotate(n=Count("id"))
+    )
+    return {slug: n for slug, n in rows}
 
 
 def alerts_firing(*, workflow: Workflow, kind: str | None = None) -> list[Alert]:

@@ -70,7 +70,7 @@ from decisions.thresholds import (
     threshold_report,
 )
 from integrations.models import EventType
-from integrations.services import event_emit
+from integrations.services import alert_event_emit, event_emit
 from kernel.errors import Conflict, Forbidden, InvalidInput
 from modelops.selectors import serving_version
 from workflows.models import Workflow
@@ -232,9 +232,24 @@ def _alerts_resolve(
     alerts = Alert.objects.filter(workflow=workflow, kind=kind, state__in=from_states)
     if alert_ids is not None:
         alerts = alerts.filter(pk__in=alert_ids)
-    return alerts.update(
-        state=AlertState.RESOLVED, resolved_at=timezone.now(), resolution=resolution
-    )
+    with transaction.atomic():
+        resolved = list(alerts.select_for_update())
+        if not resolved:
+            return 0
+        now = timezone.now()
+        Alert.objects.filter(pk__in=[alert.pk for alert in resolved]).update(
+            state=AlertState.RESOLVED, resolved_at=now, resolution=resolution
+        )
+        for alert in resolved:
+            alert.state, alert.resolved_at, alert.resolution = AlertState.RESOLVED, now, resolution
+            _alert_event(workflow=workflow, alert=alert, fired=False)
+    return len(resolved)
+
+
+def _alert_event(*, workflow: Workflow, alert: Alert, fired: bool) -> None:
+    """``alert.fired`` / ``alert.resolved`` into the webhook outbox, in the transaction
+    that changes the alert: the event exists if and only if the change commits (D90)."""
+    alert_event_emit(workflow=workflow, alert=alert, fired=fired)
 
 
 def _workflow_lock(workflow_id: int) -> Workflow | None:
@@ -664,10 +679,9 @@ def _step_down(*, workflow: Workflow) -> LevelChange | None:
         automatic=True,
         overridden=False,
     )
-    Alert.objects.create(
+    alert_raise(
         workflow=workflow,
         kind=AlertKind.ACCURACY,
-        state=AlertState.FIRING,
         message=(
             f"Audited {verdict.quantity} of automated decisions by {window.model_version} "
             f"missed the target: {verdict.reason}. Stepped down from {from_level.value} to "
@@ -733,7 +747,7 @@ def _drift_check(*, workflow: Workflow) -> Alert | None:
             alert.data = data
             alert.save(update_fields=["data"])
             return alert
-        return Alert.objects.create(
+        return alert_raise(
             workflow=workflow,
             kind=AlertKind.DRIFT,
             message=(
@@ -840,6 +854,8 @@ def _alert_move(*, alert: Alert, to_state: str, actor: User, note: str) -> Alert
             locked.resolution = f"resolved by {actor.get_username()}: {note}"
             fields = ["state", "resolved_at", "resolved_by", "resolution"]
         locked.save(update_fields=fields)
+        if to_state == AlertState.RESOLVED:
+            _alert_event(workflow=alert.workflow, alert=locked, fired=False)
     return locked
 
 
@@ -855,8 +871,10 @@ def alert_resolve(*, alert: Alert, actor: User, note: str) -> Alert:
 
 
 # Channels that hear of every new alert, once its row is committed: email is built in
-# (``automation.channels.alert_email``, registered in AppConfig.ready); signed webhooks
-# register theirs the same way. A channel gets the alert's id and must not raise.
+# (``automation.channels.alert_email``, registered in AppConfig.ready). A channel gets the
+# alert's id and must not raise. Signed webhooks are not a channel: their events go into
+# the outbox in the alert's own transaction (``_alert_event``), so a firing or resolving
+# that commits is delivered at least once and one that rolls back is never announced.
 _alert_channels: list[Any] = []
 
 
@@ -866,8 +884,13 @@ def alert_channel_register(channel: Any) -> None:
 
 
 def alert_raise(*, workflow: Workflow, kind: str, message: str, data: dict[str, Any]) -> Alert:
-    """Create a firing alert and tell every channel once the transaction commits."""
-    alert = Alert.objects.create(workflow=workflow, kind=kind, message=message, data=data)
+    """Create a firing alert, write ``alert.fired`` to the webhook outbox in the same
+    transaction, and tell every channel once it commits."""
+    with transaction.atomic():
+        alert = Alert.objects.create(
+            workflow=workflow, kind=kind, state=AlertState.FIRING, message=message, data=data
+        )
+        _alert_event(workflow=workflow, alert=alert, fired=True)
 
     def notify() -> None:
         for channel in list(_alert_channels):

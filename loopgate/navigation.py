@@ -6,6 +6,11 @@ workflows and of its page for one workflow, and which views belong to it (to mar
 current one). ``navigation`` turns the registry, the user's rights (read once, from
 ``workflows.access.workflow_rights``) and the page being shown into what the bar shows.
 
+Next to the sections, the alerts badge: how many alerts fire, not yet acknowledged, in
+the workflows the user administers (one more query, only for people who administer a
+workflow), leading to that workflow's monitoring page, or to the monitoring index when
+they fire in several.
+
 Adding a section is one line in ``SECTIONS``, for example::
 
     Section("cases", "Cases", "can_review", workflow_page="workspace:cases",
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from django.urls import reverse
 
 from accounts.types import RequestUser
+from automation.selectors import alerts_unacknowledged_counts
 from loopgate.admin_site import is_admin_site_user
 from workflows.access import WorkflowRights, workflow_rights
 
@@ -95,6 +101,25 @@ class NavEntry:
 
 
 @dataclass(frozen=True)
+class AlertsBadge:
+    """Alerts firing, not yet acknowledged, in the workflows the user administers."""
+
+    count: int
+    url: str
+    workflows: tuple[str, ...]
+    """The names of the workflows where they fire, by name."""
+
+    @property
+    def label(self) -> str:
+        return f"Alerts: {self.count}"
+
+    @property
+    def description(self) -> str:
+        alerts = "alert" if self.count == 1 else "alerts"
+        return f"{self.count} {alerts} firing, not acknowledged, in {', '.join(self.workflows)}"
+
+
+@dataclass(frozen=True)
 class Navigation:
     entries: tuple[NavEntry, ...] = ()
     workflow: WorkflowRights | None = None
@@ -105,6 +130,8 @@ class Navigation:
     """The Django admin, for superusers only."""
     current: str | None = None
     """The key of the section the page belongs to."""
+    alerts: AlertsBadge | None = None
+    """None when no alert waits for the user (or they administer no workflow)."""
 
 
 def _matches(pattern: str, view_name: str) -> bool:
@@ -161,6 +188,24 @@ def _switch_url(
     return None
 
 
+def alerts_badge(
+    workflows: Sequence[WorkflowRights], counts: dict[str, int] | None = None
+) -> AlertsBadge | None:
+    """The badge for the user's ``workflows``; ``counts`` (per slug) saves the query."""
+    administered = [w for w in workflows if not w.archived and "can_admin" in w.rights]
+    if counts is None:
+        counts = alerts_unacknowledged_counts(workflow_slugs=[w.slug for w in administered])
+    firing = [w for w in administered if counts.get(w.slug, 0) > 0]
+    if not firing:
+        return None
+    url = _url("monitoring:page", firing[0].slug) if len(firing) == 1 else _url("monitoring:index")
+    return AlertsBadge(
+        count=sum(counts[w.slug] for w in firing),
+        url=url,
+        workflows=tuple(w.name for w in firing),
+    )
+
+
 def navigation(
     *,
     user: RequestUser,
@@ -168,11 +213,13 @@ def navigation(
     workflow_slug: str | None = None,
     sections: Sequence[Section] = SECTIONS,
     workflows: Sequence[WorkflowRights] | None = None,
+    alert_counts: dict[str, int] | None = None,
 ) -> Navigation:
     """What the navigation bar shows to ``user`` on the page ``view_name``.
 
     ``workflow_slug``: the workflow the page belongs to, if any; the entries then lead to
-    that workflow's pages. ``workflows`` may be given to save the query (tests).
+    that workflow's pages. ``workflows`` and ``alert_counts`` (firing, unacknowledged
+    alerts per workflow slug) may be given to save the queries (tests).
     """
     if not user.is_authenticated:
         return Navigation()
@@ -200,4 +247,5 @@ def navigation(
         switch_to=tuple(switch_to),
         admin_url=reverse("admin:index") if is_admin_site_user(user) else None,
         current=current_key,
+        alerts=alerts_badge(workflows, alert_counts),
     )

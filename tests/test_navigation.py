@@ -195,11 +195,100 @@ def test_a_new_section_is_one_entry(people: dict[str, Any]) -> None:
     assert [e.key for e in nav.entries if e.current] == ["cases"]
 
 
-def test_the_rights_are_read_in_one_query(
+def test_the_rights_are_read_in_one_query_and_the_alerts_in_one_more(
     people: dict[str, Any], django_assert_num_queries: Any
 ) -> None:
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):
         navigation(user=people["admin"], view_name="automation:page", workflow_slug="line")
+    with django_assert_num_queries(1):  # administers nothing: no alerts query
+        navigation(user=people["reviewer"], view_name="review:screen", workflow_slug="line")
+
+
+# --- The alerts badge -----------------------------------------------------------------------
+
+
+def _alert(workflow: Any, *, state: str = "firing", kind: str = "input_drift") -> Any:
+    from automation.models import Alert
+
+    return Alert.objects.create(workflow=workflow, kind=kind, state=state, message="m", data={})
+
+
+def test_no_badge_without_unacknowledged_alerts_where_the_user_administers(
+    people: dict[str, Any],
+) -> None:
+    _alert(people["line"], state="acknowledged")  # someone is on it
+    _alert(people["line"], state="resolved")
+    _alert(people["other"])  # ada only reviews there
+    for who in ("admin", "reviewer", "submitter", "stranger"):
+        assert navigation(user=people[who], view_name="review:home").alerts is None, who
+    assert navigation(user=AnonymousUser(), view_name="review:home").alerts is None
+
+
+def test_an_archived_workflows_alerts_are_not_counted(people: dict[str, Any]) -> None:
+    from django.utils import timezone
+
+    _alert(people["line"])
+    people["line"].archived_at = timezone.now()
+    people["line"].save(update_fields=["archived_at"])
+    assert navigation(user=people["admin"], view_name="review:home").alerts is None
+
+
+def test_the_badge_counts_firing_alerts_and_leads_to_the_monitoring_page(
+    people: dict[str, Any],
+) -> None:
+    _alert(people["line"])
+    _alert(people["line"], kind="accuracy")
+    _alert(people["line"], state="acknowledged")
+    _alert(people["other"])
+    badge = navigation(user=people["admin"], view_name="review:home").alerts
+    assert badge is not None
+    assert (badge.count, badge.label, badge.url) == (2, "Alerts: 2", "/workflows/line/monitoring/")
+    assert badge.description == "2 alerts firing, not acknowledged, in Line"
+
+
+def test_alerts_in_several_workflows_lead_to_the_monitoring_index(
+    people: dict[str, Any],
+) -> None:
+    _alert(people["line"])
+    _alert(people["other"])
+    badge = navigation(user=people["root"], view_name="review:home").alerts
+    assert badge is not None
+    assert (badge.count, badge.url) == (2, "/monitoring/")
+    assert badge.workflows == ("Line", "Other")
+    assert badge.description == "2 alerts firing, not acknowledged, in Line, Other"
+
+
+def test_the_badge_from_given_counts(people: dict[str, Any]) -> None:
+    from loopgate.navigation import alerts_badge
+    from workflows.access import WorkflowRights
+
+    rights = [
+        WorkflowRights("a", "A", frozenset({"can_admin"})),
+        WorkflowRights("b", "B", frozenset({"can_review"})),
+        WorkflowRights("c", "C", frozenset({"can_admin"}), archived=True),
+    ]
+    assert alerts_badge(rights, {"b": 3, "c": 4}) is None
+    badge = alerts_badge(rights, {"a": 1, "b": 3, "c": 4})
+    assert badge is not None
+    assert (badge.label, badge.description) == (
+        "Alerts: 1",
+        "1 alert firing, not acknowledged, in A",
+    )
+
+
+def test_the_badge_on_every_page(people: dict[str, Any]) -> None:
+    _alert(people["line"])
+    client = Client()
+    client.force_login(people["admin"])
+    for url in ("/", "/automation/", "/models/line/compare/", "/workflows/line/monitoring/"):
+        html = client.get(url).content.decode()
+        assert (
+            '<a href="/workflows/line/monitoring/" data-testid="alerts-badge" '
+            'title="1 alert firing, not acknowledged, in Line">'
+            'Alerts: 1<span class="visually-hidden"> firing, not acknowledged</span></a>'
+        ) in html, url
+    client.force_login(people["reviewer"])
+    assert 'data-testid="alerts-badge"' not in client.get("/").content.decode()
 
 
 def test_the_bar_on_the_pages(people: dict[str, Any]) -> None:

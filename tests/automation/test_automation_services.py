@@ -53,6 +53,32 @@ class TestStepDown:
         assert alert.data["level_change"] == change.pk
         assert (alert.data["from"], alert.data["to"]) == ("full", "partial")
 
+    def test_the_step_down_and_its_alert_reach_webhooks_in_one_transaction(
+        self, automation_workflow: Any, labelled: Any
+    ) -> None:
+        from integrations.models import Webhook, WebhookEvent
+
+        workflow = at_level(automation_workflow(), "full")
+        Webhook.objects.create(
+            workflow=workflow,
+            url="https://93.184.215.14/hook",
+            events=["level.changed", "alert.fired", "alert.resolved"],
+            secret="s" * 32,
+        )
+        labelled.simulate(workflow, 100, accuracy=0.7, reason="audit", level="full", seed=1)
+        assert automation_check_workflow(workflow_id=workflow.pk) is not None
+        alert = Alert.objects.get()
+        events = list(WebhookEvent.objects.order_by("created_at", "pk"))
+        assert [e.type for e in events] == ["level.changed", "alert.fired"]
+        assert events[1].payload["alert"]["id"] == alert.pk
+        assert events[1].payload["alert"]["kind"] == "accuracy"
+        # Raising the level again resolves the alert: announced too.
+        labelled.simulate(workflow, 300, accuracy=0.99, reason="audit", level="full", seed=9)
+        automation_update(workflow=workflow, actor=None, reason="fixed", changes={"level": "full"})
+        resolved = WebhookEvent.objects.get(type="alert.resolved")
+        assert resolved.payload["alert"]["id"] == alert.pk
+        assert resolved.payload["alert"]["state"] == "resolved"
+
     def test_one_level_at_a_time_with_a_fresh_window(
         self, automation_workflow: Any, labelled: Any
     ) -> None:

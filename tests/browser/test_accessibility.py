@@ -63,6 +63,10 @@ def axe_workflow(make_user: Any, make_workflow: Any, member: Any) -> Any:
     ]
     Deployment.objects.create(workflow=workflow, model_version=versions[0], role="serving")
     Deployment.objects.create(workflow=workflow, model_version=versions[1], role="shadow")
+    from automation.models import Alert
+
+    # A firing alert: the alerts badge is in the navigation bar of every page checked.
+    Alert.objects.create(workflow=workflow, kind="input_drift", message="brightness", data={})
     admin = make_user("ada")
     member(admin, workflow, review=True, admin=True)
     member(admin, make_workflow("second", serving=False), review=True)

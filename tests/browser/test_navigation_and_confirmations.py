@@ -100,7 +100,15 @@ def test_the_navigation_bar_by_role(
     assert "line" not in reviewer.locator("main").inner_text()
 
     admin = logged_in("ada", width=1360, height=800)
-    assert nav_links(admin) == ["Review", "Cases", "Reviewers", "Automation", "Models"]
+    assert nav_links(admin) == [
+        "Review",
+        "Cases",
+        "Reviewers",
+        "Automation",
+        "Monitoring",
+        "Models",
+        "Settings",
+    ]
     assert admin.get_by_role("link", name="Django admin").count() == 0
     admin.goto(f"{live_server.url}/workflows/line/automation/")
     main = admin.get_by_role("navigation", name="Main")
@@ -144,6 +152,22 @@ def test_the_navigation_bar_by_role(
     ), "the bar wraps instead of overflowing on a phone"
     assert phone.get_by_role("button", name="Log out").is_visible()
     phone.screenshot(path=str(output_dir / "navigation-phone.png"))
+
+    # A firing alert: the badge on every page, in words, leading to the monitoring page.
+    from automation.models import Alert
+
+    Alert.objects.create(workflow=line["workflow"], kind="accuracy", message="missed", data={})
+    admin.goto(f"{live_server.url}/models/")
+    badge = admin.get_by_role("link", name="Alerts: 1 firing, not acknowledged")
+    assert badge.is_visible() and badge.inner_text().startswith("Alerts: 1")
+    assert badge.get_attribute("href") == "/workflows/line/monitoring/"
+    assert admin.evaluate(bar_height) == 48, "the badge keeps the bar's height"
+    admin.screenshot(path=str(output_dir / "navigation-alerts-badge.png"))
+    badge.focus()
+    admin.keyboard.press("Enter")
+    admin.wait_for_url("**/workflows/line/monitoring/")
+    assert reviewer.goto(f"{live_server.url}/") is not None
+    assert reviewer.get_by_test_id("alerts-badge").count() == 0, "reviewers do not see it"
 
     root = logged_in("root")
     admin_link = root.get_by_role("link", name="Django admin")

@@ -192,3 +192,38 @@ def test_dead_after_n_then_redelivered(
     assert len({b["id"] for b in bodies}) == 1
     assert bodies[-1]["data"]["case"]["id"] == case_id
     assert isinstance(datetime.fromisoformat(bodies[-1]["created_at"]), datetime)
+
+
+def test_an_alert_fired_and_resolved_reach_the_receiver_signed(
+    hook_worker: WorkerProcess, rx: Receiver, line: dict[str, Any]
+) -> None:
+    """An alert raised by a check and resolved by a person: the worker delivers
+    ``alert.fired`` then ``alert.resolved`` for the same alert, both signed (D90)."""
+    from django.contrib.auth import get_user_model
+
+    from automation.models import AlertKind
+    from automation.services import alert_raise, alert_resolve
+
+    hook = register(line, rx.url, ["alert.fired", "alert.resolved"])
+    alert = alert_raise(
+        workflow=line["workflow"],
+        kind=AlertKind.INPUT_DRIFT,
+        message="Drift in brightness",
+        data={"metrics": ["brightness"]},
+    )
+    [fired] = rx.wait(1, timeout=60)
+    admin = get_user_model().objects.get(username="ada")
+    alert_resolve(alert=alert, actor=admin, note="the lamp was replaced")
+    requests = rx.wait(2, timeout=60)
+    for request in requests:
+        assert signature_verify(
+            secret=hook["secret"],
+            header=request.headers["Loopgate-Signature"],
+            body=request.body,
+        )
+    bodies = [json.loads(r.body) for r in requests]
+    assert [b["type"] for b in bodies] == ["alert.fired", "alert.resolved"]
+    assert {b["data"]["alert"]["id"] for b in bodies} == {alert.pk}
+    assert bodies[0]["data"]["alert"]["data"] == {"metrics": ["brightness"]}
+    assert "the lamp was replaced" in bodies[1]["data"]["alert"]["resolution"]
+    assert fired.body == requests[0].body

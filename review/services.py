@@ -1060,9 +1060,7 @@ def verdict_change_request(
         )
 
 
-def verdict_change_decide(
-    *, admin: User, verdict_id: int, decision: str, reason: str
-) -> CaseEvent:
+def verdict_change_decide(*, admin: User, verdict_id: int, decision: str, reason: str) -> CaseEvent:
     """A workflow admin's answer to a reviewer's change request (D92): ``accept`` or
     ``decline``, with a reason. Returns the ``verdict_change_decided`` event.
 

@@ -118,9 +118,7 @@ def test_decline_records_the_answer_and_changes_nothing(workflow, reviewer, admi
 # --- Accept ---------------------------------------------------------------------------
 
 
-def test_accept_relabels_a_single_review_case_with_its_trail(
-    workflow, reviewer, admin, queue_case
-):
+def test_accept_relabels_a_single_review_case_with_its_trail(workflow, reviewer, admin, queue_case):
     case, task = queue_case(workflow)
     verdict = verdict_on(workflow, reviewer)
     requested(reviewer, verdict)
@@ -151,9 +149,7 @@ def test_accept_relabels_a_single_review_case_with_its_trail(
     )
 
 
-def test_accept_that_breaks_a_consensus_sends_the_case_back_to_review(
-    reviewer, queue_case
-):
+def test_accept_that_breaks_a_consensus_sends_the_case_back_to_review(reviewer, queue_case):
     workflow = factories.workflow_create("pair", consensus_required=2)
     ann = factories.reviewer_create("ann", workflow)
     bob = factories.reviewer_create("bob", workflow)

@@ -32,6 +32,7 @@
           out.textContent = (data.decision === "accept" ? "Accepted: the verdict is now " + data.verdict_label : "Declined") +
             "; the case is " + data.case_status + (data.decision_label ? " (" + data.decision_label + ")" : "") + ".";
           form.elements.reason.disabled = true;
+          for (const button of buttons) button.hidden = true;
           return;
         }
         out.textContent = (data && data.error && data.error.message) || "The server answered " + response.status;

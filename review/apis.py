@@ -17,6 +17,8 @@ from kernel.bounds import bounded_int, integer_schema
 from kernel.parsers import StrictJSONParser
 from review import selectors, services
 from review.serializers import (
+    ChangeDecisionInput,
+    ChangeDecisionOutput,
     ChangeRequestInput,
     ChangeRequestOutput,
     LeaseOutput,
@@ -216,6 +218,39 @@ class VerdictChangeRequestApi(APIView):
             "created_at": event.created_at,
         }
         return Response(ChangeRequestOutput(body).data, status=status.HTTP_201_CREATED)
+
+
+class VerdictChangeDecideApi(APIView):
+    parser_classes = [StrictJSONParser]
+
+    @extend_schema(
+        operation_id="review_change_decide",
+        request=ChangeDecisionInput,
+        responses={
+            200: ChangeDecisionOutput,
+            400: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: OpenApiResponse(ERROR_RESPONSE, description="No such verdict, or no request."),
+            409: OpenApiResponse(
+                ERROR_RESPONSE,
+                description="Already decided, or the verdict or case moved on since.",
+            ),
+        },
+        description=(
+            "A workflow admin accepts or declines a reviewer's request to change a verdict. "
+            "Accepting relabels the verdict and re-decides the case by the consensus rule; "
+            "both are recorded on the case's event trail."
+        ),
+    )
+    def post(self, request: AuthenticatedRequest, verdict_id: int) -> Response:
+        data = _valid(ChangeDecisionInput, request.data)
+        event = services.verdict_change_decide(
+            admin=request.user,
+            verdict_id=verdict_id,
+            decision=data["decision"],
+            reason=data["reason"],
+        )
+        return Response(ChangeDecisionOutput(selectors.change_decision_view(event=event)).data)
 
 
 class VerdictsRecentApi(APIView):

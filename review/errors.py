@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernel.errors import Conflict, Gone, InvalidInput
+from kernel.errors import Conflict, Gone, InvalidInput, NotFound
 
 
 class UnknownLabel(InvalidInput):
@@ -59,3 +59,13 @@ class InvalidTaskTransition(Conflict):
 
 class ChangeAlreadyRequested(Conflict):
     code = "change_already_requested"
+
+
+class ChangeAlreadyDecided(Conflict):
+    code = "change_already_decided"
+
+
+class NoChangeRequested(NotFound):
+    """No reviewer asked to change this verdict: there is nothing to decide."""
+
+    code = "no_change_requested"

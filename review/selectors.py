@@ -336,6 +336,7 @@ def verdicts_history(
     rows = list(
         verdicts.select_related("case").order_by("-created_at", "-id")[offset : offset + limit]
     )
+    changes = _verdict_changes(workflow=workflow, verdicts=[v.pk for v in rows])
     return {
         "count": verdicts.count(),
         "results": [
@@ -350,10 +351,37 @@ def verdicts_history(
                 "retracted_at": v.retracted_at,
                 "case_status": v.case.status,
                 "decision_label": v.case.decision_label,
+                "change": changes.get(v.pk),
             }
             for v in rows
         ],
     }
+
+
+def _verdict_changes(*, workflow: Workflow, verdicts: list[int]) -> dict[int, dict[str, Any]]:
+    """The change requests of ``verdicts`` and the admins' answers, by verdict (one query)."""
+    if not verdicts:
+        return {}
+    events = CaseEvent.objects.filter(
+        case__workflow=workflow,
+        kind__in=("verdict_change_requested", "verdict_change_decided"),
+        data__verdict__in=verdicts,
+    ).order_by("created_at", "id")
+    changes: dict[int, dict[str, Any]] = {}
+    for event in events:
+        verdict = event.data.get("verdict")
+        if event.kind == "verdict_change_requested":
+            changes[verdict] = {
+                "status": "open",
+                "from_label": event.data.get("from_label", ""),
+                "to_label": event.data.get("to_label", ""),
+                "reason": event.reason,
+                "decision_reason": "",
+            }
+        elif verdict in changes:
+            changes[verdict]["status"] = CHANGE_STATUS.get(event.data.get("decision"), "open")
+            changes[verdict]["decision_reason"] = event.reason
+    return changes
 
 
 def lease_view(*, assignment: Assignment) -> dict[str, Any]:
@@ -549,25 +577,83 @@ def model_agreement_stats(
     return report
 
 
-def change_requests(*, workflow: Workflow, limit: int = 50) -> list[dict[str, Any]]:
-    """Reviewers' requests to change an older verdict of theirs (D53), newest first."""
+def change_requests(
+    *, workflow: Workflow, limit: int = 50, open_only: bool = False
+) -> list[dict[str, Any]]:
+    """Reviewers' requests to change an older verdict of theirs (D53), newest first, each
+    with its ``status`` (``open``, ``accepted``, ``declined``) and the admin's answer (D92)."""
     events = (
         CaseEvent.objects.filter(case__workflow=workflow, kind="verdict_change_requested")
         .select_related("actor")
-        .order_by("-created_at", "-id")[:limit]
+        .order_by("-created_at", "-id")
     )
-    return [
-        {
-            "case": event.case_id,
-            "verdict": event.data.get("verdict"),
-            "reviewer": event.actor.get_username() if event.actor else "",
-            "from_label": event.data.get("from_label", ""),
-            "to_label": event.data.get("to_label", ""),
+    decisions = CaseEvent.objects.filter(
+        case__workflow=workflow, kind="verdict_change_decided"
+    ).select_related("actor")
+    if open_only:
+        decided = list(decisions.values_list("data__verdict", flat=True))
+        if decided:
+            events = events.exclude(data__verdict__in=decided)
+    requests = list(events[:limit])
+    answers = _change_answers(decisions, [e.data.get("verdict") for e in requests])
+    rows = []
+    for event in requests:
+        verdict = event.data.get("verdict")
+        answer = answers.get(verdict)
+        rows.append(
+            {
+                "case": event.case_id,
+                "verdict": verdict,
+                "reviewer": event.actor.get_username() if event.actor else "",
+                "from_label": event.data.get("from_label", ""),
+                "to_label": event.data.get("to_label", ""),
+                "reason": event.reason,
+                "created_at": event.created_at,
+                "status": answer["status"] if answer else "open",
+                "decided_by": answer["decided_by"] if answer else None,
+                "decided_at": answer["decided_at"] if answer else None,
+                "decision_reason": answer["reason"] if answer else "",
+            }
+        )
+    return rows
+
+
+CHANGE_STATUS = {"accept": "accepted", "decline": "declined"}
+
+
+def _change_answers(decisions: QuerySet[CaseEvent], verdicts: list[Any]) -> dict[Any, Any]:
+    """The admins' answers to the change requests of ``verdicts``, by verdict (one query)."""
+    if not verdicts:
+        return {}
+    return {
+        event.data.get("verdict"): {
+            "status": CHANGE_STATUS.get(event.data.get("decision"), "open"),
+            "decided_by": event.actor.get_username() if event.actor else "",
+            "decided_at": event.created_at,
             "reason": event.reason,
-            "created_at": event.created_at,
         }
-        for event in events
-    ]
+        for event in decisions.filter(data__verdict__in=verdicts)
+    }
+
+
+def change_decision_view(*, event: CaseEvent) -> dict[str, Any]:
+    """An admin's answer to a change request (a ``verdict_change_decided`` event), with
+    the verdict and the case as they are now."""
+    verdict = Verdict.objects.select_related("case").get(pk=event.data["verdict"])
+    return {
+        "verdict": verdict.pk,
+        "case": verdict.case_id,
+        "decision": event.data["decision"],
+        "from_label": event.data.get("from_label", ""),
+        "to_label": event.data.get("to_label", ""),
+        "requested_by": event.data.get("requested_by", ""),
+        "reason": event.reason,
+        "decided_by": event.actor.get_username() if event.actor else "",
+        "decided_at": event.created_at,
+        "verdict_label": verdict.label,
+        "case_status": verdict.case.status,
+        "decision_label": verdict.case.decision_label,
+    }
 
 
 def review_stats(*, workflow: Workflow, viewer: User) -> dict[str, Any]:

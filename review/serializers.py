@@ -205,6 +205,37 @@ class ChangeRequestOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class ChangeRequestListedOutput(ChangeRequestOutput):
+    status = serializers.ChoiceField(choices=["open", "accepted", "declined"])
+    decided_by = serializers.CharField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decision_reason = serializers.CharField(allow_blank=True)
+
+
+class ChangeDecisionInput(serializers.Serializer):
+    decision = serializers.ChoiceField(
+        choices=["accept", "decline"], help_text="accept applies the change; decline keeps it."
+    )
+    reason = serializers.CharField(max_length=MAX_CHANGE_REASON_LENGTH, help_text="Why.")
+
+
+class ChangeDecisionOutput(serializers.Serializer):
+    verdict = serializers.IntegerField()
+    case = serializers.UUIDField()
+    decision = serializers.ChoiceField(choices=["accept", "decline"])
+    from_label = serializers.CharField()
+    to_label = serializers.CharField()
+    requested_by = serializers.CharField()
+    reason = serializers.CharField()
+    decided_by = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+    verdict_label = serializers.CharField(help_text="The verdict's label now.")
+    case_status = serializers.CharField(help_text="The case's status now.")
+    decision_label = serializers.CharField(
+        allow_blank=True, help_text="The case's decision now (blank while undecided)."
+    )
+
+
 class ReviewStatsOutput(serializers.Serializer):
     workflow = serializers.CharField()
     consensus_required = serializers.IntegerField()
@@ -218,6 +249,6 @@ class ReviewStatsOutput(serializers.Serializer):
         many=True, help_text="Agreement with the model, suggestion shown vs hidden."
     )
     escalated = EscalatedTaskOutput(many=True, help_text="Admins only; empty otherwise.")
-    change_requests = ChangeRequestOutput(
+    change_requests = ChangeRequestListedOutput(
         many=True, help_text="Reviewers asking to change older verdicts; admins only."
     )

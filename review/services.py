@@ -36,10 +36,12 @@ from review.errors import (
     AlreadyUndone,
     CaseAlreadyDecided,
     CaseMovedOn,
+    ChangeAlreadyDecided,
     ChangeAlreadyRequested,
     InvalidLeaseTransition,
     InvalidTaskTransition,
     LeaseExpired,
+    NoChangeRequested,
     NotAssigned,
     NotLastVerdict,
     UndoWindowPassed,
@@ -63,7 +65,7 @@ from review.selectors import (
     lease_limit,
     skipped_by,
 )
-from workflows.access import access_review
+from workflows.access import access_review, access_workflow
 from workflows.models import ActorType, Case, CaseEvent, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
 
@@ -71,6 +73,8 @@ MAX_COMMENT_LENGTH = 2000
 MAX_SKIP_REASON_LENGTH = 200
 MAX_CHANGE_REASON_LENGTH = 500
 CHANGE_REQUEST_EVENT = "verdict_change_requested"
+CHANGE_DECISION_EVENT = "verdict_change_decided"
+CHANGE_DECISIONS = ("accept", "decline")
 # Each failed attempt means another reviewer took the row between our snapshot and our
 # lock; with SKIP LOCKED that is rare, so a few attempts suffice even with many reviewers.
 CLAIM_ATTEMPTS = 25
@@ -1054,3 +1058,178 @@ def verdict_change_request(
                 "to_label": label,
             },
         )
+
+
+def verdict_change_decide(*, admin: User, verdict_id: int, decision: str, reason: str) -> CaseEvent:
+    """A workflow admin's answer to a reviewer's change request (D92): ``accept`` or
+    ``decline``, with a reason. Returns the ``verdict_change_decided`` event.
+
+    Accepting relabels the verdict (the old label stays on the event trail: who, when,
+    why, from, to) and the case follows as it would have had the verdict carried the new
+    label from the start:
+
+    * review task, case decided: the consensus rule is replayed on the standing
+      verdicts. Still decided: the case's ``decision_label`` and ``human_label`` follow
+      the new outcome (``decision_changed`` event; the case stays ``decided``, its
+      ``decided_at`` too). No longer decided: the case goes back to ``in_review`` with
+      its decision cleared and the task reopens for the verdicts the rule now needs.
+    * review task still open: the rule is replayed; it may now decide the case, or send
+      it to adjudication, with the admin as the actor.
+    * audit task: the case's ``human_label`` (the label accuracy is measured on) follows,
+      and the automation checks run again on it; the model's decision stands.
+    * gold task: only the verdict changes (the reviewer's gold accuracy with it).
+
+    Refusals: not a member (404), a member but not an admin (403), no request (404),
+    already decided (409), the verdict undone or changed since (409), the case moved on
+    by another route (409); bad ``decision`` or ``reason`` (400).
+    """
+    verdict = Verdict.objects.select_related("task__workflow").filter(pk=verdict_id).first()
+    if verdict is None:
+        raise NotFound(f"verdict {verdict_id} not found")
+    workflow = verdict.task.workflow
+    try:
+        access_workflow(admin, workflow.slug, "can_admin")
+    except NotFound as exc:
+        raise NotFound(f"verdict {verdict_id} not found") from exc
+    if decision not in CHANGE_DECISIONS:
+        raise InvalidInput("decision: accept or decline", field="decision")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("reason: say why", field="reason")
+    if len(reason) > MAX_CHANGE_REASON_LENGTH:
+        raise InvalidInput(f"reason: at most {MAX_CHANGE_REASON_LENGTH} characters", field="reason")
+    now = timezone.now()
+    with transaction.atomic():
+        task, case = _task_and_case_lock(verdict.task_id)
+        request = (
+            CaseEvent.objects.filter(case=case, kind=CHANGE_REQUEST_EVENT, data__verdict=verdict.pk)
+            .select_related("actor")
+            .first()
+        )
+        if request is None:
+            raise NoChangeRequested(f"no change of verdict {verdict_id} was requested")
+        if CaseEvent.objects.filter(
+            case=case, kind=CHANGE_DECISION_EVENT, data__verdict=verdict.pk
+        ).exists():
+            raise ChangeAlreadyDecided(f"the change of verdict {verdict_id} was already decided")
+        verdict = Verdict.objects.select_related("reviewer").get(pk=verdict.pk)
+        from_label = request.data.get("from_label", "")
+        to_label = request.data.get("to_label", "")
+        if decision == "accept":
+            if verdict.retracted_at is not None:
+                raise AlreadyUndone(f"verdict {verdict_id} was undone since; decline the request")
+            if verdict.label != from_label:
+                raise CaseMovedOn(f"verdict {verdict_id} is no longer {from_label!r}")
+            _label_check(workflow, to_label)
+        event = case_event_record(
+            case=case,
+            kind=CHANGE_DECISION_EVENT,
+            actor_type=ActorType.USER,
+            actor=admin,
+            reason=reason,
+            data={
+                "verdict": verdict.pk,
+                "task": task.pk,
+                "request": request.pk,
+                "decision": decision,
+                "from_label": from_label,
+                "to_label": to_label,
+                "requested_by": request.actor.get_username() if request.actor else "",
+            },
+        )
+        if decision == "accept":
+            verdict.label = to_label
+            verdict.save(update_fields=["label"])
+            _verdict_change_apply(task=task, case=case, verdict=verdict, admin=admin, now=now)
+    return event
+
+
+def _verdict_change_apply(
+    *, task: ReviewTask, case: Case, verdict: Verdict, admin: User, now: datetime
+) -> None:
+    """Make the case follow a relabelled verdict. Hold the task's and the case's locks."""
+    if task.kind == TaskKind.AUDIT:
+        if case.human_label != verdict.label:
+            previous = case.human_label
+            case.human_label = verdict.label
+            case.save(update_fields=["human_label", "updated_at"])
+            case_event_record(
+                case=case,
+                kind="audit_label_changed",
+                actor_type=ActorType.USER,
+                actor=admin,
+                reason="an accepted change request relabelled the audit",
+                data={
+                    "from_label": previous,
+                    "label": verdict.label,
+                    "model_label": case.decision_label,
+                    "agrees_with_model": verdict.label == case.decision_label,
+                    "verdict": verdict.pk,
+                },
+            )
+            audit_label_recorded(workflow_id=task.workflow_id)
+        return
+    if task.kind != TaskKind.REVIEW:
+        return
+    if task.status == TaskStatus.OPEN:
+        _review_task_settle(task=task, case=case, reviewer=admin, now=now)
+        return
+    if not (case.status == CaseStatus.DECIDED and case.decision_source == DecisionSource.HUMAN):
+        raise CaseMovedOn(f"case {case.id} was decided by another route since")
+    verdicts = _standing_verdicts(task)
+    state = consensus_state([v.label for v in verdicts], agreement_required=task.agreement_required)
+    task.verdicts_required = state.verdicts_required
+    task.needs_adjudication = state.needs_adjudication
+    task.save(update_fields=["verdicts_required", "needs_adjudication"])
+    previous = case.decision_label
+    if state.decided:
+        if state.label != previous:
+            case.decision_label = state.label or ""
+            case.human_label = state.label or ""
+            case.save(update_fields=["decision_label", "human_label", "updated_at"])
+            case_event_record(
+                case=case,
+                kind="decision_changed",
+                actor_type=ActorType.USER,
+                actor=admin,
+                reason="an accepted change request changed the verdicts' outcome",
+                data={"from_label": previous, "label": state.label, "verdict": verdict.pk},
+            )
+        return
+    case.decision_label = ""
+    case.decision_source = ""
+    case.decided_by = None
+    case.decided_at = None
+    case.human_label = ""
+    case.labelled_at = None
+    case.save(
+        update_fields=[
+            "decision_label",
+            "decision_source",
+            "decided_by",
+            "decided_at",
+            "human_label",
+            "labelled_at",
+            "updated_at",
+        ]
+    )
+    case_transition(
+        case=case,
+        to_status=CaseStatus.IN_REVIEW,
+        actor_type=ActorType.USER,
+        actor=admin,
+        reason="an accepted change request left the verdicts without a consensus",
+        data={"undone_label": previous, "verdict": verdict.pk, "task": task.pk},
+    )
+    try:
+        with transaction.atomic():
+            review_task_transition(
+                task=task,
+                to_status=TaskStatus.OPEN,
+                actor_type=ActorType.USER,
+                actor=admin,
+                reason="an accepted change request left the verdicts without a consensus",
+                data={"verdict": verdict.pk},
+            )
+    except IntegrityError as exc:
+        raise CaseMovedOn(f"case {case.id} is in the queue again by another route") from exc

@@ -33,4 +33,9 @@ urlpatterns = [
         apis.VerdictChangeRequestApi.as_view(),
         name="review-change-request",
     ),
+    path(
+        "verdicts/<int:verdict_id>/change-request/decide/",
+        apis.VerdictChangeDecideApi.as_view(),
+        name="review-change-decide",
+    ),
 ]

@@ -151,6 +151,7 @@ def reviewer_stats(request: HttpRequest, slug: str) -> HttpResponse:
             "problem": problem,
             "queue": selectors.queue_stats(workflow=workflow),
             "agreement": selectors.agreement_stats(workflow=workflow),
+            "change_requests": selectors.change_requests(workflow=workflow, open_only=True),
             "api_url": reverse("review-stats", args=[workflow.slug]),
         },
         status=status,

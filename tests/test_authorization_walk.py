@@ -126,6 +126,7 @@ EXPECT: dict[tuple[str, str], str] = {
     ("review-release", "POST"): REVIEW,
     ("review-undo", "POST"): OWN_VERDICT,
     ("review-change-request", "POST"): OWN_VERDICT,
+    ("review-change-decide", "POST"): ADMIN,
     ("review:home", "GET"): PERSON,
     ("review:screen", "GET"): REVIEW,
     ("review:stats-page", "GET"): ADMIN,
@@ -322,7 +323,7 @@ def implemented_methods(route: Route) -> set[str]:
 @pytest.fixture
 def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, settings: Any) -> Any:
     from modelops.models import Deployment, TrainingRun
-    from review.services import review_next, verdict_submit
+    from review.services import review_next, verdict_change_request, verdict_submit
     from tests.review.factories import case_in_review
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -357,6 +358,9 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
     assignment = review_next(workflow=home, reviewer=users["reviewer"])
     verdict = verdict_submit(
         task_id=assignment.task_id, reviewer=users["reviewer"], label="ok", comment=""
+    )
+    verdict_change_request(
+        reviewer=users["reviewer"], verdict_id=verdict.pk, label="crack", reason="walk"
     )
     from automation.models import Alert
 
@@ -428,6 +432,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "review-verdict": {"label": "ok"},
     "review-skip": {"reason": "unclear"},
     "review-change-request": {"label": "crack", "reason": "walk"},
+    "review-change-decide": {"decision": "accept", "reason": "walk"},
     "workflow-automation": {"audit_rate": 0.1, "reason": "walk"},
     "workflow-automation-threshold": {"reason": "walk"},
     "deployment-end": {"reason": "walk"},

@@ -239,6 +239,8 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     """
     if not phash:
         return None
+    if connection.vendor != "postgresql":
+        return case_duplicate_root_portable(workflow=workflow, phash=phash)
     with connection.cursor() as cursor:
         cursor.execute(
             _DUPLICATE_SQL,
@@ -253,6 +255,43 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     if row is None:
         return None
     found, root = row
+    return root or found
+
+
+def case_duplicate_root_portable(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
+    """``case_duplicate_root`` for databases without PostgreSQL's bit strings (SQLite, the
+    embedded default): the same answer, with the Hamming distance taken in Python over
+    the same bounded window of newest cases."""
+    if not phash:
+        return None
+    candidates: list[tuple[Any, uuid.UUID, uuid.UUID | None]] = []
+    exact = (
+        Case.objects.filter(workflow=workflow, phash=phash)
+        .order_by("created_at", "id")
+        .values_list("created_at", "id", "duplicate_of_id")
+        .first()
+    )
+    if exact is not None:
+        candidates.append(exact)
+    target = int(phash, 16)
+    recent = (
+        Case.objects.filter(workflow=workflow)
+        .exclude(phash="")
+        .order_by("-created_at")
+        .values_list("created_at", "id", "duplicate_of_id", "phash")[
+            : settings.LOOPGATE_DUPLICATE_NEAR_WINDOW
+        ]
+    )
+    near = [
+        (created, pk, root)
+        for created, pk, root, other in recent
+        if (int(other, 16) ^ target).bit_count() <= settings.LOOPGATE_DUPLICATE_MAX_DISTANCE
+    ]
+    if near:
+        candidates.append(min(near, key=lambda row: (row[0], str(row[1]))))
+    if not candidates:
+        return None
+    _created, found, root = min(candidates, key=lambda row: (row[0], str(row[1])))
     return root or found
 
 

@@ -86,3 +86,25 @@ def test_distinct_demo_images_stay_far_apart() -> None:
     ]
     closest = min(phash_distance(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :])
     assert closest > 4
+
+
+def test_the_lookup_without_postgresql_gives_the_same_answers(
+    submit: Any, clean_media: None
+) -> None:
+    """The embedded default (SQLite) has no bit strings: its lookup, in Python over the
+    same window, must find the same first case for exact, near and new images."""
+    from workflows.models import Workflow
+    from workflows.services import case_duplicate_root, case_duplicate_root_portable
+
+    original = image_bytes("scratch", seed=7)
+    first = submit(original, "first")
+    submit(original, "again")
+    jpeg = submit(reencoded(original), "jpeg")
+    other = submit(image_bytes("ok", seed=8), "other")
+    workflow = Workflow.objects.get(slug="line")
+    probes = [first.phash, jpeg.phash, other.phash, image_phash(Image.open(io.BytesIO(image_bytes("crack", seed=9))))]
+    for phash in probes:
+        assert case_duplicate_root_portable(
+            workflow=workflow, phash=phash
+        ) == case_duplicate_root(workflow=workflow, phash=phash), phash
+    assert case_duplicate_root_portable(workflow=workflow, phash=jpeg.phash) == first.pk

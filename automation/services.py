@@ -429,6 +429,7 @@ def threshold_advice(
         current_threshold=workflow.confidence_threshold,
         target_error=target_error,
         confidence=confidence,
+        class_rules=workflow.class_thresholds,
     )
     return ThresholdAdvice(
         model_version=evidence.model_version.tag if evidence.model_version else None,

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from decisions.stats import (
     CurvePoint,
     ThresholdRecommendation,
+    binomial_upper_bound,
     calibrate_threshold,
     first_tested_size,
     risk_coverage_curve,
@@ -71,19 +72,31 @@ def threshold_report(
     current_threshold: float,
     target_error: float,
     confidence: float,
+    class_rules: Mapping[str, float | None] | None = None,
 ) -> ThresholdReport:
-    """The calibrated threshold for ``target_error``, the curve behind it, per-class hints."""
+    """The calibrated threshold for ``target_error``, the curve behind it, per-class hints.
+
+    With per-class rules in force (``class_rules`` holds a number for some label), the
+    partial gate judges every label that follows the global threshold against
+    its own class-conditional calibration (``decisions.gate.partial_judge``); the global
+    threshold recommended is then the highest of those, so applying it passes that gate.
+    """
     confidences = [s.confidence for s in scored]
     correct = [s.correct for s in scored]
     recommendation = calibrate_threshold(
         confidences, correct, target_error=target_error, confidence=confidence
     )
+    by_class = calibrate_by_class(
+        scored, labels=labels, target_error=target_error, confidence=confidence
+    )
+    if class_rules and any(value is not None for value in class_rules.values()):
+        recommendation = _global_for_class_rules(
+            scored, by_class, class_rules, recommendation, labels
+        )
     grid = sorted(set(CURVE_GRID) | {round(current_threshold, 6)}, reverse=True)
     curve = tuple(risk_coverage_curve(confidences, correct, confidence=confidence, thresholds=grid))
     current = next((p for p in curve if abs(p.threshold - current_threshold) < 1e-9), None)
-    per_class = calibrate_by_class(
-        scored, labels=labels, target_error=target_error, confidence=confidence
-    ).hints
+    per_class = by_class.hints
     return ThresholdReport(
         current_threshold=current_threshold,
         target_error=target_error,
@@ -93,6 +106,46 @@ def threshold_report(
         curve=curve,
         current=current,
         per_class=tuple(per_class),
+    )
+
+
+def _global_for_class_rules(
+    scored: Sequence[ScoredLabel],
+    by_class: ClassCalibration,
+    class_rules: Mapping[str, float | None],
+    pooled: ThresholdRecommendation,
+    labels: Sequence[str],
+) -> ThresholdRecommendation:
+    """The global threshold every label without a rule of its own may use: the highest of
+    their class-conditional calibrated thresholds (None when one of them has none)."""
+    followers = [label for label in labels if label not in class_rules]
+    if not followers:
+        return pooled
+    needed = [by_class.thresholds.get(label) for label in followers]
+    missing = [label for label, value in zip(followers, needed, strict=True) if value is None]
+    if missing:
+        return replace(
+            pooled,
+            threshold=None,
+            expected_automation_rate=0.0,
+            error_rate=0.0,
+            error_upper_bound=1.0,
+            reason=f"no class-conditional threshold yet for {', '.join(map(repr, missing))} "
+            "(they follow the global threshold; see the per-class hints)",
+        )
+    threshold = max(value for value in needed if value is not None)
+    decided = [s for s in scored if s.predicted in followers and s.confidence >= threshold]
+    wrong = sum(1 for s in decided if not s.correct)
+    return replace(
+        pooled,
+        threshold=threshold,
+        expected_automation_rate=len(decided) / len(scored) if scored else 0.0,
+        error_rate=wrong / len(decided) if decided else 0.0,
+        error_upper_bound=(
+            binomial_upper_bound(wrong, len(decided), pooled.confidence) if decided else 1.0
+        ),
+        reason="the highest class-conditional threshold of the labels that follow the "
+        "global threshold (per-class rules are in force)",
     )
 
 

@@ -67,6 +67,7 @@ def line(settings: Any, make_user: Any, member: Any) -> dict[str, Any]:
         confidence_threshold=0.9,
         audit_rate=0.1,
         target_accuracy=0.9,
+        target_error=0.1,
         min_evidence=200,
     )
     Deployment.objects.create(workflow=workflow, model_version=version, role="serving")
@@ -120,7 +121,7 @@ def test_admin_walks_the_automation_page(
     assert page.get_by_test_id("current-level").inner_text() == "Shadow"
 
     # Reviewers keep labelling in shadow mode; then the evidence is there.
-    line["labelled"].simulate(workflow, 350, accuracy=0.95, reason="shadow", seed=14)
+    line["labelled"].simulate(workflow, 550, accuracy=0.95, reason="shadow", seed=14)
     page.goto(page.url)
     assert "evidence sufficient" in page.get_by_test_id("gate-partial").inner_text()
 
@@ -134,7 +135,7 @@ def test_admin_walks_the_automation_page(
     assert ok.get_by_label("Threshold for ok").is_enabled()
     ok.get_by_label("Threshold for ok").fill("0.95")
     reason = page.get_by_label("Reason for the change")
-    reason.fill("500 shadow labels meet the 90% target")
+    reason.fill("700 shadow labels meet the 10% error target")
     reason.press("Tab")
     assert page.evaluate(FOCUS_VISIBLE), "the focused control shows a visible focus ring"
     page.get_by_role("button", name="Save the policy").focus()

@@ -97,3 +97,55 @@ class TestThresholdReport:
         assert bad.threshold is None and bad.expected_share == 0.0
         assert report.recommendation.threshold is not None
         assert report.recommendation.expected_automation_rate == pytest.approx(0.6)
+
+
+def test_with_class_rules_the_recommendation_passes_the_partial_gate() -> None:
+    """Per-class rules in force: the labels that follow the global threshold are judged
+    against their own calibration, so the recommended global threshold is the highest of
+    theirs, and the partial gate accepts a policy at it."""
+    import random
+
+    from decisions.gate import GatePolicy, partial_judge
+    from decisions.thresholds import calibrate_by_class
+
+    rng = random.Random(3)
+    scored = []
+    for label, accuracy in (("ok", 0.995), ("scratch", 0.97), ("crack", 0.7)):
+        for _ in range(600):
+            confidence = rng.random()
+            right = rng.random() >= 2 * (1 - accuracy) * (1 - confidence)
+            scored.append(ScoredLabel(label, confidence, right))
+    labels = ["ok", "scratch", "crack"]
+    rules = {"crack": None, "ok": 0.99}
+    report = threshold_report(
+        scored,
+        labels=labels,
+        current_threshold=0.9,
+        target_error=0.05,
+        confidence=0.95,
+        class_rules=rules,
+    )
+    by_class = calibrate_by_class(scored, labels=labels, target_error=0.05, confidence=0.95)
+    # Only "scratch" follows the global threshold: "ok" has its own, "crack" is never.
+    assert by_class.thresholds["scratch"] is not None
+    assert report.recommendation.threshold == by_class.thresholds["scratch"]
+    policy = GatePolicy(
+        level=Level.PARTIAL,
+        confidence_threshold=report.recommendation.threshold,
+        class_thresholds=rules,
+        audit_rate=0.1,
+        target_accuracy=0.9,
+        min_evidence=200,
+        target_error=0.05,
+    )
+    judged = partial_judge(
+        scored=scored,
+        policy=policy,
+        labels=labels,
+        model_version="m:v1",
+        since=None,
+        target_error=0.05,
+        min_evidence=200,
+        confidence=0.95,
+    )
+    assert judged.sufficient, judged.reason

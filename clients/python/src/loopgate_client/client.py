@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -132,18 +133,19 @@ class Loopgate:
     def cases(
         self, workflow: str, *, page_size: int = 200, filters: dict[str, str] | None = None
     ) -> Iterator[Case]:
-        """Every case of the workflow, page by page (the server's case list)."""
-        offset = 0
+        """Every case of the workflow, page by page (the server's case list, whose pages
+        are keyset cursors: each page's ``next`` link carries the next cursor)."""
+        params: dict[str, str | int] = {"limit": page_size, **(filters or {})}
         while True:
-            page = self._request(
-                "GET",
-                f"/workflows/{workflow}/cases/",
-                params={"limit": page_size, "offset": offset, **(filters or {})},
-            )
+            page = self._request("GET", f"/workflows/{workflow}/cases/", params=params)
             yield from page["results"]
-            if not page.get("next"):
+            following = page.get("next")
+            if not following:
                 return
-            offset += page_size
+            cursor = parse_qs(urlsplit(following).query).get("cursor")
+            if not cursor:
+                return
+            params = {**params, "cursor": cursor[0]}
 
     def export(
         self, workflow: str, path: str | Path, *, filters: dict[str, str] | None = None

@@ -17,6 +17,16 @@ from typing import Any
 
 import torch
 
+# The largest value of each numeric augmentation (the smallest is 0: off). Forms show these
+# as hints; ``Augmentation`` refuses anything outside them, on every path.
+LIMITS: dict[str, float] = {
+    "rotation": 180.0,
+    "brightness": 0.9,
+    "contrast": 0.9,
+    "colour": 0.9,
+    "crop": 0.5,
+}
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -39,8 +49,7 @@ class Augmentation:
     crop: float = 0.0
 
     def __post_init__(self) -> None:
-        limits = {"rotation": 180.0, "brightness": 0.9, "contrast": 0.9, "colour": 0.9, "crop": 0.5}
-        for name, top in limits.items():
+        for name, top in LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"augmentation.{name}: must be a number from 0 to {top:g}")

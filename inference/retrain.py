@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,13 @@ from inference.architectures import build_model
 from inference.augment import DEFAULT, Augmentation
 from inference.loader import load_model
 from inference.spec import ModelSpec
+from inference.sweep import Trial, TrialValidation, choose_trial
 from inference.training import (
     CancelCheck,
     EpochRecord,
     EvalResult,
     ProgressCallback,
+    TrainResult,
     evaluate,
     save_weights,
     train_model,
@@ -116,7 +118,8 @@ def eval_summary(result: EvalResult) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RetrainOutcome:
     """What a retraining produced. ``test`` and ``baseline_test`` are ``eval_summary`` dicts
-    on the same held-out images; ``baseline`` names what the baseline was."""
+    on the same held-out images; ``baseline`` names what the baseline was. ``sweep`` (a
+    sweep only): every trial's validation figures, and which one was kept."""
 
     sha256: str
     history: tuple[EpochRecord, ...]
@@ -126,6 +129,7 @@ class RetrainOutcome:
     baseline: str
     baseline_test: dict[str, Any]
     train_seconds: float
+    sweep: dict[str, Any] | None = None
 
 
 def retrain(
@@ -145,17 +149,28 @@ def retrain(
     num_threads: int | None = None,
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
+    trials: Sequence[Trial] | None = None,
 ) -> RetrainOutcome:
     """Train ``spec`` (warm-started from ``base_weights`` = (path, sha256) when given),
     write the weights to ``out_path``, and evaluate the result and the baseline on ``test``.
 
+    ``trials`` (a sweep): train once per (seed, lr) trial instead of once with ``seed``
+    and ``lr``, evaluate each trial's weights on ``val``, keep the one ``choose_trial``
+    picks from those validation figures, and only then evaluate it on ``test`` (once).
+    The test images are never shown to a trial or to the choice. ``progress`` counts
+    epochs across trials (trial ``k``'s epoch ``e`` is ``k * epochs + e``).
+
     Raises ``TrainingCancelled`` when ``should_cancel`` says so, ``ModelLoadError`` when
-    the base weights do not load, ``ValueError`` for unusable data. Nothing is written to
-    ``out_path`` unless training finished.
+    the base weights do not load, ``ValueError`` for unusable data (a sweep without
+    validation images included). Nothing is written to ``out_path`` unless training
+    finished.
     """
     test_images, test_labels = test
     if not test_images:
         raise ValueError("the held-out test split is empty")
+    val_images, val_labels = val
+    if trials is not None and not val_images:
+        raise ValueError("a sweep chooses on the validation split, and it is empty")
     base = None
     init_state_dict = None
     if base_weights is not None:
@@ -164,25 +179,36 @@ def retrain(
         init_state_dict = {
             key: value.detach().clone() for key, value in base._module.state_dict().items()
         }
-    val_images, val_labels = val
+
+    def train_one(trial: Trial, index: int) -> TrainResult:
+        def report(epoch: int, loss: float, val_accuracy: float | None) -> None:
+            if progress is not None:
+                progress(index * epochs + epoch, loss, val_accuracy)
+
+        return train_model(
+            spec,
+            train[0],
+            train[1],
+            epochs=epochs,
+            seed=trial.seed,
+            lr=trial.lr,
+            batch_size=batch_size,
+            augment=augmentation,
+            init_state_dict=init_state_dict,
+            val_images=val_images or None,
+            val_labels=val_labels or None,
+            device=device,
+            progress=report,
+            should_cancel=should_cancel,
+            num_threads=num_threads or 1,
+        )
+
     started = time.perf_counter()
-    result = train_model(
-        spec,
-        train[0],
-        train[1],
-        epochs=epochs,
-        seed=seed,
-        lr=lr,
-        batch_size=batch_size,
-        augment=augmentation,
-        init_state_dict=init_state_dict,
-        val_images=val_images or None,
-        val_labels=val_labels or None,
-        device=device,
-        progress=progress,
-        should_cancel=should_cancel,
-        num_threads=num_threads or 1,
-    )
+    sweep_record = None
+    if trials is None:
+        result = train_one(Trial(seed=seed, lr=lr), 0)
+    else:
+        result, sweep_record = _sweep(spec, trials, train_one, (val_images, val_labels), device)
     train_seconds = time.perf_counter() - started
     sha256 = save_weights(result.state_dict, out_path)
     trained = build_model(spec)
@@ -206,4 +232,54 @@ def retrain(
         baseline=baseline_name,
         baseline_test=eval_summary(baseline_test),
         train_seconds=train_seconds,
+        sweep=sweep_record,
     )
+
+
+def _sweep(
+    spec: ModelSpec,
+    trials: Sequence[Trial],
+    train_one: Callable[[Trial, int], TrainResult],
+    val: tuple[Sequence[Image.Image], Sequence[str]],
+    device: str,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Train every trial (``train_one(trial, index)``), judge each on ``val`` only, and
+    return the chosen one's result with the record of the sweep. Holds at most two
+    trials' weights at a time."""
+    if not trials:
+        raise ValueError("a sweep needs at least one trial")
+    figures: list[TrialValidation] = []
+    kept: TrainResult | None = None
+    seconds: list[float] = []
+    for index, trial in enumerate(trials):
+        started = time.perf_counter()
+        result = train_one(trial, index)
+        seconds.append(time.perf_counter() - started)
+        model = build_model(spec)
+        model.load_state_dict(result.state_dict)
+        judged = evaluate(model, val[0], val[1], spec=spec, device=device)
+        figures.append(
+            TrialValidation(
+                trial=trial,
+                val_correct=sum(correct for _, correct in judged.confidences),
+                val_n=judged.n,
+            )
+        )
+        # The choice over the trials so far is the final choice's prefix: keep only the
+        # current best's weights.
+        if choose_trial(figures) == index:
+            kept = result
+    chosen = choose_trial(figures)
+    if kept is None:  # unreachable: the first trial is always the best of one
+        raise ValueError("no trial was kept")
+    return kept, {
+        "trials": [
+            {**figure.as_dict(), "train_seconds": round(spent, 3)}
+            for figure, spent in zip(figures, seconds, strict=True)
+        ],
+        "chosen": chosen,
+        "chosen_seed": figures[chosen].trial.seed,
+        "chosen_lr": figures[chosen].trial.lr,
+        "selected_on": "validation",
+        "metric": "val_accuracy",
+    }

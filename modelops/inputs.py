@@ -14,6 +14,7 @@ from typing import Any
 from rest_framework import serializers
 
 from inference.runtimes import RUNTIMES
+from inference.sweep import MAX_TRIALS
 from kernel import strictjson
 from kernel.bounds import INT32_MAX
 from kernel.errors import InvalidInput
@@ -146,7 +147,35 @@ class TrainingRunStartInput(serializers.Serializer):
         '"brightness": 0.1, "contrast": 0.1, "colour": 0, "crop": 0}; absent: the workflow\'s '
         "default, else no flips with a mild brightness and contrast jitter.",
     )
+    sweep = serializers.JSONField(
+        required=False,
+        help_text=f'A small hyper-parameter sweep, e.g. {{"seeds": [1, 2, 3], "lrs": [0.003, '
+        f"0.001]}}: one training per (seed, lr) pair, at most {MAX_TRIALS}; the trial with "
+        "the best validation accuracy is kept and only it is evaluated on the test split. "
+        "A key left out uses the run's own seed or lr. Needs val_share above 0.",
+    )
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def sweep_from_text(seeds: str | None, lrs: str | None) -> dict[str, Any] | None:
+    """A sweep from two text fields of comma- or space-separated values (the models page,
+    the management command); None when both are blank. A value that is not a number is
+    passed on as text, for the service to refuse with its name."""
+
+    def values(text: str | None, kind: type) -> list[Any]:
+        items = [item for item in NUMBER_SEPARATORS.split(text or "") if item]
+        parsed: list[Any] = []
+        for item in items:
+            try:
+                parsed.append(kind(item))
+            except ValueError:
+                parsed.append(item)
+        return parsed
+
+    seed_values, lr_values = values(seeds, int), values(lrs, float)
+    if not seed_values and not lr_values:
+        return None
+    return {"seeds": seed_values, "lrs": lr_values}
 
 
 def training_run_start_input(data: Mapping[str, Any]) -> tuple[TrainingRequest, str]:

@@ -35,6 +35,7 @@ from inference.devices import resolve_device
 from inference.loader import TORCHSCRIPT, resize_to_uint8
 from inference.retrain import RetrainOutcome, retrain, stratified_split
 from inference.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from inference.sweep import MAX_SEED, Sweep, Trial
 from inference.training import TrainingCancelled
 from kernel.bounds import INT32_MAX
 from kernel.errors import Conflict, InvalidInput
@@ -124,7 +125,6 @@ DEFAULT_TEST_SHARE = 0.2
 DEFAULT_VAL_SHARE = 0.1
 DEFAULT_SCRATCH_INPUT_SIZE = 96
 MAX_EPOCHS = 200
-MAX_SEED = 2**62
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,11 @@ class TrainingRequest:
     # None: the workflow's default (Workflow.training_augmentation), else the platform's
     # orientation-safe ``inference.augment.DEFAULT``.
     augmentation: dict[str, Any] | None = None
+    # A small sweep, e.g. {"seeds": [1, 2, 3], "lrs": [0.003, 0.001]} (inference.sweep):
+    # one training per (seed, lr), at most MAX_TRIALS; the best on the validation split is
+    # kept and only it is evaluated on the test split. ``seed`` still seeds the split (and
+    # is the trials' seed when no seeds are given), ``lr`` likewise.
+    sweep: dict[str, Any] | None = None
 
 
 def _check_request(request: TrainingRequest) -> None:
@@ -170,22 +175,49 @@ def _check_request(request: TrainingRequest) -> None:
     if request.input_size is not None and not 16 <= request.input_size <= 1024:
         raise InvalidInput("input_size: from 16 to 1024 pixels", field="input_size")
     if request.augmentation is not None:
-        _augmentation_of(request.augmentation, field="augmentation")
+        augmentation_clean(request.augmentation, field="augmentation")
+    if request.sweep is not None:
+        training_sweep(request)
 
 
-def _augmentation_of(data: Any, *, field: str) -> Augmentation:
+def augmentation_clean(data: Any, *, field: str) -> Augmentation:
+    """``data`` as an ``Augmentation``, or InvalidInput on ``field`` saying what is wrong.
+
+    The one rule for augmentation settings: a training run's (API, models page, command)
+    and a workflow's default (API, settings page, Django admin) are all read here.
+    """
     try:
         return Augmentation.from_dict(data)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(str(exc), field=field) from exc
+        message = str(exc)
+        if field != "augmentation":
+            message = f"{field}: {message}"
+        raise InvalidInput(message, field=field) from exc
+
+
+def training_sweep(request: TrainingRequest) -> Sweep | None:
+    """The request's sweep, or None; InvalidInput naming ``sweep`` when it is malformed
+    (a sweep also needs a validation split to choose on)."""
+    if request.sweep is None:
+        return None
+    try:
+        sweep = Sweep.from_dict(request.sweep, seed=request.seed, lr=request.lr)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="sweep") from exc
+    if request.val_share <= 0:
+        raise InvalidInput(
+            "sweep: a sweep chooses its best trial on the validation split; give val_share above 0",
+            field="sweep",
+        )
+    return sweep
 
 
 def training_augmentation(*, workflow: Workflow, request: TrainingRequest) -> Augmentation:
     """The run's augmentation: the request's, else the workflow's, else ``DEFAULT``."""
     if request.augmentation is not None:
-        return _augmentation_of(request.augmentation, field="augmentation")
+        return augmentation_clean(request.augmentation, field="augmentation")
     if workflow.training_augmentation:
-        return _augmentation_of(workflow.training_augmentation, field="training_augmentation")
+        return augmentation_clean(workflow.training_augmentation, field="training_augmentation")
     return DEFAULT_AUGMENTATION
 
 
@@ -265,6 +297,8 @@ def training_run_start(
     base, architecture, input_size, arch_kwargs = _training_plan(workflow, request)
     augmentation = training_augmentation(workflow=workflow, request=request)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    sweep = training_sweep(request)
+    trials = sweep.trials(seed=seed, lr=request.lr) if sweep else ()
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -275,7 +309,7 @@ def training_run_start(
                 architecture=architecture,
                 input_size=input_size,
                 seed=seed,
-                epochs_total=request.epochs,
+                epochs_total=request.epochs * max(1, len(trials)),
                 hyperparameters={
                     "epochs": request.epochs,
                     "lr": request.lr,
@@ -289,6 +323,11 @@ def training_run_start(
                     "input_size": input_size,
                     "augmentation": augmentation.as_dict(),
                     "augmentation_summary": augmentation.describe(),
+                    "sweep": (
+                        {**sweep.as_dict(), "trials": [[t.seed, t.lr] for t in trials]}
+                        if sweep
+                        else None
+                    ),
                 },
                 created_by=actor if getattr(actor, "pk", None) else None,
             )
@@ -498,6 +537,10 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
             f"too few usable labelled cases: {len(split.train)} to train on and "
             f"{len(split.test)} to test on"
         )
+    if params.get("sweep") and not split.val:
+        raise ValueError(
+            "the sweep has no validation cases to choose on; raise val_share or label more"
+        )
     recorded_split = {
         **split.as_dict(),
         "grouped_duplicates": sum(1 for key, group in groups.items() if key != group),
@@ -524,9 +567,10 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
             epochs=params["epochs"],
             lr=params["lr"],
             batch_size=params["batch_size"],
-            augmentation=_augmentation_of(
+            augmentation=augmentation_clean(
                 params.get("augmentation", DEFAULT_AUGMENTATION.as_dict()), field="augmentation"
             ),
+            trials=_trials_of(params),
             base_weights=(base.weights.path, base.sha256) if base else None,
             device=device,
             num_threads=modelops_setting("LOOPGATE_RETRAIN_THREADS"),
@@ -559,7 +603,10 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
                     "base_version": base.tag if base else None,
                     "mode": "from_scratch" if base is None else "fine_tune",
                     "augmentation": params.get("augmentation"),
-                    "seed": run.seed,
+                    # The chosen trial's seed in a sweep; the split's seed is run.seed.
+                    "seed": outcome.seed,
+                    "split_seed": run.seed,
+                    "sweep": outcome.sweep,
                     "hyperparameters": {**params, **outcome.hyperparameters},
                     "split": {
                         "n_train": len(split.train),
@@ -579,6 +626,11 @@ def _train_register_deploy(run: TrainingRun, device: str) -> None:
         f"against {baseline['accuracy']:.3f} for the {outcome.baseline} on "
         f"{test['n']} test cases"
     )
+    if outcome.sweep:
+        summary += (
+            f"; best of {len(outcome.sweep['trials'])} trials on the validation split "
+            f"(seed {outcome.sweep['chosen_seed']}, lr {outcome.sweep['chosen_lr']:g})"
+        )
     # The run row locked first: a run the stale-run sweeper failed meanwhile deploys nothing.
     with transaction.atomic():
         locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
@@ -622,7 +674,16 @@ def _run_metrics(outcome: RetrainOutcome, split: Any) -> dict[str, Any]:
         "n_train": len(split.train),
         "n_val": len(split.val),
         "n_test": len(split.test),
+        "sweep": outcome.sweep,
     }
+
+
+def _trials_of(params: dict[str, Any]) -> tuple[Trial, ...] | None:
+    """The trials recorded on the run when it was started (a sweep), else None."""
+    sweep = params.get("sweep")
+    if not sweep:
+        return None
+    return tuple(Trial(seed=int(seed), lr=float(lr)) for seed, lr in sweep["trials"])
 
 
 def training_runs_fail_stale() -> int:

@@ -20,11 +20,17 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from accounts.types import AuthenticatedHttpRequest
+from inference.sweep import MAX_TRIALS
 from kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from modelops.access import access_models, access_training_run
 from modelops.charts import confusion_svg, reliability_svg
 from modelops.comparison import versions_compare
-from modelops.inputs import model_version_registration, retrain_rule_input, training_run_start_input
+from modelops.inputs import (
+    model_version_registration,
+    retrain_rule_input,
+    sweep_from_text,
+    training_run_start_input,
+)
 from modelops.models import DeploymentRole, ModelSource, TrainingStatus
 from modelops.retraining import (
     DEFAULT_BATCH_SIZE,
@@ -123,6 +129,7 @@ def workflow_models(request: HttpRequest, slug: str) -> HttpResponse:
                 workflow=workflow, request=TrainingRequest()
             ).as_dict(),
             "scratch_input_size": DEFAULT_SCRATCH_INPUT_SIZE,
+            "max_trials": MAX_TRIALS,
             "defaults": {
                 "epochs": DEFAULT_EPOCHS,
                 "lr": DEFAULT_LR,
@@ -347,16 +354,21 @@ def train(request: AuthenticatedHttpRequest, slug: str) -> HttpResponseRedirect:
 
     def action(workflow: Workflow) -> str:
         fields: dict[str, Any] = {
-            key: value for key, value in post.dict().items() if not key.startswith("aug_")
+            key: value
+            for key, value in post.dict().items()
+            if not key.startswith(("aug_", "sweep_"))
         }
         fields["from_scratch"] = post.get("from_scratch") == "on"
         if post.get("aug_given") == "1":
             fields["augmentation"] = augmentation_from_post(post)
+        fields["sweep"] = sweep_from_text(post.get("sweep_seeds"), post.get("sweep_lrs"))
         training, reason = training_run_start_input(fields)
         run = training_run_start(
             workflow=workflow, actor=request.user, request=training, reason=reason
         )
-        return f"Training run {run.pk} is queued on the training workers."
+        trials = (run.hyperparameters.get("sweep") or {}).get("trials") or []
+        sweep = f" (a sweep of {len(trials)} trials)" if trials else ""
+        return f"Training run {run.pk}{sweep} is queued on the training workers."
 
     return _act(request, slug, action, anchor="retraining")
 

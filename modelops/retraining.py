@@ -191,7 +191,8 @@ def augmentation_clean(data: Any, *, field: str) -> Augmentation:
     except (TypeError, ValueError) as exc:
         message = str(exc)
         if field != "augmentation":
-            message = f"{field}: {message}"
+            # "augmentation.rotation: ..." names the setting as the caller knows it.
+            message = field + message.removeprefix("augmentation")
         raise InvalidInput(message, field=field) from exc
 
 
@@ -219,6 +220,13 @@ def training_augmentation(*, workflow: Workflow, request: TrainingRequest) -> Au
     if workflow.training_augmentation:
         return augmentation_clean(workflow.training_augmentation, field="training_augmentation")
     return DEFAULT_AUGMENTATION
+
+
+def workflow_augmentation_summary(workflow: Workflow) -> str:
+    """The augmentation a run of ``workflow`` uses unless it names its own, in words."""
+    if not workflow.training_augmentation:
+        return f"{DEFAULT_AUGMENTATION.describe()} (the platform's default)"
+    return training_augmentation(workflow=workflow, request=TrainingRequest()).describe()
 
 
 def labelled_cases(*, workflow: Workflow) -> list[tuple[str, str]]:

@@ -89,6 +89,8 @@ EXPECT: dict[tuple[str, str], str] = {
     ("workspace:settings-members", "POST"): ADMIN,
     ("workspace:settings-tokens", "GET"): ADMIN,
     ("workspace:settings-tokens", "POST"): ADMIN,
+    ("workspace:settings-training", "GET"): ADMIN,
+    ("workspace:settings-training", "POST"): ADMIN,
     # The one-time link of an invited person: anyone holding it (a bad link says so).
     ("workspace:set-password", "GET"): PUBLIC,
     ("workspace:set-password", "POST"): PUBLIC,

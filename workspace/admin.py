@@ -68,7 +68,13 @@ class WorkflowAdminForm(forms.ModelForm):
             "labels",
             "label_settings",
             *REVIEW_SETTINGS,
+            "training_augmentation",
         ]
+        help_texts = {
+            "training_augmentation": 'Retraining\'s default, e.g. {"hflip": false, "vflip": '
+            'false, "rotation": 0, "brightness": 0.1, "contrast": 0.1, "colour": 0, "crop": 0}; '
+            "empty: the platform's orientation-safe default. Checked like the API's.",
+        }
 
     request_user: Any = None
 
@@ -99,6 +105,7 @@ def _service_apply(
             description=data.get("description", ""),
             instructions=data.get("instructions", ""),
             label_settings=data.get("label_settings") or {},
+            training_augmentation=data.get("training_augmentation"),
             **settings,
         )
     current = Workflow.objects.get(pk=instance.pk)

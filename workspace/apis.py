@@ -63,7 +63,15 @@ from workspace.services import (
     workflow_update,
 )
 
-CREATE_FIELDS = ("slug", "name", "labels", "description", "instructions", "label_settings")
+CREATE_FIELDS = (
+    "slug",
+    "name",
+    "labels",
+    "description",
+    "instructions",
+    "label_settings",
+    "training_augmentation",
+)
 ARCHIVED_CHOICES = ("exclude", "include", "only")
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from inference.augment import LIMITS as AUGMENTATION_LIMITS
 from kernel.markdown import MAX_MARKDOWN_CHARS
 from workspace.services import (
     DESCRIPTION_MAX,
@@ -55,6 +56,73 @@ class ReviewSettingsForm(forms.Form):
     skip_delay_seconds = _setting_field("skip_delay_seconds")
     max_skips = _setting_field("max_skips")
     hidden_suggestion_rate = _setting_field("hidden_suggestion_rate")
+
+
+def _augmentation_number(name: str, label: str, help_text: str) -> forms.Field:
+    """Text, not a number field: the value goes to the one augmentation rule as given
+    (a number when it reads as one), which says what is wrong with it, as the API does."""
+    return forms.CharField(
+        label=label,
+        required=False,
+        help_text=help_text,
+        widget=forms.NumberInput(
+            attrs={"step": "any", "min": "0", "max": f"{AUGMENTATION_LIMITS[name]:g}"}
+        ),
+    )
+
+
+class TrainingAugmentationForm(forms.Form):
+    """A workflow's default training augmentation; each setting off when unticked or 0."""
+
+    hflip = forms.BooleanField(
+        label="Horizontal flips",
+        required=False,
+        help_text="Mirror left-right. Off when left and right mean different things.",
+    )
+    vflip = forms.BooleanField(
+        label="Vertical flips",
+        required=False,
+        help_text="Mirror top-bottom. Off when up and down mean different things.",
+    )
+    rotation = _augmentation_number(
+        "rotation",
+        "Rotation (± degrees)",
+        f"0 = off; at most {AUGMENTATION_LIMITS['rotation']:g}.",
+    )
+    brightness = _augmentation_number(
+        "brightness",
+        "Brightness jitter (±)",
+        f"A share: 0.1 is ±10%; 0 = off; at most {AUGMENTATION_LIMITS['brightness']:g}.",
+    )
+    contrast = _augmentation_number(
+        "contrast",
+        "Contrast jitter (±)",
+        f"A share; 0 = off; at most {AUGMENTATION_LIMITS['contrast']:g}.",
+    )
+    colour = _augmentation_number(
+        "colour",
+        "Colour jitter (±, each channel)",
+        f"A share; 0 = off; at most {AUGMENTATION_LIMITS['colour']:g}.",
+    )
+    crop = _augmentation_number(
+        "crop",
+        "Random crop (share of each side)",
+        f"Keeps 1 - crop to all of each side; 0 = off; at most {AUGMENTATION_LIMITS['crop']:g}.",
+    )
+
+    def augmentation(self) -> dict[str, Any]:
+        """The settings as the API's ``training_augmentation`` object."""
+        chosen: dict[str, Any] = {
+            "hflip": self.cleaned_data["hflip"],
+            "vflip": self.cleaned_data["vflip"],
+        }
+        for name in AUGMENTATION_LIMITS:
+            raw = (self.cleaned_data.get(name) or "0").strip()
+            try:
+                chosen[name] = float(raw)
+            except ValueError:
+                chosen[name] = raw  # refused with its name by the service
+        return chosen
 
 
 class WorkflowCreateForm(forms.Form):

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from kernel.markdown import MAX_MARKDOWN_CHARS
 from modelops.models import Deployment
+from modelops.retraining import workflow_augmentation_summary
 from modelops.selectors import deployments_active
 from workflows.labels import label_keys
 from workflows.models import Workflow, WorkflowMembership
@@ -55,6 +56,10 @@ class WorkflowOutput(serializers.ModelSerializer):
     label_keys = serializers.SerializerMethodField()
     serving_model_version = serializers.SerializerMethodField()
     deployments = serializers.SerializerMethodField()
+    training_augmentation_summary = serializers.SerializerMethodField(
+        help_text="The augmentation a training run uses unless it names its own, in words; "
+        "an empty training_augmentation means the platform's default."
+    )
 
     class Meta:
         model = Workflow
@@ -75,6 +80,8 @@ class WorkflowOutput(serializers.ModelSerializer):
             "instructions",
             "label_settings",
             "label_keys",
+            "training_augmentation",
+            "training_augmentation_summary",
             "archived_at",
             "created_at",
         ]
@@ -90,6 +97,10 @@ class WorkflowOutput(serializers.ModelSerializer):
             "target_error": workflow.target_error,
             "min_evidence": workflow.min_evidence,
         }
+
+    @extend_schema_field(serializers.CharField())
+    def get_training_augmentation_summary(self, workflow: Workflow) -> str:
+        return workflow_augmentation_summary(workflow)
 
     @extend_schema_field(WorkflowLabelKeyOutput(many=True))
     def get_label_keys(self, workflow: Workflow) -> list[dict[str, Any]]:
@@ -176,6 +187,13 @@ class WorkflowUpdateInput(serializers.Serializer):
     skip_delay_seconds = _bounded("skip_delay_seconds")
     max_skips = _bounded("max_skips")
     hidden_suggestion_rate = _bounded("hidden_suggestion_rate")
+    training_augmentation = serializers.JSONField(
+        required=False,
+        help_text='Retraining\'s default augmentation, e.g. {"hflip": false, "vflip": false, '
+        '"rotation": 0, "brightness": 0.1, "contrast": 0.1, "colour": 0, "crop": 0}: flips '
+        "and rotation on/off and degrees, jitter and crop as shares (0: off). {} or null: "
+        "the platform's orientation-safe default. A run may still name its own.",
+    )
 
 
 class WorkflowCreateInput(WorkflowUpdateInput):

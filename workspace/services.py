@@ -37,6 +37,7 @@ from decisions.routing import Level
 from kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from kernel.markdown import MAX_MARKDOWN_CHARS
 from modelops.models import ModelVersion
+from modelops.retraining import augmentation_clean
 from review.models import Verdict
 from workflows.labels import key_problem
 from workflows.models import Case, Prediction, Workflow, WorkflowMembership
@@ -89,7 +90,13 @@ REVIEW_SETTINGS: dict[str, Bound] = {
     ),
 }
 TEXT_FIELDS = ("name", "description", "instructions")
-UPDATE_FIELDS = (*TEXT_FIELDS, "labels", "label_settings", *REVIEW_SETTINGS)
+UPDATE_FIELDS = (
+    *TEXT_FIELDS,
+    "labels",
+    "label_settings",
+    *REVIEW_SETTINGS,
+    "training_augmentation",
+)
 
 
 def policy_fields_refuse(data: Mapping[str, Any], *, slug: str = "{slug}") -> None:
@@ -226,6 +233,16 @@ def review_setting_clean(name: str, value: Any) -> int | float:
     return int(value) if bound.integer else float(value)
 
 
+def training_augmentation_clean(value: Any) -> dict[str, Any]:
+    """A workflow's default training augmentation as stored: ``{}`` (given ``None`` or
+    ``{}``) for the platform's orientation-safe default, else every setting, checked by
+    the one augmentation rule (``modelops.retraining.augmentation_clean``) that a
+    training run's own augmentation also goes through."""
+    if value is None or value == {}:
+        return {}
+    return augmentation_clean(value, field="training_augmentation").as_dict()
+
+
 def _fmt(number: float) -> str:
     return f"{number:g}"
 
@@ -307,6 +324,7 @@ def workflow_create(
     description: str = "",
     instructions: str = "",
     label_settings: Mapping[str, Any] | None = None,
+    training_augmentation: Mapping[str, Any] | None = None,
     **review_settings: Any,
 ) -> Workflow:
     """A new workflow at ``human_only``, with ``creator`` as its admin (and a reviewer)."""
@@ -324,6 +342,7 @@ def workflow_create(
         "labels": labels_clean(labels),
     }
     fields["label_settings"] = label_settings_clean(label_settings, fields["labels"])
+    fields["training_augmentation"] = training_augmentation_clean(training_augmentation)
     for setting, value in review_settings.items():
         fields[setting] = review_setting_clean(setting, value)
     if Workflow.objects.filter(slug=slug).exists():
@@ -373,6 +392,10 @@ def workflow_update(*, workflow: Workflow, actor: User, changes: Mapping[str, An
     for name in REVIEW_SETTINGS:
         if name in changes:
             fields[name] = review_setting_clean(name, changes[name])
+    if "training_augmentation" in changes:
+        fields["training_augmentation"] = training_augmentation_clean(
+            changes["training_augmentation"]
+        )
     labels = list(row.labels)
     if "labels" in changes:
         labels = _labels_change(row, labels_clean(changes["labels"]))

@@ -23,6 +23,11 @@ from django.views.decorators.http import require_http_methods
 from accounts.types import AuthenticatedHttpRequest
 from kernel.errors import DomainError, Forbidden, NotFound
 from kernel.markdown import markdown_html
+from modelops.retraining import (
+    TrainingRequest,
+    training_augmentation,
+    workflow_augmentation_summary,
+)
 from workflows.access import access_workflow
 from workflows.labels import PALETTE, label_keys
 from workflows.models import Workflow
@@ -37,6 +42,7 @@ from workspace.forms import (
     RoleForm,
     TokenCreateForm,
     TokenRevokeForm,
+    TrainingAugmentationForm,
     WorkflowCreateForm,
     labels_from_text,
 )
@@ -64,6 +70,7 @@ SECTIONS = (
     ("review", "Review", "workspace:settings-review"),
     ("members", "Members", "workspace:settings-members"),
     ("tokens", "API tokens", "workspace:settings-tokens"),
+    ("training", "Training", "workspace:settings-training"),
 )
 
 
@@ -267,6 +274,52 @@ def settings_review(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
                 messages.success(request, "Review settings saved.")
                 return redirect("workspace:settings-review", workflow.slug)
     return _render(request, workflow, "review", {"form": form, "labels": SETTING_LABELS}, status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_training(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    """The workflow's default training augmentation: the training form starts from it, and
+    a run that names none uses it. Saved through ``workflow_update`` like the API's."""
+    workflow = _admin_workflow(request, slug)
+    action = request.POST.get("action") if request.method == "POST" else None
+    effective = training_augmentation(workflow=workflow, request=TrainingRequest()).as_dict()
+    form = TrainingAugmentationForm(request.POST if action == "save" else None, initial=effective)
+    status = 200
+    if action in ("save", "reset"):
+        status = 400
+        if action == "reset" or form.is_valid():
+            value = form.augmentation() if action == "save" else {}
+            try:
+                workflow_update(
+                    workflow=workflow,
+                    actor=request.user,
+                    changes={"training_augmentation": value},
+                )
+            except DomainError as exc:
+                status = _augmentation_refused(form, exc)
+            else:
+                messages.success(
+                    request,
+                    "Training augmentation saved: " + workflow_augmentation_summary(workflow) + ".",
+                )
+                return redirect("workspace:settings-training", workflow.slug)
+    elif action is not None:
+        messages.error(request, "Unknown action.")
+        status = 400
+    context = {
+        "form": form,
+        "summary": workflow_augmentation_summary(workflow),
+        "is_platform_default": not workflow.training_augmentation,
+    }
+    return _render(request, workflow, "training", context, status)
+
+
+def _augmentation_refused(form: forms.Form, exc: DomainError) -> int:
+    """A refusal such as "training_augmentation.rotation: ..." shown on that input."""
+    setting = exc.message.split(":", 1)[0].rpartition(".")[2]
+    form.add_error(setting if setting in form.fields else None, exc.message)
+    return exc.status_code
 
 
 @login_required

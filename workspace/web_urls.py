@@ -14,6 +14,11 @@ urlpatterns = [
         name="settings-members",
     ),
     path("workflows/<slug:slug>/settings/tokens/", views.settings_tokens, name="settings-tokens"),
+    path(
+        "workflows/<slug:slug>/settings/training/",
+        views.settings_training,
+        name="settings-training",
+    ),
     path("workflows/<slug:slug>/cases/", case_views.case_list, name="cases"),
     path("workflows/<slug:slug>/cases/<str:case_id>/", case_views.case_page, name="case"),
     path(

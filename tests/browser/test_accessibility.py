@@ -33,6 +33,7 @@ PRODUCT_PAGES = (
     "/workflows/axe/settings/review/",
     "/workflows/axe/settings/members/",
     "/workflows/axe/settings/tokens/",
+    "/workflows/axe/settings/training/",
     "/account/set-password/MQ/not-a-token/",
     "/workflows/axe/cases/",
     "/workflows/axe/cases/{case}/",

@@ -15,7 +15,14 @@ from workspace.services import workflow_creator_grant
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = ("settings", "settings-labels", "settings-review", "settings-members", "settings-tokens")
+SECTIONS = (
+    "settings",
+    "settings-labels",
+    "settings-review",
+    "settings-members",
+    "settings-tokens",
+    "settings-training",
+)
 
 
 def browser(user: Any) -> Client:

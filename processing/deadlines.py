@@ -32,6 +32,7 @@ from integrations.models import EventType
 from integrations.services import event_emit
 from kernel.bounds import bounded_int
 from kernel.errors import InvalidInput
+from monitoring.metrics import DEADLINE_FALLBACKS
 from review.models import AssignmentState, ReviewTask, TaskKind, TaskStatus
 from review.services import assignments_end, review_task_transition
 from workflows.access import FULL
@@ -221,6 +222,11 @@ def case_deadline_fallback(*, case_id: uuid.UUID | str, now: datetime) -> str | 
                 "reason": reason,
             },
             ordering_key=str(case.pk),
+        )
+        # Counted once the fallback is stored: a rolled-back attempt is retried and
+        # must not count twice.
+        transaction.on_commit(
+            lambda slug=workflow.slug, kind=action: DEADLINE_FALLBACKS.labels(slug, kind).inc()
         )
     return action
 

@@ -82,9 +82,7 @@ class ZipUpload:
             with self.archive.open(info) as stream:
                 return stream.read(settings.LOOPGATE_MAX_UPLOAD_BYTES + 1)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise EntryUnreadable(
-                f"{name}: the entry is corrupt ({exc})", field="image"
-            ) from None
+            raise EntryUnreadable(f"{name}: the entry is corrupt ({exc})", field="image") from None
         except NotImplementedError:
             raise EntryUnreadable(
                 f"{name}: the entry's compression is not supported", field="image"
@@ -188,11 +186,7 @@ def _checked(archive: zipfile.ZipFile) -> ZipUpload:
     names = list(entries)
     if manifests:
         raw = _manifest_bytes(archive, manifests[0])
-        rows = (
-            _csv_rows(raw)
-            if manifests[0].filename.lower().endswith(".csv")
-            else _json_rows(raw)
-        )
+        rows = _csv_rows(raw) if manifests[0].filename.lower().endswith(".csv") else _json_rows(raw)
         items = manifest_items(rows, file_names=names, every_file_named=False)
     else:
         items = [BulkItem(file=name, external_id=None, metadata=None) for name in names]

@@ -59,9 +59,7 @@ def _rows(workflow: Workflow, results: list[BulkResult]) -> list[dict[str, Any]]
             "status": result.status,
             "case_id": result.id or "",
             "message": result.error["message"] if result.error else "",
-            "url": reverse("workspace:case", args=[workflow.slug, result.id])
-            if result.id
-            else "",
+            "url": reverse("workspace:case", args=[workflow.slug, result.id]) if result.id else "",
         }
         for result in results
     ]

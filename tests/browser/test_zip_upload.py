@@ -82,7 +82,9 @@ def test_upload_a_zip_with_a_progress_bar_and_see_each_result(
         "small.png": "accepted",
         "broken.png": "refused (400)",
     }
-    assert "image: the file is not an image" in table.locator("tr", has_text="broken.png").inner_text()
+    assert (
+        "image: the file is not an image" in table.locator("tr", has_text="broken.png").inner_text()
+    )
     assert Case.objects.filter(workflow=workflow).count() == 3
     assert Case.objects.filter(external_id="S-1").exists()
     assert not axe_violations(page)

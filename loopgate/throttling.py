@@ -55,43 +55,44 @@ class CostedRateThrottle(SimpleRateThrottle):
     """
 
     cost = 1
+    limit = 0
+    window = 0
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         self.cost = max(1, int(getattr(view, "throttle_cost", None) or 1))
         if self.cost == 1:
             return super().allow_request(request, view)
-        if self.rate is None:
+        limit, window = self.parse_rate(self.rate)
+        if limit is None or window is None:
             return True
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        assert self.num_requests is not None and self.duration is not None
-        if self.cost > self.num_requests:
+        self.limit, self.window = limit, window
+        if self.cost > limit:
             raise InvalidInput(
                 f"images: {self.cost} items is more than this caller's rate of "
-                f"{self.num_requests} per {self.duration} s allows; send at most "
-                f"{self.num_requests} in one request",
+                f"{limit} per {window} s allows; send at most {limit} in one request",
                 field="images",
             )
         self.history = self.cache.get(self.key, [])
         self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
+        while self.history and self.history[-1] <= self.now - window:
             self.history.pop()
-        if len(self.history) + self.cost > self.num_requests:
+        if len(self.history) + self.cost > limit:
             return self.throttle_failure()
         self.history[:0] = [self.now] * self.cost
-        self.cache.set(self.key, self.history, self.duration)
+        self.cache.set(self.key, self.history, window)
         return True
 
     def wait(self) -> float | None:
         if self.cost == 1:
             return super().wait()
-        assert self.num_requests is not None and self.duration is not None
-        # Enough room once the entry at index num_requests - cost (newest first) expires.
-        index = self.num_requests - self.cost
+        # Enough room once the entry at index limit - cost (newest first) expires.
+        index = self.limit - self.cost
         if index >= len(self.history):
             return None
-        return max(0.0, self.history[index] + self.duration - self.now)
+        return max(0.0, self.history[index] + self.window - self.now)
 
 
 class ApiTokenRateThrottle(CostedRateThrottle):

@@ -382,6 +382,8 @@ def _deadlines(
         .values_list("deadline_at", "decided_at")
         .order_by("deadline_at")[:MAX_CASES]
     ):
+        if deadline_at is None:
+            continue
         index = _index(starts, step, deadline_at)
         if index is not None and (decided_at is None or decided_at > deadline_at):
             missed[index] += 1
@@ -397,7 +399,7 @@ def _deadlines(
         .values_list("case__deadline_fallback_at", "data")
         .order_by("case__deadline_fallback_at")[:MAX_CASES]
     ):
-        index = _index(starts, step, applied_at)
+        index = _index(starts, step, applied_at) if applied_at is not None else None
         kind = data.get("fallback") if isinstance(data, dict) else None
         if index is not None and kind in fallbacks:
             fallbacks[kind][index] += 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -225,10 +226,12 @@ def case_deadline_fallback(*, case_id: uuid.UUID | str, now: datetime) -> str | 
         )
         # Counted once the fallback is stored: a rolled-back attempt is retried and
         # must not count twice.
-        transaction.on_commit(
-            lambda slug=workflow.slug, kind=action: DEADLINE_FALLBACKS.labels(slug, kind).inc()
-        )
+        transaction.on_commit(partial(_fallback_count, slug=workflow.slug, kind=action))
     return action
+
+
+def _fallback_count(*, slug: str, kind: str) -> None:
+    DEADLINE_FALLBACKS.labels(slug, kind).inc()
 
 
 def cases_deadline_fallback(*, now: datetime | None = None) -> int:

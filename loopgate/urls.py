@@ -39,6 +39,8 @@ urlpatterns = [
     path("api/v1/", include("modelops.urls")),
     path("", include("modelops.web_urls")),
     path("", include("review.web_urls")),
+    # Before workspace's pages: "cases/upload/" is not a case id.
+    path("", include("processing.web_urls")),
     path("", include("workspace.web_urls")),
     path("", include("monitoring.web_urls")),
 ]

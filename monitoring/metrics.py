@@ -42,6 +42,12 @@ STAGE_ERRORS = Counter(
     "Errors by pipeline stage (decode: image unreadable; scoring: model failed).",
     ["workflow", "stage"],
 )
+DEADLINE_FALLBACKS = Counter(
+    "loopgate_deadline_fallbacks",
+    "Cases still waiting for a human when their deadline passed, by the fallback the "
+    "workflow applied (label, model, escalate, none).",
+    ["workflow", "fallback"],
+)
 WORKER_MEMORY = Gauge(
     "loopgate_worker_memory_bytes",
     "Peak resident memory of each worker process.",

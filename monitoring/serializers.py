@@ -54,6 +54,11 @@ class MonitoringOutput(serializers.Serializer):
         child=serializers.DictField(),
         help_text="per model version and bucket: audited accuracy with its exact 95% interval",
     )
+    deadlines = serializers.DictField(
+        help_text="per bucket of the deadline: `missed` (cases whose deadline passed before "
+        "a decision), `fallbacks` by kind (`label`, `model`, `escalate`, `none`: what the "
+        "workflow's fallback did to a case still waiting for a human), and their totals"
+    )
     label_free_estimate = serializers.ListField(child=serializers.DictField())
     drift_checks = serializers.ListField(child=serializers.DictField())
     drift_status = serializers.DictField()

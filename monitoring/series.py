@@ -20,7 +20,7 @@ from decisions.stats import clopper_pearson
 from inference.measure import INPUT_METRICS
 from monitoring.models import CaseMeasurement, DriftCheck
 from monitoring.selectors import monitoring_settings_of, reference_window
-from workflows.models import Case, DecisionSource, Prediction, Workflow
+from workflows.models import Case, CaseEvent, DecisionSource, Prediction, Workflow
 
 BUCKETS: dict[str, timedelta] = {
     "5m": timedelta(minutes=5),
@@ -33,6 +33,8 @@ MAX_BUCKETS = 500
 MAX_CASES = 50_000
 CONFIDENCE_BINS = 10
 STAGES = ("queue_wait", "model", "routing", "human", "total")
+# What ``processing.deadlines`` does to a case still waiting for a human at its deadline.
+FALLBACK_KINDS = ("label", "model", "escalate", "none")
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
             decided[index] += 1
             if row["decision_source"] == DecisionSource.MODEL:
                 by_model[index] += 1
-            else:
+            elif row["decision_source"] == DecisionSource.HUMAN:
                 human_decisions[index] += 1
                 model_label = row["deciding_prediction__label"]
                 if model_label:
@@ -202,6 +204,7 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
             model_latency[index].append(float(latency))
 
     audited = _audited_accuracy(workflow=workflow, query=query, starts=starts, step=step)
+    deadlines = _deadlines(workflow=workflow, query=query, starts=starts, step=step)
     reference = _reference_summary(workflow=workflow)
     checks = list(
         DriftCheck.objects.filter(
@@ -265,6 +268,7 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
             "counts": [[mix[i][label] for label in labels] for i in range(size)],
         },
         "audited_accuracy": audited,
+        "deadlines": deadlines,
         "label_free_estimate": [
             {"at": check["created_at"], **(check["estimate"] or {})}
             for check in checks
@@ -355,6 +359,56 @@ def _audited_accuracy(
             }
         )
     return series
+
+
+def _deadlines(
+    *, workflow: Workflow, query: SeriesQuery, starts: list[datetime], step: timedelta
+) -> dict[str, Any]:
+    """Per bucket of the deadline: cases whose deadline passed before a decision (still
+    undecided, or decided later), and the fallbacks applied, by kind.
+
+    The fallback kind is read from the event that applied it (``data.fallback``): a
+    ``label`` or ``model`` fallback decides the case, ``escalate`` and ``none`` do not.
+    Not filtered by model version: a deadline is a promise about the case, whoever
+    decides it.
+    """
+    from django.utils import timezone
+
+    size = len(starts)
+    until = min(query.until, timezone.now())
+    missed = [0] * size
+    for deadline_at, decided_at in (
+        Case.objects.filter(workflow=workflow, deadline_at__gte=query.since, deadline_at__lt=until)
+        .values_list("deadline_at", "decided_at")
+        .order_by("deadline_at")[:MAX_CASES]
+    ):
+        if deadline_at is None:
+            continue
+        index = _index(starts, step, deadline_at)
+        if index is not None and (decided_at is None or decided_at > deadline_at):
+            missed[index] += 1
+    fallbacks = {kind: [0] * size for kind in FALLBACK_KINDS}
+    for applied_at, data in (
+        CaseEvent.objects.filter(
+            case__workflow=workflow,
+            case__deadline_fallback_at__gte=query.since,
+            case__deadline_fallback_at__lt=query.until,
+            kind__in=("status", "deadline_missed"),
+            data__has_key="fallback",
+        )
+        .values_list("case__deadline_fallback_at", "data")
+        .order_by("case__deadline_fallback_at")[:MAX_CASES]
+    ):
+        index = _index(starts, step, applied_at) if applied_at is not None else None
+        kind = data.get("fallback") if isinstance(data, dict) else None
+        if index is not None and kind in fallbacks:
+            fallbacks[kind][index] += 1
+    return {
+        "missed": missed,
+        "missed_total": sum(missed),
+        "fallbacks": fallbacks,
+        "fallback_totals": {kind: sum(counts) for kind, counts in fallbacks.items()},
+    }
 
 
 def _drift_status(check: DriftCheck | None) -> dict[str, Any]:

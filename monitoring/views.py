@@ -24,7 +24,13 @@ from inference.measure import INPUT_METRICS
 from kernel.errors import DomainError, Forbidden, NotFound
 from modelops.selectors import versions_of_workflow
 from monitoring.inputs import RANGES, series_query
-from monitoring.series import BUCKETS, STAGES, monitoring_overview, monitoring_series
+from monitoring.series import (
+    BUCKETS,
+    FALLBACK_KINDS,
+    STAGES,
+    monitoring_overview,
+    monitoring_series,
+)
 from workflows.access import access_workflow, has_right, workflows_visible
 from workflows.models import Workflow
 
@@ -70,6 +76,20 @@ def _rows(series: dict[str, Any]) -> list[dict[str, Any]]:
     return [row for row in rows if row["volume"] or any(row["mix"]) or row["model_ms"]["n"]]
 
 
+def _deadline_rows(series: dict[str, Any]) -> list[dict[str, Any]]:
+    """The buckets in which a deadline passed undecided or a fallback was applied."""
+    deadlines = series["deadlines"]
+    rows = [
+        {
+            "start": start,
+            "missed": deadlines["missed"][index],
+            "fallbacks": [deadlines["fallbacks"][kind][index] for kind in FALLBACK_KINDS],
+        }
+        for index, start in enumerate(series["buckets"])
+    ]
+    return [row for row in rows if row["missed"] or any(row["fallbacks"])]
+
+
 def _chart_data(series: dict[str, Any]) -> dict[str, Any]:
     """The JSON the script draws from: plain numbers and ISO times."""
     return {
@@ -89,6 +109,8 @@ def _chart_data(series: dict[str, Any]) -> dict[str, Any]:
         "histogram": [
             sum(column) for column in zip(*series["confidence_histogram"]["counts"], strict=False)
         ],
+        "deadline_missed": series["deadlines"]["missed"],
+        "fallbacks": series["deadlines"]["fallbacks"],
         "accuracy": [
             {**cell, "bucket": cell["bucket"].isoformat()} for cell in series["audited_accuracy"]
         ],
@@ -139,6 +161,8 @@ def monitoring_page(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
             "is_admin": is_admin,
             "series": series,
             "rows": _rows(series),
+            "deadline_rows": _deadline_rows(series),
+            "fallback_kinds": FALLBACK_KINDS,
             "chart_data": _chart_data(series),
             "ranges": list(RANGES),
             "buckets": list(BUCKETS),

@@ -276,6 +276,13 @@ class BulkOutput(serializers.Serializer):
 
 class CaseBulkCreateApi(APIView):
     parser_classes = [StrictMultiPartParser]
+    # A bulk request spends one unit of the caller's rate per item (D115). The item
+    # count is known only once the body is read, so the throttles run from ``post``.
+    throttle_cost: int | None = None
+
+    def check_throttles(self, request: Request) -> None:
+        if self.throttle_cost is not None:
+            super().check_throttles(request)
 
     class BulkInputSerializer(serializers.Serializer):
         images = serializers.ListField(child=serializers.FileField(), help_text="The images.")
@@ -304,7 +311,10 @@ class CaseBulkCreateApi(APIView):
             "result per item, in manifest order (`status` 201, 200 for an existing "
             "`external_id`, or the 4xx with its `error`). The request as a whole is "
             "refused (nothing stored) for a bad manifest, a file named twice, or more "
-            "than `LOOPGATE_BULK_MAX_ITEMS` items / `LOOPGATE_BULK_MAX_BYTES` bytes."
+            "than `LOOPGATE_BULK_MAX_ITEMS` items / `LOOPGATE_BULK_MAX_BYTES` bytes. "
+            "Each item counts as one request against the caller's rate: 429 with "
+            "`Retry-After` (nothing stored) when the items do not fit in what is left "
+            "of it, 400 when they are more than the whole rate."
         ),
     )
     def post(self, request: AuthenticatedRequest, slug: str) -> Response:
@@ -326,6 +336,8 @@ class CaseBulkCreateApi(APIView):
         bulk_limits_check(
             count=len(uploads), total_bytes=sum(upload.size or 0 for upload in uploads)
         )
+        self.throttle_cost = len(uploads)
+        self.check_throttles(request)
         fields = request.data
         if not isinstance(fields, Mapping):
             raise InvalidInput("body: expected multipart form fields", field="body")

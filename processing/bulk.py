@@ -78,6 +78,10 @@ def manifest_parse(raw: Any, *, file_names: Sequence[str]) -> list[BulkItem]:
         seen.add(name)
     if raw is None or raw == "":
         return [BulkItem(file=name, external_id=None, metadata=None) for name in file_names]
+    return manifest_items(_manifest_json(raw), file_names=file_names)
+
+
+def _manifest_json(raw: Any) -> list[Any]:
     try:
         entries = strictjson.loads(
             raw, what="manifest", max_bytes=settings.LOOPGATE_MAX_JSON_BODY_BYTES
@@ -89,6 +93,15 @@ def manifest_parse(raw: Any, *, file_names: Sequence[str]) -> list[BulkItem]:
             f"manifest: expected a JSON list, not {strictjson.json_type(entries)}",
             field="manifest",
         )
+    return entries
+
+
+def manifest_items(
+    entries: Sequence[Any], *, file_names: Sequence[str], every_file_named: bool = True
+) -> list[BulkItem]:
+    """The manifest's entries as items, in manifest order, checked against the files: each
+    names one file, no file twice; with ``every_file_named`` every file must be named
+    (else the files it does not name follow as items without a key or metadata)."""
     items: list[BulkItem] = []
     named: set[str] = set()
     for index, entry in enumerate(entries):
@@ -110,10 +123,16 @@ def manifest_parse(raw: Any, *, file_names: Sequence[str]) -> list[BulkItem]:
         named.add(file_name)
         items.append(
             BulkItem(
-                file=file_name, external_id=entry.get("external_id"), metadata=entry.get("metadata")
+                file=file_name,
+                external_id=entry.get("external_id"),
+                metadata=entry.get("metadata"),
+                deadline_seconds=entry.get("deadline_seconds"),
+                deadline=entry.get("deadline"),
             )
         )
     missing = [name for name in file_names if name not in named]
+    if missing and not every_file_named:
+        return items + [BulkItem(file=name, external_id=None, metadata=None) for name in missing]
     if missing:
         raise InvalidInput(
             f"manifest: uploaded images not in the manifest: {missing[:5]!r}"
@@ -177,10 +196,28 @@ def cases_bulk_create(
     read: Any,
     submitted_by: User | None,
 ) -> list[BulkResult]:
-    """Store each item (``read(file_name) -> bytes``), in order; one result per item."""
-    return [
-        case_bulk_item_create(
-            workflow=workflow, item=item, data=read(item.file), submitted_by=submitted_by
+    """Store each item (``read(file_name) -> bytes``), in order; one result per item.
+    A ``DomainError`` from ``read`` (an archive entry that cannot be read) is that item's
+    result, like a refusal of its image."""
+    results = []
+    for item in items:
+        try:
+            data = read(item.file)
+        except DomainError as exc:
+            external_id = item.external_id if isinstance(item.external_id, str) else None
+            results.append(
+                BulkResult(
+                    file=item.file,
+                    external_id=external_id,
+                    status=exc.status_code,
+                    id=None,
+                    error=_refusal(exc),
+                )
+            )
+            continue
+        results.append(
+            case_bulk_item_create(
+                workflow=workflow, item=item, data=data, submitted_by=submitted_by
+            )
         )
-        for item in items
-    ]
+    return results

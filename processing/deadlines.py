@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -32,6 +33,7 @@ from integrations.models import EventType
 from integrations.services import event_emit
 from kernel.bounds import bounded_int
 from kernel.errors import InvalidInput
+from monitoring.metrics import DEADLINE_FALLBACKS
 from review.models import AssignmentState, ReviewTask, TaskKind, TaskStatus
 from review.services import assignments_end, review_task_transition
 from workflows.access import FULL
@@ -222,7 +224,14 @@ def case_deadline_fallback(*, case_id: uuid.UUID | str, now: datetime) -> str | 
             },
             ordering_key=str(case.pk),
         )
+        # Counted once the fallback is stored: a rolled-back attempt is retried and
+        # must not count twice.
+        transaction.on_commit(partial(_fallback_count, slug=workflow.slug, kind=action))
     return action
+
+
+def _fallback_count(*, slug: str, kind: str) -> None:
+    DEADLINE_FALLBACKS.labels(slug, kind).inc()
 
 
 def cases_deadline_fallback(*, now: datetime | None = None) -> int:

@@ -99,6 +99,8 @@ EXPECT: dict[tuple[str, str], str] = {
     ("case-create", "GET"): REVIEW,  # the case list (same URL)
     ("workflow-export", "GET"): ADMIN,
     ("workspace:cases", "GET"): REVIEW,
+    ("processing:upload", "GET"): SUBMIT,
+    ("processing:upload", "POST"): SUBMIT,
     ("workspace:case", "GET"): CASE_READER,
     ("workflow-stats", "GET"): MEMBER,
     ("case-detail", "GET"): CASE_READER,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from decisions.routing import Level, ReviewReason
@@ -259,3 +260,13 @@ def case_list_limit(params: Mapping[str, Any]) -> int:
     if value is None:
         return DEFAULT_LIMIT
     return bounded_int(value, name="limit", minimum=1, maximum=MAX_LIMIT)
+
+
+def bulk_upload_limits() -> dict[str, int]:
+    """The bulk limits as the zip upload form states them (and its script checks)."""
+    return {
+        "items": settings.LOOPGATE_BULK_MAX_ITEMS,
+        "bytes": settings.LOOPGATE_BULK_MAX_BYTES,
+        "megabytes": settings.LOOPGATE_BULK_MAX_BYTES // (1024 * 1024),
+        "image_megabytes": settings.LOOPGATE_MAX_UPLOAD_BYTES // (1024 * 1024),
+    }

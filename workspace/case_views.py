@@ -34,6 +34,7 @@ from workflows.inputs import (
     FILTER_HELP,
     LIST_PARAMETERS,
     CaseFilters,
+    bulk_upload_limits,
     case_filters_parse,
     case_list_limit,
 )
@@ -145,6 +146,8 @@ def case_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         else None,
         "filtered": bool(filters.given()),
         "may_export": may_export,
+        "may_submit": has_right(request.user, workflow, "can_submit"),
+        "limits": bulk_upload_limits(),
         "export_url": reverse("workflow-export", args=[workflow.slug]),
         "export_query": export_query,
         "review_url": reverse("review:screen", args=[workflow.slug]),

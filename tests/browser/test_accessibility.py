@@ -37,6 +37,7 @@ PRODUCT_PAGES = (
     "/account/set-password/MQ/not-a-token/",
     "/workflows/axe/cases/",
     "/workflows/axe/cases/{case}/",
+    "/workflows/axe/cases/upload/",
     "/monitoring/",
     "/workflows/axe/monitoring/",
 )
@@ -69,7 +70,7 @@ def axe_workflow(make_user: Any, make_workflow: Any, member: Any) -> Any:
     # A firing alert: the alerts badge is in the navigation bar of every page checked.
     Alert.objects.create(workflow=workflow, kind="input_drift", message="brightness", data={})
     admin = make_user("ada")
-    member(admin, workflow, review=True, admin=True)
+    member(admin, workflow, submit=True, review=True, admin=True)
     member(admin, make_workflow("second", serving=False), review=True)
     workflow_creator_grant(user=admin)
     return workflow

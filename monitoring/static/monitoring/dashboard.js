@@ -47,6 +47,20 @@
     options: Object.assign({}, common, { scales: { y: { beginAtZero: true, title: { display: true, text: "seconds" } } } })
   });
 
+  var fallbackKinds = Object.keys(data.fallbacks || {});
+  draw("chart-deadlines", {
+    type: "bar",
+    data: {
+      labels: labels,
+      datasets: [{ label: "deadlines missed", data: data.deadline_missed, backgroundColor: palette[6], stack: "missed" }].concat(
+        fallbackKinds.map(function (kind, i) {
+          return { label: "fallback " + kind, data: data.fallbacks[kind], backgroundColor: palette[(i + 1) % palette.length], stack: "fallback" };
+        })
+      )
+    },
+    options: Object.assign({}, common, { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } })
+  });
+
   var reference = data.reference.brightness;
   var brightness = [{ label: "brightness (mean)", data: data.inputs.brightness, borderColor: palette[0], spanGaps: true }];
   if (reference) {

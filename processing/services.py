@@ -178,8 +178,13 @@ def workflow_wake(
             flags.set(workflow_id)
         elif not flags.set_if_absent(workflow_id):
             return True
-    except Exception:
-        logger.warning("workflow %s: wake-up flag not set; publishing", workflow_id, exc_info=True)
+    except Exception as exc:  # the flag store is the broker's: the publish will tell
+        logger.warning(
+            "workflow %s: wake-up flag not set (%s: %s); publishing",
+            workflow_id,
+            type(exc).__name__,
+            exc,
+        )
     try:
         workflow_drain.delay(workflow_id)
     except Exception as exc:  # noqa: BLE001 - any broker failure; the cases are safe

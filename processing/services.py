@@ -178,7 +178,7 @@ def workflow_wake(
             flags.set(workflow_id)
         elif not flags.set_if_absent(workflow_id):
             return True
-    except Exception as exc:  # the flag store is the broker's: the publish will tell
+    except Exception as exc:  # noqa: BLE001 - the flag store is the broker's: publish anyway
         logger.warning(
             "workflow %s: wake-up flag not set (%s: %s); publishing",
             workflow_id,

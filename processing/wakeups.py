@@ -130,9 +130,9 @@ _stores_lock = threading.Lock()
 
 def wake_flags() -> WakeFlags:
     """The flag store of the broker this process publishes to (one per process and broker)."""
-    from loopgate.celery import app
+    from celery import current_app
 
-    conf = app.conf
+    conf = current_app.conf
     ttl = settings.LOOPGATE_WAKEUP_TTL_SECONDS
     url = str(conf.broker_url or "")
     if conf.task_always_eager:

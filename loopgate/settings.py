@@ -373,8 +373,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ROUTES = {
-    "processing.tasks.case_process": {
-        "queue": os.environ.get("LOOPGATE_INFERENCE_QUEUE", "inference")
+    **{
+        f"processing.tasks.{name}": {
+            "queue": os.environ.get("LOOPGATE_INFERENCE_QUEUE", "inference")
+        }
+        for name in ("workflow_drain", "cases_process", "case_process")
     },
     "modelops.tasks.*": {"queue": os.environ.get("LOOPGATE_TRAINING_QUEUE", "training")},
 }
@@ -426,6 +429,16 @@ LOOPGATE_MONITORING = os.environ.get("LOOPGATE_MONITORING", "1") != "0"
 # --- Loopgate -------------------------------------------------------------------------
 LOOPGATE_INFERENCE_DEVICE = os.environ.get("LOOPGATE_INFERENCE_DEVICE", "auto")
 LOOPGATE_INFERENCE_BATCH_SIZE = int(os.environ.get("LOOPGATE_INFERENCE_BATCH_SIZE", "16"))
+# A workflow's drain (processing.services.workflow_drain) claims batches of up to
+# LOOPGATE_INFERENCE_BATCH_SIZE waiting cases until none wait; after this long it wakes
+# a successor instead, so one message never holds a worker for long (D120).
+LOOPGATE_DRAIN_MAX_SECONDS = float(os.environ.get("LOOPGATE_DRAIN_MAX_SECONDS", "10"))
+# How long a drain waits before its first claim, to gather a burst into one batch; 0: at
+# once (later batches take whatever arrived while the previous one ran).
+LOOPGATE_INFERENCE_BATCH_WAIT_MS = float(os.environ.get("LOOPGATE_INFERENCE_BATCH_WAIT_MS", "0"))
+# A wake-up flag ("a drain of this workflow is queued", processing.wakeups) expires after
+# this long, so a flag whose message was lost holds no case back for longer.
+LOOPGATE_WAKEUP_TTL_SECONDS = float(os.environ.get("LOOPGATE_WAKEUP_TTL_SECONDS", "30"))
 # CPU threads per worker process for every model; unset: the policy in
 # inference.devices.cpu_threads_policy (one for a small model, else the process's share
 # of the cores). See docs/deployment.md (D78).

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from PIL import Image
 
@@ -48,9 +48,11 @@ from workflows.models import (
 )
 from workflows.services import (
     CaseCreateResult,
+    CaseMove,
     case_event_record,
     case_store,
     case_transition,
+    cases_move,
     cases_transition,
 )
 
@@ -91,7 +93,7 @@ def case_create(
         if not model_runs(workflow.level):
             case_route(case=case, policy=policy_of(workflow), plan=None, opinion=None)
         else:
-            case_queue_processing(case_id=case.id)
+            case_queue_processing(case_id=case.id, workflow_id=workflow.id)
 
     return case_store(
         workflow=workflow,
@@ -139,55 +141,93 @@ def case_retry(*, case: Case, actor: Any) -> Case:
                 "requeued_at",
             ),
         )
-        case_queue_processing(case_id=case.id)
+        case_queue_processing(case_id=case.id, workflow_id=case.workflow_id)
     return case
 
 
-def case_queue_processing(*, case_id: uuid.UUID) -> None:
-    """Queue the inference task when the surrounding transaction commits.
+def case_queue_processing(*, case_id: uuid.UUID, workflow_id: int) -> None:
+    """Wake the workflow's drain when the surrounding transaction commits.
 
     The case is committed by then, so a broker that does not take the message must not
     fail the request: the case is marked ``publish_pending`` and the sweeper
-    (``cases_publish_pending``, every few seconds) publishes it once the broker is back.
+    (``cases_publish_pending``, every few seconds) wakes its workflow once the broker is
+    back.
     """
-    transaction.on_commit(lambda: case_publish(case_id=case_id))
+    transaction.on_commit(lambda: workflow_wake(workflow_id=workflow_id, case_ids=[case_id]))
 
 
-def case_publish(*, case_id: uuid.UUID | str) -> bool:
-    """Publish the processing message of a committed case; True when the broker took it.
+def workflow_wake(
+    *, workflow_id: int, case_ids: list[uuid.UUID] | list[str] | None = None, force: bool = False
+) -> bool:
+    """Make sure a drain of this workflow will look at its waiting cases; True when one will.
 
-    Never raises: on failure the case is marked ``publish_pending`` (with an event), and
-    if even that write fails, the stall sweeper still finds the case ``received``.
+    Coalesced (``processing.wakeups``): a drain message is published only when no drain
+    of the workflow is queued and not yet started, so a burst of cases costs one message.
+    ``force`` publishes whatever the flag says (the sweepers: a flag may outlive a lost
+    message). Call after the cases are committed. Never raises: when the broker does not
+    take the message, ``case_ids`` are marked ``publish_pending`` (with an event), and if
+    even that write fails, the stall sweeper still finds them ``received``.
     """
-    from processing.tasks import case_process
+    from processing.tasks import workflow_drain
+    from processing.wakeups import wake_flags
 
+    flags = None
     try:
-        case_process.delay(str(case_id))
-    except Exception as exc:  # noqa: BLE001 - any broker failure; the case is safe
+        flags = wake_flags()
+        if force:
+            flags.set(workflow_id)
+        elif not flags.set_if_absent(workflow_id):
+            return True
+    except Exception as exc:  # noqa: BLE001 - the flag store is the broker's: publish anyway
         logger.warning(
-            "case %s: processing message not published (%s: %s); the sweeper will retry",
-            case_id,
+            "workflow %s: wake-up flag not set (%s: %s); publishing",
+            workflow_id,
             type(exc).__name__,
             exc,
         )
-        try:
-            with transaction.atomic():
-                marked = Case.objects.filter(
-                    id=case_id, status=CaseStatus.RECEIVED, publish_pending=False
-                ).update(publish_pending=True)
-                if marked:
-                    CaseEvent.objects.create(
-                        case_id=case_id,
-                        kind="publish_failed",
-                        actor_type=ActorType.SYSTEM,
-                        reason="the broker did not take the processing message; retried by "
-                        "the sweeper",
-                        data={"error": f"{type(exc).__name__}: {exc}"[:500]},
-                    )
-        except Exception:
-            logger.warning("case %s: could not mark publish_pending", case_id, exc_info=True)
+    try:
+        workflow_drain.delay(workflow_id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure; the cases are safe
+        logger.warning(
+            "workflow %s: processing message not published (%s: %s); the sweeper will retry",
+            workflow_id,
+            type(exc).__name__,
+            exc,
+        )
+        if flags is not None:
+            try:
+                flags.clear(workflow_id)
+            except Exception:  # noqa: BLE001 - it expires on its own
+                logger.warning("workflow %s: wake-up flag not cleared", workflow_id)
+        if case_ids:
+            _cases_mark_publish_pending(case_ids=list(case_ids), exc=exc)
         return False
     return True
+
+
+def _cases_mark_publish_pending(*, case_ids: list[Any], exc: Exception) -> None:
+    try:
+        with transaction.atomic():
+            marked = list(
+                Case.objects.filter(
+                    id__in=case_ids, status=CaseStatus.RECEIVED, publish_pending=False
+                ).values_list("id", flat=True)
+            )
+            Case.objects.filter(id__in=marked, status=CaseStatus.RECEIVED).update(
+                publish_pending=True
+            )
+            CaseEvent.objects.bulk_create(
+                CaseEvent(
+                    case_id=case_id,
+                    kind="publish_failed",
+                    actor_type=ActorType.SYSTEM,
+                    reason="the broker did not take the processing message; retried by the sweeper",
+                    data={"error": f"{type(exc).__name__}: {exc}"[:500]},
+                )
+                for case_id in marked
+            )
+    except Exception:
+        logger.warning("cases %s: could not mark publish_pending", case_ids, exc_info=True)
 
 
 def case_audit_draw(case_id: uuid.UUID | str) -> float:
@@ -226,11 +266,39 @@ def case_route(
     Call inside a transaction holding the case's row lock, with the case in
     ``received`` (human only) or ``processing``.
     """
+    route = _route_plan(
+        case=case,
+        policy=policy,
+        opinion=opinion,
+        deciding_prediction=deciding_prediction,
+        error=error,
+    )
+    _routes_apply([route])
+    return route.decision
+
+
+@dataclass
+class _Route:
+    """One case's routing, worked out in memory and written with its batch."""
+
+    decision: RoutingDecision
+    move: CaseMove
+    task: Any  # review.services.TaskOpening | None
+
+
+def _route_plan(
+    *,
+    case: Case,
+    policy: Policy,
+    opinion: ModelOpinion | None,
+    deciding_prediction: Prediction | None,
+    error: str,
+) -> _Route:
+    """The routing function's answer for ``case``, set on the case object (not saved)."""
     from review.models import TaskKind
-    from review.services import review_task_open
+    from review.services import TaskOpening
 
     decision = route(policy=policy, opinion=opinion, audit_draw=case_audit_draw(case.id))
-    now = timezone.now()
     case.routed_level = policy.level.value
     case.routed_threshold = decision.threshold
     case.review_reason = decision.reason.value if decision.reason else ""
@@ -259,11 +327,11 @@ def case_route(
         case.decision_source = DecisionSource.MODEL
         case.decision_confidence = deciding_prediction.confidence
         case.decision_model_version = deciding_prediction.model_version
-        case.decided_at = now
+        case.decided_at = timezone.now()
         reason = "model decided at or above the threshold"
         if decision.is_audit:
             reason += "; drawn for the audit sample, sent blind to a human"
-        case_transition(
+        move = CaseMove(
             case=case,
             to_status=CaseStatus.DECIDED,
             actor_type=ActorType.MODEL,
@@ -271,26 +339,38 @@ def case_route(
             data=data,
             fields=_ROUTE_FIELDS + _DECISION_FIELDS,
         )
+        task = None
         if decision.send_to_review:
-            review_task_open(
+            task = TaskOpening(
                 case=case, kind=TaskKind.AUDIT, reason=decision.reason, show_suggestion=False
             )
-    else:
-        case_transition(
-            case=case,
-            to_status=CaseStatus.IN_REVIEW,
-            actor_type=ActorType.SYSTEM,
-            reason=_review_reason_text(decision, error),
-            data=data,
-            fields=_ROUTE_FIELDS,
-        )
-        review_task_open(
-            case=case,
-            kind=TaskKind.REVIEW,
-            reason=decision.reason,
-            show_suggestion=decision.show_suggestion,
-        )
-    return decision
+        return _Route(decision=decision, move=move, task=task)
+    move = CaseMove(
+        case=case,
+        to_status=CaseStatus.IN_REVIEW,
+        actor_type=ActorType.SYSTEM,
+        reason=_review_reason_text(decision, error),
+        data=data,
+        fields=_ROUTE_FIELDS,
+    )
+    task = TaskOpening(
+        case=case,
+        kind=TaskKind.REVIEW,
+        reason=decision.reason,
+        show_suggestion=decision.show_suggestion,
+    )
+    return _Route(decision=decision, move=move, task=task)
+
+
+def _routes_apply(routes: list[_Route], *, failures: list[CaseMove] | None = None) -> None:
+    """Write a batch's routing: one UPDATE of the cases, one INSERT of their events, one
+    INSERT of review tasks. Call inside the transaction holding the cases' row locks."""
+    from review.services import review_tasks_open
+
+    cases_move(moves=[route.move for route in routes] + (failures or []))
+    openings = [route.task for route in routes if route.task is not None]
+    if openings:
+        review_tasks_open(openings=openings)
 
 
 def _review_reason_text(decision: RoutingDecision, error: str) -> str:
@@ -308,22 +388,36 @@ def _review_reason_text(decision: RoutingDecision, error: str) -> str:
 # --- Processing ------------------------------------------------------------------------
 
 
-def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]:
+def _cases_claim(
+    *,
+    stalled_after: timedelta,
+    case_ids: list[str] | None = None,
+    workflow_id: int | None = None,
+    limit: int = 0,
+) -> list[Case]:
     """Lock these cases and mark them processing, leaving out those with nothing to do.
 
-    A case in ``processing`` is taken again only once it has stalled (its worker died or
-    its message was lost): a duplicate delivery of a live case is a no-op. A case that
-    another worker holds locked at this moment is skipped (SKIP LOCKED on PostgreSQL):
-    it is that worker's. One short transaction for the whole batch, in ``case_ids`` order.
+    Either the cases ``case_ids`` (the sweepers' retries), or the ``limit`` oldest
+    ``received`` cases of ``workflow_id`` (a drain). A case in ``processing`` is taken
+    again only once it has stalled (its worker died or its message was lost): a
+    duplicate delivery of a live case is a no-op. A case that another worker holds
+    locked at this moment is skipped (SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE
+    transactions take one claimer at a time): it is that worker's. One short
+    transaction for the whole batch: a SELECT, an UPDATE and an INSERT of events.
     """
     with transaction.atomic():
         now = timezone.now()
-        locked = list(
-            Case.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("workflow")
-            .filter(id__in=case_ids)
-            .order_by("id")
+        query = Case.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
+            "workflow"
         )
+        if case_ids is not None:
+            locked = list(query.filter(id__in=case_ids).order_by("id"))
+        else:
+            locked = list(
+                query.filter(workflow_id=workflow_id, status=CaseStatus.RECEIVED).order_by(
+                    "created_at"
+                )[:limit]
+            )
         dead = _dead_claims(
             claims={case.claimed_by for case in locked if case.status == CaseStatus.PROCESSING},
             now=now,
@@ -343,47 +437,56 @@ def _cases_claim(*, case_ids: list[str], stalled_after: timedelta) -> list[Case]
         ]
         if not claimed:
             return []
-        order = {str(case_id): index for index, case_id in enumerate(case_ids)}
-        claimed.sort(key=lambda case: order.get(str(case.id), len(order)))
+        if case_ids is not None:
+            order = {str(case_id): index for index, case_id in enumerate(case_ids)}
+            claimed.sort(key=lambda case: order.get(str(case.id), len(order)))
         me = worker_identity()
         worker_heartbeat_record(claimed=True, now=now)
-        Case.objects.filter(id__in=[case.id for case in claimed]).update(
-            processing_attempts=F("processing_attempts") + 1,
-            processing_started_at=now,
-            claimed_by=me.name,
-            publish_pending=False,
-            updated_at=now,
-        )
         previous_claims = {case.id: case.claimed_by for case in claimed}
         for case in claimed:
+            # Under the row lock: the counts in memory are the rows' own.
             case.processing_attempts += 1
             case.processing_started_at = now
             case.claimed_by = me.name
             case.publish_pending = False
-            case.updated_at = now
+        claim_fields = ("processing_attempts", "processing_started_at", "claimed_by")
         fresh = [case for case in claimed if case.status == CaseStatus.RECEIVED]
         stalled = [case for case in claimed if case.status == CaseStatus.PROCESSING]
-        cases_transition(
-            cases=fresh,
-            to_status=CaseStatus.PROCESSING,
-            actor_type=ActorType.SYSTEM,
-            reason="inference started",
-            data_of=lambda case: {"attempt": case.processing_attempts},
+        # Fresh cases: the claim and the move to processing in one UPDATE.
+        cases_move(
+            moves=[
+                CaseMove(
+                    case=case,
+                    to_status=CaseStatus.PROCESSING,
+                    actor_type=ActorType.SYSTEM,
+                    reason="inference started",
+                    data={"attempt": case.processing_attempts},
+                    fields=(*claim_fields, "publish_pending"),
+                )
+                for case in fresh
+            ]
         )
-        CaseEvent.objects.bulk_create(
-            CaseEvent(
-                case=case,
-                kind="retry",
-                actor_type=ActorType.SYSTEM,
-                reason=(
-                    "its worker process is gone; taken up again"
-                    if previous_claims[case.id] in dead
-                    else "processing stalled; taken up again"
-                ),
-                data={"attempt": case.processing_attempts, "claimed_by": previous_claims[case.id]},
+        if stalled:
+            for case in stalled:
+                case.updated_at = now
+            Case.objects.bulk_update(stalled, [*claim_fields, "publish_pending", "updated_at"])
+            CaseEvent.objects.bulk_create(
+                CaseEvent(
+                    case=case,
+                    kind="retry",
+                    actor_type=ActorType.SYSTEM,
+                    reason=(
+                        "its worker process is gone; taken up again"
+                        if previous_claims[case.id] in dead
+                        else "processing stalled; taken up again"
+                    ),
+                    data={
+                        "attempt": case.processing_attempts,
+                        "claimed_by": previous_claims[case.id],
+                    },
+                )
+                for case in stalled
             )
-            for case in stalled
-        )
         return claimed
 
 
@@ -573,12 +676,16 @@ def _predict_missing(runs: list[_CaseRun]) -> None:
     """Score every (case, version) pair that has no prediction yet, one batch per version.
 
     Predictions are created with the (case, model version) unique constraint as the
-    arbiter, so a second delivery reuses the first one's rows.
+    arbiter, so a second delivery reuses the first one's rows. Only cases on a second or
+    later attempt can have predictions already: the read is for them alone (a case on its
+    first attempt that has some after all, e.g. retried after failing, meets the
+    constraint and keeps the rows it has).
     """
     scored = [run for run in runs if run.plan is not None and not run.error]
     existing: dict[uuid.UUID, dict[int, Prediction]] = {run.case.id: {} for run in scored}
-    if scored:
-        for prediction in Prediction.objects.filter(case_id__in=list(existing)).select_related(
+    retried = [run.case.id for run in scored if run.case.processing_attempts > 1]
+    if retried:
+        for prediction in Prediction.objects.filter(case_id__in=retried).select_related(
             "model_version"
         ):
             existing[prediction.case_id][prediction.model_version_id] = prediction
@@ -678,11 +785,49 @@ def cases_process(*, case_ids: list[str]) -> int:
     Idempotent: a case already routed is left alone, predictions are unique per
     (case, version), and the route is applied under the row lock only while the case is
     still ``processing`` — so no case is decided twice, whatever the redeliveries.
-    The batch costs a few statements per case: claim, plans, predictions and the
-    existing-prediction read are one statement each for the whole batch.
     """
     stalled_after = timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
-    claimed = _cases_claim(case_ids=case_ids, stalled_after=stalled_after)
+    return _cases_run(_cases_claim(case_ids=case_ids, stalled_after=stalled_after))
+
+
+def workflow_drain(*, workflow_id: int) -> int:
+    """Score and route the workflow's waiting cases, a batch at a time, until none wait.
+
+    Clears the workflow's wake-up flag first (``processing.wakeups``): a case committed
+    after that wakes a new drain, and one committed before it is seen by the claims
+    below. Each batch claims up to ``LOOPGATE_INFERENCE_BATCH_SIZE`` of the oldest
+    ``received`` cases (whatever arrived while the previous batch ran, so batches grow
+    with the load); a batch that is not full means none were left, and the drain ends.
+    After ``LOOPGATE_DRAIN_MAX_SECONDS`` it wakes a successor instead of going on, so one
+    message never holds a worker for long. ``LOOPGATE_INFERENCE_BATCH_WAIT_MS`` (0 by
+    default) lets the first batch gather a burst before it is claimed.
+    Returns how many cases were routed. Idempotent like ``cases_process``.
+    """
+    from processing.wakeups import wake_flags
+
+    try:
+        wake_flags().clear(workflow_id)
+    except Exception:
+        logger.warning("workflow %s: wake-up flag not cleared", workflow_id, exc_info=True)
+    size = max(1, settings.LOOPGATE_INFERENCE_BATCH_SIZE)
+    stalled_after = timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
+    started = time.monotonic()
+    if settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS > 0:
+        time.sleep(settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS / 1000)
+    routed = 0
+    while True:
+        claimed = _cases_claim(workflow_id=workflow_id, limit=size, stalled_after=stalled_after)
+        routed += _cases_run(claimed)
+        if len(claimed) < size:
+            return routed
+        if time.monotonic() - started >= settings.LOOPGATE_DRAIN_MAX_SECONDS:
+            workflow_wake(workflow_id=workflow_id)
+            return routed
+
+
+def _cases_run(claimed: list[Case]) -> int:
+    """Score and route claimed cases. The batch costs a fixed number of statements, not a
+    number per case: plans, the predictions' insert and the routing are one each."""
     runs = [_CaseRun(case=case) for case in claimed]
     to_plan = []
     for run in runs:
@@ -752,12 +897,15 @@ def _measurement_of(run: _CaseRun, case: Case) -> Any:
 def _cases_finish(runs: list[_CaseRun]) -> int:
     """Route the batch in one transaction, each case only if it is still ``processing``.
 
-    A case whose image could not be read goes to ``failed`` instead (not counted).
+    A case whose image could not be read goes to ``failed`` instead (not counted). The
+    whole batch is written in bulk (``_routes_apply``): one UPDATE of the cases, one
+    INSERT of their events, one of review tasks, one of monitoring measurements.
     """
     if not runs:
         return 0
-    routed = 0
     measured = []
+    routes: list[_Route] = []
+    failures: list[CaseMove] = []
     routed_at = timezone.now()
     with transaction.atomic():
         locked = {
@@ -773,15 +921,17 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
                 continue
             if run.unreadable:
                 case.failure_reason = run.error
-                case_transition(
-                    case=case,
-                    to_status=CaseStatus.FAILED,
-                    actor_type=ActorType.SYSTEM,
-                    reason=run.error,
-                    data={"attempt": case.processing_attempts},
-                    fields=("failure_reason",),
+                failures.append(
+                    CaseMove(
+                        case=case,
+                        to_status=CaseStatus.FAILED,
+                        actor_type=ActorType.SYSTEM,
+                        reason=run.error,
+                        data={"attempt": case.processing_attempts},
+                        fields=("failure_reason",),
+                    )
                 )
-                measured.append(_measurement_of(run, case))
+                measured.append((run, case))
                 continue
             policy = policy_of(case.workflow)
             deciding_prediction = None
@@ -795,27 +945,29 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
             error = run.error
             if model_runs(policy.level) and opinion is None and not error:
                 error = "the model was not run on this case"
-            case_route(
-                case=case,
-                policy=policy,
-                plan=run.plan,
-                opinion=opinion,
-                deciding_prediction=deciding_prediction,
-                error=error,
+            routes.append(
+                _route_plan(
+                    case=case,
+                    policy=policy,
+                    opinion=opinion,
+                    deciding_prediction=deciding_prediction,
+                    error=error,
+                )
             )
-            routed += 1
-            measured.append(_measurement_of(run, case))
-        if measured and settings.LOOPGATE_MONITORING:
+            measured.append((run, case))
+        _routes_apply(routes, failures=failures)
+        rows = [_measurement_of(run, case) for run, case in measured]
+        if rows and settings.LOOPGATE_MONITORING:
             from monitoring.services import measurements_store
 
             # One INSERT for the batch, in the routing transaction.
             routed_at = timezone.now()
-            measurements_store(rows=measured, routed_at=routed_at)
-    if measured and settings.LOOPGATE_MONITORING:
+            measurements_store(rows=rows, routed_at=routed_at)
+    if rows and settings.LOOPGATE_MONITORING:
         from monitoring.metrics import batch_observe
 
-        batch_observe(rows=measured, routed_at=routed_at)
-    return routed
+        batch_observe(rows=rows, routed_at=routed_at)
+    return len(routes)
 
 
 def cases_stalled(
@@ -913,28 +1065,23 @@ def cases_mark_requeued(*, case_ids: list[str]) -> None:
 
 
 def cases_publish_pending(*, limit: int = 500) -> int:
-    """Publish the messages the broker refused when their cases were created."""
+    """Wake the workflows of the cases whose wake-up the broker refused; how many cases.
+
+    One drain message per workflow (forced: a flag may have outlived its message).
+    """
     pending = list(
         Case.objects.filter(publish_pending=True, status=CaseStatus.RECEIVED)
         .order_by("created_at")
-        .values_list("id", flat=True)[:limit]
+        .values_list("id", "workflow_id")[:limit]
     )
-    published = [case_id for case_id in pending if case_publish(case_id=case_id)]
+    by_workflow: dict[int, list[uuid.UUID]] = {}
+    for case_id, workflow_id in pending:
+        by_workflow.setdefault(workflow_id, []).append(case_id)
+    published = [
+        case_id
+        for workflow_id, case_ids in by_workflow.items()
+        if workflow_wake(workflow_id=workflow_id, force=True)
+        for case_id in case_ids
+    ]
     Case.objects.filter(id__in=published).update(publish_pending=False)
     return len(published)
-
-
-def case_batch_companions(*, case_id: str, limit: int) -> list[str]:
-    """Other waiting cases of the same workflow to score in the same batch as ``case_id``."""
-    if limit <= 0:
-        return []
-    workflow_id = Case.objects.filter(id=case_id).values_list("workflow_id", flat=True).first()
-    if workflow_id is None:
-        return []
-    ids = (
-        Case.objects.filter(workflow_id=workflow_id, status=CaseStatus.RECEIVED)
-        .exclude(id=case_id)
-        .order_by("created_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    return [str(i) for i in ids]

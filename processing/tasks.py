@@ -11,16 +11,28 @@ from processing import services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def case_process(case_id: str) -> int:
-    """Score and route one case, batched with other cases waiting in its workflow.
+def workflow_drain(workflow_id: int) -> int:
+    """Score and route the workflow's waiting cases in batches until none wait.
 
-    Idempotent (see services.cases_process), so acks_late with reject-on-worker-lost is
-    safe: a worker killed mid-case hands the message back and nothing is decided twice.
+    Published by a coalesced wake-up (``services.workflow_wake``), one per burst of cases
+    rather than one per case. Idempotent (see ``services.workflow_drain``), so acks_late
+    with reject-on-worker-lost is safe: a worker killed mid-batch hands the message back
+    and nothing is decided twice.
     """
-    companions = services.case_batch_companions(
-        case_id=case_id, limit=settings.LOOPGATE_INFERENCE_BATCH_SIZE - 1
-    )
-    return services.cases_process(case_ids=[case_id, *companions])
+    return services.workflow_drain(workflow_id=workflow_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def cases_process(case_ids: list[str]) -> int:
+    """Score and route these cases (the sweeper's retries of stalled cases, by id)."""
+    return services.cases_process(case_ids=case_ids)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def case_process(case_id: str) -> int:
+    """A message of the earlier one-message-per-case protocol, still queued at an upgrade:
+    processed as a batch of one."""
+    return services.cases_process(case_ids=[case_id])
 
 
 @shared_task(ignore_result=True)
@@ -29,7 +41,8 @@ def cases_requeue_stalled(received_older_than: float | None = None, periodic: bo
 
     ``received_older_than`` (seconds) shortens the wait for ``received`` cases: after a
     reconnection to a broker that may have lost its messages. ``periodic`` marks the
-    scheduler's call, recorded for the readiness probe.
+    scheduler's call, recorded for the readiness probe. One message per batch of
+    stalled cases.
     """
     if periodic:
         services.periodic_run_record(name="requeue-stalled-cases")
@@ -41,8 +54,9 @@ def cases_requeue_stalled(received_older_than: float | None = None, periodic: bo
         else timedelta(seconds=received_older_than),
     )
     stalled = released + sorted(set(stalled) - set(released))
-    for case_id in stalled:
-        case_process.delay(case_id)
+    size = max(1, settings.LOOPGATE_INFERENCE_BATCH_SIZE)
+    for start in range(0, len(stalled), size):
+        cases_process.delay(stalled[start : start + size])
     services.cases_mark_requeued(case_ids=stalled)
     services.worker_heartbeats_prune(older_than=timedelta(days=1))
     return len(stalled)
@@ -50,7 +64,7 @@ def cases_requeue_stalled(received_older_than: float | None = None, periodic: bo
 
 @shared_task(ignore_result=True)
 def cases_publish_pending() -> int:
-    """Publish the processing messages the broker refused when their cases were created."""
+    """Wake the workflows of the cases whose wake-up the broker refused at ingest."""
     return services.cases_publish_pending()
 
 

@@ -233,33 +233,63 @@ def review_task_open(
     *, case: Case, kind: str, reason: ReviewReason | str | None, show_suggestion: bool
 ) -> ReviewTask:
     """Put ``case`` in its workflow's review queue. Call inside the case's transaction."""
+    return review_tasks_open(
+        openings=[
+            TaskOpening(case=case, kind=kind, reason=reason, show_suggestion=show_suggestion)
+        ]
+    )[0]
+
+
+@dataclass(frozen=True)
+class TaskOpening:
+    """One case to put in its workflow's review queue (``review_tasks_open``)."""
+
+    case: Case
+    kind: str
+    reason: ReviewReason | str | None
+    show_suggestion: bool
+
+
+def review_tasks_open(*, openings: list[TaskOpening]) -> list[ReviewTask]:
+    """``review_task_open`` for a batch: one INSERT of tasks (and one UPDATE of the cases
+    whose suggestion is hidden, when there are any). Call inside the cases' transaction."""
     assert transaction.get_connection().in_atomic_block, "open a task inside the case transaction"
-    workflow = case.workflow
-    required = workflow.consensus_required if kind == TaskKind.REVIEW else 1
-    # The rubber-stamp guard (D51): on an assisted review task, a share of suggestions is
-    # hidden, drawn once here and recorded on the task.
-    suggestion_hidden = (
-        show_suggestion
-        and kind == TaskKind.REVIEW
-        and workflow.level == Level.ASSISTANCE
-        and workflow.hidden_suggestion_rate > 0
-        and hidden_suggestion_draw() < workflow.hidden_suggestion_rate
-    )
-    if suggestion_hidden:
-        # Hidden everywhere a reviewer could read it: the case API and saliency follow
-        # the case's flag.
-        case.suggestion_visible = False
-        Case.objects.filter(pk=case.pk).update(suggestion_visible=False)
-    return ReviewTask.objects.create(
-        case=case,
-        workflow=workflow,
-        kind=kind,
-        reason=str(reason.value if isinstance(reason, ReviewReason) else reason or ""),
-        show_suggestion=show_suggestion and not suggestion_hidden,
-        suggestion_hidden=suggestion_hidden,
-        verdicts_required=max(1, required),
-        agreement_required=max(1, required),
-    )
+    tasks = []
+    hidden_cases = []
+    for opening in openings:
+        case, kind, show_suggestion = opening.case, opening.kind, opening.show_suggestion
+        workflow = case.workflow
+        required = workflow.consensus_required if kind == TaskKind.REVIEW else 1
+        # The rubber-stamp guard (D51): on an assisted review task, a share of suggestions
+        # is hidden, drawn once here and recorded on the task.
+        suggestion_hidden = (
+            show_suggestion
+            and kind == TaskKind.REVIEW
+            and workflow.level == Level.ASSISTANCE
+            and workflow.hidden_suggestion_rate > 0
+            and hidden_suggestion_draw() < workflow.hidden_suggestion_rate
+        )
+        if suggestion_hidden:
+            # Hidden everywhere a reviewer could read it: the case API and saliency follow
+            # the case's flag.
+            case.suggestion_visible = False
+            hidden_cases.append(case.pk)
+        reason = opening.reason
+        tasks.append(
+            ReviewTask(
+                case=case,
+                workflow=workflow,
+                kind=kind,
+                reason=str(reason.value if isinstance(reason, ReviewReason) else reason or ""),
+                show_suggestion=show_suggestion and not suggestion_hidden,
+                suggestion_hidden=suggestion_hidden,
+                verdicts_required=max(1, required),
+                agreement_required=max(1, required),
+            )
+        )
+    if hidden_cases:
+        Case.objects.filter(pk__in=hidden_cases).update(suggestion_visible=False)
+    return ReviewTask.objects.bulk_create(tasks)
 
 
 # --- Access ----------------------------------------------------------------------------

@@ -26,15 +26,17 @@ BATCH = 16
 # bounded near search, docs/decisions.md D56). Processing is queued on commit and costs
 # nothing here.
 INGEST = 11
-# 20 for the batch (claim with its events, worker heartbeat, one deployments read, the
-# plans, one predictions read and one bulk insert, savepoints) + 3 per case routed to
-# review (status UPDATE, event INSERT, task INSERT): 20 + 3 x 16. The per-case routing
-# statements are the next thing to batch. +1: the workflow's webhook subscriptions, read
-# once per transaction (integrations.services._subscriptions), for the outbox. +1: the
-# monitoring measurements of the whole batch (image statistics, model output, embedding,
-# stage times), one bulk INSERT in the routing transaction
-# (monitoring.services.measurements_store).
-BATCH_PROCESSING = 70
+# A batch costs a fixed number of statements, whatever its size (D121): the claim (its
+# SELECT, the worker's heartbeat, one UPDATE moving the cases to processing, one INSERT of
+# their events), one deployments read and one UPDATE storing the plans, the predictions'
+# INSERT, the routing (a locking SELECT, one UPDATE of the cases, one INSERT of their
+# events, one INSERT of review tasks), the workflow's webhook subscriptions (read once per
+# transaction, for the outbox), the monitoring measurements' INSERT; and the savepoints
+# of the three transactions (the test runs inside one). No statement per case: a batch
+# of 30 costs at most BATCH_SIZE_SLACK more than one of 15, for the INSERT of audit tasks
+# that only some batches draw.
+BATCH_PROCESSING = 23
+BATCH_SIZE_SLACK = 1
 # Token and its last-used stamp; workflow, membership (access_workflow) and membership
 # again (access_review in the service); held lease, claimable task, adjudication check,
 # lapsed-lease update, lease insert with savepoints; the payload's task read.
@@ -82,24 +84,53 @@ def test_ingest_at_shadow_level(submitter_client: Any, django_assert_num_queries
     assert response.status_code == 201, response.content
 
 
-def test_batch_processing(make_workflow: Any, django_assert_num_queries: Any) -> None:
-    from processing.services import case_create, cases_process
+def waiting_cases(workflow: Any, count: int, *, seed: int = 0) -> list[str]:
+    from processing.services import case_create
 
-    workflow = make_workflow("batch", level="shadow")
-    case_ids = [
+    return [
         str(
             case_create(
                 workflow=workflow,
-                image_data=image_bytes("ok", seed=k),
+                image_data=image_bytes("ok", seed=seed + k),
                 external_id=None,
                 metadata={},
                 submitted_by=None,
             ).case.id
         )
-        for k in range(BATCH)
+        for k in range(count)
     ]
+
+
+def test_batch_processing(make_workflow: Any, django_assert_num_queries: Any) -> None:
+    from processing.services import cases_process
+
+    workflow = make_workflow("batch", level="shadow")
+    case_ids = waiting_cases(workflow, BATCH)
     with django_assert_num_queries(BATCH_PROCESSING):
         assert cases_process(case_ids=case_ids) == BATCH
+
+
+@pytest.mark.parametrize("level", ["shadow", "full"])
+def test_a_drain_costs_per_batch_not_per_case(
+    make_workflow: Any, settings: Any, level: str
+) -> None:
+    """A workflow's drain of 15 and of 30 waiting cases, in one batch each: the same count
+    of statements (routing, events, tasks and predictions are bulk statements)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from processing.services import workflow_drain
+
+    settings.LOOPGATE_INFERENCE_BATCH_SIZE = 64
+    counts = {}
+    for size in (15, 30):
+        workflow = make_workflow(f"drain-{level}-{size}", level=level)
+        waiting_cases(workflow, size, seed=size)
+        with CaptureQueriesContext(connection) as queries:
+            assert workflow_drain(workflow_id=workflow.id) == size
+        counts[size] = len(queries)
+    assert counts[30] - counts[15] <= BATCH_SIZE_SLACK, counts
+    assert counts[15] <= BATCH_PROCESSING, counts
 
 
 @pytest.fixture

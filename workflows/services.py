@@ -148,6 +148,62 @@ def cases_transition(
     cases_moved(cases=cases, from_statuses=from_statuses, to_status=to_status)
 
 
+@dataclass
+class CaseMove:
+    """One case's move in ``cases_move``: where it goes, why, and the other fields changed."""
+
+    case: Case
+    to_status: str
+    actor_type: str
+    reason: str
+    data: dict[str, Any]
+    fields: tuple[str, ...] = ()
+
+
+def cases_move(*, moves: list[CaseMove]) -> None:
+    """``case_transition`` for a batch of different moves: one UPDATE, one INSERT of events.
+
+    Each case may go to its own status with its own reason and changed ``fields`` (all
+    saved in the one UPDATE, from the case objects). Call inside a transaction holding
+    the cases' row locks; every move is checked against the table before anything is
+    written, and the hooks run once per destination status.
+    """
+    for move in moves:
+        if move.to_status not in CASE_TRANSITIONS[move.case.status]:
+            raise InvalidTransition(
+                f"case {move.case.id} cannot go from {move.case.status} to {move.to_status}"
+            )
+    if not moves:
+        return
+    now = timezone.now()
+    events = []
+    moved: dict[str, tuple[list[Case], list[str]]] = {}
+    fields = {"status", "updated_at"}
+    for move in moves:
+        case = move.case
+        events.append(
+            CaseEvent(
+                case=case,
+                kind="status",
+                actor_type=move.actor_type,
+                reason=move.reason,
+                data=move.data,
+                from_status=case.status,
+                to_status=move.to_status,
+            )
+        )
+        group = moved.setdefault(move.to_status, ([], []))
+        group[0].append(case)
+        group[1].append(case.status)
+        case.status = move.to_status
+        case.updated_at = now
+        fields.update(move.fields)
+    Case.objects.bulk_update([move.case for move in moves], sorted(fields))
+    CaseEvent.objects.bulk_create(events)
+    for to_status, (cases, from_statuses) in moved.items():
+        cases_moved(cases=cases, from_statuses=from_statuses, to_status=to_status)
+
+
 def metadata_parse(raw: Any) -> dict[str, Any]:
     """``metadata`` as sent (a JSON text in a multipart form, or an object): a JSON object.
 

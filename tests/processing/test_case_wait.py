@@ -89,7 +89,9 @@ def test_woken_by_the_routing_of_its_case(camera: Any, settings: Any, monkeypatc
 
     queued: list[str] = []
     monkeypatch.setattr(
-        services, "case_queue_processing", lambda *, case_id: queued.append(str(case_id))
+        services,
+        "case_queue_processing",
+        lambda *, case_id, workflow_id: queued.append(str(case_id)),
     )
 
     def route_when_created() -> None:

@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError
 
 from decisions.routing import Level
 from processing import services
-from processing.tasks import case_process
+from processing.tasks import workflow_drain
 from tests.conftest import image_bytes
 from workflows.models import Case, CaseEvent, CaseStatus, WorkerHeartbeat
 
@@ -49,7 +49,7 @@ def refuse_publishing(monkeypatch: pytest.MonkeyPatch) -> None:
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(case_process, "delay", broker_down)
+    monkeypatch.setattr(workflow_drain, "delay", broker_down)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -116,10 +116,10 @@ class TestBrokerRefusesTheMessage:
         """Whatever raises after the commit, the row exists, so its file must stay."""
         workflow = make_workflow("hook", level=Level.FULL)
 
-        def publish_then_fail(*, case_id: Any) -> bool:
+        def publish_then_fail(**kwargs: Any) -> bool:
             raise RuntimeError("a later on-commit hook failed")
 
-        monkeypatch.setattr(services, "case_publish", publish_then_fail)
+        monkeypatch.setattr(services, "workflow_wake", publish_then_fail)
         with pytest.raises(RuntimeError):
             services.case_create(
                 workflow=workflow,

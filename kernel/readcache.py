@@ -34,8 +34,9 @@ T = TypeVar("T")
 # Part of every key: entries are pickled model instances, so a change of their shape
 # must not read an old one.
 KEY_VERSION = "access:v1"
+# Entries are stored as a 1-tuple (``(None,)``: the row does not exist), so that any
+# other value under a key is the tombstone.
 _TOMBSTONE = "invalidated"
-_ABSENT = "absent"
 
 
 def access_key(*parts: Any) -> str:
@@ -54,15 +55,11 @@ def cached_read(key: str, load: Callable[[], T | None], *, cache_absent: bool = 
     ``cache_absent`` (a workflow or membership that does not exist), so a miss costs one
     query per lifetime of an entry as well."""
     found = cache.get(key)
-    if found is not None and not isinstance(found, str):
-        return found  # type: ignore[no-any-return]
-    if found == _ABSENT:
-        return None
+    if isinstance(found, tuple):
+        return found[0]  # type: ignore[no-any-return]
     fresh = load()
     if found is None and _outside_transaction() and (fresh is not None or cache_absent):
-        cache.add(
-            key, _ABSENT if fresh is None else fresh, settings.LOOPGATE_ACCESS_CACHE_SECONDS
-        )
+        cache.add(key, (fresh,), settings.LOOPGATE_ACCESS_CACHE_SECONDS)
     return fresh
 
 

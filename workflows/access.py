@@ -23,6 +23,18 @@ def workflow_cache_key(slug: str) -> str:
     return access_key("workflow", slug)
 
 
+def workflow_id_cache_key(workflow_id: int) -> str:
+    return access_key("workflow-id", workflow_id)
+
+
+def workflow_by_id(workflow_id: int) -> Workflow | None:
+    """The workflow ``workflow_id``, or None; cached like ``workflow_by_slug``."""
+    return cached_read(
+        workflow_id_cache_key(workflow_id),
+        lambda: Workflow.objects.filter(pk=workflow_id).first(),
+    )
+
+
 def membership_cache_key(workflow_id: int, user_id: int) -> str:
     return access_key("membership", workflow_id, user_id)
 

@@ -12,12 +12,14 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save
 
 from kernel.readcache import invalidate
-from workflows.access import membership_cache_key, workflow_cache_key
+from workflows.access import membership_cache_key, workflow_cache_key, workflow_id_cache_key
 from workflows.models import Workflow, WorkflowMembership
 
 
 def _workflow_changed(sender: Any, instance: Workflow, created: bool = False, **_: Any) -> None:
-    invalidate([workflow_cache_key(instance.slug)], created=created)
+    invalidate(
+        [workflow_cache_key(instance.slug), workflow_id_cache_key(instance.pk)], created=created
+    )
 
 
 def _membership_changed(

@@ -56,7 +56,7 @@ def cached_read(key: str, load: Callable[[], T | None], *, cache_absent: bool = 
     query per lifetime of an entry as well."""
     found = cache.get(key)
     if isinstance(found, tuple):
-        return found[0]  # type: ignore[no-any-return]
+        return found[0]
     fresh = load()
     if found is None and _outside_transaction() and (fresh is not None or cache_absent):
         cache.add(key, (fresh,), settings.LOOPGATE_ACCESS_CACHE_SECONDS)

@@ -6,4 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and API tokens"
 
     def ready(self) -> None:
-        from accounts import schema  # noqa: F401 - registers the OpenAPI extension
+        from accounts import invalidation, schema  # noqa: F401 - registers the OpenAPI extension
+
+        invalidation.connect()

@@ -7,12 +7,14 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import KEY_PREFIX_LENGTH, ApiToken
 from accounts.types import User
 from kernel.errors import InvalidInput, NotFound
+from kernel.readcache import access_key
 
 # A key's random part: 32 bytes, URL-safe base64 (43 characters).
 KEY_BYTES = 32
@@ -80,9 +82,17 @@ def api_token_revoke(*, token_id: int, user: User | None = None) -> ApiToken:
 
 
 def api_token_touch(*, token: ApiToken) -> None:
-    """Record that the token was used, at most once per ``LAST_USED_RESOLUTION``."""
+    """Record that the token was used, at most once per ``LAST_USED_RESOLUTION``.
+
+    ``token`` may be a cached copy (``accounts.selectors.api_token_for_key``) whose stamp
+    is older than the row's, so the web processes agree through the cache on who writes
+    next: one marker per token and resolution, taken with ``cache.add``.
+    """
     now = timezone.now()
     if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    marker = access_key("token-used", token.pk)
+    if not cache.add(marker, True, int(LAST_USED_RESOLUTION.total_seconds())):
         return
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     token.last_used_at = now

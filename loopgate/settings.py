@@ -266,6 +266,17 @@ else:
         }
     }
 
+# --- Access cache (D125) --------------------------------------------------------------
+# The rows that authorise a request (API token and user, workflow, membership) are kept
+# in the cache above for at most this long; every write of them invalidates them at once
+# (kernel.readcache), so this only bounds what a write outside the ORM (raw SQL) leaves.
+LOOPGATE_ACCESS_CACHE_SECONDS = int(os.environ.get("LOOPGATE_ACCESS_CACHE_SECONDS", 60))
+# After an invalidation, readers may not cache the key again for this long, so a reader
+# that loaded the old row just before the write committed cannot put it back.
+LOOPGATE_ACCESS_CACHE_SETTLE_SECONDS = int(
+    os.environ.get("LOOPGATE_ACCESS_CACHE_SETTLE_SECONDS", 5)
+)
+
 # --- Uploads ------------------------------------------------------------------------
 # The image size limit is enforced by the case service with a clear 413; Django's own
 # request limit sits a little above it so that the service gets to say why.

@@ -232,12 +232,17 @@ class CaseCreateApi(APIView):
             deadline_at=deadline_at,
         )
         case = result.case
+        context: dict[str, Any] = {}
         if wait and case.status not in ROUTED:
             # Routed, or the deadline passed: answer with the case as it is now.
             case_wait_routed(case_id=case.id, timeout=wait)
             case = Case.objects.select_related("workflow").get(pk=case.id)
+        elif result.created:
+            # Stored a moment ago in this request: no model has run on it yet.
+            context["predictions"] = []
+        context["visibility"] = case_visibility(request.user, case)
         return Response(
-            CaseOutput(case, context={"visibility": case_visibility(request.user, case)}).data,
+            CaseOutput(case, context=context).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 

@@ -87,9 +87,6 @@ def case_create(
     """
 
     def next_step(case: Case) -> None:
-        if deadline_at is not None:
-            case.deadline_at = deadline_at
-            case.save(update_fields=["deadline_at"])
         if not model_runs(workflow.level):
             case_route(case=case, policy=policy_of(workflow), plan=None, opinion=None)
         else:
@@ -101,6 +98,7 @@ def case_create(
         external_id=external_id,
         metadata=metadata,
         submitted_by=submitted_by,
+        deadline_at=deadline_at,
         on_stored=next_step,
     )
 

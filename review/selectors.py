@@ -189,6 +189,18 @@ def _suggestion_of(case: Case) -> dict[str, Any] | None:
     }
 
 
+# What review_task_payload reads of an assignment's task; a claim that loaded them with
+# the task (review.services._shared_task_claim) saves the payload a query.
+PAYLOAD_RELATED = ("workflow", "case", "case__deciding_prediction__model_version")
+
+
+def _payload_loaded(assignment: Assignment) -> bool:
+    if not Assignment.task.is_cached(assignment):
+        return False
+    task = assignment.task
+    return ReviewTask.workflow.is_cached(task) and ReviewTask.case.is_cached(task)
+
+
 def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
     """What the reviewer holding ``assignment`` sees: the case, the labels, the lease.
 
@@ -197,9 +209,9 @@ def review_task_payload(*, assignment: Assignment) -> dict[str, Any]:
     prediction. The task's kind is not shown:
     gold and audit cases look like the rest of the queue.
     """
-    task = ReviewTask.objects.select_related(
-        "workflow", "case", "case__deciding_prediction__model_version"
-    ).get(pk=assignment.task_id)
+    task = assignment.task if _payload_loaded(assignment) else None
+    if task is None:
+        task = ReviewTask.objects.select_related(*PAYLOAD_RELATED).get(pk=assignment.task_id)
     case = task.case
     workflow = task.workflow
     now = timezone.now()

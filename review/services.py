@@ -65,7 +65,7 @@ from review.selectors import (
     lease_limit,
     skipped_by,
 )
-from workflows.access import access_review, access_workflow
+from workflows.access import access_review, access_workflow, workflow_by_id
 from workflows.models import ActorType, Case, CaseEvent, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
 
@@ -350,9 +350,16 @@ def _leases_lapsed_end(*, task: ReviewTask, now: datetime) -> None:
     )
 
 
-def _lease_create(*, task: ReviewTask, reviewer: User, now: datetime) -> Assignment | None:
-    """Lease ``task`` to ``reviewer``; None if the one-active-lease constraint says no."""
-    _leases_lapsed_end(task=task, now=now)
+def _lease_create(
+    *, task: ReviewTask, reviewer: User, now: datetime, lapsed: bool = True
+) -> Assignment | None:
+    """Lease ``task`` to ``reviewer``; None if the one-active-lease constraint says no.
+
+    ``lapsed=False``: the caller, holding the task's lock, has seen no active lease that
+    ran out, so there is none to end first.
+    """
+    if lapsed:
+        _leases_lapsed_end(task=task, now=now)
     try:
         with transaction.atomic():
             assignment = Assignment.objects.create(
@@ -381,19 +388,34 @@ def _shared_task_claim(
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
         # Nearest deadline first (cases without one after), then oldest first.
+        # Only the task row is locked (OF self); its case comes with it for the payload.
         task = (
             claimable.exclude(pk__in=tried)
             .select_for_update(skip_locked=True, of=("self",))
+            .select_related("case", "case__deciding_prediction__model_version")
             .order_by(F("case__deadline_at").asc(nulls_last=True), "created_at", "id")
             .first()
         )
         if task is None:
             return None
         tried.append(task.pk)
-        if not claimable.filter(pk=task.pk).exists():
+        # Still claimable now that it is locked? And does a lapsed lease need ending first?
+        lapsed = (
+            claimable.filter(pk=task.pk)
+            .annotate(
+                lapsed=Exists(
+                    Assignment.objects.filter(
+                        task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__lte=now
+                    )
+                )
+            )
+            .values_list("lapsed", flat=True)
+            .first()
+        )
+        if lapsed is None:
             continue
         task.workflow = workflow
-        assignment = _lease_create(task=task, reviewer=reviewer, now=now)
+        assignment = _lease_create(task=task, reviewer=reviewer, now=now, lapsed=lapsed)
         if assignment is not None:
             return assignment
     return None
@@ -584,19 +606,6 @@ def _case_decide(
     case.decided_at = now
     case.human_label = label
     case.labelled_at = now
-    case.save(
-        update_fields=[
-            "decision_label",
-            "decision_source",
-            "decision_confidence",
-            "decision_model_version",
-            "decided_by",
-            "decided_at",
-            "human_label",
-            "labelled_at",
-            "updated_at",
-        ]
-    )
     if state.adjudicated:
         reason = f"adjudicated by {reviewer.get_username()} after reviewers disagreed"
     elif len(verdicts) == 1:
@@ -612,6 +621,7 @@ def _case_decide(
     if prediction is not None:
         data["model_label"] = prediction.label
         data["human_overrode_model"] = prediction.label != label
+    # The decision and the status move in one UPDATE.
     case_transition(
         case=case,
         to_status=CaseStatus.DECIDED,
@@ -619,6 +629,16 @@ def _case_decide(
         actor=reviewer,
         reason=reason,
         data=data,
+        fields=(
+            "decision_label",
+            "decision_source",
+            "decision_confidence",
+            "decision_model_version",
+            "decided_by",
+            "decided_at",
+            "human_label",
+            "labelled_at",
+        ),
     )
 
 
@@ -642,16 +662,30 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
     Refusals: unknown label (400), not assigned to you (409), lease expired (410),
     case already decided (409), not a reviewer of the workflow (404).
     """
-    task_ref = review_task_for_reviewer(task_id=task_id, reviewer=reviewer)
-    label = _label_check(task_ref.workflow, label)
     comment = (comment or "").strip()
     if len(comment) > MAX_COMMENT_LENGTH:
         raise InvalidInput(f"comment: at most {MAX_COMMENT_LENGTH} characters", field="comment")
     now = timezone.now()
     with transaction.atomic():
-        task, case = _task_and_case_lock(task_id)
+        # The task is locked first and its access checked on the locked row (the same
+        # answer as review_task_for_reviewer, with the workflow and membership cached):
+        # a refusal rolls back having written nothing.
+        task = ReviewTask.objects.select_for_update().filter(pk=task_id).first()
+        if task is None or (task.kind == TaskKind.GOLD and task.for_reviewer_id != reviewer.pk):
+            raise NotFound(f"review task {task_id} not found")
+        workflow = workflow_by_id(task.workflow_id)
+        if workflow is None:
+            raise NotFound(f"review task {task_id} not found")
+        try:
+            access_review(reviewer, workflow)
+        except NotFound as exc:
+            raise NotFound(f"review task {task_id} not found") from exc
+        label = _label_check(workflow, label)
+        task.workflow = workflow
+        case = Case.objects.select_for_update().get(pk=task.case_id)
         assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
-        if task.verdicts.filter(reviewer=reviewer, retracted_at__isnull=True).exists():
+        standing = _standing_verdicts(task)
+        if any(v.reviewer_id == reviewer.pk for v in standing):
             raise VerdictAlreadyGiven(f"you already gave a verdict on review task {task.pk}")
         verdict = Verdict.objects.create(
             task=task,
@@ -663,7 +697,9 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
         )
         assignment_end(assignment=assignment, to_state=AssignmentState.COMPLETED, now=now)
         if task.kind == TaskKind.REVIEW:
-            _review_task_settle(task=task, case=case, reviewer=reviewer, now=now)
+            _review_task_settle(
+                task=task, case=case, reviewer=reviewer, now=now, verdicts=[*standing, verdict]
+            )
         elif task.kind == TaskKind.AUDIT:
             _audit_label(task=task, case=case, reviewer=reviewer, label=label, now=now)
         else:
@@ -690,9 +726,18 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
     return verdict
 
 
-def _review_task_settle(*, task: ReviewTask, case: Case, reviewer: User, now: datetime) -> None:
-    """Apply the consensus rule to the task's standing verdicts. Hold both locks."""
-    verdicts = _standing_verdicts(task)
+def _review_task_settle(
+    *,
+    task: ReviewTask,
+    case: Case,
+    reviewer: User,
+    now: datetime,
+    verdicts: list[Verdict] | None = None,
+) -> None:
+    """Apply the consensus rule to the task's standing verdicts (``verdicts`` when the
+    caller, holding the task's lock, has just read them). Hold both locks."""
+    if verdicts is None:
+        verdicts = _standing_verdicts(task)
     state = consensus_state([v.label for v in verdicts], agreement_required=task.agreement_required)
     was_adjudication = task.needs_adjudication
     task.verdicts_required = state.verdicts_required

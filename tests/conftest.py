@@ -50,6 +50,17 @@ def require_postgres() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Each test starts with an empty cache: rows cached by one test (the access cache,
+    kernel.readcache) must not answer for another test's rows with the same names."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_media_root(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Each test stores uploads in its own folder, so it can assert what was stored."""
     try:

@@ -20,12 +20,14 @@ pytestmark = pytest.mark.django_db
 BATCH = 16
 
 # Measured 2026-11-30 on PostgreSQL; the statements are listed in docs/benchmarks.md.
-# Token; workflow and membership (access_workflow); duplicate external_id check; savepoint,
-# case row, its event, release; the visibility rule's membership read; the predictions
-# read of the output (none yet); the repeated-image lookup (one query: exact hash, then a
-# bounded near search, docs/decisions.md D56). Processing is queued on commit and costs
-# nothing here.
-INGEST = 11
+# The repeated-image lookup (one query: exact hash, then a bounded near search,
+# docs/decisions.md D56); savepoint, the case row and its event in one statement (a
+# data-modifying WITH), release. The token, workflow and membership come from the access
+# cache (D125); the unique constraint decides idempotency (no lookup first); a new case
+# has no predictions to read. Outside the test's own transaction the savepoint is the
+# transaction, so production sends 2. Processing is queued on commit and costs nothing
+# here.
+INGEST = 4
 # A batch costs a fixed number of statements, whatever its size (D121): the claim (its
 # SELECT, the worker's heartbeat, one UPDATE moving the cases to processing, one INSERT of
 # their events), one deployments read and one UPDATE storing the plans, the predictions'
@@ -37,19 +39,20 @@ INGEST = 11
 # that only some batches draw.
 BATCH_PROCESSING = 23
 BATCH_SIZE_SLACK = 1
-# Token and its last-used stamp; workflow, membership (access_workflow) and membership
-# again (access_review in the service); held lease, claimable task, adjudication check,
-# lapsed-lease update, lease insert with savepoints; the payload's task read.
-REVIEW_NEXT = 15
-# Token; task; membership (access_review); task and case locks; lease; standing-verdict
-# check; verdict insert; lease completed; verdicts read; the case's decision, its status
-# move and event; the task closed, and its event (ReviewTaskEvent); savepoints; the
-# workflow's webhook subscriptions (read once per transaction, for the outbox).
-VERDICT = 18
-# Token; workflow (access_workflow) and membership (its right), membership again (what the
-# reader may see, workflows.access.access_case_list); the page: one keyset query of
-# limit + 1 cases with their deciding version. The same for any page size.
-CASE_LIST = 5
+# From the access cache (D125): token, workflow, membership. Savepoint; held lease; the
+# claim (FOR UPDATE SKIP LOCKED, with the case for the payload); the re-check under the
+# lock, which also says whether a lapsed lease must be ended; savepoint, lease insert,
+# release (the one-active-lease constraint's backstop); release.
+REVIEW_NEXT = 8
+# Savepoint; task lock (its access checked on the locked row, workflow and membership
+# cached); case lock; lease; standing verdicts (the reviewer's own among them); verdict
+# insert; lease completed; the task closed and its event (ReviewTaskEvent); the case's
+# decision with its status move, and its event; the workflow's webhook subscriptions (read
+# once per transaction, for the outbox); release.
+VERDICT = 13
+# The token, workflow and membership from the access cache (D125); the page: one keyset
+# query of limit + 1 cases with their deciding version. The same for any page size.
+CASE_LIST = 1
 
 
 def upload(data: bytes) -> io.BytesIO:
@@ -137,9 +140,13 @@ def test_a_drain_costs_per_batch_not_per_case(
 def review_setup(client_for: Any) -> dict[str, Any]:
     workflow = review_factories.workflow_create("inspect")
     reviewer = review_factories.reviewer_create("rita", workflow)
-    for _ in range(3):
+    for _ in range(4):
         review_factories.case_in_review(workflow)
     client = client_for(reviewer)
+    # Warm the caches (the token's last-used stamp, the access cache) with one claim and
+    # verdict: the budgets are for a request like every later one.
+    task = client.post("/api/v1/workflows/inspect/review/next/", format="json").json()
+    client.post(f"/api/v1/review-tasks/{task['id']}/verdict/", {"label": "ok"}, format="json")
     return {"workflow": workflow, "client": client}
 
 

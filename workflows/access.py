@@ -13,15 +13,55 @@ from django.db.models import QuerySet
 
 from accounts.types import RequestUser as User
 from kernel.errors import Forbidden, NotFound
+from kernel.readcache import access_key, cached_read
 from workflows.models import Case, Workflow, WorkflowMembership
 
 RIGHTS = ("can_submit", "can_review", "can_admin")
 
 
+def workflow_cache_key(slug: str) -> str:
+    return access_key("workflow", slug)
+
+
+def workflow_id_cache_key(workflow_id: int) -> str:
+    return access_key("workflow-id", workflow_id)
+
+
+def workflow_by_id(workflow_id: int) -> Workflow | None:
+    """The workflow ``workflow_id``, or None; cached like ``workflow_by_slug``."""
+    return cached_read(
+        workflow_id_cache_key(workflow_id),
+        lambda: Workflow.objects.filter(pk=workflow_id).first(),
+    )
+
+
+def membership_cache_key(workflow_id: int, user_id: int) -> str:
+    return access_key("membership", workflow_id, user_id)
+
+
+def workflow_by_slug(slug: str) -> Workflow | None:
+    """The workflow ``slug`` (archived or not), or None; cached (``kernel.readcache``,
+    forgotten by ``workflows.invalidation`` whenever the workflow is saved)."""
+    return cached_read(workflow_cache_key(slug), lambda: Workflow.objects.filter(slug=slug).first())
+
+
 def membership_of(user: User, workflow: Workflow) -> WorkflowMembership | None:
+    """``user``'s membership in ``workflow``, or None; cached like ``workflow_by_slug``
+    (a membership added, changed or removed is forgotten at once)."""
     if not user.is_authenticated:
         return None
-    return WorkflowMembership.objects.filter(user=user, workflow=workflow).first()
+    return cached_read(
+        membership_cache_key(workflow.pk, user.pk),
+        lambda: WorkflowMembership.objects.filter(user=user, workflow=workflow).first(),
+    )
+
+
+def _grants(membership: WorkflowMembership | None, right: str) -> bool:
+    if membership is None:
+        return False
+    if membership.can_admin and right == "can_review":
+        return True
+    return bool(getattr(membership, right))
 
 
 def has_right(user: User, workflow: Workflow, right: str) -> bool:
@@ -29,12 +69,7 @@ def has_right(user: User, workflow: Workflow, right: str) -> bool:
         raise ValueError(f"unknown right {right!r}")
     if getattr(user, "is_superuser", False):
         return True
-    membership = membership_of(user, workflow)
-    if membership is None:
-        return False
-    if membership.can_admin and right == "can_review":
-        return True
-    return bool(getattr(membership, right))
+    return _grants(membership_of(user, workflow), right)
 
 
 def rights_of(membership: WorkflowMembership) -> frozenset[str]:
@@ -107,11 +142,22 @@ def workflows_reviewable(user: User) -> QuerySet[Workflow]:
 
 
 def access_workflow(user: User, slug: str, right: str | None = None) -> Workflow:
-    """The workflow ``slug`` if ``user`` is a member (404 otherwise) holding ``right`` (403)."""
-    workflow = workflows_visible(user).filter(slug=slug).first()
+    """The workflow ``slug`` if ``user`` is a member (404 otherwise) holding ``right`` (403).
+
+    The same answer as ``workflows_visible(user).filter(slug=slug)`` and ``has_right``,
+    from the cached workflow and membership: no query once they are cached.
+    """
+    if right is not None and right not in RIGHTS:
+        raise ValueError(f"unknown right {right!r}")
+    workflow = workflow_by_slug(slug) if user.is_authenticated else None
     if workflow is None:
         raise NotFound(f"workflow {slug!r} not found")
-    if right is not None and not has_right(user, workflow, right):
+    if getattr(user, "is_superuser", False):
+        return workflow
+    membership = membership_of(user, workflow)
+    if membership is None:
+        raise NotFound(f"workflow {slug!r} not found")
+    if right is not None and not _grants(membership, right):
         raise Forbidden(f"you may not do this in workflow {slug!r} ({right.removeprefix('can_')})")
     return workflow
 

@@ -70,7 +70,8 @@ class CaseOutput(serializers.ModelSerializer):
     reviewer in shadow mode, on a blind audit or on a gold case."""
 
     # Rendered with context={"visibility": workflows.access.case_visibility(...)};
-    # without it nothing the model said is shown (the default is HIDDEN).
+    # without it nothing the model said is shown (the default is HIDDEN). An optional
+    # "predictions" (a list) is what the caller already read of the case's predictions.
 
     workflow = serializers.CharField(source="workflow.slug")
     image = serializers.SerializerMethodField()
@@ -170,7 +171,12 @@ class CaseOutput(serializers.ModelSerializer):
     def get_predictions(self, case: Case) -> list[dict[str, Any]]:
         if not visibility_of(self).predictions:
             return []
-        predictions = case.predictions.select_related("model_version").all()
+        # A caller that knows the predictions already (none, for a case it has just
+        # created) passes them, and no query is made.
+        known = self.context.get("predictions")
+        predictions = (
+            known if known is not None else case.predictions.select_related("model_version")
+        )
         # many=True builds a ListSerializer, whose data is a list; the stubs say ReturnDict.
         return PredictionOutput(predictions, many=True).data  # type: ignore[return-value]
 

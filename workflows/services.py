@@ -12,11 +12,13 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from accounts.types import User
@@ -351,6 +353,42 @@ def case_duplicate_root_portable(*, workflow: Workflow, phash: str) -> uuid.UUID
     return root or found
 
 
+def _case_insert(case: Case, event: CaseEvent) -> None:
+    """INSERT a new case and its first event: one statement on PostgreSQL.
+
+    The two INSERTs Django would send, each compiled by Django itself (field defaults,
+    ``auto_now``, JSON), joined by a data-modifying ``WITH``; the event's foreign key is
+    checked when the statement (or, deferred, the transaction) ends, by then the case
+    exists. A repeated ``external_id`` fails the whole statement with IntegrityError, as
+    the case's own INSERT would. No ``post_save`` is sent: nothing listens for these rows
+    (model signals are reserved for the access cache, D125). Other databases get the two
+    plain INSERTs.
+    """
+    if connection.vendor != "postgresql":
+        case.save(force_insert=True)
+        event.save(force_insert=True)
+        return
+    statements: list[str] = []
+    params: list[Any] = []
+    for row in (case, event):
+        meta = row._meta
+        fields = [
+            field
+            for field in meta.local_concrete_fields
+            if not field.generated and (field is not meta.auto_field or row.pk is not None)
+        ]
+        query = InsertQuery(type(row))
+        query.insert_values(fields, [row])
+        [(sql, row_params)] = query.get_compiler(connection=connection).as_sql()
+        statements.append(sql)
+        params.extend(row_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH new_case AS ({statements[0]}) {statements[1]}", params)
+    for row in (case, event):
+        row._state.adding = False
+        row._state.db = connection.alias
+
+
 def case_store(
     *,
     workflow: Workflow,
@@ -358,6 +396,7 @@ def case_store(
     external_id: str | None,
     metadata: dict[str, Any],
     submitted_by: User | None,
+    deadline_at: datetime | None = None,
     on_stored: Callable[[Case], None] | None = None,
 ) -> CaseCreateResult:
     """Store a case: its image, its row and its ``received`` event, in one transaction.
@@ -366,17 +405,22 @@ def case_store(
     routes or queues it there, so a case is never committed without its next step).
 
     The same ``external_id`` twice in a workflow returns the existing case
-    (``created=False``), also when two requests race: the database's unique constraint
-    decides, and the loser's stored file is removed so nothing is left half-stored.
-    An archived workflow takes no new case (409 ``archived``); a repeat of a case it
-    already has still returns that case.
+    (``created=False``): the database's unique constraint decides, with no lookup first
+    (the INSERT is tried, and its IntegrityError, inside the transaction's savepoint,
+    leads to the existing row), also when two requests race; the stored file of the
+    attempt is removed so nothing is left half-stored. An archived workflow takes no new
+    case (409 ``archived``); a repeat of a case it already has still returns that case.
     """
     if external_id is not None:
         external_id = external_id_clean(external_id)
-        existing = Case.objects.filter(workflow=workflow, external_id=external_id).first()
+    if workflow.archived_at is not None:
+        existing = (
+            Case.objects.filter(workflow=workflow, external_id=external_id).first()
+            if external_id is not None
+            else None
+        )
         if existing is not None:
             return CaseCreateResult(case=existing, created=False)
-    if workflow.archived_at is not None:
         raise WorkflowArchived(
             f"workflow {workflow.slug!r} is archived and takes no new cases; "
             "a workflow admin can unarchive it"
@@ -401,6 +445,21 @@ def case_store(
         phash=info.phash,
         duplicate_of_id=case_duplicate_root(workflow=workflow, phash=info.phash),
         submitted_by=submitted_by if getattr(submitted_by, "pk", None) else None,
+        deadline_at=deadline_at,
+    )
+    received = CaseEvent(
+        case=case,
+        kind="received",
+        actor_type=ActorType.USER,
+        actor=case.submitted_by,
+        reason="submitted through the API",
+        to_status=CaseStatus.RECEIVED,
+        data={
+            "image_sha256": info.sha256,
+            "format": info.format,
+            "phash": info.phash,
+            "duplicate_of": str(case.duplicate_of_id) if case.duplicate_of_id else None,
+        },
     )
     committed = False
 
@@ -414,21 +473,7 @@ def case_store(
             # on the row exists and its file must stay, whatever a later callback raises.
             transaction.on_commit(mark_committed)
             case.image.save(f"{case.id}.{info.extension}", ContentFile(image_data), save=False)
-            case.save(force_insert=True)
-            case_event_record(
-                case=case,
-                kind="received",
-                actor_type=ActorType.USER,
-                actor=case.submitted_by,
-                reason="submitted through the API",
-                to_status=CaseStatus.RECEIVED,
-                data={
-                    "image_sha256": info.sha256,
-                    "format": info.format,
-                    "phash": info.phash,
-                    "duplicate_of": str(case.duplicate_of_id) if case.duplicate_of_id else None,
-                },
-            )
+            _case_insert(case, received)
             if on_stored is not None:
                 on_stored(case)
     except IntegrityError:
@@ -436,9 +481,14 @@ def case_store(
             raise
         if case.image.name:
             case.image.storage.delete(case.image.name)
-        existing = Case.objects.filter(workflow=workflow, external_id=external_id).first()
-        if external_id is None or existing is None:
+        existing = (
+            Case.objects.filter(workflow=workflow, external_id=external_id).first()
+            if external_id is not None
+            else None
+        )
+        if existing is None:
             raise
+        existing.workflow = workflow
         return CaseCreateResult(case=existing, created=False)
     except BaseException:
         if case.image.name and not committed:

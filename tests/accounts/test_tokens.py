@@ -62,7 +62,9 @@ def test_expired_and_revoked_tokens_are_refused_with_a_reason(reader: Any) -> No
         user=reader, name="short", expires_at=timezone.now() + timedelta(hours=1)
     )
     assert get_workflow(key).status_code == 200
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # An ORM write, as the admin makes it: the cached token is forgotten (D125).
+    token.expires_at = timezone.now() - timedelta(seconds=1)
+    token.save(update_fields=["expires_at"])
     response = get_workflow(key)
     assert response.status_code == 401
     assert "expired" in response.json()["error"]["message"]
@@ -174,3 +176,19 @@ def test_the_admin_revokes_tokens_and_checks_rates(reader: Any, make_user: Any) 
     )
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
     assert get_workflow(key).status_code == 401
+
+
+def test_a_cached_token_still_expires_on_time(reader: Any, monkeypatch: Any) -> None:
+    """The expiry is checked on every request against the clock, cached token or not."""
+    from accounts import authentication
+
+    token, key = api_token_create(
+        user=reader, name="short", expires_at=timezone.now() + timedelta(hours=1)
+    )
+    assert get_workflow(key).status_code == 200
+    assert get_workflow(key).status_code == 200  # from the access cache
+    later = timezone.now() + timedelta(hours=2)
+    monkeypatch.setattr(authentication.timezone, "now", lambda: later)
+    response = get_workflow(key)
+    assert response.status_code == 401
+    assert "expired" in response.json()["error"]["message"]

@@ -1,0 +1,81 @@
+"""A read-through cache for the rows that authorise a request (D125).
+
+Every API request reads the same few rows before it does any work: the API token and its
+user, the workflow named in the URL, the caller's membership in it. They change rarely
+and are read on every request, so they are kept in Django's cache (shared by every web
+process: Redis in production), for at most ``LOOPGATE_ACCESS_CACHE_SECONDS``.
+
+A stale entry would be a security hole (a revoked token that still works, a removed
+member who still reviews), so every write of those rows invalidates its entries
+(``accounts.invalidation``, ``workflows.invalidation``), and invalidation wins races:
+
+* An entry is added with ``cache.add`` (set only if the key is free), never overwritten.
+* Invalidating writes a *tombstone* for ``LOOPGATE_ACCESS_CACHE_SETTLE_SECONDS`` (now,
+  and again when the writing transaction commits). While it stands, readers go to the
+  database and may not fill the key, so a reader that loaded the old row just before the
+  commit cannot put it back afterwards.
+* Nothing read inside a transaction of the caller's is cached: it may be rolled back.
+
+Creating a row only deletes the key (a cached "absent" would at worst refuse a new member
+for one lifetime of an entry, never let anyone in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+
+T = TypeVar("T")
+
+# Part of every key: entries are pickled model instances, so a change of their shape
+# must not read an old one.
+KEY_VERSION = "access:v1"
+# Entries are stored as a 1-tuple (``(None,)``: the row does not exist), so that any
+# other value under a key is the tombstone.
+_TOMBSTONE = "invalidated"
+
+
+def access_key(*parts: Any) -> str:
+    return ":".join([KEY_VERSION, *(str(part) for part in parts)])
+
+
+def _outside_transaction() -> bool:
+    """True when no transaction of ours is open (the test case's own does not count)."""
+    return not any(
+        not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks
+    )
+
+
+def cached_read(key: str, load: Callable[[], T | None], *, cache_absent: bool = True) -> T | None:
+    """``load()``, or its answer cached under ``key``. ``None`` is cached too, when
+    ``cache_absent`` (a workflow or membership that does not exist), so a miss costs one
+    query per lifetime of an entry as well."""
+    found = cache.get(key)
+    if isinstance(found, tuple):
+        return found[0]
+    fresh = load()
+    if found is None and _outside_transaction() and (fresh is not None or cache_absent):
+        cache.add(key, (fresh,), settings.LOOPGATE_ACCESS_CACHE_SECONDS)
+    return fresh
+
+
+def invalidate(keys: list[str], *, created: bool = False) -> None:
+    """Forget ``keys``: at once, and again when the current transaction commits.
+
+    A change or a deletion leaves a tombstone that keeps readers from filling the keys
+    for a few seconds; a new row only needs the keys gone (see the module docstring).
+    """
+    if not keys:
+        return
+    if created:
+        cache.delete_many(keys)
+        transaction.on_commit(lambda: cache.delete_many(keys))
+        return
+    seconds = settings.LOOPGATE_ACCESS_CACHE_SETTLE_SECONDS
+    marks = dict.fromkeys(keys, _TOMBSTONE)
+    cache.set_many(marks, seconds)
+    transaction.on_commit(lambda: cache.set_many(marks, seconds))

@@ -255,7 +255,9 @@ def label_examples(*, workflow: Workflow) -> dict[str, list[LabelExampleInfo]]:
     for row in rows.only(
         "id", "label", "caption", "image_width", "image_height", "image_bytes", "created_at"
     ):
-        found.setdefault(row.label, []).append(
+        if row.label not in found:
+            continue  # a label removed since (only labels without data can be)
+        found[row.label].append(
             LabelExampleInfo(
                 id=row.pk,
                 label=row.label,

@@ -455,6 +455,8 @@ def test_instructions_are_sanitised_and_axe_is_clean_in_every_state(logged_in, l
     opacity = page.locator("#saliency-layer").evaluate("i => i.style.opacity")
     page.keyboard.press("[")
     assert page.locator("#saliency-layer").evaluate("i => i.style.opacity") != opacity
+    assert page.locator(".legend-bar").is_visible()
+    assert "most weight" in page.locator(".legend-text").inner_text()
     found += [f"saliency: {line}" for line in axe_violations(page)]
 
     page.keyboard.press("s")

@@ -129,7 +129,9 @@ class LabelExampleForm(forms.Form):
 
     def __init__(self, *args: Any, labels: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["label"].choices = [(label, label) for label in labels]
+        field = self.fields["label"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(label, label) for label in labels]
 
 
 class InviteForm(forms.Form):

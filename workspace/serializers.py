@@ -256,7 +256,7 @@ class LabelExampleOutput(serializers.Serializer):
     workflow's members."""
 
     id = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     caption = serializers.CharField()
     alt = serializers.CharField(help_text="The image's text alternative: label and caption.")
     width = serializers.IntegerField()
@@ -272,7 +272,7 @@ class LabelExampleOutput(serializers.Serializer):
 
 
 class LabelExampleCreateInput(serializers.Serializer):
-    label = serializers.CharField(help_text="One of the workflow's labels.")
+    label = serializers.CharField(help_text="One of the workflow's labels.")  # type: ignore[assignment]  # field, not the attribute (stubs)
     image = serializers.FileField(help_text="The image (PNG, JPEG, WebP, BMP or TIFF).")
     caption = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="What to look at."

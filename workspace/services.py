@@ -853,5 +853,6 @@ def label_example_remove(*, workflow: Workflow, actor: User | None, example_id: 
         raise NotFound(f"label example {example_id} not found in {workflow.slug!r}")
     storage, name = row.image.storage, row.image.name
     row.delete()
-    transaction.on_commit(lambda: storage.delete(name))
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
     logger.info("%s removed example %s of %s", actor, example_id, workflow.slug)

@@ -17,6 +17,7 @@ from review import selectors
 from workflows.access import access_workflow
 from workflows.labels import SCREEN_KEYS
 from workflows.models import Workflow
+from workflows.selectors import label_examples
 
 IDLE_SECONDS_MAX = 120
 
@@ -82,6 +83,13 @@ def review_screen(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
             "config": config,
             "counts": counts,
             "instructions": markdown_html(workflow.instructions),
+            # Label by label, only the labels that have examples; the thumbnails load
+            # when the panel is opened (loading="lazy" inside the closed <details>).
+            "examples": [
+                (label, found)
+                for label, found in label_examples(workflow=workflow).items()
+                if found
+            ],
         },
     )
 

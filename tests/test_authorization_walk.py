@@ -76,6 +76,11 @@ EXPECT: dict[tuple[str, str], str] = {
     ("token-list", "GET"): ADMIN,
     ("token-list", "POST"): ADMIN,
     ("token-detail", "DELETE"): ADMIN,
+    # Example images of the labels: the workflow's members see them, its admins change them.
+    ("label-example-list", "GET"): MEMBER,
+    ("label-example-list", "POST"): ADMIN,
+    ("label-example-detail", "DELETE"): ADMIN,
+    ("label-example-image", "GET"): MEMBER,
     # Workspace pages
     ("workspace:create", "GET"): CREATOR,
     ("workspace:create", "POST"): CREATOR,
@@ -383,6 +388,12 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
     from workspace.services import workflow_token_create
 
     home_token, _key = workflow_token_create(workflow=home, actor=users["admin"], name="walk")
+    from tests.conftest import image_bytes
+    from workspace.services import label_example_add
+
+    example = label_example_add(
+        workflow=home, actor=users["admin"], label="ok", image_data=image_bytes("ok")
+    )
     webhook = Webhook.objects.create(
         workflow=home, url="https://93.184.215.14/hook", events=["case.decided"], secret="s"
     )
@@ -399,6 +410,7 @@ def world(make_user: Any, make_workflow: Any, member: Any, client_for: Any, sett
         "slug": home.slug,
         "username": users["reviewer"].username,
         "token_id": home_token.token_id,
+        "example_id": example.pk,
         "uidb64": "MQ",
         "token": "not-a-token",
         "webhook_id": webhook.pk,

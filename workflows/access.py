@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from accounts.types import RequestUser as User
+from kernel.bounds import ID_MAX
 from kernel.errors import Forbidden, NotFound
 from kernel.readcache import access_key, cached_read
-from workflows.models import Case, Workflow, WorkflowMembership
+from workflows.models import Case, LabelExample, Workflow, WorkflowMembership
 
 RIGHTS = ("can_submit", "can_review", "can_admin")
 
@@ -160,6 +161,19 @@ def access_workflow(user: User, slug: str, right: str | None = None) -> Workflow
     if right is not None and not _grants(membership, right):
         raise Forbidden(f"you may not do this in workflow {slug!r} ({right.removeprefix('can_')})")
     return workflow
+
+
+def access_label_example(user: User, slug: str, example_id: str | int) -> LabelExample:
+    """An example image of workflow ``slug``'s labels, for any member of the workflow
+    (404 for everyone else, and for an id that is not one of this workflow's examples)."""
+    workflow = access_workflow(user, slug)
+    text = str(example_id)
+    if not (text.isascii() and text.isdigit() and 0 < int(text) <= ID_MAX):
+        raise NotFound(f"label example {example_id!r} not found")
+    example = LabelExample.objects.filter(workflow=workflow, pk=int(text)).first()
+    if example is None:
+        raise NotFound(f"label example {example_id!r} not found")
+    return example
 
 
 # --- What of a case a caller may see ---------------------------------------------------

@@ -105,6 +105,46 @@ class WorkflowMembership(models.Model):
         return f"{self.user} in {self.workflow}"
 
 
+def label_example_path(instance: LabelExample, filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"label-examples/{instance.workflow.slug}/{uuid.uuid4().hex}.{extension}"
+
+
+class LabelExample(models.Model):
+    """An example image of one label, shown to reviewers beside the workflow's instructions.
+
+    Written only by ``workspace.services.label_example_add`` / ``label_example_remove``
+    (the API, the settings page and the Django admin call them); the image is checked like
+    a case's image before anything is stored.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="label_examples")
+    label = models.CharField(max_length=64)
+    caption = models.CharField(max_length=200, blank=True)
+    image = models.FileField(upload_to=label_example_path, max_length=255)
+    image_format = models.CharField(max_length=8)
+    image_width = models.PositiveIntegerField()
+    image_height = models.PositiveIntegerField()
+    image_bytes = models.PositiveIntegerField()
+    image_sha256 = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow", "created_at", "id"]
+        constraints = [
+            # The same picture twice under one label says nothing new.
+            models.UniqueConstraint(
+                fields=["workflow", "label", "image_sha256"], name="label_example_unique_image"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} {self.label} example {self.pk}"
+
+
 class CaseStatus(models.TextChoices):
     RECEIVED = "received"
     PROCESSING = "processing"

@@ -15,6 +15,7 @@ from workflows.inputs import CaseFilters
 from workflows.models import (
     Case,
     CaseStatus,
+    LabelExample,
     PeriodicRun,
     WorkerHeartbeat,
     Workflow,
@@ -221,3 +222,50 @@ def cases_page(
 def cases_count(*, workflow: Workflow, filters: CaseFilters) -> int:
     """How many cases pass ``filters`` (a count over the matching index range)."""
     return cases_filtered(workflow=workflow, filters=filters).count()
+
+
+@dataclass(frozen=True)
+class LabelExampleInfo:
+    """One example image of a label, as the review screen and the settings page show it."""
+
+    id: int
+    label: str
+    caption: str
+    width: int
+    height: int
+    byte_size: int
+    created_at: datetime
+
+    @property
+    def alt(self) -> str:
+        """The image's text alternative: the label, and the caption when there is one."""
+        return (
+            f"Example of {self.label}: {self.caption}"
+            if self.caption
+            else (f"Example of {self.label}")
+        )
+
+
+def label_examples(*, workflow: Workflow) -> dict[str, list[LabelExampleInfo]]:
+    """The workflow's example images by label, in the workflow's label order, oldest
+    first within a label; every label has an entry (an empty list when it has none).
+    One query."""
+    found: dict[str, list[LabelExampleInfo]] = {label: [] for label in workflow.labels}
+    rows = LabelExample.objects.filter(workflow=workflow).order_by("created_at", "id")
+    for row in rows.only(
+        "id", "label", "caption", "image_width", "image_height", "image_bytes", "created_at"
+    ):
+        if row.label not in found:
+            continue  # a label removed since (only labels without data can be)
+        found[row.label].append(
+            LabelExampleInfo(
+                id=row.pk,
+                label=row.label,
+                caption=row.caption,
+                width=row.image_width,
+                height=row.image_height,
+                byte_size=row.image_bytes,
+                created_at=row.created_at,
+            )
+        )
+    return found

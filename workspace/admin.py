@@ -24,8 +24,16 @@ from accounts.types import AuthenticatedHttpRequest
 from automation.forms import PolicyForm
 from automation.services import POLICY_FIELDS, automation_update
 from kernel.errors import DomainError
-from workflows.models import Workflow, WorkflowMembership
-from workspace.services import REVIEW_SETTINGS, UPDATE_FIELDS, workflow_create, workflow_update
+from workflows.models import LabelExample, Workflow, WorkflowMembership
+from workspace.services import (
+    REVIEW_SETTINGS,
+    UPDATE_FIELDS,
+    label_example_add,
+    label_example_remove,
+    label_example_upload_read,
+    workflow_create,
+    workflow_update,
+)
 
 # The policy, and the confidence its evidence is judged at: read-only on the change form.
 # So is the deadline fallback: it changes through processing.deadlines.workflow_fallback_set
@@ -217,3 +225,71 @@ class WorkflowAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/workflows/workflow/automation_policy.html", context, status=status
         )
+
+
+class LabelExampleAdminForm(forms.ModelForm):
+    """An example image, stored by ``workspace.services.label_example_add`` when the form
+    is cleaned (inside the admin's transaction), so its checks and messages are the API's."""
+
+    image = forms.FileField(help_text="PNG, JPEG, WebP, BMP or TIFF.")
+
+    class Meta:
+        model = LabelExample
+        fields = ["workflow", "label", "caption"]
+
+    request_user: Any = None
+    stored: LabelExample | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            self.stored = label_example_add(
+                workflow=data["workflow"],
+                actor=self.request_user,
+                label=data.get("label", ""),
+                caption=data.get("caption", ""),
+                image_data=label_example_upload_read(data.get("image")),
+            )
+        except DomainError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message)
+        return data
+
+
+@admin.register(LabelExample)
+class LabelExampleAdmin(admin.ModelAdmin):
+    """Example images of the labels: added and removed through the workspace services
+    (the same checks as the API and the settings page); never edited in place."""
+
+    form = LabelExampleAdminForm
+    list_display = ["workflow", "label", "caption", "image_width", "image_height", "created_at"]
+    list_filter = ["workflow"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class RequestForm(form):  # type: ignore[valid-type,misc]
+            request_user = request.user
+
+        return RequestForm
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: LabelExample, form: Any, change: bool) -> None:
+        stored = form.stored
+        obj.pk = stored.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: LabelExample) -> None:
+        # The admin site lets only signed-in superusers this far.
+        actor: Any = request.user
+        label_example_remove(workflow=obj.workflow, actor=actor, example_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for example in queryset.select_related("workflow"):
+            self.delete_model(request, example)

@@ -10,10 +10,13 @@ commands call too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,8 +25,10 @@ from accounts.types import AuthenticatedRequest
 from kernel.apischema import ERROR_RESPONSE
 from kernel.bounds import ID_MAX, ID_SCHEMA, bounded_int
 from kernel.errors import InvalidInput
-from kernel.parsers import StrictJSONParser, body_object
-from workflows.access import access_workflow
+from kernel.parsers import StrictJSONParser, StrictMultiPartParser, body_object
+from workflows.access import access_label_example, access_workflow
+from workflows.apis import IMAGE_CONTENT_TYPES
+from workflows.selectors import label_examples
 from workspace.presenters import workflow_stats_data
 from workspace.selectors import (
     LABEL_SOURCES,
@@ -35,6 +40,8 @@ from workspace.selectors import (
 )
 from workspace.serializers import (
     InvitationOutput,
+    LabelExampleCreateInput,
+    LabelExampleOutput,
     MemberLinkOutput,
     MembershipCreateInput,
     MembershipOutput,
@@ -49,6 +56,9 @@ from workspace.serializers import (
 from workspace.services import (
     REVIEW_SETTINGS,
     UPDATE_FIELDS,
+    label_example_add,
+    label_example_remove,
+    label_example_upload_read,
     membership_add,
     membership_link_renew,
     membership_remove,
@@ -403,3 +413,104 @@ class TokenDetailApi(APIView):
         number = bounded_int(token_id, name="token_id", minimum=1, maximum=ID_MAX)
         workflow_token_revoke(workflow=workflow, actor=request.user, token_id=number)
         return Response(status=204)
+
+
+class LabelExampleListApi(APIView):
+    """Example images of the workflow's labels: read by its members, added by its admins."""
+
+    parser_classes = [StrictMultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="label_example_list",
+        responses={200: LabelExampleOutput(many=True), 404: ERROR_RESPONSE},
+        description="Every example image, by label in the workflow's label order.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug)
+        examples = [info for group in label_examples(workflow=workflow).values() for info in group]
+        context = {"slug": workflow.slug, "request": request}
+        return Response(LabelExampleOutput(examples, many=True, context=context).data)
+
+    @extend_schema(
+        operation_id="label_example_add",
+        request={"multipart/form-data": LabelExampleCreateInput},
+        responses={
+            201: LabelExampleOutput,
+            400: OpenApiResponse(
+                ERROR_RESPONSE,
+                description="An unknown label, a caption that is too long, or an image that "
+                "is corrupt, truncated, not an image or too many pixels (`field` names it).",
+            ),
+            **NOT_FOUND_OR_FORBIDDEN,
+            409: OpenApiResponse(
+                ERROR_RESPONSE,
+                description="`example_exists`: the same image is already an example of the "
+                "label; `too_many_examples`: the label has the most examples it may have.",
+            ),
+            413: ERROR_RESPONSE,
+            415: ERROR_RESPONSE,
+        },
+        description="Add an example image of one label (workflow admins). Reviewers see it "
+        "in the review screen's instructions.",
+    )
+    def post(self, request: AuthenticatedRequest, slug: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        image_data = label_example_upload_read(request.FILES.get("image"))
+        fields = request.data
+        if not isinstance(fields, Mapping):
+            raise InvalidInput("body: expected multipart form fields", field="body")
+        unknown = sorted(set(fields) - {"label", "caption", "image"})
+        if unknown:
+            raise InvalidInput(f"unknown fields: {unknown}", field=unknown[0])
+        if not fields.get("label"):
+            raise InvalidInput("label: this field is required", field="label")
+        example = label_example_add(
+            workflow=workflow,
+            actor=request.user,
+            label=fields.get("label"),
+            caption=fields.get("caption", ""),
+            image_data=image_data,
+        )
+        info = next(
+            item
+            for item in label_examples(workflow=workflow)[example.label]
+            if item.id == example.pk
+        )
+        context = {"slug": workflow.slug, "request": request}
+        return Response(LabelExampleOutput(info, context=context).data, status=201)
+
+
+class LabelExampleDetailApi(APIView):
+    @extend_schema(
+        operation_id="label_example_remove",
+        request=None,
+        responses={204: None, **NOT_FOUND_OR_FORBIDDEN},
+        parameters=[OpenApiParameter("example_id", ID_SCHEMA, OpenApiParameter.PATH)],
+        description="Remove an example image (workflow admins); its file goes with it.",
+    )
+    def delete(self, request: AuthenticatedRequest, slug: str, example_id: str) -> Response:
+        workflow = access_workflow(request.user, slug, "can_admin")
+        example = access_label_example(request.user, workflow.slug, example_id)
+        label_example_remove(workflow=workflow, actor=request.user, example_id=example.pk)
+        return Response(status=204)
+
+
+class LabelExampleImageApi(APIView):
+    """The example's image, for the workflow's members, from this origin (the pages'
+    Content Security Policy allows images from 'self' only)."""
+
+    @extend_schema(
+        operation_id="label_example_image",
+        parameters=[OpenApiParameter("example_id", ID_SCHEMA, OpenApiParameter.PATH)],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(description="The image."),
+            404: ERROR_RESPONSE,
+        },
+    )
+    def get(self, request: Request, slug: str, example_id: str) -> FileResponse:
+        example = access_label_example(request.user, slug, example_id)
+        content_type = IMAGE_CONTENT_TYPES.get(example.image_format, "application/octet-stream")
+        response = FileResponse(example.image.open("rb"), content_type=content_type)
+        response["Cache-Control"] = "private, max-age=3600"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response

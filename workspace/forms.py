@@ -186,6 +186,22 @@ class AddLabelsForm(forms.Form):
     )
 
 
+class LabelExampleForm(forms.Form):
+    """An example image of one label (checked by ``workspace.services.label_example_add``)."""
+
+    label = forms.ChoiceField(label="Label", choices=())
+    image = forms.FileField(
+        label="Image", help_text="PNG, JPEG, WebP, BMP or TIFF; shown to reviewers as a thumbnail."
+    )
+    caption = forms.CharField(label="Caption (optional)", max_length=200, required=False)
+
+    def __init__(self, *args: Any, labels: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["label"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(label, label) for label in labels]
+
+
 class InviteForm(forms.Form):
     username = forms.CharField(label="Username", max_length=150)
     role = forms.ChoiceField(label="Role", choices=[(role, role.title()) for role in ROLES])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -266,3 +267,31 @@ class WorkflowTokenCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
+
+
+class LabelExampleOutput(serializers.Serializer):
+    """One example image of a label (``LabelExampleInfo``); ``image_url`` serves it to the
+    workflow's members."""
+
+    id = serializers.IntegerField()
+    label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
+    caption = serializers.CharField()
+    alt = serializers.CharField(help_text="The image's text alternative: label and caption.")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    byte_size = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    image_url = serializers.SerializerMethodField()
+
+    def get_image_url(self, info: Any) -> str:
+        path = reverse("label-example-image", args=[self.context["slug"], info.id])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class LabelExampleCreateInput(serializers.Serializer):
+    label = serializers.CharField(help_text="One of the workflow's labels.")  # type: ignore[assignment]  # field, not the attribute (stubs)
+    image = serializers.FileField(help_text="The image (PNG, JPEG, WebP, BMP or TIFF).")
+    caption = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="What to look at."
+    )

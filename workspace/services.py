@@ -23,6 +23,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -34,13 +35,14 @@ from django.utils.http import urlsafe_base64_encode
 from accounts.services import api_token_create, api_token_revoke
 from accounts.types import User
 from decisions.routing import Level
-from kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from kernel.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from kernel.markdown import MAX_MARKDOWN_CHARS
 from modelops.models import ModelVersion
 from modelops.retraining import augmentation_clean
 from review.models import Verdict
+from workflows.images import image_validate
 from workflows.labels import key_problem
-from workflows.models import Case, Prediction, Workflow, WorkflowMembership
+from workflows.models import Case, LabelExample, Prediction, Workflow, WorkflowMembership
 from workspace.models import WorkflowToken
 
 logger = logging.getLogger(__name__)
@@ -773,3 +775,107 @@ def workflow_token_revoke(*, workflow: Workflow, actor: User, token_id: int) -> 
         row.account.save(update_fields=["is_active"])
     logger.info("%s revoked token %s of %s", actor, token_id, workflow.slug)
     return row
+
+
+# --- Example images of the labels ----------------------------------------------------------
+
+LABEL_EXAMPLES_PER_LABEL = 8
+# Examples are shown as thumbnails to every reviewer: smaller than a case may be.
+LABEL_EXAMPLE_MAX_BYTES = 4 * 1024 * 1024
+CAPTION_MAX = 200
+
+
+def label_example_upload_read(upload: Any) -> bytes:
+    """The bytes of an uploaded example image, refused (413) from its declared size
+    before it is read when it is over the limit."""
+    limit = min(LABEL_EXAMPLE_MAX_BYTES, settings.LOOPGATE_MAX_UPLOAD_BYTES)
+    if upload is None:
+        raise InvalidInput("image: an image file is required", field="image")
+    if upload.size is not None and upload.size > limit:
+        raise PayloadTooLarge(
+            f"image: {upload.size} bytes is over the limit of {limit} bytes for an example",
+            field="image",
+        )
+    return bytes(upload.read())
+
+
+def label_example_add(
+    *, workflow: Workflow, actor: User | None, label: Any, image_data: bytes, caption: Any = ""
+) -> LabelExample:
+    """Store an example image of ``label`` for the review screen's instructions.
+
+    The image is checked like a case's image (an accepted format, every pixel decoded, the
+    byte and pixel limits) before anything is stored. The workflow's row is locked while
+    the per-label limit and the one-image-per-label rule are checked, so two uploads at
+    once cannot pass them both. The file is written inside the transaction and removed
+    again unless the row commits: a refusal or a failure leaves nothing behind.
+    """
+    if not isinstance(label, str) or label not in workflow.labels:
+        raise InvalidInput(
+            f"label: {label!r} is not a label of workflow {workflow.slug!r} "
+            f"(its labels: {', '.join(workflow.labels)})",
+            field="label",
+        )
+    caption = _text(caption, field="caption", maximum=CAPTION_MAX)
+    info = image_validate(
+        data=image_data,
+        allowed_formats=settings.LOOPGATE_ALLOWED_IMAGE_FORMATS,
+        max_bytes=min(LABEL_EXAMPLE_MAX_BYTES, settings.LOOPGATE_MAX_UPLOAD_BYTES),
+        max_pixels=settings.LOOPGATE_MAX_IMAGE_PIXELS,
+    )
+    example = LabelExample(
+        workflow=workflow,
+        label=label,
+        caption=caption,
+        image_format=info.format,
+        image_width=info.width,
+        image_height=info.height,
+        image_bytes=info.byte_size,
+        image_sha256=info.sha256,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    committed = False
+
+    def mark_committed() -> None:
+        nonlocal committed
+        committed = True
+
+    try:
+        with transaction.atomic():
+            transaction.on_commit(mark_committed)
+            _locked(workflow)
+            same_label = LabelExample.objects.filter(workflow=workflow, label=label)
+            if same_label.filter(image_sha256=info.sha256).exists():
+                raise Conflict(
+                    f"image: this image is already an example of {label!r}",
+                    field="image",
+                    code="example_exists",
+                )
+            if same_label.count() >= LABEL_EXAMPLES_PER_LABEL:
+                raise Conflict(
+                    f"label: {label!r} has {LABEL_EXAMPLES_PER_LABEL} examples, the most a "
+                    "label may have; remove one first",
+                    field="label",
+                    code="too_many_examples",
+                )
+            example.image.save(f"example.{info.extension}", ContentFile(image_data), save=False)
+            example.save(force_insert=True)
+    except BaseException:
+        if example.image.name and not committed:
+            example.image.storage.delete(example.image.name)
+        raise
+    logger.info("%s added an example of %s to %s", actor, label, workflow.slug)
+    return example
+
+
+@transaction.atomic
+def label_example_remove(*, workflow: Workflow, actor: User | None, example_id: int) -> None:
+    """Remove one example image of ``workflow``; its file goes once the removal commits."""
+    row = LabelExample.objects.select_for_update().filter(workflow=workflow, pk=example_id).first()
+    if row is None:
+        raise NotFound(f"label example {example_id} not found in {workflow.slug!r}")
+    storage, name = row.image.storage, row.image.name
+    row.delete()
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
+    logger.info("%s removed example %s of %s", actor, example_id, workflow.slug)

@@ -27,6 +27,21 @@ urlpatterns = [
         apis.MemberLinkApi.as_view(),
         name="member-link",
     ),
+    path(
+        "workflows/<slug:slug>/label-examples/",
+        apis.LabelExampleListApi.as_view(),
+        name="label-example-list",
+    ),
+    path(
+        "workflows/<slug:slug>/label-examples/<str:example_id>/",
+        apis.LabelExampleDetailApi.as_view(),
+        name="label-example-detail",
+    ),
+    path(
+        "workflows/<slug:slug>/label-examples/<str:example_id>/image/",
+        apis.LabelExampleImageApi.as_view(),
+        name="label-example-image",
+    ),
     path("workflows/<slug:slug>/tokens/", apis.TokenListApi.as_view(), name="token-list"),
     path(
         "workflows/<slug:slug>/tokens/<str:token_id>/",

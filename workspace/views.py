@@ -31,12 +31,14 @@ from modelops.retraining import (
 from workflows.access import access_workflow
 from workflows.labels import PALETTE, label_keys
 from workflows.models import Workflow
+from workflows.selectors import label_examples
 from workspace.forms import (
     SETTING_LABELS,
     AddLabelsForm,
     ArchiveForm,
     GeneralForm,
     InviteForm,
+    LabelExampleForm,
     RemoveForm,
     ReviewSettingsForm,
     RoleForm,
@@ -48,8 +50,12 @@ from workspace.forms import (
 )
 from workspace.selectors import members_of, workflow_tokens
 from workspace.services import (
+    LABEL_EXAMPLES_PER_LABEL,
     REVIEW_SETTINGS,
     can_create_workflows,
+    label_example_add,
+    label_example_remove,
+    label_example_upload_read,
     membership_add,
     membership_link_renew,
     membership_remove,
@@ -207,6 +213,11 @@ def settings_labels(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
     workflow = _admin_workflow(request, slug)
     action = request.POST.get("action") if request.method == "POST" else None
     add_form = AddLabelsForm(request.POST if action == "add" else None)
+    example_form = LabelExampleForm(
+        request.POST if action == "example-add" else None,
+        request.FILES if action == "example-add" else None,
+        labels=list(workflow.labels),
+    )
     errors: list[str] = []
     status = 200
     if action == "keys":
@@ -248,11 +259,50 @@ def settings_labels(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
             else:
                 messages.success(request, f"Added {len(new)} label(s): {', '.join(new)}.")
                 return redirect("workspace:settings-labels", workflow.slug)
+    elif action == "example-add":
+        status = 400
+        if example_form.is_valid():
+            data = example_form.cleaned_data
+            try:
+                label_example_add(
+                    workflow=workflow,
+                    actor=request.user,
+                    label=data["label"],
+                    caption=data["caption"],
+                    image_data=label_example_upload_read(data["image"]),
+                )
+            except DomainError as exc:
+                status = _refused(example_form, exc)
+            else:
+                messages.success(request, f"Example of {data['label']} added.")
+                return redirect("workspace:settings-labels", workflow.slug)
+    elif action == "example-remove":
+        status = 400
+        try:
+            example_id = int(request.POST.get("example_id", ""))
+            label_example_remove(workflow=workflow, actor=request.user, example_id=example_id)
+        except ValueError:
+            errors.append("Choose an example to remove.")
+        except DomainError as exc:
+            errors.append(exc.message)
+            status = exc.status_code
+        else:
+            messages.success(request, "Example removed.")
+            return redirect("workspace:settings-labels", workflow.slug)
     elif action is not None:
         messages.error(request, "Unknown action.")
         status = 400
     rows = _label_rows(workflow, request.POST if action == "keys" else None)
-    context = {"rows": rows, "add_form": add_form, "errors": errors}
+    examples = label_examples(workflow=workflow)
+    for row in rows:
+        row["examples"] = examples.get(row["label"], [])
+    context = {
+        "rows": rows,
+        "add_form": add_form,
+        "example_form": example_form,
+        "errors": errors,
+        "examples_max": LABEL_EXAMPLES_PER_LABEL,
+    }
     return _render(request, workflow, "labels", context, status)
 
 

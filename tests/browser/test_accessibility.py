@@ -73,6 +73,13 @@ def axe_workflow(make_user: Any, make_workflow: Any, member: Any) -> Any:
     member(admin, workflow, submit=True, review=True, admin=True)
     member(admin, make_workflow("second", serving=False), review=True)
     workflow_creator_grant(user=admin)
+    # An example image: the Labels settings page and the review screen show it.
+    from tests.conftest import image_bytes
+    from workspace.services import label_example_add
+
+    label_example_add(
+        workflow=workflow, actor=admin, label="crack", caption="across", image_data=image_bytes()
+    )
     return workflow
 
 

@@ -912,14 +912,6 @@
   }, 250);
   setInterval(heartbeats, HEARTBEAT_MS);
 
-  // The bottom bar on narrow screens: the image leaves room for it.
-  const decide = byId("decide");
-  if (window.ResizeObserver) {
-    new ResizeObserver(function () {
-      document.documentElement.style.setProperty("--bar-height", decide.offsetHeight + 8 + "px");
-    }).observe(decide);
-  }
-
   loadRecent();
   advance(null);
 })();

@@ -214,6 +214,25 @@ class TestLimits:
         assert response.status_code == 400
         assert "holds 7 entries; at most 6" in response.content.decode()
 
+    def test_a_directory_of_many_entries_is_refused_before_it_is_parsed(
+        self, line: dict[str, Any], settings: Any
+    ) -> None:
+        # 70,000 entries need the zip64 end record: its count is read, not the entries.
+        settings.LOOPGATE_BULK_MAX_ITEMS = 100
+        response = upload(line["sam"], archive([(str(i), b"") for i in range(70_000)]))
+        assert response.status_code == 400
+        assert "holds 70000 entries; at most 200" in response.content.decode()
+
+    def test_a_directory_of_long_names_is_refused(
+        self, line: dict[str, Any], settings: Any
+    ) -> None:
+        settings.LOOPGATE_BULK_MAX_ITEMS = 3
+        names = [("x" * 3000 + f"{i}.png", png(i)) for i in range(3)]
+        response = upload(line["sam"], archive(names))
+        assert response.status_code == 400
+        assert "the archive directory is" in response.content.decode()
+        assert "at most 6144" in response.content.decode()
+
     def test_total_uncompressed_size_refuses_a_bomb_unread(
         self, line: dict[str, Any], settings: Any
     ) -> None:

@@ -9,7 +9,9 @@ What guards the server against a hostile archive:
 
 * the archive's own size is bounded by the caller (``LOOPGATE_BULK_MAX_BYTES``);
 * at most ``LOOPGATE_BULK_MAX_ITEMS`` images, and at most twice that many entries of
-  any kind (folders and ignored files included);
+  any kind (folders and ignored files included), read from the end-of-directory record
+  before ``zipfile`` parses the directory (an object per entry), whose size is bounded
+  too (``DIRECTORY_BYTES_PER_ENTRY``);
 * the sizes the directory declares add up to at most ``LOOPGATE_BULK_MAX_BYTES``, and
   an entry over ``LOOPGATE_MAX_UPLOAD_BYTES`` is that item's 413 without being
   decompressed. ``zipfile`` stops decompressing an entry at its declared size and checks
@@ -33,6 +35,7 @@ from __future__ import annotations
 import csv
 import io
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -46,6 +49,9 @@ from kernel.errors import InvalidInput, PayloadTooLarge
 from processing.bulk import BulkItem, manifest_items
 
 MANIFEST_NAMES = ("manifest.json", "manifest.csv")
+# A directory entry is 46 bytes and the name (plus extra fields); a generous bound per
+# entry keeps an archive of long names from costing memory before it is refused.
+DIRECTORY_BYTES_PER_ENTRY = 1024
 CSV_FIELDS = frozenset({"file", "external_id", "metadata", "deadline_seconds", "deadline"})
 
 
@@ -120,15 +126,67 @@ def zip_upload_open(stream: IO[bytes]) -> ZipUpload:
     unacceptable: not a zip, too many entries, too many bytes once decompressed, two
     files with one name once folders are flattened, two manifests, a bad manifest.
     """
+    not_a_zip = InvalidInput("file: not a zip archive (or a damaged one)", field="file")
+    try:
+        directory = _directory_extent(stream)
+    except (OSError, struct.error):
+        raise not_a_zip from None
+    if directory is None:
+        raise not_a_zip
+    # Checked before ``ZipFile`` reads the directory: it builds an object per entry.
+    entries, size = directory
+    max_entries = 2 * settings.LOOPGATE_BULK_MAX_ITEMS
+    if entries > max_entries:
+        raise InvalidInput(
+            f"file: the archive holds {entries} entries; at most {max_entries}", field="file"
+        )
+    if size > max_entries * DIRECTORY_BYTES_PER_ENTRY:
+        raise InvalidInput(
+            f"file: the archive directory is {size} bytes; at most "
+            f"{max_entries * DIRECTORY_BYTES_PER_ENTRY}",
+            field="file",
+        )
     try:
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, OSError, ValueError):
-        raise InvalidInput("file: not a zip archive (or a damaged one)", field="file") from None
+        raise not_a_zip from None
     try:
         return _checked(archive)
     except Exception:
         archive.close()
         raise
+
+
+END_OF_DIRECTORY = b"PK\x05\x06"
+ZIP64_LOCATOR = b"PK\x06\x07"
+ZIP64_END_OF_DIRECTORY = b"PK\x06\x06"
+
+
+def _directory_extent(stream: IO[bytes]) -> tuple[int, int] | None:
+    """The archive's entry count and directory size, from its end-of-directory record
+    (zip64 too), or None where there is none."""
+    stream.seek(0, io.SEEK_END)
+    length = stream.tell()
+    tail_length = min(length, 22 + 65535)  # the record, and a comment of at most 64 KiB
+    stream.seek(length - tail_length)
+    tail = stream.read(tail_length)
+    stream.seek(0)
+    at = tail.rfind(END_OF_DIRECTORY)
+    if at < 0 or len(tail) - at < 22:
+        return None
+    entries, size, offset = struct.unpack("<2xHLL", tail[at + 8 : at + 20])
+    if entries == 0xFFFF or size == 0xFFFFFFFF or offset == 0xFFFFFFFF:
+        locator = tail[at - 20 : at] if at >= 20 else b""
+        if locator[:4] != ZIP64_LOCATOR:
+            return None
+        (record_at,) = struct.unpack("<Q", locator[8:16])
+        stream.seek(record_at)
+        record = stream.read(56)
+        stream.seek(0)
+        if len(record) < 56 or record[:4] != ZIP64_END_OF_DIRECTORY:
+            return None
+        entries, size = struct.unpack("<QQ", record[32:48])
+    return int(entries), int(size)
 
 
 def _checked(archive: zipfile.ZipFile) -> ZipUpload:

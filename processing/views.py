@@ -139,9 +139,7 @@ def case_upload(request: HttpRequest, slug: str) -> HttpResponse:
         except ValueError:
             length = 0
         if length > settings.LOOPGATE_BULK_MAX_BYTES + FORM_OVERHEAD_BYTES:
-            # Refused unread: the connection closes rather than drain a large body.
-            response = _page(request, workflow, error=_too_large(length))
-            response["Connection"] = "close"
-            return response
+            # Refused unread (the form's script refuses such a file before sending it).
+            return _page(request, workflow, error=_too_large(length))
         return _upload(request, workflow)
     return _page(request, workflow)

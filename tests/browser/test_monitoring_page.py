@@ -51,7 +51,10 @@ def test_the_dashboard_shows_the_drift_and_an_admin_acknowledges_it(
         "() => Array.from(document.querySelectorAll('canvas'))"
         ".filter(c => window.Chart.getChart(c)).length"
     )
-    assert drawn == 6
+    assert drawn == 7
+    assert page.evaluate(
+        "() => !!window.Chart.getChart(document.getElementById('chart-deadlines'))"
+    )
     assert page.locator(".health .state").inner_text() == "drift"
     assert page.locator("tr.drifted th", has_text="brightness").count() == 1
     assert "brightness" in page.locator(".alert-firing").inner_text()

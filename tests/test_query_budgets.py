@@ -36,9 +36,10 @@ INGEST = 11
 # (monitoring.services.measurements_store).
 BATCH_PROCESSING = 70
 # Token and its last-used stamp; workflow, membership (access_workflow) and membership
-# again (access_review in the service); held lease, claimable task, adjudication check,
-# lapsed-lease update, lease insert with savepoints; the payload's task read.
-REVIEW_NEXT = 15
+# again (access_review in the service); held lease, claimable task (a pending deadline
+# first, then the oldest: two indexed queries, D102), adjudication check, lapsed-lease
+# update, lease insert with savepoints; the payload's task read.
+REVIEW_NEXT = 16
 # Token; task; membership (access_review); task and case locks; lease; standing-verdict
 # check; verdict insert; lease completed; verdicts read; the case's decision, its status
 # move and event; the task closed, and its event (ReviewTaskEvent); savepoints; the

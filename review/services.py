@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.types import User
@@ -371,6 +371,27 @@ def _lease_create(
     return assignment
 
 
+def _first_claimable(claimable: QuerySet[ReviewTask]) -> ReviewTask | None:
+    """The task to hand out next, locked: the nearest deadline still pending first, then
+    the oldest.
+
+    Two queries, each served by an index, not one ``ORDER BY case.deadline_at NULLS
+    LAST, created_at``: sorting across the join reads every waiting task (about 18 s per
+    claim with 100,000 waiting, bench/review_next.py). Cases with a pending deadline are
+    found from the partial index ``case_deadline_due`` (few rows); without one, the task
+    queue's own (created_at, id) order. A case whose deadline fallback has run waits in
+    that order like any other.
+    """
+    # Only the task row is locked (OF self); its case comes with it for the payload.
+    locked = claimable.select_for_update(skip_locked=True, of=("self",)).select_related(
+        "case", "case__deciding_prediction__model_version"
+    )
+    due = locked.filter(
+        case__deadline_at__isnull=False, case__deadline_fallback_at__isnull=True
+    ).order_by("case__deadline_at", "created_at", "id")
+    return due.first() or locked.order_by("created_at", "id").first()
+
+
 def _shared_task_claim(
     *, workflow: Workflow, reviewer: User, now: datetime, queue: str, own_skips: bool
 ) -> Assignment | None:
@@ -387,15 +408,7 @@ def _shared_task_claim(
     )
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
-        # Nearest deadline first (cases without one after), then oldest first.
-        # Only the task row is locked (OF self); its case comes with it for the payload.
-        task = (
-            claimable.exclude(pk__in=tried)
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("case", "case__deciding_prediction__model_version")
-            .order_by(F("case__deadline_at").asc(nulls_last=True), "created_at", "id")
-            .first()
-        )
+        task = _first_claimable(claimable.exclude(pk__in=tried))
         if task is None:
             return None
         tried.append(task.pk)

@@ -40,10 +40,11 @@ INGEST = 4
 BATCH_PROCESSING = 23
 BATCH_SIZE_SLACK = 1
 # From the access cache (D125): token, workflow, membership. Savepoint; held lease; the
-# claim (FOR UPDATE SKIP LOCKED, with the case for the payload); the re-check under the
-# lock, which also says whether a lapsed lease must be ended; savepoint, lease insert,
-# release (the one-active-lease constraint's backstop); release.
-REVIEW_NEXT = 8
+# claim (FOR UPDATE SKIP LOCKED, with the case for the payload: a pending deadline first,
+# then the oldest, two indexed queries, D102); the re-check under the lock, which also
+# says whether a lapsed lease must be ended; savepoint, lease insert, release (the
+# one-active-lease constraint's backstop); release.
+REVIEW_NEXT = 9
 # Savepoint; task lock (its access checked on the locked row, workflow and membership
 # cached); case lock; lease; standing verdicts (the reviewer's own among them); verdict
 # insert; lease completed; the task closed and its event (ReviewTaskEvent); the case's

@@ -3,11 +3,13 @@
 1 leases: the countdown is the server's time left; a lease renews while the reviewer
   works; a verdict on a lapsed lease is taken while nobody else holds the case, and one
   that cannot be taken is shown and kept for a retry.
-2 state of a case (comment, zoom, skip) stays with its case.
+2 state of a case (comment, zoom, skip) stays with its case, also when its lease is lost.
+3 no template source on the screen: tests/browser/test_review_instructions.py.
 4 skipped cases come back after the delay, to others first; too many skips go to admins;
   the queue page and the screen count alike.
 5 keys per label (digits are their own keys), F fits, `?` lists every key.
-6 layout at 1366x768 and 820x1180, arrows pan without focus, dark mode, saliency controls.
+6 layout at 1366x768 and 820x1180 (no page scroll; labels, suggestion, metadata in view),
+  arrows pan without focus, dark mode, saliency opacity and legend.
 Instructions (sanitised Markdown), axe in every state.
 """
 
@@ -153,6 +155,10 @@ def test_a_verdict_that_cannot_be_taken_is_shown_and_kept_for_a_retry(logged_in,
     page = logged_in("lou")
     open_screen(page, live_server, "lost-line")
     first = shown(page)
+    # A comment for this case (finding 2: it must not move to the next case).
+    page.keyboard.press("n")
+    page.keyboard.type("only about the first")
+    page.keyboard.press("Escape")
     page.wait_for_function("() => document.getElementById('lease-left').textContent === '0:00'")
     page.wait_for_timeout(300)
     # Someone else takes the case meanwhile.
@@ -168,8 +174,18 @@ def test_a_verdict_that_cannot_be_taken_is_shown_and_kept_for_a_retry(logged_in,
     assert "another reviewer" in unsaved.first.inner_text()
     assert page.get_by_role("button", name="Retry").is_visible()
     assert not Verdict.objects.filter(reviewer=reviewer).exists()
-    # The screen moved on to a case of its own.
-    assert next_shown(page, first) != first
+    # The screen moved on to a case of its own; the comment stayed with the unsaved
+    # verdict of the first case, and the next case starts with none.
+    second = next_shown(page, first)
+    assert second != first
+    assert page.evaluate("() => window.loopgateReview.unsaved[0].comment") == (
+        "only about the first"
+    )
+    assert page.locator("#comment").input_value() == ""
+    page.wait_for_timeout(300)
+    page.keyboard.press("1")
+    wait_saved(page, second)
+    assert Verdict.objects.get(reviewer=reviewer, case__external_id=second).comment == ""
 
 
 # --- Finding 2: state that belongs to a case ---------------------------------------------

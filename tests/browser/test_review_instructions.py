@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 EXAMPLES = (("crack", "runs across the part"), ("crack", ""), ("stain", "a dark patch"))
 
 
-def test_the_instructions_show_each_labels_examples(logged_in, live_server):
+def test_the_instructions_show_each_labels_examples(logged_in, live_server, output_dir):
     workflow = factories.workflow_create("example-line", instructions="Look for **cracks** first.")
     admin = factories.reviewer_create("eda", workflow, admin=True)
     factories.reviewer_create("eli", workflow)
@@ -69,5 +69,6 @@ def test_the_instructions_show_each_labels_examples(logged_in, live_server):
     assert len(fetched) == 3
     assert all(url.startswith(live_server.url) for url in fetched)
     assert not axe_violations(page)
+    page.screenshot(path=str(output_dir / "review-screen-instructions.png"))
     page.keyboard.press("i")
     assert panel.get_attribute("open") is None

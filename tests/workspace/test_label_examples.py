@@ -263,3 +263,20 @@ def test_the_django_admin_goes_through_the_service(home: dict[str, Any], make_us
     example = LabelExample.objects.get()
     assert (example.label, example.caption, example.created_by) == ("ok", "clean", root)
     assert example.image_sha256
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_django_admin_removes_through_the_service(
+    make_workflow: Any, make_user: Any, member: Any
+) -> None:
+    workflow = make_workflow("home", level="human_only", serving=False)
+    root = make_user("root", superuser=True)
+    example = label_example_add(
+        workflow=workflow, actor=root, label="ok", image_data=image_bytes("ok")
+    )
+    assert len(stored_files()) == 1
+    admin = browser(root)
+    url = reverse("admin:workflows_labelexample_delete", args=[example.pk])
+    assert admin.post(url, {"post": "yes"}).status_code == 302
+    assert LabelExample.objects.count() == 0
+    assert stored_files() == []

@@ -411,6 +411,7 @@ def _cases_claim(
         if case_ids is not None:
             locked = list(query.filter(id__in=case_ids).order_by("id"))
         else:
+            assert workflow_id is not None, "claim given cases, or a workflow's waiting ones"
             locked = list(
                 query.filter(workflow_id=workflow_id, status=CaseStatus.RECEIVED).order_by(
                     "created_at"

@@ -234,9 +234,7 @@ def review_task_open(
 ) -> ReviewTask:
     """Put ``case`` in its workflow's review queue. Call inside the case's transaction."""
     return review_tasks_open(
-        openings=[
-            TaskOpening(case=case, kind=kind, reason=reason, show_suggestion=show_suggestion)
-        ]
+        openings=[TaskOpening(case=case, kind=kind, reason=reason, show_suggestion=show_suggestion)]
     )[0]
 
 

@@ -182,7 +182,7 @@ def test_a_cached_token_still_expires_on_time(reader: Any, monkeypatch: Any) -> 
     """The expiry is checked on every request against the clock, cached token or not."""
     from accounts import authentication
 
-    token, key = api_token_create(
+    _token, key = api_token_create(
         user=reader, name="short", expires_at=timezone.now() + timedelta(hours=1)
     )
     assert get_workflow(key).status_code == 200

@@ -225,8 +225,15 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
             "acknowledgement",
             "resolved_at",
             "resolution",
+            "data",
         )[:200]
     )
+    for alert in alerts:
+        # What the alert triggered (``monitoring.services.alert_actions_run``), in words.
+        actions = (alert.pop("data") or {}).get("actions") or {}
+        alert["actions"] = [
+            action["summary"] for action in actions.values() if isinstance(action, dict)
+        ]
     labels = sorted({label for counter in mix for label in counter} | set(workflow.labels or []))
     return {
         "workflow": workflow.slug,

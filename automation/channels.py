@@ -36,8 +36,15 @@ def alert_email(alert_id: int) -> int:
     if not recipients:
         return 0
     subject = f"[Loopgate] {alert.workflow.name}: {alert.kind.replace('_', ' ')} alert"
+    actions = (alert.data or {}).get("actions") or {}
+    triggered = "".join(
+        f"Triggered: {action['summary']}\n"
+        for action in actions.values()
+        if isinstance(action, dict) and action.get("summary")
+    )
     body = (
-        f"{alert.message}\n\nWorkflow: {alert.workflow.name} ({alert.workflow.slug})\n"
+        f"{alert.message}\n\n{triggered}"
+        f"Workflow: {alert.workflow.name} ({alert.workflow.slug})\n"
         f"Raised: {alert.created_at.isoformat()}\n"
         f"Monitoring: /workflows/{alert.workflow.slug}/monitoring/\n"
     )

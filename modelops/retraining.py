@@ -755,6 +755,37 @@ def retrain_rule_update(
     return rule
 
 
+@transaction.atomic
+def retraining_trigger(
+    *, workflow: Workflow, trigger: str, why: str, labelled: int | None = None
+) -> TrainingRun:
+    """Start a run the way the retraining rule does: the rule's epochs (the default
+    without a rule row), no actor, ``trigger`` and ``why`` recorded on the run.
+
+    The one way a run starts by itself (the rule, an alert an admin armed). The rule's
+    bookkeeping moves on with it, whoever triggered it, so a step down that an alert
+    made (or the labels it counted) does not start a second run once this one ends.
+    Raises what ``training_run_start`` raises: ``Conflict`` while a run is queued or
+    running or with too few labels; ``InvalidInput`` when the serving version cannot be
+    fine-tuned. ``labelled``: the caller's count of labelled cases, if it has one.
+    """
+    rule = RetrainRule.objects.filter(workflow=workflow).first()
+    run = training_run_start(
+        workflow=workflow,
+        actor=None,
+        request=TrainingRequest(epochs=rule.epochs if rule is not None else DEFAULT_EPOCHS),
+        reason=why,
+        trigger=trigger,
+    )
+    if rule is not None:
+        if labelled is None:
+            labelled = len(labelled_cases(workflow=workflow))
+        RetrainRule.objects.filter(pk=rule.pk).update(
+            labels_at_last_trigger=labelled, last_triggered_at=timezone.now()
+        )
+    return run
+
+
 def retrain_rule_check(*, rule: RetrainRule) -> TrainingRun | None:
     """Start a run if the rule says so and none is active; returns the run started."""
     workflow = rule.workflow
@@ -772,20 +803,15 @@ def retrain_rule_check(*, rule: RetrainRule) -> TrainingRun | None:
     if not trigger:
         return None
     try:
-        run = training_run_start(
+        return retraining_trigger(
             workflow=workflow,
-            actor=None,
-            request=TrainingRequest(epochs=rule.epochs),
-            reason=f"started by the retraining rule: {why}",
             trigger=trigger,
+            why=f"started by the retraining rule: {why}",
+            labelled=labelled,
         )
     except (Conflict, InvalidInput) as exc:
         logger.info("retraining rule of %s did not start a run: %s", workflow.slug, exc.message)
         return None
-    RetrainRule.objects.filter(pk=rule.pk).update(
-        labels_at_last_trigger=labelled, last_triggered_at=timezone.now()
-    )
-    return run
 
 
 def retrain_rules_check() -> int:

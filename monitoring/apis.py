@@ -21,7 +21,7 @@ from monitoring.serializers import (
     MonitoringSettingsOutput,
 )
 from monitoring.series import BUCKETS, monitoring_series
-from monitoring.services import monitoring_settings_update
+from monitoring.services import ACTION_FIELDS, monitoring_settings_update
 from workflows.access import access_workflow
 
 
@@ -62,7 +62,7 @@ SETTINGS_OUTPUT = (
     "min_effect",
     "persistence",
     "estimate_alert_below",
-    "step_down_on_drift",
+    *ACTION_FIELDS,
 )
 
 
@@ -94,7 +94,10 @@ class MonitoringSettingsApi(APIView):
             404: ERROR_RESPONSE,
         },
         description=(
-            "Change the drift thresholds; pin the reference window with both "
+            "Change the drift thresholds and the alert actions (a new input-drift or "
+            "accuracy-estimate alert may step the level down and/or start a retraining "
+            "run; what it did is in the alert's `data.actions`); pin the reference window "
+            "with both "
             "`reference_from` and `reference_until` (null for both: back to the default, "
             "the first cases after the serving version went live or the level was raised)."
         ),

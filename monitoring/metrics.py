@@ -12,10 +12,15 @@ from __future__ import annotations
 import os
 import resource
 import sys
+from collections import Counter as Tally
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from workflows.models import Case
 
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 MODEL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -36,6 +41,11 @@ CASES_ROUTED = Counter(
     "loopgate_cases_routed",
     "Cases routed by a worker, by outcome (model, review, failed).",
     ["workflow", "outcome"],
+)
+DECIDED = Counter(
+    "loopgate_decided",
+    "Cases decided, by source (model, human, fallback), counted once the decision commits.",
+    ["workflow", "source"],
 )
 STAGE_ERRORS = Counter(
     "loopgate_stage_errors",
@@ -104,3 +114,37 @@ def process_observe() -> None:
     if torch is not None and torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             GPU_MEMORY.labels(pid, str(index)).set(torch.cuda.memory_allocated(index))
+
+
+_slugs: dict[int, str] = {}
+
+
+def _slug_of(workflow_id: int) -> str:
+    """The workflow's slug (the label every instrument uses), cached per process: a
+    slug never changes once the workflow exists."""
+    if workflow_id not in _slugs:
+        from workflows.models import Workflow
+
+        slug = Workflow.objects.filter(pk=workflow_id).values_list("slug", flat=True).first()
+        _slugs[workflow_id] = slug or str(workflow_id)
+    return _slugs[workflow_id]
+
+
+def decisions_count(*, cases: Sequence[Case], from_statuses: Sequence[str], to_status: str) -> None:
+    """The ``workflows.hooks.on_case_moved`` hook: count the cases that were decided.
+
+    Every route to ``decided`` passes here (the model's routing in the worker, a verdict
+    or an adjudication in a web process, a deadline fallback), so the counter sees
+    human decisions too. It counts after the move commits, never for one rolled back;
+    a decision later undone stays counted (a counter only grows). Each process counts
+    its own; in multiprocess mode ``/metrics`` sums them.
+    """
+    if to_status != "decided" or not cases:
+        return
+    tally = Tally((case.workflow_id, case.decision_source or "unknown") for case in cases)
+
+    def count() -> None:
+        for (workflow_id, source), n in tally.items():
+            DECIDED.labels(_slug_of(workflow_id), source).inc(n)
+
+    transaction.on_commit(count)

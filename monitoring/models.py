@@ -92,7 +92,12 @@ class MonitoringSettings(models.Model):
     estimate_alert_below = models.FloatField(
         null=True, blank=True, help_text="Empty: the workflow's target accuracy."
     )
+    # What a new alert does, if an admin armed it (``monitoring.services.alert_actions_run``):
+    # per kind, step the level down one notch and/or start a retraining run.
     step_down_on_drift = models.BooleanField(default=False)
+    retrain_on_drift = models.BooleanField(default=False)
+    step_down_on_estimate = models.BooleanField(default=False)
+    retrain_on_estimate = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -76,7 +76,18 @@ class MonitoringSettingsOutput(serializers.Serializer):
     min_effect = serializers.FloatField()
     persistence = serializers.IntegerField()
     estimate_alert_below = serializers.FloatField(allow_null=True)
-    step_down_on_drift = serializers.BooleanField()
+    step_down_on_drift = serializers.BooleanField(
+        help_text="a new input-drift alert steps the level down one notch"
+    )
+    retrain_on_drift = serializers.BooleanField(
+        help_text="a new input-drift alert starts a retraining run, as the retraining rule does"
+    )
+    step_down_on_estimate = serializers.BooleanField(
+        help_text="a new accuracy-estimate alert steps the level down one notch"
+    )
+    retrain_on_estimate = serializers.BooleanField(
+        help_text="a new accuracy-estimate alert starts a retraining run"
+    )
 
 
 class MonitoringSettingsInput(serializers.Serializer):
@@ -92,3 +103,6 @@ class MonitoringSettingsInput(serializers.Serializer):
         required=False, allow_null=True, min_value=0.0, max_value=1.0
     )
     step_down_on_drift = serializers.BooleanField(required=False)
+    retrain_on_drift = serializers.BooleanField(required=False)
+    step_down_on_estimate = serializers.BooleanField(required=False)
+    retrain_on_estimate = serializers.BooleanField(required=False)

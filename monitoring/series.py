@@ -214,7 +214,8 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
         .values("id", "created_at", "enough_data", "drifted", "alarm", "estimate")[:MAX_BUCKETS]
     )
     latest = DriftCheck.objects.filter(workflow=workflow).order_by("-created_at", "-id").first()
-    alerts = list(
+    alerts: list[dict[str, Any]] = []
+    for alert_row in (
         Alert.objects.filter(workflow=workflow, created_at__lt=query.until)
         .exclude(resolved_at__lt=query.since)
         .order_by("-created_at")
@@ -228,8 +229,16 @@ def monitoring_series(*, workflow: Workflow, query: SeriesQuery) -> dict[str, An
             "acknowledgement",
             "resolved_at",
             "resolution",
+            "data",
         )[:200]
-    )
+    ):
+        alert: dict[str, Any] = dict(alert_row)
+        # What the alert triggered (``monitoring.services.alert_actions_run``), in words.
+        actions = (alert.pop("data") or {}).get("actions") or {}
+        alert["actions"] = [
+            action["summary"] for action in actions.values() if isinstance(action, dict)
+        ]
+        alerts.append(alert)
     labels = sorted({label for counter in mix for label in counter} | set(workflow.labels or []))
     return {
         "workflow": workflow.slug,

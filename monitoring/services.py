@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.types import User
-from automation.models import AlertKind
+from automation.models import Alert, AlertKind
 from automation.selectors import alerts_firing
 from automation.services import _alerts_resolve, alert_raise, automation_update
 from decisions.drift import (
@@ -32,7 +32,8 @@ from decisions.drift import (
 )
 from decisions.routing import AUTOMATED_LEVELS, LEVEL_ORDER, Level, level_rank
 from inference.measure import INPUT_METRICS, OUTPUT_METRICS, ImageMeasurements
-from kernel.errors import InvalidInput
+from kernel.errors import DomainError, InvalidInput
+from modelops.retraining import retraining_trigger
 from monitoring.models import CaseMeasurement, DriftCheck, MonitoringSettings, StageError
 from monitoring.selectors import (
     ReferenceWindow,
@@ -118,6 +119,13 @@ def measurements_store(*, rows: Sequence[CaseMeasurementInput], routed_at: datet
 # --- Settings and the reference window --------------------------------------------------
 
 
+# The alert actions an admin may arm, per alert kind: (step down, start retraining).
+ALERT_ACTIONS: dict[str, tuple[str, str]] = {
+    AlertKind.INPUT_DRIFT: ("step_down_on_drift", "retrain_on_drift"),
+    AlertKind.ACCURACY_ESTIMATE: ("step_down_on_estimate", "retrain_on_estimate"),
+}
+ACTION_FIELDS = tuple(name for fields in ALERT_ACTIONS.values() for name in fields)
+
 SETTINGS_FIELDS = (
     "reference_size",
     "window",
@@ -126,7 +134,7 @@ SETTINGS_FIELDS = (
     "min_effect",
     "persistence",
     "estimate_alert_below",
-    "step_down_on_drift",
+    *ACTION_FIELDS,
 )
 _BOUNDS: dict[str, tuple[float, float]] = {
     "reference_size": (100, 20_000),
@@ -156,8 +164,9 @@ def monitoring_settings_update(
             or not (low <= value <= high)
         ):
             raise InvalidInput(f"{name}: must be a number from {low:g} to {high:g}", field=name)
-    if "step_down_on_drift" in changes and not isinstance(changes["step_down_on_drift"], bool):
-        raise InvalidInput("step_down_on_drift: must be true or false", field="step_down_on_drift")
+    for name in ACTION_FIELDS:
+        if name in changes and not isinstance(changes[name], bool):
+            raise InvalidInput(f"{name}: must be true or false", field=name)
     start, end = changes.get("reference_from"), changes.get("reference_until")
     if (start is None) != (end is None):
         raise InvalidInput(
@@ -325,8 +334,7 @@ def _drift_alert(
             ),
             data=data,
         )
-        if settings_row.step_down_on_drift and Level(workflow.level) in AUTOMATED_LEVELS:
-            _step_down_for_drift(workflow=workflow, alert_id=alert.pk, named=named)
+        alert_actions_run(workflow=workflow, alert=alert, settings_row=settings_row, cause=named)
         return
     if active and report.enough_data and not check.drifted:
         _alerts_resolve(
@@ -336,20 +344,84 @@ def _drift_alert(
         )
 
 
-def _step_down_for_drift(*, workflow: Workflow, alert_id: int, named: str) -> None:
-    """The admin enabled it: one level down through the one policy service."""
-    to_level = LEVEL_ORDER[level_rank(Level(workflow.level)) - 1]
+def alert_actions_run(
+    *, workflow: Workflow, alert: Alert, settings_row: MonitoringSettings, cause: str
+) -> dict[str, Any]:
+    """Do what an admin armed for a new alert of this kind; record it on the alert.
+
+    Step down: one level (full -> partial -> assistance) through
+    ``automation.services.automation_update``, logged as automatic with the alert's id,
+    only at an automated level. Retraining: a run through
+    ``modelops.retraining.retraining_trigger``, as the retraining rule starts one. Each
+    action runs in its own savepoint; one refused (no automated level, a run already
+    active, too few labels) is recorded with its reason and never undoes the alert or
+    the other action. ``alert.data["actions"]`` says what happened, each with a
+    ``summary`` that channels (email) print. Call in the transaction that raised the
+    alert: it commits or rolls back with it.
+    """
+    kind_fields = ALERT_ACTIONS.get(alert.kind)
+    if kind_fields is None:
+        return {}
+    step_down_field, retrain_field = kind_fields
+    actions: dict[str, Any] = {}
+    if getattr(settings_row, step_down_field):
+        actions["step_down"] = _alert_step_down(workflow=workflow, alert=alert, cause=cause)
+    if getattr(settings_row, retrain_field):
+        actions["retraining"] = _alert_retrain(workflow=workflow, alert=alert, cause=cause)
+    if actions:
+        alert.data = {**alert.data, "actions": actions}
+        alert.save(update_fields=["data"])
+    return actions
+
+
+def _alert_step_down(*, workflow: Workflow, alert: Alert, cause: str) -> dict[str, Any]:
+    workflow.refresh_from_db(fields=["level"])
+    from_level = Level(workflow.level)
+    if from_level not in AUTOMATED_LEVELS:
+        return {
+            "done": False,
+            "summary": f"no step down: the level is {from_level.value}, the model decides nothing",
+        }
+    to_level = LEVEL_ORDER[level_rank(from_level) - 1]
     try:
-        automation_update(
+        change = automation_update(
             workflow=workflow,
             actor=None,
             changes={"level": to_level.value},
-            reason=f"automatic step down on input drift in {named} (alert {alert_id})",
+            reason=(
+                f"automatic step down on the {alert.kind.replace('_', ' ')} alert {alert.pk} "
+                f"({cause}), as the workflow's admins chose"
+            ),
             automatic=True,
-            evidence={"check": "input_drift", "alert": alert_id},
+            evidence={"check": alert.kind, "alert": alert.pk},
         )
-    except Exception:
-        logger.exception("step down on drift failed for workflow %s", workflow.slug)
+    except DomainError as exc:
+        logger.warning("step down on alert %s refused: %s", alert.pk, exc.message)
+        return {"done": False, "summary": f"no step down: {exc.message}"}
+    return {
+        "done": True,
+        "level_change": change.pk,
+        "from": from_level.value,
+        "to": to_level.value,
+        "summary": f"stepped down from {from_level.value} to {to_level.value}",
+    }
+
+
+def _alert_retrain(*, workflow: Workflow, alert: Alert, cause: str) -> dict[str, Any]:
+    try:
+        run = retraining_trigger(
+            workflow=workflow,
+            trigger=f"alert:{alert.kind}",
+            why=f"started by the {alert.kind.replace('_', ' ')} alert {alert.pk}: {cause}",
+        )
+    except DomainError as exc:
+        logger.info("retraining on alert %s not started: %s", alert.pk, exc.message)
+        return {"done": False, "summary": f"no retraining run: {exc.message}"}
+    return {
+        "done": True,
+        "training_run": run.pk,
+        "summary": f"retraining run {run.pk} queued ({run.epochs_total} epochs)",
+    }
 
 
 def _estimate_alert(
@@ -366,7 +438,7 @@ def _estimate_alert(
     active = alerts_firing(workflow=workflow, kind=AlertKind.ACCURACY_ESTIMATE)
     value = float(estimate["estimate"])
     if value < floor and not active:
-        alert_raise(
+        alert = alert_raise(
             workflow=workflow,
             kind=AlertKind.ACCURACY_ESTIMATE,
             message=(
@@ -375,6 +447,12 @@ def _estimate_alert(
                 "audits confirm it. Audits will tell; consider a higher audit rate."
             ),
             data={"check": check.pk, "floor": floor, **estimate},
+        )
+        alert_actions_run(
+            workflow=workflow,
+            alert=alert,
+            settings_row=settings_row,
+            cause=f"estimated accuracy {value:.1%}, below {floor:.1%}",
         )
     elif value >= floor and active:
         _alerts_resolve(

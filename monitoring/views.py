@@ -2,8 +2,8 @@
 
 Every chart is also a table (readable without JavaScript); the charts are drawn by a
 static script (``monitoring/dashboard.js``, Chart.js) from a ``json_script`` element,
-so the strict Content Security Policy holds. Acknowledging or resolving an alert posts
-back to the page and calls the same services as the API.
+so the strict Content Security Policy holds. Acknowledging or resolving an alert, and
+arming the alert actions, post back to the page and call the same services as the API.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from automation.services import alert_acknowledge, alert_resolve
 from inference.measure import INPUT_METRICS
 from kernel.errors import DomainError, Forbidden, NotFound
 from modelops.selectors import versions_of_workflow
+from monitoring.forms import ACTION_LABELS, AlertActionsForm
 from monitoring.inputs import RANGES, series_query
+from monitoring.selectors import monitoring_settings_of
 from monitoring.series import (
     BUCKETS,
     FALLBACK_KINDS,
@@ -31,6 +33,7 @@ from monitoring.series import (
     monitoring_overview,
     monitoring_series,
 )
+from monitoring.services import ACTION_FIELDS, monitoring_settings_update
 from workflows.access import access_workflow, has_right, workflows_visible
 from workflows.models import Workflow
 
@@ -126,6 +129,19 @@ def _chart_data(series: dict[str, Any]) -> dict[str, Any]:
 def monitoring_page(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workflow = _workflow(request, slug)
     is_admin = has_right(request.user, workflow, "can_admin")
+    if request.method == "POST" and request.POST.get("form") == "alert_actions":
+        if not is_admin:
+            raise PermissionDenied("only a workflow admin may change the alert actions")
+        form = AlertActionsForm(request.POST)
+        if form.is_valid():
+            try:
+                monitoring_settings_update(
+                    workflow=workflow, actor=request.user, changes=dict(form.cleaned_data)
+                )
+                messages.success(request, "Alert actions saved.")
+            except DomainError as exc:
+                messages.error(request, exc.message)
+        return redirect(request.get_full_path())
     if request.method == "POST":
         if not is_admin:
             raise PermissionDenied("only a workflow admin may acknowledge or resolve alerts")
@@ -153,6 +169,10 @@ def monitoring_page(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
         query = series_query({})
     series = monitoring_series(workflow=workflow, query=query)
     versions = list(versions_of_workflow(workflow_id=workflow.pk)[:50])
+    settings_row = monitoring_settings_of(workflow=workflow)
+    actions_form = AlertActionsForm(
+        initial={name: getattr(settings_row, name) for name in ACTION_FIELDS}
+    )
     return render(
         request,
         "monitoring/page.html",
@@ -173,6 +193,10 @@ def monitoring_page(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
             "input_metrics": INPUT_METRICS,
             "stages": STAGES,
             "active_states": [state.value for state in ACTIVE_ALERT_STATES],
+            "actions_form": actions_form,
+            "actions_on": [
+                ACTION_LABELS[name] for name in ACTION_FIELDS if getattr(settings_row, name)
+            ],
         },
     )
 

@@ -62,6 +62,7 @@ SECTIONS: tuple[Section, ...] = (
         "workspace:cases",
         ("workspace:cases", "workspace:case"),
     ),
+    Section("upload", "Upload", "can_submit", None, "processing:upload", ("processing:upload",)),
     Section(
         "reviewers", "Reviewers", "can_admin", None, "review:stats-page", ("review:stats-page",)
     ),

@@ -70,9 +70,15 @@ def test_a_reviewer_sees_review_and_cases_only(people: dict[str, Any]) -> None:
 
 
 def test_a_member_without_workflows_sees_review_home(people: dict[str, Any]) -> None:
-    for user in (people["stranger"], people["submitter"]):
-        nav = navigation(user=user, view_name="review:home")
-        assert urls(nav) == {"review": "/"}
+    nav = navigation(user=people["stranger"], view_name="review:home")
+    assert urls(nav) == {"review": "/"}
+
+
+def test_a_submitter_is_led_to_the_upload_page_and_nowhere_else(people: dict[str, Any]) -> None:
+    nav = navigation(user=people["submitter"], view_name="review:home")
+    assert urls(nav) == {"review": "/", "upload": "/workflows/line/cases/upload/"}
+    nav = navigation(user=people["submitter"], view_name="processing:upload", workflow_slug="line")
+    assert [e.key for e in nav.entries if e.current] == ["upload"]
 
 
 def test_a_workflow_admin_sees_every_section_but_not_the_django_admin(
@@ -166,6 +172,7 @@ def test_superusers_get_the_django_admin_link(people: dict[str, Any]) -> None:
     assert keys(nav) == [
         "review",
         "cases",
+        "upload",
         "reviewers",
         "automation",
         "monitoring",
@@ -191,7 +198,11 @@ def test_a_new_section_is_one_entry(people: dict[str, Any]) -> None:
         user=people["submitter"], view_name="review:screen", workflow_slug="line",
         sections=sections,
     )  # fmt: skip
-    assert urls(nav) == {"review": "/", "cases": "/review/line/"}
+    assert urls(nav) == {
+        "review": "/",
+        "upload": "/workflows/line/cases/upload/",
+        "cases": "/review/line/",
+    }
     assert [e.key for e in nav.entries if e.current] == ["cases"]
 
 

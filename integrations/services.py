@@ -43,6 +43,7 @@ from integrations.models import (
 )
 from integrations.ssrf import UrlRefused, url_check
 from kernel.errors import Conflict, InvalidInput
+from kernel.readcache import access_key, cached_read
 from workflows.access import FULL
 from workflows.models import Case, CaseStatus, Workflow
 from workflows.serializers import CaseOutput
@@ -196,6 +197,27 @@ def webhook_secret_rotate(*, webhook: Webhook) -> str:
 
 # --- The outbox ----------------------------------------------------------------------------
 
+
+def subscriptions_cache_key(workflow_id: int) -> str:
+    return access_key("webhooks", workflow_id)
+
+
+def subscriptions_cached(workflow_id: int) -> list[tuple[int, list[str]]]:
+    """The workflow's active webhooks and the events each wants, from the shared cache
+    (``kernel.readcache``, D128): every write of a webhook forgets them
+    (``integrations.invalidation``), so a verdict or a batch does not read them."""
+
+    def load() -> list[tuple[int, list[str]]]:
+        return [
+            (pk, list(events or []))
+            for pk, events in Webhook.objects.filter(
+                workflow_id=workflow_id, active=True
+            ).values_list("pk", "events")
+        ]
+
+    return cached_read(subscriptions_cache_key(workflow_id), load) or []
+
+
 # Which webhooks of a workflow want which events, read once per transaction: a batch that
 # routes sixteen cases reads the subscriptions once. An entry is valid while the
 # transaction that read it is open: its marker is an on-commit callback of that
@@ -220,12 +242,7 @@ def _subscriptions(workflow_id: int) -> list[tuple[int, list[str]]]:
     cached = memo.get(workflow_id)
     if cached is not None and any(entry[1] is cached[0] for entry in pending):
         return cached[1]
-    rows = [
-        (pk, list(events or []))
-        for pk, events in Webhook.objects.filter(workflow_id=workflow_id, active=True).values_list(
-            "pk", "events"
-        )
-    ]
+    rows = subscriptions_cached(workflow_id)
     if connection.in_atomic_block:
 
         def marker() -> None:

@@ -14,7 +14,9 @@ member who still reviews), so every write of those rows invalidates its entries
   and again when the writing transaction commits). While it stands, readers go to the
   database and may not fill the key, so a reader that loaded the old row just before the
   commit cannot put it back afterwards.
-* Nothing read inside a transaction of the caller's is cached: it may be rolled back.
+* What is read inside a transaction of the caller's is cached only when it commits (it
+  may be rolled back), and only if it committed within the settle time of the read: a
+  write committed after the read has left its tombstone standing until then (D128).
 
 Creating a row only deletes the key (a cached "absent" would at worst refuse a new member
 for one lifetime of an entry, never let anyone in).
@@ -22,6 +24,7 @@ for one lifetime of an entry, never let anyone in).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -58,8 +61,20 @@ def cached_read(key: str, load: Callable[[], T | None], *, cache_absent: bool = 
     if isinstance(found, tuple):
         return found[0]
     fresh = load()
-    if found is None and _outside_transaction() and (fresh is not None or cache_absent):
-        cache.add(key, (fresh,), settings.LOOPGATE_ACCESS_CACHE_SECONDS)
+    if found is None and (fresh is not None or cache_absent):
+        if _outside_transaction():
+            cache.add(key, (fresh,), settings.LOOPGATE_ACCESS_CACHE_SECONDS)
+        else:
+            read_at = time.monotonic()
+
+            def fill() -> None:
+                # A write that committed after the read left a tombstone for the settle
+                # time from its commit, so a fill within the settle time of the read
+                # finds it and adds nothing; a later one might not, so it is dropped.
+                if time.monotonic() - read_at < settings.LOOPGATE_ACCESS_CACHE_SETTLE_SECONDS:
+                    cache.add(key, (fresh,), settings.LOOPGATE_ACCESS_CACHE_SECONDS)
+
+            transaction.on_commit(fill)
     return fresh
 
 

@@ -24,8 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from accounts.types import User
@@ -358,15 +360,32 @@ def _lease_create(
     """
     if lapsed:
         _leases_lapsed_end(task=task, now=now)
-    try:
-        with transaction.atomic():
-            assignment = Assignment.objects.create(
-                task=task, reviewer=reviewer, expires_at=_lease_end(task.workflow, now)
-            )
-    except IntegrityError:
+    assignment = Assignment(task=task, reviewer=reviewer, expires_at=_lease_end(task.workflow, now))
+    if not _insert_unless_conflict(assignment):
         return None
-    assignment.task = task
     return assignment
+
+
+def _insert_unless_conflict(row: Assignment) -> bool:
+    """Insert ``row`` in one statement, ``INSERT … ON CONFLICT DO NOTHING RETURNING id``
+    (PostgreSQL and SQLite): False, and nothing written, when a unique constraint (the
+    one active lease per task) says no. No savepoint around it: a conflict is no error,
+    so the caller's transaction stays usable."""
+    meta = Assignment._meta
+    query = InsertQuery(Assignment, on_conflict=OnConflict.IGNORE)
+    query.insert_values([f for f in meta.concrete_fields if not f.primary_key], [row])
+    compiler = query.get_compiler(using=router.db_for_write(Assignment))
+    compiler.returning_fields = [meta.pk]
+    [(sql, params)] = compiler.as_sql()
+    with connections[compiler.using].cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    row.pk = inserted[0]
+    row._state.adding = False
+    row._state.db = compiler.using
+    return True
 
 
 def _first_claimable(claimable: QuerySet[ReviewTask]) -> ReviewTask | None:
@@ -678,10 +697,17 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
         raise InvalidInput(f"comment: at most {MAX_COMMENT_LENGTH} characters", field="comment")
     now = timezone.now()
     with transaction.atomic():
-        # The task is locked first and its access checked on the locked row (the same
-        # answer as review_task_for_reviewer, with the workflow and membership cached):
-        # a refusal rolls back having written nothing.
-        task = ReviewTask.objects.select_for_update().filter(pk=task_id).first()
+        # The task and its case are locked in one statement, the task first (``OF`` lists
+        # the rows in the order every writer here locks them, and the workflow row is not
+        # locked), and its access checked on the locked row (the same answer as
+        # review_task_for_reviewer, with the workflow and membership cached): a refusal
+        # rolls back having written nothing.
+        task = (
+            ReviewTask.objects.select_for_update(of=("self", "case"))
+            .select_related("case")
+            .filter(pk=task_id)
+            .first()
+        )
         if task is None or (task.kind == TaskKind.GOLD and task.for_reviewer_id != reviewer.pk):
             raise NotFound(f"review task {task_id} not found")
         workflow = workflow_by_id(task.workflow_id)
@@ -693,7 +719,7 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
             raise NotFound(f"review task {task_id} not found") from exc
         label = _label_check(workflow, label)
         task.workflow = workflow
-        case = Case.objects.select_for_update().get(pk=task.case_id)
+        case = task.case
         assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
         standing = _standing_verdicts(task)
         if any(v.reviewer_id == reviewer.pk for v in standing):

@@ -42,15 +42,17 @@ BATCH_SIZE_SLACK = 1
 # From the access cache (D125): token, workflow, membership. Savepoint; held lease; the
 # claim (FOR UPDATE SKIP LOCKED, with the case for the payload: a pending deadline first,
 # then the oldest, two indexed queries, D102); the re-check under the lock, which also
-# says whether a lapsed lease must be ended; savepoint, lease insert, release (the
-# one-active-lease constraint's backstop); release.
-REVIEW_NEXT = 9
-# Savepoint; task lock (its access checked on the locked row, workflow and membership
-# cached); case lock; lease; standing verdicts (the reviewer's own among them); verdict
-# insert; lease completed; the task closed and its event (ReviewTaskEvent); the case's
-# decision with its status move, and its event; the workflow's webhook subscriptions (read
-# once per transaction, for the outbox); release.
-VERDICT = 13
+# says whether a lapsed lease must be ended; the lease's INSERT … ON CONFLICT DO NOTHING
+# (the one-active-lease index decides, no savepoint around it, D129); release. Outside
+# the test's own transaction the savepoint is the transaction, so production sends 5.
+REVIEW_NEXT = 7
+# Savepoint; the task and its case locked in one statement (FOR UPDATE OF both, task
+# first; its access checked on the locked row, workflow and membership cached); lease;
+# standing verdicts (the reviewer's own among them); verdict insert; lease completed; the
+# task closed and its event (ReviewTaskEvent); the case's decision with its status move,
+# and its event; release. The workflow's webhook subscriptions, for the outbox, come from
+# the cache (D128). Production sends 9.
+VERDICT = 11
 # The token, workflow and membership from the access cache (D125); the page: one keyset
 # query of limit + 1 cases with their deciding version. The same for any page size.
 CASE_LIST = 1
@@ -138,16 +140,19 @@ def test_a_drain_costs_per_batch_not_per_case(
 
 
 @pytest.fixture
-def review_setup(client_for: Any) -> dict[str, Any]:
+def review_setup(client_for: Any, django_capture_on_commit_callbacks: Any) -> dict[str, Any]:
     workflow = review_factories.workflow_create("inspect")
     reviewer = review_factories.reviewer_create("rita", workflow)
     for _ in range(4):
         review_factories.case_in_review(workflow)
     client = client_for(reviewer)
     # Warm the caches (the token's last-used stamp, the access cache) with one claim and
-    # verdict: the budgets are for a request like every later one.
-    task = client.post("/api/v1/workflows/inspect/review/next/", format="json").json()
-    client.post(f"/api/v1/review-tasks/{task['id']}/verdict/", {"label": "ok"}, format="json")
+    # verdict: the budgets are for a request like every later one. Their transactions
+    # commit as in production (what they read is cached on commit, and the outbox's
+    # per-transaction memo is gone), so the measured request reads what it would there.
+    with django_capture_on_commit_callbacks(execute=True):
+        task = client.post("/api/v1/workflows/inspect/review/next/", format="json").json()
+        client.post(f"/api/v1/review-tasks/{task['id']}/verdict/", {"label": "ok"}, format="json")
     return {"workflow": workflow, "client": client}
 
 

@@ -364,7 +364,9 @@ def test_an_audit_verdict_labels_without_changing_the_models_decision(
     with django_capture_on_commit_callbacks() as queued:
         services.verdict_submit(task_id=task.pk, reviewer=reviewer, label="crack")
 
-    assert len(queued) == 1, "the automation checks are queued after an audit verdict"
+    # Cache fills of rows read in the transaction (kernel.readcache) are queued too.
+    checks = [callback for callback in queued if callback.__module__ != "kernel.readcache"]
+    assert len(checks) == 1, "the automation checks are queued after an audit verdict"
     case.refresh_from_db()
     assert case.status == CaseStatus.DECIDED
     assert case.decision_label == "ok" and case.decision_source == "model"

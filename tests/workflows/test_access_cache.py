@@ -126,10 +126,42 @@ def test_an_invalidated_key_is_not_filled_again_while_it_settles() -> None:
     assert cached_read(key, lambda: "fresh row") == "fresh row"
 
 
-def test_nothing_read_inside_a_transaction_is_cached() -> None:
+def test_a_read_inside_a_transaction_is_cached_only_when_it_commits(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     key = access_key("test", "atomic")
-    with transaction.atomic():
-        assert cached_read(key, lambda: "maybe rolled back") == "maybe rolled back"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert cached_read(key, lambda: "rolled back") == "rolled back"
+        raise RuntimeError
     assert cache.get(key) is None
-    assert cached_read(key, lambda: "committed") == "committed"
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        assert cached_read(key, lambda: "committed") == "committed"
+        assert cache.get(key) is None  # not before the commit
     assert cache.get(key) == ("committed",)
+
+
+def test_a_transaction_longer_than_the_settle_time_caches_nothing(
+    django_capture_on_commit_callbacks: Any, settings: Any, monkeypatch: Any
+) -> None:
+    """A write that committed after the read left its tombstone for the settle time only:
+    a later commit must not put the old row back."""
+    import time
+
+    settings.LOOPGATE_ACCESS_CACHE_SETTLE_SECONDS = 5
+    key = access_key("test", "long")
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        assert cached_read(key, lambda: "read long ago") == "read long ago"
+        clock[0] += 6
+    assert cache.get(key) is None
+
+
+def test_a_write_in_the_reading_transaction_keeps_the_read_out(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    key = access_key("test", "own-write")
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        assert cached_read(key, lambda: "before the write") == "before the write"
+        invalidate([key])
+    assert not isinstance(cache.get(key), tuple)

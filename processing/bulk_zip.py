@@ -46,7 +46,7 @@ from django.conf import settings
 
 from kernel import strictjson
 from kernel.errors import InvalidInput, PayloadTooLarge
-from processing.bulk import BulkItem, manifest_items
+from processing.bulk import BulkItem, _manifest_json, manifest_items
 
 MANIFEST_NAMES = ("manifest.json", "manifest.csv")
 # A directory entry is 46 bytes and the name (plus extra fields); a generous bound per
@@ -270,20 +270,10 @@ def _flattened(name: Any) -> Any:
 
 
 def _json_rows(raw: bytes) -> list[Any]:
-    try:
-        entries = strictjson.loads(
-            raw, what="manifest", max_bytes=settings.LOOPGATE_MAX_JSON_BODY_BYTES
-        )
-    except strictjson.JSONRefused as exc:
-        raise InvalidInput(exc.message, field="manifest") from None
-    if not isinstance(entries, list):
-        raise InvalidInput(
-            f"manifest: expected a JSON list, not {strictjson.json_type(entries)}",
-            field="manifest",
-        )
+    """The JSON manifest, read by the bulk API's own rule, with its file names flattened."""
     return [
         {**entry, "file": _flattened(entry.get("file"))} if isinstance(entry, dict) else entry
-        for entry in entries
+        for entry in _manifest_json(raw)
     ]
 
 

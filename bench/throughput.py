@@ -9,6 +9,15 @@ images in a bare loop, measured in the same run.
 
     python bench/throughput.py --cases 300 [--concurrency 8] [--batch 16] [--json]
     python bench/throughput.py --model resnet18 --runtime onnx --cases 300 --json
+    python bench/throughput.py --cases 600 --rate 40 --json          # paced, for latency
+    python bench/throughput.py --web-processes 2 --inference-workers 2 --json  # scale-out
+
+The platform runs with production settings (``DJANGO_DEBUG=0``; with a Redis broker,
+the cache on Redis too, as ``compose.yaml`` sets it). Without ``--rate`` the clients send
+as fast as they can (the sustainable rate; latency is then the queue that builds); with
+``--rate R`` they send R cases per second on a fixed schedule (an open loop: a slow
+answer does not slow the schedule), which is how decision latency is measured, at a
+load the machine sustains.
 
 ``--model resnet18`` registers a ResNet-18 at 224 px (seeded random weights: the speed
 of a model does not depend on what it learnt) with ``manage.py register_model`` and
@@ -208,11 +217,20 @@ def bare_loops(cases: int, batch: int, model_name: str, weights: Path) -> dict[s
 
 
 class Platform:
-    def __init__(self, workdir: Path, port: int, batch: int, web_processes: int = 2):
+    def __init__(
+        self,
+        workdir: Path,
+        port: int,
+        batch: int,
+        web_processes: int = 2,
+        inference_workers: int = 1,
+    ):
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "loopgate.settings",
-            "DJANGO_DEBUG": "1",
+            # Production settings: DEBUG keeps every SQL statement's text in memory.
+            "DJANGO_DEBUG": "0",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_SECRET_KEY": "bench-only-secret",
             "LOOPGATE_VAR_DIR": str(workdir),
             "LOOPGATE_INFERENCE_BATCH_SIZE": str(batch),
@@ -222,9 +240,13 @@ class Platform:
             # Registering a ResNet-18 on a busy 2-core machine: export and compare in time.
             "LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS": "900",
         }
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        if broker.startswith("redis") and "LOOPGATE_CACHE_URL" not in os.environ:
+            self.env["LOOPGATE_CACHE_URL"] = broker
         self.port = port
         self.workdir = workdir
         self.web_processes = web_processes
+        self.inference_workers = inference_workers
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def manage(self, *args: str) -> str:
@@ -259,7 +281,8 @@ class Platform:
     def serve(self) -> None:
         """Start the workers (inference apart from the default and training queues, as
         in production) and the web server; return once all of them are ready."""
-        for name, queues in (("inference", "inference"), ("default", "default,training")):
+        workers = [(f"inference{index}", "inference") for index in range(self.inference_workers)]
+        for name, queues in [*workers, ("default", "default,training")]:
             log = (self.workdir / f"worker-{name}.log").open("wb")
             self.processes.append(
                 subprocess.Popen(
@@ -316,7 +339,7 @@ class Platform:
                     break
             except requests.RequestException:
                 time.sleep(0.3)
-        for name in ("inference", "default"):
+        for name, _ in [*workers, ("default", "")]:
             log_path = self.workdir / f"worker-{name}.log"
             while b"ready." not in log_path.read_bytes():
                 if any(process.poll() is not None for process in self.processes):
@@ -324,18 +347,21 @@ class Platform:
                 if time.monotonic() > deadline + 300:
                     raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-2000:]}")
                 time.sleep(0.3)
-        # The pool process loads the serving model in the background: wait for it.
-        log_path = self.workdir / "worker-inference.log"
-        while b"torch threads" not in log_path.read_bytes() and time.monotonic() < deadline + 300:
-            time.sleep(0.3)
+        # The pool processes load the serving model in the background: wait for them.
+        for name, _ in workers:
+            log_path = self.workdir / f"worker-{name}.log"
+            while (
+                b"torch threads" not in log_path.read_bytes() and time.monotonic() < deadline + 300
+            ):
+                time.sleep(0.3)
         time.sleep(5)
 
     def groups(self) -> dict[str, set[int]]:
         """The pids of the web server and each worker (with their pool processes)."""
-        worker_inference, worker_default, web = self.processes[:3]
+        *inference, worker_default, web = self.processes[: self.inference_workers + 2]
         return {
             "web": process_tree(web.pid),
-            "worker_inference": process_tree(worker_inference.pid),
+            "worker_inference": set().union(*(process_tree(w.pid) for w in inference)),
             "worker_default": process_tree(worker_default.pid),
         }
 
@@ -476,6 +502,13 @@ def main() -> None:
     parser.add_argument("--model", choices=("demo", "resnet18"), default="demo")
     parser.add_argument("--runtime", choices=("eager", "onnx"), default="eager")
     parser.add_argument("--web-processes", type=int, default=2)
+    parser.add_argument("--inference-workers", type=int, default=1)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="Cases per second on a fixed schedule (0: flat out).",
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
@@ -489,7 +522,9 @@ def main() -> None:
     database_url = os.environ.get("DATABASE_URL", "")
     database = database_url.rsplit("/", 1)[-1] if database_url.startswith("postgres") else ""
     with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp:
-        platform = Platform(Path(tmp), free_port(), args.batch, args.web_processes)
+        platform = Platform(
+            Path(tmp), free_port(), args.batch, args.web_processes, args.inference_workers
+        )
         creds = platform.start()
         weights = ROOT / "inference/assets/demo_model.pt"
         version: dict = {"tag": "demo", "runtime": "eager"}
@@ -509,13 +544,17 @@ def main() -> None:
             before = cpu_snapshot(platform.groups(), database)
             started_at = datetime.now(UTC)
             started = time.perf_counter()
+
+            def send(index: int) -> tuple[str, float]:
+                if args.rate > 0:
+                    # Open loop: case i leaves at i / rate, whenever the others return.
+                    delay = started + index / args.rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                return client.submit(url, images[index], f"bench-{index}")
+
             with ThreadPoolExecutor(args.concurrency) as pool:
-                submitted = list(
-                    pool.map(
-                        lambda index: client.submit(url, images[index], f"bench-{index}"),
-                        range(args.cases),
-                    )
-                )
+                submitted = list(pool.map(send, range(args.cases)))
             ingest_seconds = time.perf_counter() - started
             wait_routed(client, stats_url, 1800)
             wait_seconds = time.perf_counter() - started
@@ -569,12 +608,15 @@ def main() -> None:
         "batch": args.batch,
         "concurrency": args.concurrency,
         "web_processes": args.web_processes,
+        "inference_workers": args.inference_workers,
+        "rate": args.rate or None,
         "device": device,
         "stack": f"{database_name} + {broker}",
         "cores": os.cpu_count(),
         "ingest_per_s": round(args.cases / ingest_seconds, 1),
         "e2e_per_s": round(end_to_end, 1),
         "latency_p50_s": round(percentile(latencies, 50), 3) if latencies else None,
+        "latency_p90_s": round(percentile(latencies, 90), 3) if latencies else None,
         "latency_p99_s": round(percentile(latencies, 99), 3) if latencies else None,
         "ingest_request_p50_ms": round(percentile([s for _, s in submitted], 50) * 1000, 1),
         "cpu_ms_per_case": round(sum(per_case.values()), 2),

@@ -31,6 +31,7 @@ from accounts.types import User
 from decisions.routing import Level, ModelOpinion, Policy, RoutingDecision, model_runs, route
 from inference.loader import ModelLoadError
 from inference.measure import ImageMeasurements, image_measurements
+from kernel.bulkupdate import objects_update
 from kernel.errors import Conflict
 from modelops.models import ModelVersion
 from modelops.runtime import predict_images_with_embeddings
@@ -468,7 +469,7 @@ def _cases_claim(
         if stalled:
             for case in stalled:
                 case.updated_at = now
-            Case.objects.bulk_update(stalled, [*claim_fields, "publish_pending", "updated_at"])
+            objects_update(stalled, [*claim_fields, "publish_pending", "updated_at"])
             CaseEvent.objects.bulk_create(
                 CaseEvent(
                     case=case,

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from accounts.types import User
 from kernel import strictjson
+from kernel.bulkupdate import objects_update
 from kernel.errors import Conflict, InvalidInput
 from workflows.hooks import cases_moved
 from workflows.images import image_validate
@@ -200,7 +201,7 @@ def cases_move(*, moves: list[CaseMove]) -> None:
         case.status = move.to_status
         case.updated_at = now
         fields.update(move.fields)
-    Case.objects.bulk_update([move.case for move in moves], sorted(fields))
+    objects_update([move.case for move in moves], sorted(fields))
     CaseEvent.objects.bulk_create(events)
     for to_status, (cases, from_statuses) in moved.items():
         cases_moved(cases=cases, from_statuses=from_statuses, to_status=to_status)

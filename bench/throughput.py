@@ -383,19 +383,24 @@ class Platform:
         )
 
 
-def register_resnet(platform: Platform, weights: Path, runtime: str) -> dict:
-    """Register the ResNet-18 with the platform's command and promote it to serving."""
+def register_version(platform: Platform, model: str, weights: Path, runtime: str) -> dict:
+    """Register the model with the platform's command and promote it to serving: the
+    ResNet-18, or the demo's own weights again with another runtime."""
+    if model == "resnet18":
+        described = ["--name", "resnet18-bench", "--architecture", "resnet18"]
+        described += ["--input-size", str(RESNET_SIZE)]
+    else:
+        card = json.loads((ROOT / "inference/assets/demo_model.json").read_text())
+        described = ["--name", f"demo-{runtime}", "--architecture", card["architecture"]]
+        described += ["--input-size", str(card["input_size"])]
+        described += ["--arch-kwargs", json.dumps(card.get("arch_kwargs") or {})]
+        described += ["--mean", *map(str, card["mean"]), "--std", *map(str, card["std"])]
     version = json.loads(
         platform.manage(
             "register_model",
             "--workflow",
             "surface-inspection",
-            "--name",
-            "resnet18-bench",
-            "--architecture",
-            "resnet18",
-            "--input-size",
-            str(RESNET_SIZE),
+            *described,
             "--weights",
             str(weights),
             "--runtime",
@@ -530,7 +535,8 @@ def main() -> None:
         version: dict = {"tag": "demo", "runtime": "eager"}
         if args.model == "resnet18":
             weights = resnet_weights(Path(tmp) / "resnet18.pt")
-            version = register_resnet(platform, weights, args.runtime)
+        if args.model == "resnet18" or args.runtime != "eager":
+            version = register_version(platform, args.model, weights, args.runtime)
         platform.serve()
         base = f"http://127.0.0.1:{platform.port}"
         client = Client(base, creds["api_token"])

@@ -25,6 +25,7 @@ from torchvision.transforms import functional as tvf
 from inference.architectures import build_model
 from inference.devices import to_device
 from inference.measure import project_embeddings
+from inference.runtimes import last_linear
 from inference.spec import ModelSpec, PredictionResult
 
 if TYPE_CHECKING:
@@ -164,11 +165,15 @@ class LoadedModel:
     ) -> tuple[list[PredictionResult], np.ndarray | None]:
         """``predict`` plus each image's penultimate-layer embedding, projected to 32-d.
 
-        The embedding is the input of the model's last linear layer, captured by a
-        forward hook during the same forward pass (no second pass). ``None`` for a
-        model without a final linear layer (SqueezeNet, TorchScript archives).
+        The embedding is the input of the model's last linear layer, from the same
+        forward pass (no second pass): captured by a forward hook when the module runs,
+        the ONNX graph's ``embedding`` output when ONNX Runtime does. ``None`` for a
+        model without a final linear layer (SqueezeNet, TorchScript archives), or an
+        ONNX graph exported without the output.
         """
-        head = _last_linear(self._module)
+        if self._runner is not None:
+            return self._predict_onnx_with_embeddings(images, batch_size=batch_size)
+        head = last_linear(self._module)
         if head is None:
             return self.predict(images, batch_size=batch_size), None
         captured: list[torch.Tensor] = []
@@ -185,6 +190,29 @@ class LoadedModel:
             return results, None
         features = torch.cat(captured).numpy()
         return results, project_embeddings(features)
+
+    def _predict_onnx_with_embeddings(
+        self, images: Sequence[Image.Image], *, batch_size: int
+    ) -> tuple[list[PredictionResult], np.ndarray | None]:
+        assert self._runner is not None
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        results: list[PredictionResult] = []
+        features: list[torch.Tensor] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            probabilities, embedding = self._runner.probabilities_and_embeddings(
+                torch.stack([resize_to_uint8(image, self.spec.input_size) for image in chunk])
+            )
+            results.extend(
+                PredictionResult.from_probabilities(self.spec.labels, row)
+                for row in probabilities.tolist()
+            )
+            if embedding is not None:
+                features.append(embedding)
+        if not features:
+            return results, None
+        return results, project_embeddings(torch.cat(features).numpy())
 
     def _probabilities(self, uint8_batch: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities (float32, CPU) for a ``(N, 3, S, S)`` uint8 batch."""
@@ -203,14 +231,6 @@ class LoadedModel:
             with mixed_precision(self.device):
                 logits = self._module(inputs)
             return torch.softmax(logits.float(), dim=1).cpu()
-
-
-def _last_linear(module: torch.nn.Module) -> torch.nn.Linear | None:
-    last = None
-    for child in module.modules():
-        if isinstance(child, torch.nn.Linear):
-            last = child
-    return last
 
 
 def load_model(

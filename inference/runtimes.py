@@ -4,7 +4,9 @@
 * ``onnx``: the module exported to ONNX (the uint8 -> probabilities graph: normalisation,
   the network and the softmax in one graph) and run by ONNX Runtime, with its CPU
   execution provider, or its CUDA one when the device is a GPU and the installed
-  ``onnxruntime`` has it.
+  ``onnxruntime`` has it. When the network ends in a linear layer the graph has a
+  second output, ``embedding``: that layer's input, which monitoring projects to its
+  32-d embedding, as the eager model's forward hook does (D131).
 
 A runtime other than eager is chosen when a version is registered and only after
 ``compare`` found it within tolerance of the eager outputs on sample images
@@ -38,6 +40,15 @@ class RuntimeUnavailable(RuntimeError):
     """The runtime cannot be built for this model (the export or the session failed)."""
 
 
+def last_linear(module: torch.nn.Module) -> torch.nn.Linear | None:
+    """The module's last linear layer (its classifier head), or None."""
+    last = None
+    for child in module.modules():
+        if isinstance(child, torch.nn.Linear):
+            last = child
+    return last
+
+
 class _Probabilities(torch.nn.Module):
     """uint8 ``(N, 3, S, S)`` -> softmax probabilities: what serving computes, as one graph."""
 
@@ -54,16 +65,46 @@ class _Probabilities(torch.nn.Module):
         return torch.softmax(self.module(inputs).float(), dim=1)
 
 
+class _ProbabilitiesAndEmbedding(_Probabilities):
+    """As ``_Probabilities``, plus the input of the network's last linear layer (flattened)
+    as a second output, captured by a forward pre-hook while the graph is traced."""
+
+    def __init__(self, module: torch.nn.Module, spec: ModelSpec, head: torch.nn.Linear) -> None:
+        super().__init__(module, spec)
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        captured: list[torch.Tensor] = []
+
+        def keep_input(_module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            captured.append(inputs[0])
+
+        handle = self.head.register_forward_pre_hook(keep_input)
+        try:
+            probabilities = super().forward(images)
+        finally:
+            handle.remove()
+        return probabilities, captured[0].float().flatten(1)
+
+
 def export_onnx(module: torch.nn.Module, spec: ModelSpec) -> bytes:
     """The ONNX graph (bytes) of ``module`` fed uint8 images, any batch size.
 
     Raises ``RuntimeUnavailable`` with the exporter's reason (e.g. an operator ONNX has
     no equivalent for).
     """
-    wrapper: torch.nn.Module = _Probabilities(module, spec).eval().to("cpu")
+    head = last_linear(module)
+    wrapper: torch.nn.Module
+    outputs = ["probabilities"]
     if isinstance(module, torch.jit.ScriptModule):
-        # A TorchScript graph cannot be called from a traced one: script the wrapper too.
-        wrapper = torch.jit.script(wrapper)
+        # A TorchScript graph cannot be called from a traced one (nor hooked): script the
+        # wrapper too, without the embedding.
+        wrapper = torch.jit.script(_Probabilities(module, spec).eval().to("cpu"))
+    elif head is not None:
+        wrapper = _ProbabilitiesAndEmbedding(module, spec, head).eval().to("cpu")
+        outputs.append("embedding")
+    else:
+        wrapper = _Probabilities(module, spec).eval().to("cpu")
     size = spec.input_size
     dummy = torch.zeros((2, 3, size, size), dtype=torch.uint8)
     buffer = io.BytesIO()
@@ -76,8 +117,8 @@ def export_onnx(module: torch.nn.Module, spec: ModelSpec) -> bytes:
                 buffer,  # type: ignore[arg-type]  # a file object is accepted too
                 dynamo=False,
                 input_names=["images"],
-                output_names=["probabilities"],
-                dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+                output_names=outputs,
+                dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
                 opset_version=ONNX_OPSET,
             )
     except Exception as error:  # every exporter failure is a reason, not a crash
@@ -127,12 +168,29 @@ class OnnxRunner:
             ) from error
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         self._input = self._session.get_inputs()[0].name
+        names = [output.name for output in self._session.get_outputs()]
+        self._probabilities = names[0]
+        # Graphs exported before the embedding output existed have only probabilities.
+        self.has_embedding = "embedding" in names
 
     def probabilities(self, uint8_batch: torch.Tensor) -> torch.Tensor:
         """float32 CPU probabilities for a ``(N, 3, S, S)`` uint8 CPU batch."""
         array = uint8_batch.contiguous().numpy()
-        (output,) = self._session.run(None, {self._input: array})
+        (output,) = self._session.run([self._probabilities], {self._input: array})
         return torch.from_numpy(output).float()
+
+    def probabilities_and_embeddings(
+        self, uint8_batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``probabilities``, and the graph's ``embedding`` output (None when it has none),
+        from one run."""
+        if not self.has_embedding:
+            return self.probabilities(uint8_batch), None
+        array = uint8_batch.contiguous().numpy()
+        probabilities, embedding = self._session.run(
+            [self._probabilities, "embedding"], {self._input: array}
+        )
+        return torch.from_numpy(probabilities).float(), torch.from_numpy(embedding).float()
 
 
 @dataclass(frozen=True)

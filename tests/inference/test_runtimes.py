@@ -176,6 +176,52 @@ def test_a_model_served_by_onnx_gives_the_labels_eager_gives(
         assert one.confidence == pytest.approx(other.confidence, abs=DEFAULT_MAX_ABS_DIFF)
 
 
+def test_onnx_serves_the_embedding_eager_computes_from_the_same_run(
+    tiny_spec: ModelSpec, saved_weights: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Monitoring's embedding comes from the graph's second output, and is the eager
+    model's (the input of its last linear layer), projected the same way."""
+    path, sha256 = saved_weights
+    eager = load_model(tiny_spec, path, expected_sha256=sha256)
+    graph_path = tmp_path / "model.onnx"
+    graph_path.write_bytes(export_onnx(eager._module, tiny_spec))
+    assert [o.name for o in onnx.load(str(graph_path)).graph.output] == [
+        "probabilities",
+        "embedding",
+    ]
+    served = load_model(tiny_spec, path, threads=1, runtime="onnx", runtime_path=graph_path)
+    images = images_of(sample_batch(tiny_spec, n=11))
+    by_eager, eager_embeddings = eager.predict_with_embeddings(images, batch_size=4)
+    by_onnx, onnx_embeddings = served.predict_with_embeddings(images, batch_size=4)
+    assert [r.label for r in by_onnx] == [r.label for r in by_eager]
+    assert eager_embeddings is not None and onnx_embeddings is not None
+    assert onnx_embeddings.shape == eager_embeddings.shape == (11, 32)
+    scale = float(np.abs(eager_embeddings).max())
+    assert scale > 0
+    np.testing.assert_allclose(onnx_embeddings, eager_embeddings, atol=1e-4 * scale)
+    # Not a constant: different images, different embeddings.
+    assert np.abs(onnx_embeddings[0] - onnx_embeddings[1]).max() > 1e-2 * scale
+
+
+def test_a_graph_without_the_embedding_output_still_serves_without_embeddings(
+    tiny_spec: ModelSpec, saved_weights: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A graph exported before the embedding output existed: probabilities only."""
+    path, _ = saved_weights
+    eager = load_model(tiny_spec, path)
+    graph = onnx.load_from_string(export_onnx(eager._module, tiny_spec))
+    kept = [output for output in graph.graph.output if output.name == "probabilities"]
+    del graph.graph.output[:]
+    graph.graph.output.extend(kept)
+    graph_path = tmp_path / "old.onnx"
+    graph_path.write_bytes(graph.SerializeToString())
+    served = load_model(tiny_spec, path, threads=1, runtime="onnx", runtime_path=graph_path)
+    images = images_of(sample_batch(tiny_spec, n=5))
+    results, embeddings = served.predict_with_embeddings(images)
+    assert embeddings is None
+    assert [r.label for r in results] == [r.label for r in eager.predict(images)]
+
+
 def test_a_missing_or_altered_runtime_file_is_a_load_error(
     tiny_spec: ModelSpec, saved_weights: tuple[Path, str], tmp_path: Path
 ) -> None:

@@ -286,10 +286,12 @@ def _use_runtime(
     runtime_path: str | Path | None,
     runtime_sha256: str | None,
 ) -> None:
-    from inference.runtimes import ONNX, RuntimeUnavailable
+    from inference.runtimes import ONNX_RUNTIMES, RuntimeUnavailable
 
-    if runtime != ONNX:
-        raise ModelLoadError(f"unknown runtime {runtime!r}; expected 'eager' or 'onnx'")
+    if runtime not in ONNX_RUNTIMES:
+        raise ModelLoadError(
+            f"unknown runtime {runtime!r}; expected 'eager', 'onnx' or 'onnx_int8'"
+        )
     if runtime_path is None or not Path(runtime_path).is_file():
         raise ModelLoadError(f"the {runtime} runtime's file is missing: {runtime_path}")
     if runtime_sha256 is not None and sha256_of(runtime_path) != runtime_sha256.lower():
@@ -301,6 +303,7 @@ def _use_runtime(
         loaded.use_onnx(runtime_path)
     except RuntimeUnavailable as error:
         raise ModelLoadError(str(error)) from error
+    loaded.runtime = runtime
 
 
 def _load_torchscript(path: Path) -> torch.nn.Module:

@@ -79,6 +79,9 @@ class RuntimeRequest:
     sample_origin: str = "generated"
     max_abs_diff: float = DEFAULT_MAX_ABS_DIFF
     min_top1_agreement: float = DEFAULT_MIN_TOP1_AGREEMENT
+    # int8: refused unless faster than the fp32 graph (off only to test the accuracy gate
+    # apart from the machine's speed).
+    require_faster: bool = True
 
 
 def check_model_file(
@@ -255,21 +258,40 @@ def _milliseconds_per_image(function: Any, batch: Any) -> float:
 
 def _check_runtime(loaded: Any, runtime: RuntimeRequest) -> dict[str, Any]:
     """Export, run and compare; a refusal is ``{"error": ...}`` with the figures."""
-    from inference.runtimes import ONNX, OnnxRunner, RuntimeUnavailable, compare, export_onnx
+    from inference.runtimes import (
+        ONNX_INT8,
+        ONNX_RUNTIMES,
+        OnnxRunner,
+        RuntimeUnavailable,
+        compare,
+        export_onnx,
+        int8_refusal,
+        quantize_int8,
+    )
 
-    if runtime.runtime != ONNX:
-        return {"runtime": runtime.runtime, "error": f"runtime: unknown {runtime.runtime!r}"}
+    name = runtime.runtime
+    if name not in ONNX_RUNTIMES:
+        return {"runtime": name, "error": f"runtime: unknown {name!r}"}
     batch, origin = _sample_batch(loaded.spec, runtime)
-    reference = loaded._probabilities(batch)
+    compared = batch
+    fp32_runner = None
     try:
         graph = export_onnx(loaded._module, loaded.spec)
+        if name == ONNX_INT8:
+            fp32_runner = OnnxRunner(graph, device="cpu", threads=1)
+            # Calibrated on the first half, compared on the other (held out), when
+            # there are enough images to split.
+            half = len(batch) // 2 if len(batch) >= 8 else 0
+            graph = quantize_int8(graph, batch[:half] if half else batch)
+            compared = batch[half:]
         runner = OnnxRunner(graph, device="cpu", threads=1)
-        candidate = runner.probabilities(batch)
+        candidate = runner.probabilities(compared)
     except RuntimeUnavailable as error:
-        return {"runtime": ONNX, "error": f"runtime onnx: {error}"}
+        return {"runtime": name, "error": f"runtime {name}: {error}"}
+    reference = loaded._probabilities(compared)
     agreement = compare(reference, candidate)
     figures: dict[str, Any] = {
-        "runtime": ONNX,
+        "runtime": name,
         "samples": agreement.samples,
         "sample_origin": origin,
         "max_abs_diff": agreement.max_abs_diff,
@@ -283,15 +305,27 @@ def _check_runtime(loaded: Any, runtime: RuntimeRequest) -> dict[str, Any]:
         max_abs_diff=runtime.max_abs_diff, min_top1_agreement=runtime.min_top1_agreement
     ):
         figures["error"] = (
-            f"runtime onnx: refused: on {agreement.samples} {origin} sample images its "
+            f"runtime {name}: refused: on {agreement.samples} {origin} sample images its "
             f"probabilities differ from torch's by up to {agreement.max_abs_diff:.3g} "
             f"(tolerance {runtime.max_abs_diff:.3g}) and its top label agrees on "
             f"{agreement.top1_agreement:.1%} (needed {runtime.min_top1_agreement:.1%}); "
-            "register it with the eager runtime"
+            + ("register it with the onnx or eager runtime" if name == ONNX_INT8 else "")
+            + ("register it with the eager runtime" if name != ONNX_INT8 else "")
         )
         return figures
     figures["eager_ms_per_image"] = _milliseconds_per_image(loaded._probabilities, batch)
     figures["onnx_ms_per_image"] = _milliseconds_per_image(runner.probabilities, batch)
+    if fp32_runner is not None:
+        figures["onnx_fp32_ms_per_image"] = _milliseconds_per_image(
+            fp32_runner.probabilities, batch
+        )
+        if runtime.require_faster:
+            refusal = int8_refusal(
+                fp32_ms=figures["onnx_fp32_ms_per_image"], int8_ms=figures["onnx_ms_per_image"]
+            )
+            if refusal:
+                figures["error"] = refusal
+                return figures
     Path(runtime.output).write_bytes(graph)
     return figures
 

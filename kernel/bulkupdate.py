@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
 
 # Column types that take a text value by assignment (no explicit cast: a cast to
 # varchar(n) would truncate, the assignment refuses).
@@ -45,38 +45,39 @@ def objects_update(objects: Sequence[Model], fields: Iterable[str]) -> int:
     names = list(dict.fromkeys(fields))
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql" or not names:
-        return model._default_manager.bulk_update(objects, names)  # type: ignore[attr-defined]
+        return model._default_manager.bulk_update(objects, names)
     meta = model._meta
     pk = meta.pk
     assert pk is not None
-    columns = [pk, *(meta.get_field(name) for name in names)]
-    for field in columns[1:]:
-        if not getattr(field, "concrete", False) or field.many_to_many:  # type: ignore[union-attr]
-            raise ValueError(f"{model.__name__}.{field.name}: not a column")
-        if field.primary_key:  # type: ignore[union-attr]
-            raise ValueError(f"{model.__name__}.{field.name}: the key is not updated")
+    columns: list[Field[Any, Any]] = [pk]
+    for name in names:
+        field = meta.get_field(name)
+        if not isinstance(field, Field) or not field.concrete or field.many_to_many:
+            raise ValueError(f"{model.__name__}.{name}: not a column")
+        if field.primary_key:
+            raise ValueError(f"{model.__name__}.{name}: the key is not updated")
+        columns.append(field)
     placeholders = []
     for field in columns:
-        if field.get_internal_type() in _TEXT_TYPES:  # type: ignore[union-attr]
+        if field.get_internal_type() in _TEXT_TYPES:
             placeholders.append("%s")
         else:
-            placeholders.append(f"%s::{field.db_type(connection)}")  # type: ignore[union-attr]
+            placeholders.append(f"%s::{field.db_type(connection)}")
     row = "(" + ", ".join(placeholders) + ")"
     quote = connection.ops.quote_name
     aliases = [f"c{index}" for index in range(len(columns))]
     params: list[Any] = []
     for obj in objects:
         for field in columns:
-            value = getattr(obj, field.attname)  # type: ignore[union-attr]
-            params.append(field.get_db_prep_save(value, connection))  # type: ignore[union-attr]
+            params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
     table = quote(meta.db_table)
     sets = ", ".join(
-        f"{quote(field.column)} = v.{alias}"  # type: ignore[union-attr]
+        f"{quote(str(field.column))} = v.{alias}"
         for field, alias in zip(columns[1:], aliases[1:], strict=True)
     )
     # Identifiers from the model's metadata, quoted; every value is a parameter.
     values = ", ".join([row] * len(objects))
-    key = f"{table}.{quote(pk.column)}"
+    key = f"{table}.{quote(str(pk.column))}"
     sql = f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v ({', '.join(aliases)}) "  # noqa: S608
     sql += f"WHERE {key} = v.{aliases[0]}"
     with connection.cursor() as cursor:

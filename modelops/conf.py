@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "LOOPGATE_RUNTIME_CHECK_SAMPLES": 64,
     "LOOPGATE_RUNTIME_MAX_ABS_DIFF": 1e-4,
     "LOOPGATE_RUNTIME_MIN_TOP1_AGREEMENT": 1.0,
+    # The same for an int8 graph (D133), which must also be faster than the fp32 one.
+    "LOOPGATE_RUNTIME_INT8_MAX_ABS_DIFF": 0.05,
+    "LOOPGATE_RUNTIME_INT8_MIN_TOP1_AGREEMENT": 0.98,
+    "LOOPGATE_RUNTIME_INT8_REQUIRE_FASTER": True,
     # Retraining: the device setting (auto, cpu, cuda) for the training worker, the
     # fewest labelled cases a run starts with, and the most it reads (newest first).
     "LOOPGATE_TRAINING_DEVICE": None,  # None: the same as LOOPGATE_INFERENCE_DEVICE

@@ -102,8 +102,10 @@ class ModelVersionRegisterInput(serializers.Serializer):
     runtime = serializers.ChoiceField(
         choices=list(RUNTIMES),
         default="eager",
-        help_text="What serves it: 'eager' (PyTorch) or 'onnx' (ONNX Runtime, accepted only "
-        "when it matches PyTorch on the workflow's labelled cases).",
+        help_text="What serves it: 'eager' (PyTorch), 'onnx' (ONNX Runtime, accepted only "
+        "when it matches PyTorch on the workflow's labelled cases) or 'onnx_int8' (the "
+        "ONNX graph quantised to int8, accepted only when it agrees within its own "
+        "tolerance and is faster than the fp32 graph).",
     )
 
 

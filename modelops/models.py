@@ -20,6 +20,7 @@ class ModelSource(models.TextChoices):
 class ModelRuntime(models.TextChoices):
     EAGER = "eager", "PyTorch (eager, channels-last)"
     ONNX = "onnx", "ONNX Runtime"
+    ONNX_INT8 = "onnx_int8", "ONNX Runtime, int8"
 
 
 class ModelVersion(models.Model):
@@ -54,7 +55,7 @@ class ModelVersion(models.Model):
         max_length=16, choices=ModelSource.choices, default=ModelSource.FIXTURE
     )
     runtime = models.CharField(
-        max_length=8,
+        max_length=16,
         choices=ModelRuntime.choices,
         default=ModelRuntime.EAGER,
         help_text="What serves it, chosen at registration after the runtime check.",

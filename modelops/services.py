@@ -319,8 +319,18 @@ def _runtime_request(workflow: Workflow, runtime: str, output: Path) -> RuntimeR
         output=str(output),
         samples=tuple(paths),
         sample_origin="labelled cases",
-        max_abs_diff=modelops_setting("LOOPGATE_RUNTIME_MAX_ABS_DIFF"),
-        min_top1_agreement=modelops_setting("LOOPGATE_RUNTIME_MIN_TOP1_AGREEMENT"),
+        **(
+            {
+                "max_abs_diff": modelops_setting("LOOPGATE_RUNTIME_INT8_MAX_ABS_DIFF"),
+                "min_top1_agreement": modelops_setting("LOOPGATE_RUNTIME_INT8_MIN_TOP1_AGREEMENT"),
+                "require_faster": modelops_setting("LOOPGATE_RUNTIME_INT8_REQUIRE_FASTER"),
+            }
+            if runtime == ModelRuntime.ONNX_INT8
+            else {
+                "max_abs_diff": modelops_setting("LOOPGATE_RUNTIME_MAX_ABS_DIFF"),
+                "min_top1_agreement": modelops_setting("LOOPGATE_RUNTIME_MIN_TOP1_AGREEMENT"),
+            }
+        ),
     )
 
 

@@ -15,12 +15,15 @@ from PIL import Image
 from inference.loader import ModelLoadError, load_model, sha256_of
 from inference.model_check import RuntimeRequest, check_model_file
 from inference.runtimes import (
+    DEFAULT_INT8_MAX_ABS_DIFF,
     DEFAULT_MAX_ABS_DIFF,
     OnnxRunner,
     RuntimeUnavailable,
     compare,
     export_onnx,
+    int8_refusal,
     onnx_providers,
+    quantize_int8,
 )
 from inference.spec import ModelSpec
 
@@ -146,6 +149,32 @@ def test_garbage_is_not_a_graph() -> None:
 
 def test_the_cpu_provider_serves_when_no_gpu_is_asked_for() -> None:
     assert onnx_providers("cpu") == ["CPUExecutionProvider"]
+
+
+def test_int8_is_refused_unless_it_is_faster_than_fp32() -> None:
+    assert int8_refusal(fp32_ms=2.0, int8_ms=0.7) == ""
+    refusal = int8_refusal(fp32_ms=2.0, int8_ms=2.0)
+    assert "not faster than the fp32 graph on this machine" in refusal
+    assert "register it with onnx" in refusal
+    assert int8_refusal(fp32_ms=2.0, int8_ms=3.1).startswith("runtime onnx_int8: refused")
+
+
+def test_an_int8_graph_follows_fp32_within_its_tolerance_and_keeps_the_embedding(
+    tiny_spec: ModelSpec, saved_weights: tuple[Path, str]
+) -> None:
+    path, _ = saved_weights
+    eager = load_model(tiny_spec, path)
+    batch = sample_batch(tiny_spec, n=24)
+    graph = quantize_int8(export_onnx(eager._module, tiny_spec), batch[:12])
+    quantised = onnx.load_from_string(graph)
+    assert any(node.op_type == "QuantizeLinear" for node in quantised.graph.node)
+    assert [o.name for o in quantised.graph.output] == ["probabilities", "embedding"]
+    runner = OnnxRunner(graph, device="cpu", threads=1)
+    agreement = compare(eager._probabilities(batch[12:]), runner.probabilities(batch[12:]))
+    assert agreement.max_abs_diff <= DEFAULT_INT8_MAX_ABS_DIFF
+    assert agreement.max_abs_diff > 0  # rounded: not the fp32 graph under another name
+    with pytest.raises(RuntimeUnavailable, match="calibration images"):
+        quantize_int8(export_onnx(eager._module, tiny_spec), batch[:0])
 
 
 # --- a loaded model on the onnx runtime ---------------------------------------------------

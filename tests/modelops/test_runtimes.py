@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from inference.loader import ModelLoadError, load_model, sha256_of
-from inference.runtimes import DEFAULT_MAX_ABS_DIFF
+from inference.loader import ModelLoadError, load_model, resize_to_uint8, sha256_of
+from inference.runtimes import DEFAULT_MAX_ABS_DIFF, OnnxRunner
 from modelops.models import DeploymentEvent, ModelVersion
 from modelops.runtime import loaded_model_of, model_threads, predict_images
 from modelops.services import ModelRefused, model_version_register
@@ -140,6 +140,69 @@ def test_a_matching_model_is_accepted_recorded_and_serves_the_labels_torch_gives
     assert [r.label for r in by_platform] == [r.label for r in by_torch]
     for one, other in zip(by_platform, by_torch, strict=True):
         assert one.confidence == pytest.approx(other.confidence, abs=DEFAULT_MAX_ABS_DIFF)
+
+
+def test_an_int8_graph_is_calibrated_checked_on_held_out_cases_recorded_and_served(
+    people: dict[str, Any], parts_workflow: Any, weights_file: Any, settings: Any
+) -> None:
+    # Speed is the machine's: the accuracy gate is tested apart from it (and the speed
+    # rule in tests/inference/test_runtimes.py).
+    settings.LOOPGATE_RUNTIME_INT8_REQUIRE_FASTER = False
+    # A tiny random model's scores are close together, so rounding flips some of its
+    # labels: the tolerance is widened here to test the path (the default's refusal is
+    # the next test).
+    settings.LOOPGATE_RUNTIME_INT8_MAX_ABS_DIFF = 0.5
+    settings.LOOPGATE_RUNTIME_INT8_MIN_TOP1_AGREEMENT = 0.5
+    cases = factories.labelled_cases_create(parts_workflow, per_label=5)
+    path = weights_file()
+    response = people["admin"].post(
+        "/api/v1/workflows/parts/model-versions/",
+        upload(path, runtime="onnx_int8"),
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    check = response.json()["runtime_check"]
+    assert check["runtime"] == "onnx_int8"
+    # Calibrated on half the labelled cases, compared on the other half.
+    assert check["samples"] == len(cases) - len(cases) // 2
+    assert check["max_abs_diff"] <= check["tolerance"]["max_abs_diff"] == 0.5
+    assert check["top1_agreement"] >= check["tolerance"]["min_top1_agreement"] == 0.5
+    assert check["max_abs_diff"] > 0  # rounded: the int8 graph, not the fp32 one
+    assert check["onnx_fp32_ms_per_image"] > 0 and check["onnx_ms_per_image"] > 0
+    version = ModelVersion.objects.get()
+    assert version.runtime == "onnx_int8"
+    served = loaded_model_of(version)
+    assert served.runtime == "onnx_int8"
+    # What serves is the recorded int8 graph, run as it was checked.
+    images = [Image.open(case.image.path) for case in cases]
+    graph = OnnxRunner(version.runtime_file.path, device="cpu", threads=1)
+    spec = factories.tiny_spec(factories.PART_LABELS)
+    expected = graph.probabilities(
+        torch.stack([resize_to_uint8(image, spec.input_size) for image in images])
+    )
+    by_platform = predict_images(version, images)
+    for result, row in zip(by_platform, expected.tolist(), strict=True):
+        assert result.confidence == pytest.approx(max(row), abs=1e-6)
+        assert result.label == spec.labels[row.index(max(row))]
+
+
+def test_an_int8_graph_outside_its_tolerance_is_refused_and_nothing_is_stored(
+    people: dict[str, Any], parts_workflow: Any, weights_file: Any, settings: Any
+) -> None:
+    settings.LOOPGATE_RUNTIME_INT8_REQUIRE_FASTER = False
+    settings.LOOPGATE_RUNTIME_INT8_MAX_ABS_DIFF = 1e-9  # int8 rounds: never this close
+    factories.labelled_cases_create(parts_workflow, per_label=5)
+    response = people["admin"].post(
+        "/api/v1/workflows/parts/model-versions/",
+        upload(weights_file(), runtime="onnx_int8"),
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["field"] == "runtime"
+    # 10 labelled cases: calibrated on 5, compared on the other 5.
+    assert "runtime onnx_int8: refused: on 5 labelled cases sample images" in error["message"]
+    assert_nothing_stored(settings)
 
 
 def test_without_labelled_cases_the_check_uses_a_generated_sample(

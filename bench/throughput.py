@@ -383,6 +383,23 @@ class Platform:
         )
 
 
+LABELLED_CASES = """
+import io
+from django.utils import timezone
+from inference.synthetic import generate_dataset
+from workflows.models import Case, CaseStatus, Workflow
+from workflows.services import case_store
+workflow = Workflow.objects.get(slug="surface-inspection")
+for index, (image, label) in enumerate(generate_dataset({n}, seed=77)):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    case = case_store(workflow=workflow, image_data=buffer.getvalue(),
+                      external_id=f"labelled-{{index}}", metadata={{}}, submitted_by=None).case
+    Case.objects.filter(pk=case.pk).update(
+        status=CaseStatus.DECIDED, human_label=label, labelled_at=timezone.now())
+"""
+
+
 def register_version(platform: Platform, model: str, weights: Path, runtime: str) -> dict:
     """Register the model with the platform's command and promote it to serving: the
     ResNet-18, or the demo's own weights again with another runtime."""
@@ -395,6 +412,11 @@ def register_version(platform: Platform, model: str, weights: Path, runtime: str
         described += ["--input-size", str(card["input_size"])]
         described += ["--arch-kwargs", json.dumps(card.get("arch_kwargs") or {})]
         described += ["--mean", *map(str, card["mean"]), "--std", *map(str, card["std"])]
+    if runtime != "eager":
+        # The runtime check compares (and int8 calibrates) on the workflow's newest
+        # labelled cases, as it would in production: give it 64 demo images with their
+        # true labels (other images than the measured ones).
+        platform.manage("shell", "-c", LABELLED_CASES.format(n=64))
     version = json.loads(
         platform.manage(
             "register_model",
@@ -505,7 +527,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--model", choices=("demo", "resnet18"), default="demo")
-    parser.add_argument("--runtime", choices=("eager", "onnx"), default="eager")
+    parser.add_argument("--runtime", choices=("eager", "onnx", "onnx_int8"), default="eager")
     parser.add_argument("--web-processes", type=int, default=2)
     parser.add_argument("--inference-workers", type=int, default=1)
     parser.add_argument(

@@ -181,6 +181,23 @@ def image_bytes(
     return buffer.getvalue()
 
 
+def case_row(workflow: Any, **fields: Any) -> Any:
+    """A case row as stored, with a placeholder image name (no file, no event, no
+    processing): for tests of what reads or writes rows."""
+    from workflows.models import Case
+
+    return Case.objects.create(
+        workflow=workflow,
+        image="cases/test.png",
+        image_format="PNG",
+        image_width=8,
+        image_height=8,
+        image_bytes=64,
+        image_sha256="0" * 64,
+        **fields,
+    )
+
+
 @pytest.fixture
 def clean_media() -> Iterator[None]:
     yield

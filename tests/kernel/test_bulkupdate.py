@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernel.bulkupdate import objects_update
+from tests.conftest import case_row
 from workflows.models import Case, CaseStatus
 
 pytestmark = pytest.mark.django_db
@@ -22,16 +23,8 @@ UTC = dt.UTC
 
 
 def make_case(workflow: Any, **fields: Any) -> Case:
-    return Case.objects.create(
-        workflow=workflow,
-        image="cases/test.png",
-        image_format="PNG",
-        image_width=8,
-        image_height=8,
-        image_bytes=64,
-        image_sha256="0" * 64,
-        **fields,
-    )
+    case: Case = case_row(workflow, **fields)
+    return case
 
 
 def test_each_row_gets_its_own_values_of_every_type_in_one_statement(

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from kernel.errors import NotFound
 from review.models import Assignment, ReviewTask, TaskKind, Verdict
+from tests.conftest import case_row
 from workflows.access import FULL, HIDDEN, CaseVisibility, access_case, case_visibility
 from workflows.models import ActorType, Case, CaseEvent, Prediction
 from workflows.serializers import CaseEventOutput, CaseOutput
@@ -61,16 +62,8 @@ def oracle(role: str, *, suggestion_visible: bool, reason: str, gold: bool) -> A
 
 
 def make_case(workflow: Any, **fields: Any) -> Case:
-    return Case.objects.create(
-        workflow=workflow,
-        image="cases/test.png",
-        image_format="PNG",
-        image_width=8,
-        image_height=8,
-        image_bytes=64,
-        image_sha256="0" * 64,
-        **fields,
-    )
+    case: Case = case_row(workflow, **fields)
+    return case
 
 
 def give_verdict(case: Case, reviewer: Any) -> None:

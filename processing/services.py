@@ -10,7 +10,6 @@ judge it), and ``case_retry`` puts a failed case back in the queue.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -387,13 +386,24 @@ def _review_reason_text(decision: RoutingDecision, error: str) -> str:
 # --- Processing ------------------------------------------------------------------------
 
 
+@dataclass
+class _Claim:
+    """Cases a worker claimed, and the versions that run on each (``_plans_assign``)."""
+
+    cases: list[Case]
+    plans: dict[uuid.UUID, DeploymentPlan]
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+
 def _cases_claim(
     *,
     stalled_after: timedelta,
     case_ids: list[str] | None = None,
     workflow_id: int | None = None,
     limit: int = 0,
-) -> list[Case]:
+) -> _Claim:
     """Lock these cases and mark them processing, leaving out those with nothing to do.
 
     Either the cases ``case_ids`` (the sweepers' retries), or the ``limit`` oldest
@@ -436,7 +446,7 @@ def _cases_claim(
             )
         ]
         if not claimed:
-            return []
+            return _Claim(cases=[], plans={})
         if case_ids is not None:
             order = {str(case_id): index for index, case_id in enumerate(case_ids)}
             claimed.sort(key=lambda case: order.get(str(case.id), len(order)))
@@ -449,7 +459,13 @@ def _cases_claim(
             case.processing_started_at = now
             case.claimed_by = me.name
             case.publish_pending = False
-        claim_fields = ("processing_attempts", "processing_started_at", "claimed_by")
+        plans = _plans_assign(claimed)
+        claim_fields = (
+            "processing_attempts",
+            "processing_started_at",
+            "claimed_by",
+            "planned_versions",
+        )
         fresh = [case for case in claimed if case.status == CaseStatus.RECEIVED]
         stalled = [case for case in claimed if case.status == CaseStatus.PROCESSING]
         # Fresh cases: the claim and the move to processing in one UPDATE.
@@ -487,7 +503,7 @@ def _cases_claim(
                 )
                 for case in stalled
             )
-        return claimed
+        return _Claim(cases=claimed, plans=plans)
 
 
 # --- Worker liveness -------------------------------------------------------------------
@@ -594,9 +610,16 @@ def plan_record(plan: DeploymentPlan) -> dict[str, Any]:
     }
 
 
-def plan_from_record(record: dict[str, Any]) -> DeploymentPlan:
-    ids = [record["deciding"], *record.get("shadows", [])]
-    versions = ModelVersion.objects.in_bulk([i for i in ids if i is not None])
+def _record_version_ids(record: dict[str, Any]) -> list[int]:
+    return [i for i in [record.get("deciding"), *record.get("shadows", [])] if i is not None]
+
+
+def plan_from_record(
+    record: dict[str, Any], versions: dict[int, ModelVersion] | None = None
+) -> DeploymentPlan:
+    """The plan a case stored; ``versions`` (by id) when the caller read them already."""
+    if versions is None:
+        versions = ModelVersion.objects.in_bulk(_record_version_ids(record))
     return DeploymentPlan(
         deciding=versions.get(record["deciding"]) if record["deciding"] else None,
         deciding_role=record.get("role", ""),
@@ -604,49 +627,41 @@ def plan_from_record(record: dict[str, Any]) -> DeploymentPlan:
     )
 
 
-def _cases_plan(cases: list[Case]) -> dict[uuid.UUID, DeploymentPlan]:
-    """The versions that run on each case, fixed the first time it is processed.
+def _plans_assign(cases: list[Case]) -> dict[uuid.UUID, DeploymentPlan]:
+    """The versions that run on each claimed case, fixed the first time it is processed.
 
-    A retried case (a dead worker, a redelivery) finishes on the versions that started
-    it, even after a promotion or rollback in between: the first plan is stored, and
-    the conditional update lets only one of two racing workers store theirs. The cases
-    of one workflow are planned from one read of its deployments.
+    Called in the claim, under the cases' row locks. A retried case (a dead worker, a
+    redelivery) finishes on the versions that started it, even after a promotion or
+    rollback in between: its stored plan is kept. A case without one gets its plan from
+    one read of its workflow's deployments (so every case of the batch sees the same
+    side of a promotion), set on the case object for the claim's UPDATE to store: no
+    statement of its own, and no other worker can store another, since it holds no lock.
+    Cases past the attempt limit, or at a level where the model does not run, get none.
     """
     plans: dict[uuid.UUID, DeploymentPlan] = {}
-    stored: list[Case] = [case for case in cases if case.planned_versions]
+    needed = [
+        case
+        for case in cases
+        if case.processing_attempts <= MAX_PROCESSING_ATTEMPTS and model_runs(case.workflow.level)
+    ]
     by_workflow: dict[int, list[Case]] = {}
-    for case in cases:
+    for case in needed:
         if not case.planned_versions:
             by_workflow.setdefault(case.workflow_id, []).append(case)
     for workflow_id, workflow_cases in by_workflow.items():
         fresh = deployment_plans(
             workflow_id=workflow_id, case_ids=[str(case.id) for case in workflow_cases]
         )
-        by_record: dict[str, list[Case]] = {}
         for case in workflow_cases:
-            record = plan_record(fresh[str(case.id)])
-            by_record.setdefault(json.dumps(record, sort_keys=True), []).append(case)
-        for record_text, group in by_record.items():
-            record = json.loads(record_text)
-            updated = Case.objects.filter(
-                id__in=[case.id for case in group], planned_versions={}
-            ).update(planned_versions=record)
-            if updated == len(group):
-                for case in group:
-                    case.planned_versions = record
-                    plans[case.id] = fresh[str(case.id)]
-                continue
-            # Another worker stored a plan for some of them first: theirs stands.
-            current = dict(
-                Case.objects.filter(id__in=[case.id for case in group]).values_list(
-                    "id", "planned_versions"
-                )
-            )
-            for case in group:
-                case.planned_versions = current[case.id]
-                stored.append(case)
-    for case in stored:
-        plans[case.id] = plan_from_record(case.planned_versions)
+            plans[case.id] = fresh[str(case.id)]
+            case.planned_versions = plan_record(plans[case.id])
+    stored = [case for case in needed if case.id not in plans]
+    if stored:
+        versions = ModelVersion.objects.in_bulk(
+            {i for case in stored for i in _record_version_ids(case.planned_versions)}
+        )
+        for case in stored:
+            plans[case.id] = plan_from_record(case.planned_versions, versions)
     return plans
 
 
@@ -825,20 +840,20 @@ def workflow_drain(*, workflow_id: int) -> int:
             return routed
 
 
-def _cases_run(claimed: list[Case]) -> int:
+def _cases_run(claimed: _Claim) -> int:
     """Score and route claimed cases. The batch costs a fixed number of statements, not a
-    number per case: plans, the predictions' insert and the routing are one each."""
-    runs = [_CaseRun(case=case) for case in claimed]
+    number per case: the predictions' insert and the routing are one each (the plans were
+    stored with the claim)."""
+    runs = [_CaseRun(case=case) for case in claimed.cases]
     to_plan = []
     for run in runs:
         case = run.case
         if case.processing_attempts > MAX_PROCESSING_ATTEMPTS:
             run.error = f"gave up after {MAX_PROCESSING_ATTEMPTS} processing attempts"
-        elif model_runs(case.workflow.level):
+        elif case.id in claimed.plans:
             to_plan.append(run)
-    plans = _cases_plan([run.case for run in to_plan])
     for run in to_plan:
-        run.plan = plans[run.case.id]
+        run.plan = claimed.plans[run.case.id]
         try:
             run.image = _open_image(run.case)
         except Exception as exc:  # noqa: BLE001 - a lost or unreadable file fails the case

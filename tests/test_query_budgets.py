@@ -30,14 +30,14 @@ BATCH = 16
 INGEST = 4
 # A batch costs a fixed number of statements, whatever its size (D121): the claim (its
 # SELECT, the worker's heartbeat, one UPDATE moving the cases to processing, one INSERT of
-# their events), one deployments read and one UPDATE storing the plans, the predictions'
-# INSERT, the routing (a locking SELECT, one UPDATE of the cases, one INSERT of their
+# their events; the plans are stored with that UPDATE, D134), one deployments read, the
+# predictions' INSERT, the routing (a locking SELECT, one UPDATE of the cases, one INSERT of their
 # events, one INSERT of review tasks), the workflow's webhook subscriptions (read once per
 # transaction, for the outbox), the monitoring measurements' INSERT; and the savepoints
 # of the three transactions (the test runs inside one). No statement per case: a batch
 # of 30 costs at most BATCH_SIZE_SLACK more than one of 15, for the INSERT of audit tasks
 # that only some batches draw.
-BATCH_PROCESSING = 23
+BATCH_PROCESSING = 22
 BATCH_SIZE_SLACK = 1
 # From the access cache (D125): token, workflow, membership. Savepoint; held lease; the
 # claim (FOR UPDATE SKIP LOCKED, with the case for the payload: a pending deadline first,

@@ -635,7 +635,8 @@ def _plans_assign(cases: list[Case]) -> dict[uuid.UUID, DeploymentPlan]:
     rollback in between: its stored plan is kept. A case without one gets its plan from
     one read of its workflow's deployments (so every case of the batch sees the same
     side of a promotion), set on the case object for the claim's UPDATE to store: no
-    statement of its own, and no other worker can store another, since it holds no lock.
+    statement of its own, and no other worker can store another meanwhile, since the
+    claim holds the cases' row locks.
     Cases past the attempt limit, or at a level where the model does not run, get none.
     """
     plans: dict[uuid.UUID, DeploymentPlan] = {}

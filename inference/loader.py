@@ -146,19 +146,26 @@ class LoadedModel:
         self, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> list[PredictionResult]:
         """One ``PredictionResult`` per image, in input order, computed in batches."""
+        results: list[PredictionResult] = []
+        for batch in self._uint8_batches(images, batch_size):
+            results.extend(self._results(self._probabilities(batch)))
+        return results
+
+    def _uint8_batches(
+        self, images: Sequence[Image.Image], batch_size: int
+    ) -> Iterator[torch.Tensor]:
+        """The images as ``(N, 3, S, S)`` uint8 batches of at most ``batch_size``."""
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        results: list[PredictionResult] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            probabilities = self._probabilities(
-                torch.stack([resize_to_uint8(image, self.spec.input_size) for image in chunk])
-            )
-            results.extend(
-                PredictionResult.from_probabilities(self.spec.labels, row)
-                for row in probabilities.tolist()
-            )
-        return results
+            yield torch.stack([resize_to_uint8(image, self.spec.input_size) for image in chunk])
+
+    def _results(self, probabilities: torch.Tensor) -> list[PredictionResult]:
+        return [
+            PredictionResult.from_probabilities(self.spec.labels, row)
+            for row in probabilities.tolist()
+        ]
 
     def predict_with_embeddings(
         self, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE
@@ -195,19 +202,11 @@ class LoadedModel:
         self, images: Sequence[Image.Image], *, batch_size: int
     ) -> tuple[list[PredictionResult], np.ndarray | None]:
         assert self._runner is not None
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
         results: list[PredictionResult] = []
         features: list[torch.Tensor] = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            probabilities, embedding = self._runner.probabilities_and_embeddings(
-                torch.stack([resize_to_uint8(image, self.spec.input_size) for image in chunk])
-            )
-            results.extend(
-                PredictionResult.from_probabilities(self.spec.labels, row)
-                for row in probabilities.tolist()
-            )
+        for batch in self._uint8_batches(images, batch_size):
+            probabilities, embedding = self._runner.probabilities_and_embeddings(batch)
+            results.extend(self._results(probabilities))
             if embedding is not None:
                 features.append(embedding)
         if not features:

@@ -309,8 +309,11 @@ def _check_runtime(loaded: Any, runtime: RuntimeRequest) -> dict[str, Any]:
             f"probabilities differ from torch's by up to {agreement.max_abs_diff:.3g} "
             f"(tolerance {runtime.max_abs_diff:.3g}) and its top label agrees on "
             f"{agreement.top1_agreement:.1%} (needed {runtime.min_top1_agreement:.1%}); "
-            + ("register it with the onnx or eager runtime" if name == ONNX_INT8 else "")
-            + ("register it with the eager runtime" if name != ONNX_INT8 else "")
+            + (
+                "register it with the onnx or eager runtime"
+                if name == ONNX_INT8
+                else "register it with the eager runtime"
+            )
         )
         return figures
     figures["eager_ms_per_image"] = _milliseconds_per_image(loaded._probabilities, batch)

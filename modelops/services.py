@@ -314,23 +314,17 @@ def _runtime_request(workflow: Workflow, runtime: str, output: Path) -> RuntimeR
             paths.append(Case._meta.get_field("image").storage.path(name))
         except NotImplementedError:  # remote storage: no local path to hand the child
             break
+    # An int8 graph is held to its own tolerance (D133).
+    int8 = runtime == ModelRuntime.ONNX_INT8
+    tolerance = "LOOPGATE_RUNTIME_INT8" if int8 else "LOOPGATE_RUNTIME"
     return RuntimeRequest(
         runtime=runtime,
         output=str(output),
         samples=tuple(paths),
         sample_origin="labelled cases",
-        **(
-            {
-                "max_abs_diff": modelops_setting("LOOPGATE_RUNTIME_INT8_MAX_ABS_DIFF"),
-                "min_top1_agreement": modelops_setting("LOOPGATE_RUNTIME_INT8_MIN_TOP1_AGREEMENT"),
-                "require_faster": modelops_setting("LOOPGATE_RUNTIME_INT8_REQUIRE_FASTER"),
-            }
-            if runtime == ModelRuntime.ONNX_INT8
-            else {
-                "max_abs_diff": modelops_setting("LOOPGATE_RUNTIME_MAX_ABS_DIFF"),
-                "min_top1_agreement": modelops_setting("LOOPGATE_RUNTIME_MIN_TOP1_AGREEMENT"),
-            }
-        ),
+        max_abs_diff=modelops_setting(f"{tolerance}_MAX_ABS_DIFF"),
+        min_top1_agreement=modelops_setting(f"{tolerance}_MIN_TOP1_AGREEMENT"),
+        require_faster=modelops_setting("LOOPGATE_RUNTIME_INT8_REQUIRE_FASTER"),
     )
 
 

@@ -125,30 +125,18 @@ def claim_plan(workflow: object, reviewer: object) -> str:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from review.selectors import claimable_tasks, skipped_by
+    from review.claiming import claim_sql
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 "ANALYZE review_reviewtask, review_assignment, review_verdict, workflows_case"
             )
-        # The two queries of review.services._first_claimable: a pending deadline
-        # first (from the partial index on cases with one), then the oldest.
-        locked = (
-            claimable_tasks(workflow=workflow, reviewer=reviewer, now=timezone.now())
-            .filter(~skipped_by(reviewer))
-            .select_for_update(skip_locked=True, of=("self",))
-        )
-        due = locked.filter(
-            case__deadline_at__isnull=False, case__deadline_fallback_at__isnull=True
-        ).order_by("case__deadline_at", "created_at", "id")[:1]
-        oldest = locked.order_by("created_at", "id")[:1]
-        plan = (
-            "pending deadline first:\n"
-            + due.explain(analyze=True, buffers=True)
-            + "\n\nthen the oldest:\n"
-            + oldest.explain(analyze=True, buffers=True)
-        )
+            # The statement review.services picks the next task with: a pending deadline
+            # first (the partial index of cases with one), then the oldest.
+            sql, params = claim_sql(workflow=workflow, reviewer=reviewer, now=timezone.now())
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
         transaction.set_rollback(True)
     return plan
 

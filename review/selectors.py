@@ -69,47 +69,9 @@ def screen_labels(workflow: Workflow) -> list[dict[str, Any]]:
 # --- The queue: what may be claimed, and the counts everyone sees ----------------------
 
 
-def skipped_by(reviewer: User) -> Exists:
-    return Exists(
-        Assignment.objects.filter(
-            task=OuterRef("pk"), reviewer=reviewer, state=AssignmentState.SKIPPED
-        )
-    )
-
-
 SHARED_QUEUE = "shared"
 # Admins' queues, served to them first: disagreements, then cases skipped too often.
 ADMIN_QUEUES = ("adjudication", "escalated")
-
-
-def claimable_tasks(
-    *, workflow: Workflow, reviewer: User, now: Any, queue: str = SHARED_QUEUE
-) -> QuerySet[ReviewTask]:
-    """Open shared tasks nobody holds a live lease on, that this reviewer may take now.
-
-    A reviewer never gets a task they already gave a standing verdict on (consensus
-    needs different people). A skipped task waits until its ``available_at`` (D48).
-    ``queue``: ``shared`` (everyone's), ``adjudication`` (reviewers disagreed) or
-    ``escalated`` (skipped too often); each walks its own partial index in order.
-    """
-    live_lease = Assignment.objects.filter(
-        task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__gt=now
-    )
-    own_verdict = Verdict.objects.filter(
-        task=OuterRef("pk"), reviewer=reviewer, retracted_at__isnull=True
-    )
-    tasks = ReviewTask.objects.filter(workflow=workflow, status=TaskStatus.OPEN)
-    if queue == "adjudication":
-        tasks = tasks.filter(needs_adjudication=True)
-    elif queue == "escalated":
-        tasks = tasks.filter(needs_adjudication=False, escalated=True)
-    else:
-        tasks = tasks.filter(needs_adjudication=False, escalated=False)
-    return (
-        tasks.exclude(kind=TaskKind.GOLD)
-        .filter(Q(available_at__isnull=True) | Q(available_at__lte=now))
-        .filter(~Exists(live_lease), ~Exists(own_verdict))
-    )
 
 
 def queue_counts(*, workflows: list[Workflow], user: User) -> dict[int, dict[str, Any]]:

@@ -33,6 +33,7 @@ from django.utils import timezone
 from accounts.types import User
 from decisions.routing import Level, ReviewReason
 from kernel.errors import InvalidInput, NotFound
+from review.claiming import task_claim
 from review.consensus import ConsensusState, consensus_state
 from review.errors import (
     AlreadyUndone,
@@ -60,13 +61,7 @@ from review.models import (
     TaskStatus,
     Verdict,
 )
-from review.selectors import (
-    ADMIN_QUEUES,
-    SHARED_QUEUE,
-    claimable_tasks,
-    lease_limit,
-    skipped_by,
-)
+from review.selectors import ADMIN_QUEUES, SHARED_QUEUE, lease_limit
 from workflows.access import access_review, access_workflow, workflow_by_id
 from workflows.models import ActorType, Case, CaseEvent, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
@@ -388,62 +383,31 @@ def _insert_unless_conflict(row: Assignment) -> bool:
     return True
 
 
-def _first_claimable(claimable: QuerySet[ReviewTask]) -> ReviewTask | None:
-    """The task to hand out next, locked: the nearest deadline still pending first, then
-    the oldest.
-
-    Two queries, each served by an index, not one ``ORDER BY case.deadline_at NULLS
-    LAST, created_at``: sorting across the join reads every waiting task (about 18 s per
-    claim with 100,000 waiting, bench/review_next.py). Cases with a pending deadline are
-    found from the partial index ``case_deadline_due`` (few rows); without one, the task
-    queue's own (created_at, id) order. A case whose deadline fallback has run waits in
-    that order like any other.
-    """
-    # Only the task row is locked (OF self); its case comes with it for the payload.
-    locked = claimable.select_for_update(skip_locked=True, of=("self",)).select_related(
-        "case", "case__deciding_prediction__model_version"
-    )
-    due = locked.filter(
-        case__deadline_at__isnull=False, case__deadline_fallback_at__isnull=True
-    ).order_by("case__deadline_at", "created_at", "id")
-    return due.first() or locked.order_by("created_at", "id").first()
-
-
 def _shared_task_claim(
     *, workflow: Workflow, reviewer: User, now: datetime, queue: str, own_skips: bool
 ) -> Assignment | None:
-    """Lease the oldest claimable task: ``SELECT … ORDER BY created_at, id LIMIT 1 FOR UPDATE
-    SKIP LOCKED`` on PostgreSQL (the IMMEDIATE transaction serialises this on SQLite).
+    """Lease the next claimable task: the claim statement picks and locks it (SKIP LOCKED
+    on PostgreSQL; the IMMEDIATE transaction serialises this on SQLite), then the lease's
+    INSERT … ON CONFLICT DO NOTHING. Three statements with the held-lease check before.
 
-    A row skipped by SKIP LOCKED is being claimed by someone else right now. A row whose
-    lock we got may still have been claimed between our snapshot and the lock, so it is
-    checked again with a fresh query; the unique index on active leases is the backstop.
+    A task whose lock we got may still have been leased by someone who committed between
+    our snapshot and our lock: the one-active-lease index refuses our INSERT, and the
+    next task is tried.
     """
-    skipped = skipped_by(reviewer)
-    claimable = claimable_tasks(workflow=workflow, reviewer=reviewer, now=now, queue=queue).filter(
-        skipped if own_skips else ~skipped
-    )
     tried: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
-        task = _first_claimable(claimable.exclude(pk__in=tried))
-        if task is None:
-            return None
-        tried.append(task.pk)
-        # Still claimable now that it is locked? And does a lapsed lease need ending first?
-        lapsed = (
-            claimable.filter(pk=task.pk)
-            .annotate(
-                lapsed=Exists(
-                    Assignment.objects.filter(
-                        task=OuterRef("pk"), state=AssignmentState.ACTIVE, expires_at__lte=now
-                    )
-                )
-            )
-            .values_list("lapsed", flat=True)
-            .first()
+        claimed = task_claim(
+            workflow=workflow,
+            reviewer=reviewer,
+            now=now,
+            queue=queue,
+            own_skips=own_skips,
+            tried=tried,
         )
-        if lapsed is None:
-            continue
+        if claimed is None:
+            return None
+        task, lapsed = claimed
+        tried.append(task.pk)
         task.workflow = workflow
         assignment = _lease_create(task=task, reviewer=reviewer, now=now, lapsed=lapsed)
         if assignment is not None:

@@ -40,12 +40,13 @@ INGEST = 4
 BATCH_PROCESSING = 22
 BATCH_SIZE_SLACK = 1
 # From the access cache (D125): token, workflow, membership. Savepoint; held lease; the
-# claim (FOR UPDATE SKIP LOCKED, with the case for the payload: a pending deadline first,
-# then the oldest, two indexed queries, D102); the re-check under the lock, which also
-# says whether a lapsed lease must be ended; the lease's INSERT … ON CONFLICT DO NOTHING
-# (the one-active-lease index decides, no savepoint around it, D129); release. Outside
-# the test's own transaction the savepoint is the transaction, so production sends 5.
-REVIEW_NEXT = 7
+# claim: one statement picks the task (FOR UPDATE SKIP LOCKED: a pending deadline first,
+# then the oldest, each walking its index in order, D102/D135) and loads it with its case
+# for the payload and whether a lapsed lease must be ended; the lease's INSERT … ON
+# CONFLICT DO NOTHING (the one-active-lease index decides, no savepoint around it, D129);
+# release. Outside the test's own transaction the savepoint is the transaction, so
+# production sends 3.
+REVIEW_NEXT = 5
 # Savepoint; the task and its case locked in one statement (FOR UPDATE OF both, task
 # first; its access checked on the locked row, workflow and membership cached); lease;
 # standing verdicts (the reviewer's own among them); verdict insert; lease completed; the

@@ -322,6 +322,13 @@ class Case(models.Model):
                 condition=models.Q(deadline_at__isnull=False, deadline_fallback_at__isnull=True),
                 name="case_deadline_due",
             ),
+            # The review claim's first part: a workflow's pending deadlines in order
+            # (review.selectors.claim_sql, D135).
+            models.Index(
+                fields=["workflow", "deadline_at"],
+                condition=models.Q(deadline_at__isnull=False, deadline_fallback_at__isnull=True),
+                name="case_deadline_queue",
+            ),
         ]
         ordering = ["-created_at"]
 

@@ -1,0 +1,164 @@
+"""The review claim's statement: which task a reviewer gets next, in one query.
+
+Written as SQL, not through the ORM: the claim runs on every ``review/next`` and the
+ORM's compilation of the same query cost several times its execution (D135). Table
+and column names come from the models' metadata and constants; every value is a
+parameter, except the ids of tasks this claim already tried, which are integers of
+our own.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+
+from accounts.types import User
+from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
+from review.selectors import SHARED_QUEUE
+from workflows.models import Case, Workflow
+
+_NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+def _claimable_where(alias: str, *, queue: str, own_skips: bool, tried: str) -> str:
+    """The SQL condition a task row ``alias`` meets when ``claim_sql``'s reviewer may take
+    it now. Parameters by name: ``workflow``, ``reviewer``, ``now``."""
+    task = alias
+    assignment = Assignment._meta.db_table
+    verdict = Verdict._meta.db_table
+    if queue == "adjudication":
+        in_queue = f"{task}.needs_adjudication"
+    elif queue == "escalated":
+        in_queue = f"NOT {task}.needs_adjudication AND {task}.escalated"
+    else:
+        in_queue = f"NOT {task}.needs_adjudication AND NOT {task}.escalated"
+    skipped = (
+        f"EXISTS (SELECT 1 FROM {assignment} s WHERE s.task_id = {task}.id"
+        f" AND s.reviewer_id = %(reviewer)s AND s.state = '{AssignmentState.SKIPPED}')"
+    )
+    return (
+        f"{task}.workflow_id = %(workflow)s AND {task}.status = '{TaskStatus.OPEN}'"
+        f" AND {task}.kind <> '{TaskKind.GOLD}' AND {in_queue}"
+        f" AND ({task}.available_at IS NULL OR {task}.available_at <= %(now)s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {assignment} l WHERE l.task_id = {task}.id"
+        f" AND l.state = '{AssignmentState.ACTIVE}' AND l.expires_at > %(now)s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {verdict} v WHERE v.task_id = {task}.id"
+        f" AND v.reviewer_id = %(reviewer)s AND v.retracted_at IS NULL)"
+        f" AND {'' if own_skips else 'NOT '}{skipped}"
+        + (f" AND {task}.id NOT IN ({tried})" if tried else "")
+    )
+
+
+def claim_sql(
+    *,
+    workflow: Workflow,
+    reviewer: User,
+    now: Any,
+    queue: str = SHARED_QUEUE,
+    own_skips: bool = False,
+    tried: list[int] | tuple[int, ...] = (),
+    using: str = "default",
+) -> tuple[str, list[Any]]:
+    """One statement selecting the id of the task to hand ``reviewer`` next, locked on
+    PostgreSQL (``FOR UPDATE SKIP LOCKED``: a task someone is claiming right now is passed
+    over). This is the one definition of a claimable task: open, shared (not gold), in
+    ``queue`` (``shared``: everyone's; ``adjudication``: reviewers disagreed; ``escalated``:
+    skipped too often), past its ``available_at`` (D48), no live lease on it, no standing
+    verdict of this reviewer (consensus needs different people), and skipped by this
+    reviewer only when ``own_skips`` asks for those; not among ``tried``.
+
+    Which: the nearest pending deadline first, then the oldest task (D102). Each part
+    walks an index in order and stops at the first task that qualifies, whatever the
+    table statistics say (D135): pending deadlines from the small partial index
+    ``case_deadline_queue``, each case probing its one open task (a LATERAL subquery
+    fenced with OFFSET 0, so the planner cannot turn it into a scan of every open task);
+    then the task queue's own partial index in (created_at, id) order. The first part
+    that finds a task ends the statement (UNION ALL … LIMIT 1): the second locks nothing
+    then. A case whose deadline fallback has run waits in arrival order like any other.
+    """
+    task = ReviewTask._meta.db_table
+    case = Case._meta.db_table
+    connection = connections[using]
+    postgres = connection.vendor == "postgresql"
+    lock = " FOR UPDATE OF t SKIP LOCKED" if postgres else ""
+    # Ids of our own earlier picks, never user input: written into the statement.
+    listed = ", ".join(str(int(pk)) for pk in tried)
+
+    def claimable(alias: str) -> str:
+        return _claimable_where(alias, queue=queue, own_skips=own_skips, tried=listed)
+
+    pending = (
+        "c.workflow_id = %(workflow)s AND c.deadline_at IS NOT NULL"
+        " AND c.deadline_fallback_at IS NULL"
+    )
+    if postgres:
+        due = (
+            f"SELECT t.id FROM {case} c CROSS JOIN LATERAL (SELECT t0.id, t0.created_at"
+            f" FROM {task} t0 WHERE t0.case_id = c.id AND {claimable('t0')} OFFSET 0) t"
+            f" WHERE {pending} ORDER BY c.deadline_at, t.created_at, t.id LIMIT 1{lock}"
+        )
+    else:
+        due = (
+            f"SELECT t.id FROM {case} c JOIN {task} t ON t.case_id = c.id"
+            f" WHERE {pending} AND {claimable('t')}"
+            " ORDER BY c.deadline_at, t.created_at, t.id LIMIT 1"
+        )
+    oldest = (
+        f"SELECT t.id FROM {task} t WHERE {claimable('t')}"
+        f" ORDER BY t.created_at, t.id LIMIT 1{lock}"
+    )
+    named = {
+        "workflow": workflow.pk,
+        "reviewer": reviewer.pk,
+        "now": connection.ops.adapt_datetimefield_value(now),
+    }
+    sql = f"SELECT id FROM ({due}) due UNION ALL SELECT id FROM ({oldest}) oldest LIMIT 1"
+    # Positional parameters, so the statement can sit inside an ORM query (RawSQL).
+    params = [named[name] for name in _NAMED_PARAMETER.findall(sql)]
+    return _NAMED_PARAMETER.sub("%s", sql), params
+
+
+def task_claim(
+    *,
+    workflow: Workflow,
+    reviewer: User,
+    now: datetime,
+    queue: str,
+    own_skips: bool,
+    tried: list[int],
+) -> tuple[ReviewTask, bool] | None:
+    """The task to hand out next (``claim_sql``), locked on PostgreSQL, with what the
+    payload shows (its case, the deciding prediction and its version), and whether an
+    active lease on it ran out and must be ended before a new one: one statement. None
+    when nothing is claimable. Call inside the claim's transaction."""
+    using = router.db_for_write(ReviewTask)
+    pick, params = claim_sql(
+        workflow=workflow,
+        reviewer=reviewer,
+        now=now,
+        queue=queue,
+        own_skips=own_skips,
+        tried=tried,
+        using=using,
+    )
+    lapsed = (
+        f"EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a"
+        f" WHERE a.task_id = {ReviewTask._meta.db_table}.id"
+        f" AND a.state = '{AssignmentState.ACTIVE}' AND a.expires_at <= %s)"
+    )
+    adapted_now = connections[using].ops.adapt_datetimefield_value(now)
+    task = (
+        ReviewTask.objects.using(using)
+        .select_related("case", "case__deciding_prediction__model_version")
+        .annotate(lapsed=RawSQL(lapsed, [adapted_now], output_field=BooleanField()))
+        .filter(pk__in=RawSQL(pick, params))
+        .first()
+    )
+    if task is None:
+        return None
+    return task, bool(vars(task)["lapsed"])

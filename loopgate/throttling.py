@@ -13,6 +13,7 @@ the same budget, all or nothing: a request that does not fit is refused with 429
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -48,51 +49,50 @@ def _token_of(request: Request) -> ApiToken | None:
 
 
 class CostedRateThrottle(SimpleRateThrottle):
-    """``SimpleRateThrottle`` where a request may cost more than one (``view.throttle_cost``).
+    """``SimpleRateThrottle`` kept as one number per caller, where a request may cost more
+    than one (``view.throttle_cost``).
 
-    The history holds one timestamp per unit spent, newest first, as DRF keeps it, so a
-    costed request and single ones share one budget and one cache entry.
+    A rate of N per W seconds is a generic cell rate (GCRA, D136): each unit spent moves
+    the caller's theoretical arrival time (``tat``) on by W / N seconds, and a request is
+    let through when that leaves ``tat`` at most W ahead of now. So a caller may spend
+    the whole N at once, then one unit every W / N seconds; over any long span at most N
+    per W. DRF's own throttle keeps a timestamp per request instead: at a camera's 6,000
+    a minute that list is read and written whole on every request (0.6 ms of CPU each).
+    Like DRF's, the read and the write are two cache calls, so two processes answering
+    the same caller at the same instant may both let a request through.
     """
 
+    cache_format = "throttle_tat_%(scope)s_%(ident)s"
     cost = 1
-    limit = 0
-    window = 0
+    retry_after: float | None = None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        self.cost = max(1, int(getattr(view, "throttle_cost", None) or 1))
-        if self.cost == 1:
-            return super().allow_request(request, view)
         limit, window = self.parse_rate(self.rate)
         if limit is None or window is None:
             return True
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        self.limit, self.window = limit, window
+        self.cost = max(1, int(getattr(view, "throttle_cost", None) or 1))
         if self.cost > limit:
             raise InvalidInput(
                 f"images: {self.cost} items is more than this caller's rate of "
                 f"{limit} per {window} s allows; send at most {limit} in one request",
                 field="images",
             )
-        self.history = self.cache.get(self.key, [])
         self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - window:
-            self.history.pop()
-        if len(self.history) + self.cost > limit:
-            return self.throttle_failure()
-        self.history[:0] = [self.now] * self.cost
-        self.cache.set(self.key, self.history, window)
+        interval = window / limit
+        stored = self.cache.get(self.key)
+        tat = max(stored if isinstance(stored, float) else 0.0, self.now) + self.cost * interval
+        ahead = tat - self.now
+        if ahead > window:
+            self.retry_after = ahead - window
+            return False
+        self.cache.set(self.key, tat, math.ceil(ahead))
         return True
 
     def wait(self) -> float | None:
-        if self.cost == 1:
-            return super().wait()
-        # Enough room once the entry at index limit - cost (newest first) expires.
-        index = self.limit - self.cost
-        if index >= len(self.history):
-            return None
-        return max(0.0, self.history[index] + self.window - self.now)
+        return self.retry_after
 
 
 class ApiTokenRateThrottle(CostedRateThrottle):
@@ -105,7 +105,6 @@ class ApiTokenRateThrottle(CostedRateThrottle):
         if token is None:
             return True
         self.rate = token.throttle_rate or self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
@@ -126,7 +125,7 @@ class SessionUserRateThrottle(CostedRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
-class AnonymousRateThrottle(SimpleRateThrottle):
+class AnonymousRateThrottle(CostedRateThrottle):
     scope = "anon"
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:

@@ -155,6 +155,57 @@ def _set_rates(settings: Any, **rates: str) -> None:
     SimpleRateThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
 
 
+class _Caller:
+    """What the throttle reads of a request and a view, for the rate alone."""
+
+    throttle_cost: int | None = None
+
+
+def test_the_rate_lets_a_whole_burst_through_then_one_per_interval(monkeypatch: Any) -> None:
+    from django.core.cache import cache
+
+    from loopgate.throttling import CostedRateThrottle
+
+    clock = [1000.0]
+
+    class Rate(CostedRateThrottle):
+        rate = "6/min"
+        timer = staticmethod(lambda: clock[0])
+
+        def get_cache_key(self, request: Any, view: Any) -> str:
+            return "throttle_tat_test_one"
+
+    cache.clear()
+    view = _Caller()
+
+    def ask(cost: int = 1) -> tuple[bool, float | None]:
+        view.throttle_cost = cost
+        throttle = Rate()
+        return throttle.allow_request(None, view), throttle.wait()  # type: ignore[arg-type]
+
+    assert [ask()[0] for _ in range(6)] == [True] * 6
+    allowed, wait = ask()
+    assert not allowed and wait == pytest.approx(10.0)  # one unit every 60 / 6 s
+    clock[0] += 9.9
+    assert not ask()[0]
+    clock[0] += 0.1
+    assert ask()[0]
+    # A costed request is all or nothing: two units take 20 s to come back.
+    clock[0] += 10
+    allowed, wait = ask(2)
+    assert not allowed and wait == pytest.approx(10.0)
+    clock[0] += 10
+    assert ask(2)[0]
+    # Over a long span, at most the rate: 10 calls a second for 2 minutes let the burst
+    # and one per 10 s through (the last may fall either side of the span's end).
+    clock[0] += 600
+    let_through = 0
+    for _ in range(120 * 10):
+        clock[0] += 0.1
+        let_through += ask()[0]
+    assert 6 + 11 <= let_through <= 6 + 12
+
+
 @pytest.mark.django_db
 def test_a_token_over_its_rate_gets_429_with_retry_after(
     settings: Any,

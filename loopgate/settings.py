@@ -247,7 +247,7 @@ CACHE_URL = os.environ.get("LOOPGATE_CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "kernel.rediscache.RedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "loopgate",
         }

@@ -11,6 +11,7 @@ judge it), and ``case_retry`` puts a failed case back in the queue.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -451,7 +452,8 @@ def _cases_claim(
             order = {str(case_id): index for index, case_id in enumerate(case_ids)}
             claimed.sort(key=lambda case: order.get(str(case.id), len(order)))
         me = worker_identity()
-        worker_heartbeat_record(claimed=True, now=now)
+        if _claim_record_due():
+            worker_heartbeat_record(claimed=True, now=now)
         previous_claims = {case.id: case.claimed_by for case in claimed}
         for case in claimed:
             # Under the row lock: the counts in memory are the rows' own.
@@ -531,6 +533,24 @@ def worker_identity() -> WorkerIdentity:
                 hostname=hostname, pid=pid, name=f"{hostname}:{pid}:{uuid.uuid4().hex[:8]}"
             )
         return _identity
+
+
+# A process notes its claims at most this often (D139): what reads them (the backlog's
+# "last claim" age, the dead-claim check) counts in seconds, and a busy worker claims
+# many batches a second, each note an UPDATE.
+CLAIM_RECORD_INTERVAL_SECONDS = 1.0
+_claim_recorded: dict[str, float] = {}
+
+
+def _claim_record_due() -> bool:
+    """True, and noted, when this process last noted a claim over the interval ago."""
+    key = worker_identity().name
+    now = time.monotonic()
+    with _identity_lock:
+        if now - _claim_recorded.get(key, -math.inf) < CLAIM_RECORD_INTERVAL_SECONDS:
+            return False
+        _claim_recorded[key] = now
+        return True
 
 
 def worker_heartbeat_record(*, claimed: bool = False, now: Any = None) -> None:
@@ -924,16 +944,19 @@ def _cases_finish(runs: list[_CaseRun]) -> int:
     failures: list[CaseMove] = []
     routed_at = timezone.now()
     with transaction.atomic():
-        locked = {
-            case.id: case
-            for case in Case.objects.select_for_update(of=("self",))
-            .select_related("workflow")
+        # The batch's rows locked, and only their status read: the rest of each case is
+        # the claim's copy (a case in processing is written by its claimer alone, and the
+        # UPDATE below writes only the routing's fields), with its workflow as the claim
+        # read it: a level changed while a batch runs applies from the next batch (D139).
+        statuses = dict(
+            Case.objects.select_for_update()
             .filter(id__in=[run.case.id for run in runs])
             .order_by("id")
-        }
+            .values_list("id", "status")
+        )
         for run in runs:
-            case = locked.get(run.case.id)
-            if case is None or case.status != CaseStatus.PROCESSING:
+            case = run.case
+            if statuses.get(case.id) != CaseStatus.PROCESSING:
                 continue
             if run.unreadable:
                 case.failure_reason = run.error

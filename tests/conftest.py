@@ -61,6 +61,15 @@ def _empty_cache() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _claims_noted_afresh() -> None:
+    """Each test's first claim notes itself (processing.services notes a process's claims
+    at most once a second, D139; the database it noted them in was rolled back)."""
+    from processing import services
+
+    services._claim_recorded.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_media_root(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Each test stores uploads in its own folder, so it can assert what was stored."""
     try:

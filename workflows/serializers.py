@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from workflows.access import HIDDEN, CaseVisibility
-from workflows.models import Case, CaseEvent, Prediction
+from workflows.models import Case, CaseEvent, CaseStatus, Prediction
 
 
 def visibility_of(serializer: serializers.BaseSerializer[Any]) -> CaseVisibility:
@@ -64,48 +64,39 @@ class ImageOutput(serializers.Serializer):
     phash = serializers.CharField(help_text="64-bit perceptual hash, 16 hex digits.")
 
 
-class CaseOutput(serializers.ModelSerializer):
+class CaseOutput(serializers.Serializer):
     """A case. What reveals the model's output (predictions, the model's decision,
     routing and review reason) is null or empty for a reader who may not see it: a
     reviewer in shadow mode, on a blind audit or on a gold case."""
+
+    # Every field declared, none derived from the model: a ModelSerializer works its
+    # fields out from the model on every instantiation, a cost paid on every ingest
+    # (D138). Declared in the order the API shows them.
 
     # Rendered with context={"visibility": workflows.access.case_visibility(...)};
     # without it nothing the model said is shown (the default is HIDDEN). An optional
     # "predictions" (a list) is what the caller already read of the case's predictions.
 
+    id = serializers.UUIDField(read_only=True)
     workflow = serializers.CharField(source="workflow.slug")
+    external_id = serializers.CharField(allow_null=True, max_length=255, required=False)
+    status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
+    metadata = serializers.JSONField(required=False)
     image = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
     decision = serializers.SerializerMethodField()
     routing = serializers.SerializerMethodField()
     review_reason = serializers.SerializerMethodField()
     predictions = serializers.SerializerMethodField()
     failure_reason = serializers.CharField()
+    deadline_at = serializers.DateTimeField(allow_null=True, required=False)
     duplicate_of = serializers.SerializerMethodField(
         help_text="The first case of the workflow with the same or a nearly identical image "
         "(it counts once in evidence, calibration, comparison, audits and splits); null "
         "when the image is new, or for a reader who may not see the routing (a reviewer "
         "must not look up an earlier verdict of the same image)."
     )
-
-    class Meta:
-        model = Case
-        fields = [
-            "id",
-            "workflow",
-            "external_id",
-            "status",
-            "metadata",
-            "image",
-            "created_at",
-            "updated_at",
-            "decision",
-            "routing",
-            "review_reason",
-            "predictions",
-            "failure_reason",
-            "deadline_at",
-            "duplicate_of",
-        ]
 
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_duplicate_of(self, case: Case) -> str | None:
@@ -234,23 +225,26 @@ class CaseSummaryOutput(CaseOutput):
     label = serializers.SerializerMethodField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     label_source = serializers.SerializerMethodField()
 
-    class Meta(CaseOutput.Meta):
-        fields = [
-            "id",
-            "workflow",
-            "external_id",
-            "status",
-            "metadata",
-            "image",
-            "created_at",
-            "updated_at",
-            "label",
-            "label_source",
-            "decision",
-            "routing",
-            "review_reason",
-            "failure_reason",
-        ]
+    shown_fields = (
+        "id",
+        "workflow",
+        "external_id",
+        "status",
+        "metadata",
+        "image",
+        "created_at",
+        "updated_at",
+        "label",
+        "label_source",
+        "decision",
+        "routing",
+        "review_reason",
+        "failure_reason",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        return {name: fields[name] for name in self.shown_fields}
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_label(self, case: Case) -> str | None:

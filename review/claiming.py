@@ -20,7 +20,7 @@ from django.db.models.expressions import RawSQL
 from accounts.types import User
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from review.selectors import SHARED_QUEUE
-from workflows.models import Case, Workflow
+from workflows.models import Case, CaseStatus, Workflow
 
 _NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
 
@@ -72,10 +72,11 @@ def claim_sql(
     verdict of this reviewer (consensus needs different people), and skipped by this
     reviewer only when ``own_skips`` asks for those; not among ``tried``.
 
-    Which: the nearest pending deadline first, then the oldest task (D102). Each part
-    walks an index in order and stops at the first task that qualifies, whatever the
-    table statistics say (D135): pending deadlines from the small partial index
-    ``case_deadline_queue``, each case probing its one open task (a LATERAL subquery
+    Which: the nearest pending deadline of a case in review first, then the oldest task
+    (D102). Each part walks an index in order and stops at the first task that
+    qualifies, whatever the table statistics say (D135): pending deadlines from the
+    partial index ``case_deadline_queue`` (cases in review only: a decided case leaves
+    it, so it never holds the history), each case probing its one open task (a LATERAL subquery
     fenced with OFFSET 0, so the planner cannot turn it into a scan of every open task);
     then the task queue's own partial index in (created_at, id) order. The first part
     that finds a task ends the statement (UNION ALL … LIMIT 1): the second locks nothing
@@ -92,9 +93,11 @@ def claim_sql(
     def claimable(alias: str) -> str:
         return _claimable_where(alias, queue=queue, own_skips=own_skips, tried=listed)
 
+    # The condition of the partial index case_deadline_queue: cases still in review with
+    # a deadline whose fallback has not run (a decided case leaves it).
     pending = (
         "c.workflow_id = %(workflow)s AND c.deadline_at IS NOT NULL"
-        " AND c.deadline_fallback_at IS NULL"
+        f" AND c.deadline_fallback_at IS NULL AND c.status = '{CaseStatus.IN_REVIEW}'"
     )
     if postgres:
         due = (

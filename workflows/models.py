@@ -317,16 +317,27 @@ class Case(models.Model):
                 condition=models.Q(duplicate_of__isnull=False),
                 name="case_duplicate_copies",
             ),
+            # Deadlines still to watch: cases in review whose fallback has not run. A case
+            # leaves both indexes when it is decided, so they hold the live few, never the
+            # history (D135).
             models.Index(
                 fields=["deadline_at"],
-                condition=models.Q(deadline_at__isnull=False, deadline_fallback_at__isnull=True),
+                condition=models.Q(
+                    deadline_at__isnull=False,
+                    deadline_fallback_at__isnull=True,
+                    status="in_review",
+                ),
                 name="case_deadline_due",
             ),
             # The review claim's first part: a workflow's pending deadlines in order
-            # (review.selectors.claim_sql, D135).
+            # (review.claiming.claim_sql, D135).
             models.Index(
                 fields=["workflow", "deadline_at"],
-                condition=models.Q(deadline_at__isnull=False, deadline_fallback_at__isnull=True),
+                condition=models.Q(
+                    deadline_at__isnull=False,
+                    deadline_fallback_at__isnull=True,
+                    status="in_review",
+                ),
                 name="case_deadline_queue",
             ),
         ]

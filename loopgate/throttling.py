@@ -73,6 +73,10 @@ class CostedRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
+        if limit == 0:
+            # A rate of none ("0/min") refuses every request, as a throttle: 429.
+            self.retry_after = float(window)
+            return False
         self.cost = max(1, int(getattr(view, "throttle_cost", None) or 1))
         if self.cost > limit:
             raise InvalidInput(

@@ -72,8 +72,8 @@ def claim_sql(
     verdict of this reviewer (consensus needs different people), and skipped by this
     reviewer only when ``own_skips`` asks for those; not among ``tried``.
 
-    Which: the nearest pending deadline of a case in review first, then the oldest task
-    (D102). Each part walks an index in order and stops at the first task that
+    Which: the nearest pending deadline of a case in review first (equal deadlines by
+    the case's arrival), then the oldest task (D102). Each part walks an index in order and stops at the first task that
     qualifies, whatever the table statistics say (D135): pending deadlines from the
     partial index ``case_deadline_queue`` (cases in review only: a decided case leaves
     it, so it never holds the history), each case probing its one open task (a LATERAL subquery
@@ -100,16 +100,20 @@ def claim_sql(
         f" AND c.deadline_fallback_at IS NULL AND c.status = '{CaseStatus.IN_REVIEW}'"
     )
     if postgres:
+        # The lock is the probe's own (a lock on a subquery is taken inside it), so no
+        # row may reach it that is not handed out: the cases come in the claim's whole
+        # order straight from the index, with no sort above to read ahead, and the
+        # limit stops at the first task locked (D135).
         due = (
-            f"SELECT t.id FROM {case} c CROSS JOIN LATERAL (SELECT t0.id, t0.created_at"
+            f"SELECT t.id FROM {case} c CROSS JOIN LATERAL (SELECT t0.id"
             f" FROM {task} t0 WHERE t0.case_id = c.id AND {claimable('t0')} OFFSET 0) t"
-            f" WHERE {pending} ORDER BY c.deadline_at, t.created_at, t.id LIMIT 1{lock}"
+            f" WHERE {pending} ORDER BY c.deadline_at, c.created_at, c.id LIMIT 1{lock}"
         )
     else:
         due = (
             f"SELECT t.id FROM {case} c JOIN {task} t ON t.case_id = c.id"
             f" WHERE {pending} AND {claimable('t')}"
-            " ORDER BY c.deadline_at, t.created_at, t.id LIMIT 1"
+            " ORDER BY c.deadline_at, c.created_at, c.id LIMIT 1"
         )
     oldest = (
         f"SELECT t.id FROM {task} t WHERE {claimable('t')}"

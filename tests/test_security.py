@@ -206,6 +206,26 @@ def test_the_rate_lets_a_whole_burst_through_then_one_per_interval(monkeypatch: 
     assert 6 + 11 <= let_through <= 6 + 12
 
 
+def test_a_rate_of_none_refuses_every_request_as_a_throttle() -> None:
+    from django.core.cache import cache
+
+    from loopgate.throttling import CostedRateThrottle
+
+    class Closed(CostedRateThrottle):
+        rate = "0/min"
+
+        def get_cache_key(self, request: Any, view: Any) -> str:
+            return "throttle_tat_test_closed"
+
+    cache.clear()
+    for cost in (1, 5):
+        view = _Caller()
+        view.throttle_cost = cost
+        throttle = Closed()
+        assert throttle.allow_request(None, view) is False  # type: ignore[arg-type]
+        assert throttle.wait() == 60.0
+
+
 @pytest.mark.django_db
 def test_a_token_over_its_rate_gets_429_with_retry_after(
     settings: Any,

@@ -332,7 +332,7 @@ class Case(models.Model):
             # The review claim's first part: a workflow's pending deadlines in order
             # (review.claiming.claim_sql, D135).
             models.Index(
-                fields=["workflow", "deadline_at"],
+                fields=["workflow", "deadline_at", "created_at", "id"],
                 condition=models.Q(
                     deadline_at__isnull=False,
                     deadline_fallback_at__isnull=True,

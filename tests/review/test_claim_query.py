@@ -104,3 +104,36 @@ def test_the_claim_reads_a_handful_of_rows_without_statistics(deadlines: int) ->
     assert picked == task_of(expected)
     assert rows_read(plan, ReviewTask._meta.db_table) <= 10, json.dumps(plan, indent=1)
     assert rows_read(plan, Case._meta.db_table) <= 10, json.dumps(plan, indent=1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("same_deadline", [False, True])
+def test_a_claim_locks_only_the_task_it_hands_out(same_deadline: bool) -> None:
+    """Two reviewers claiming at once, two tasks due: each gets one. The claim that goes
+    first holds its lock until it commits, and must hold it on its own task alone (a lock
+    on every row the deadline sort reads would leave the other reviewer with nothing)."""
+    require_postgres()
+    import psycopg
+
+    workflow = factories.workflow_create("line")
+    rita = factories.reviewer_create("rita", workflow)
+    sam = factories.reviewer_create("sam", workflow)
+    cases = factories.cases_in_review_bulk(workflow, 2)
+    deadline_in(cases, [10, 10] if same_deadline else [10, 20])
+    now = timezone.now()
+    first_sql, first_params = claim_sql(workflow=workflow, reviewer=rita, now=now)
+    second_sql, second_params = claim_sql(workflow=workflow, reviewer=sam, now=now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(first_sql, first_params)
+        [(first,)] = cursor.fetchall()
+        # Another session, while this transaction holds its lock.
+        other = connection.get_connection_params()
+        other.pop("cursor_factory", None)
+        with psycopg.connect(**other, autocommit=False) as session:
+            with session.cursor(row_factory=psycopg.rows.tuple_row) as other_cursor:
+                other_cursor.execute(
+                    psycopg.ClientCursor(session).mogrify(second_sql, second_params)
+                )
+                second = other_cursor.fetchall()
+            session.rollback()
+    assert {first, *(row[0] for row in second)} == {task_of(case) for case in cases}

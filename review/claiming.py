@@ -73,14 +73,15 @@ def claim_sql(
     reviewer only when ``own_skips`` asks for those; not among ``tried``.
 
     Which: the nearest pending deadline of a case in review first (equal deadlines by
-    the case's arrival), then the oldest task (D102). Each part walks an index in order and stops at the first task that
-    qualifies, whatever the table statistics say (D135): pending deadlines from the
-    partial index ``case_deadline_queue`` (cases in review only: a decided case leaves
-    it, so it never holds the history), each case probing its one open task (a LATERAL subquery
-    fenced with OFFSET 0, so the planner cannot turn it into a scan of every open task);
-    then the task queue's own partial index in (created_at, id) order. The first part
-    that finds a task ends the statement (UNION ALL … LIMIT 1): the second locks nothing
-    then. A case whose deadline fallback has run waits in arrival order like any other.
+    the case's arrival), then the oldest task (D102). Each part walks an index in order
+    and stops at the first task that qualifies, whatever the table statistics say
+    (D135): pending deadlines from the partial index ``case_deadline_queue`` (cases in
+    review only: a decided case leaves it, so it never holds the history), each case
+    probing its one open task (a LATERAL subquery fenced with OFFSET 0, so the planner
+    cannot turn it into a scan of every open task); then the task queue's own partial
+    index in (created_at, id) order. The first part that finds a task ends the
+    statement (UNION ALL … LIMIT 1): the second locks nothing then. A case whose deadline
+    fallback has run waits in arrival order like any other.
     """
     task = ReviewTask._meta.db_table
     case = Case._meta.db_table

@@ -19,7 +19,7 @@ from django.db.models.expressions import RawSQL
 
 from accounts.types import User
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
-from review.selectors import SHARED_QUEUE
+from review.selectors import CLAIM_RELATED, SHARED_QUEUE
 from workflows.models import Case, CaseStatus, Workflow
 
 _NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
@@ -162,7 +162,7 @@ def task_claim(
     adapted_now = connections[using].ops.adapt_datetimefield_value(now)
     task = (
         ReviewTask.objects.using(using)
-        .select_related("case", "case__deciding_prediction__model_version")
+        .select_related(*CLAIM_RELATED)
         .annotate(lapsed=RawSQL(lapsed, [adapted_now], output_field=BooleanField()))
         .filter(pk__in=RawSQL(pick, params))
         .first()

@@ -151,9 +151,11 @@ def _suggestion_of(case: Case) -> dict[str, Any] | None:
     }
 
 
-# What review_task_payload reads of an assignment's task; a claim that loaded them with
-# the task (review.services._shared_task_claim) saves the payload a query.
-PAYLOAD_RELATED = ("workflow", "case", "case__deciding_prediction__model_version")
+# What review_task_payload reads of an assignment's task. The claim
+# (review.claiming.task_claim) loads CLAIM_RELATED with the task and sets the workflow it
+# already holds, which saves the payload a query.
+CLAIM_RELATED = ("case", "case__deciding_prediction__model_version")
+PAYLOAD_RELATED = ("workflow", *CLAIM_RELATED)
 
 
 def _payload_loaded(assignment: Assignment) -> bool:

@@ -69,10 +69,9 @@ class CaseOutput(serializers.Serializer):
     routing and review reason) is null or empty for a reader who may not see it: a
     reviewer in shadow mode, on a blind audit or on a gold case."""
 
-    # Every field declared, none derived from the model: a ModelSerializer works its
-    # fields out from the model on every instantiation, a cost paid on every ingest
-    # (D138). Declared in the order the API shows them.
-
+    # Every field declared, in the order the API shows them, none derived from the model:
+    # a ModelSerializer works its fields out from the model on every instantiation, a cost
+    # paid on every ingest (D138).
     # Rendered with context={"visibility": workflows.access.case_visibility(...)};
     # without it nothing the model said is shown (the default is HIDDEN). An optional
     # "predictions" (a list) is what the caller already read of the case's predictions.

@@ -21,17 +21,20 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Exists, JSONField, OuterRef, QuerySet
 from django.db.models.constants import OnConflict
+from django.db.models.expressions import RawSQL
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from accounts.types import User
 from decisions.routing import Level, ReviewReason
+from kernel import joinedwrites
 from kernel.errors import InvalidInput, NotFound
 from review.claiming import task_claim
 from review.consensus import ConsensusState, consensus_state
@@ -134,8 +137,8 @@ def review_task_transition(
         )
     task.status = to_status
     task.closed_at = None if to_status == TaskStatus.OPEN else timezone.now()
-    task.save(update_fields=["status", "closed_at", *fields])
-    return ReviewTaskEvent.objects.create(
+    joinedwrites.update(task, ["status", "closed_at", *fields])
+    event = ReviewTaskEvent(
         task=task,
         from_status=from_status,
         to_status=to_status,
@@ -144,6 +147,8 @@ def review_task_transition(
         reason=reason,
         data=data or {},
     )
+    joinedwrites.insert(event, pk_unknown=True)
+    return event
 
 
 def review_tasks_transition(
@@ -216,7 +221,7 @@ def assignment_end(
     assignment.state = to_state
     assignment.ended_at = now
     assignment.skip_reason = skip_reason
-    assignment.save(update_fields=["state", "ended_at", "skip_reason"])
+    joinedwrites.update(assignment, ["state", "ended_at", "skip_reason"])
 
 
 def assignments_end(*, leases: QuerySet[Assignment], to_state: str, now: datetime) -> int:
@@ -531,6 +536,10 @@ def assignments_expire(*, now: datetime | None = None) -> int:
 # --- Verdicts --------------------------------------------------------------------------
 
 
+class _Unread:
+    """Not read yet (a lease argument the callee reads itself)."""
+
+
 def _task_and_case_lock(task_id: int) -> tuple[ReviewTask, Case]:
     """Lock the task, then its case: the one order every writer here uses.
 
@@ -542,10 +551,22 @@ def _task_and_case_lock(task_id: int) -> tuple[ReviewTask, Case]:
     return task, case
 
 
-def _lease_of(*, task: ReviewTask, case: Case, reviewer: User, now: datetime) -> Assignment:
+def _lease_latest(*, task: ReviewTask, reviewer: User) -> Assignment | None:
+    return task.assignments.filter(reviewer=reviewer).order_by("-leased_at", "-id").first()
+
+
+def _lease_of(
+    *,
+    task: ReviewTask,
+    case: Case,
+    reviewer: User,
+    now: datetime,
+    latest: Assignment | type[_Unread] | None = _Unread,
+) -> Assignment:
     """The reviewer's live lease on ``task``, or the refusal that says why there is none.
 
-    Call holding the task's lock.
+    Call holding the task's lock; ``latest`` is the reviewer's newest lease on the task
+    when the caller has read it under that lock (``_lease_and_standing``).
     """
     if task.status != TaskStatus.OPEN or (
         task.kind == TaskKind.REVIEW and case.status != CaseStatus.IN_REVIEW
@@ -553,8 +574,9 @@ def _lease_of(*, task: ReviewTask, case: Case, reviewer: User, now: datetime) ->
         if case.status == CaseStatus.DECIDED and task.kind == TaskKind.REVIEW:
             raise CaseAlreadyDecided(f"case {case.id} is already decided")
         raise CaseAlreadyDecided(f"review task {task.pk} is closed")
-    latest = task.assignments.filter(reviewer=reviewer).order_by("-leased_at", "-id").first()
-    if latest is None:
+    if latest is _Unread:
+        latest = _lease_latest(task=task, reviewer=reviewer)
+    if not isinstance(latest, Assignment):
         raise NotAssigned(
             f"review task {task.pk} is not assigned to you; claim it with review/next"
         )
@@ -585,7 +607,7 @@ def _case_decide(
     case: Case,
     reviewer: User,
     state: ConsensusState,
-    verdicts: list[Verdict],
+    verdicts: list[Standing],
     now: datetime,
 ) -> None:
     """Decide ``case`` with the consensus label. Hold the task's and the case's locks."""
@@ -609,7 +631,7 @@ def _case_decide(
     data: dict[str, Any] = {
         "label": label,
         "task": task.pk,
-        "verdicts": [{"reviewer": v.reviewer.get_username(), "label": v.label} for v in verdicts],
+        "verdicts": [{"reviewer": v.reviewer_name, "label": v.label} for v in verdicts],
         "adjudicated": state.adjudicated,
     }
     if prediction is not None:
@@ -636,12 +658,65 @@ def _case_decide(
     )
 
 
-def _standing_verdicts(task: ReviewTask) -> list[Verdict]:
-    return list(
+class Standing(NamedTuple):
+    """A standing (not retracted) verdict on a task, as consensus and its events need it.
+
+    A task's verdicts are written holding its lock, so their ids are in the order they
+    were given: the one order of a task's verdicts."""
+
+    pk: int
+    label: str
+    reviewer_id: int
+    reviewer_name: str
+
+
+def _standing_verdicts(task: ReviewTask) -> list[Standing]:
+    rows = (
         task.verdicts.filter(retracted_at__isnull=True)
-        .select_related("reviewer")
-        .order_by("created_at", "id")
+        .order_by("id")
+        .values_list("id", "label", "reviewer_id", f"reviewer__{User.USERNAME_FIELD}")
     )
+    return [Standing(*row) for row in rows]
+
+
+def _standing_sql(connection: BaseDatabaseWrapper) -> str:
+    """A scalar subquery: the standing verdicts of the outer query's task, as a JSON array
+    of ``[id, label, reviewer_id, reviewer_name]`` in id order."""
+    verdict, user = Verdict._meta, User._meta
+    name = user.get_field(User.USERNAME_FIELD).column  # type: ignore[union-attr]  # a field
+    rows = (
+        f"FROM {verdict.db_table} v JOIN {user.db_table} u ON u.{user.pk.column} = v.reviewer_id "
+        f"WHERE v.task_id = {Assignment._meta.db_table}.task_id AND v.retracted_at IS NULL"
+    )
+    # Identifiers from the models' metadata only; no value is ever formatted in.
+    if connection.vendor == "postgresql":
+        return (
+            "SELECT COALESCE(jsonb_agg(jsonb_build_array(v.id, v.label, v.reviewer_id, "
+            f"u.{name}) ORDER BY v.id), '[]'::jsonb) {rows}"
+        )
+    return (
+        "SELECT json_group_array(json_array(s.id, s.label, s.reviewer_id, s.name)) FROM "  # noqa: S608
+        f"(SELECT v.id, v.label, v.reviewer_id, u.{name} AS name {rows} ORDER BY v.id) s"
+    )
+
+
+def _lease_and_standing(
+    *, task: ReviewTask, reviewer: User
+) -> tuple[Assignment | None, list[Standing]]:
+    """The reviewer's newest lease on ``task`` and the task's standing verdicts, in one
+    statement (call holding the task's lock, so that both are read after it was taken).
+    No lease: no verdicts either (there is nothing to give a verdict with)."""
+    connection = connections[router.db_for_read(Assignment)]
+    latest = (
+        task.assignments.filter(reviewer=reviewer)
+        .order_by("-leased_at", "-id")
+        .annotate(standing=RawSQL(_standing_sql(connection), (), JSONField()))  # noqa: S611
+        .first()
+    )
+    if latest is None:
+        return None, []
+    rows = latest.standing
+    return latest, sorted(Standing(*row) for row in rows)
 
 
 def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "") -> Verdict:
@@ -684,8 +759,8 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
         label = _label_check(workflow, label)
         task.workflow = workflow
         case = task.case
-        assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now)
-        standing = _standing_verdicts(task)
+        latest, standing = _lease_and_standing(task=task, reviewer=reviewer)
+        assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now, latest=latest)
         if any(v.reviewer_id == reviewer.pk for v in standing):
             raise VerdictAlreadyGiven(f"you already gave a verdict on review task {task.pk}")
         verdict = Verdict.objects.create(
@@ -696,35 +771,59 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
             label=label,
             comment=comment,
         )
-        assignment_end(assignment=assignment, to_state=AssignmentState.COMPLETED, now=now)
-        if task.kind == TaskKind.REVIEW:
-            _review_task_settle(
-                task=task, case=case, reviewer=reviewer, now=now, verdicts=[*standing, verdict]
-            )
-        elif task.kind == TaskKind.AUDIT:
-            _audit_label(task=task, case=case, reviewer=reviewer, label=label, now=now)
-        else:
-            review_task_transition(
+        mine = Standing(verdict.pk, label, reviewer.pk, reviewer.get_username())
+        # What the verdict settles goes to the database in one statement (D140).
+        with joinedwrites.joined():
+            _verdict_settle(
                 task=task,
-                to_status=TaskStatus.DONE,
-                actor_type=ActorType.USER,
-                actor=reviewer,
-                reason="a reviewer labelled a gold case",
-                data={"verdict": verdict.pk},
-            )
-            case_event_record(
                 case=case,
-                kind="gold_verdict",
-                actor_type=ActorType.USER,
-                actor=reviewer,
-                reason="a reviewer labelled a gold case",
-                data={
-                    "label": label,
-                    "gold_label": case.gold_label,
-                    "correct": label == case.gold_label,
-                },
+                reviewer=reviewer,
+                assignment=assignment,
+                verdict=verdict,
+                verdicts=[*standing, mine],
+                now=now,
             )
     return verdict
+
+
+def _verdict_settle(
+    *,
+    task: ReviewTask,
+    case: Case,
+    reviewer: User,
+    assignment: Assignment,
+    verdict: Verdict,
+    verdicts: list[Standing],
+    now: datetime,
+) -> None:
+    """Act on a verdict just recorded: the lease completed, then by the task's kind."""
+    label = verdict.label
+    assignment_end(assignment=assignment, to_state=AssignmentState.COMPLETED, now=now)
+    if task.kind == TaskKind.REVIEW:
+        _review_task_settle(task=task, case=case, reviewer=reviewer, now=now, verdicts=verdicts)
+    elif task.kind == TaskKind.AUDIT:
+        _audit_label(task=task, case=case, reviewer=reviewer, label=label, now=now)
+    else:
+        review_task_transition(
+            task=task,
+            to_status=TaskStatus.DONE,
+            actor_type=ActorType.USER,
+            actor=reviewer,
+            reason="a reviewer labelled a gold case",
+            data={"verdict": verdict.pk},
+        )
+        case_event_record(
+            case=case,
+            kind="gold_verdict",
+            actor_type=ActorType.USER,
+            actor=reviewer,
+            reason="a reviewer labelled a gold case",
+            data={
+                "label": label,
+                "gold_label": case.gold_label,
+                "correct": label == case.gold_label,
+            },
+        )
 
 
 def _review_task_settle(
@@ -733,7 +832,7 @@ def _review_task_settle(
     case: Case,
     reviewer: User,
     now: datetime,
-    verdicts: list[Verdict] | None = None,
+    verdicts: list[Standing] | None = None,
 ) -> None:
     """Apply the consensus rule to the task's standing verdicts (``verdicts`` when the
     caller, holding the task's lock, has just read them). Hold both locks."""
@@ -766,7 +865,7 @@ def _review_task_settle(
             reason="reviewers disagreed; waiting for an adjudicator",
             data={"verdicts": [v.label for v in verdicts]},
         )
-    task.save(update_fields=list(settled_fields))
+    joinedwrites.update(task, settled_fields)
 
 
 def _audit_label(
@@ -783,7 +882,7 @@ def _audit_label(
     )
     case.human_label = label
     case.labelled_at = now
-    case.save(update_fields=["human_label", "labelled_at", "updated_at"])
+    joinedwrites.update(case, ["human_label", "labelled_at", "updated_at"])
     case_event_record(
         case=case,
         kind="audit_label",

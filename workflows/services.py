@@ -18,11 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from accounts.types import User
-from kernel import strictjson
+from kernel import joinedwrites, strictjson
 from kernel.bulkupdate import objects_update
 from kernel.errors import Conflict, InvalidInput
 from workflows.hooks import cases_moved
@@ -65,7 +64,7 @@ def case_event_record(
     from_status: str = "",
     to_status: str = "",
 ) -> CaseEvent:
-    return CaseEvent.objects.create(
+    event = CaseEvent(
         case=case,
         kind=kind,
         actor_type=actor_type,
@@ -75,6 +74,10 @@ def case_event_record(
         from_status=from_status,
         to_status=to_status,
     )
+    # Inside joinedwrites.joined() the event goes with the block's other writes (its id
+    # unknown until then: no caller there reads it).
+    joinedwrites.insert(event, pk_unknown=True)
+    return event
 
 
 def case_transition(
@@ -96,7 +99,7 @@ def case_transition(
     if to_status not in CASE_TRANSITIONS[from_status]:
         raise InvalidTransition(f"case {case.id} cannot go from {from_status} to {to_status}")
     case.status = to_status
-    case.save(update_fields=["status", "updated_at", *fields])
+    joinedwrites.update(case, ["status", "updated_at", *fields])
     event = case_event_record(
         case=case,
         kind="status",
@@ -355,39 +358,13 @@ def case_duplicate_root_portable(*, workflow: Workflow, phash: str) -> uuid.UUID
 
 
 def _case_insert(case: Case, event: CaseEvent) -> None:
-    """INSERT a new case and its first event: one statement on PostgreSQL.
-
-    The two INSERTs Django would send, each compiled by Django itself (field defaults,
-    ``auto_now``, JSON), joined by a data-modifying ``WITH``; the event's foreign key is
-    checked when the statement (or, deferred, the transaction) ends, by then the case
-    exists. A repeated ``external_id`` fails the whole statement with IntegrityError, as
-    the case's own INSERT would. No ``post_save`` is sent: nothing listens for these rows
-    (model signals are reserved for the access cache, D125). Other databases get the two
-    plain INSERTs.
-    """
-    if connection.vendor != "postgresql":
-        case.save(force_insert=True)
-        event.save(force_insert=True)
-        return
-    statements: list[str] = []
-    params: list[Any] = []
-    for row in (case, event):
-        meta = row._meta
-        fields = [
-            field
-            for field in meta.local_concrete_fields
-            if not field.generated and (field is not meta.auto_field or row.pk is not None)
-        ]
-        query = InsertQuery(type(row))
-        query.insert_values(fields, [row])
-        [(sql, row_params)] = query.get_compiler(connection=connection).as_sql()
-        statements.append(sql)
-        params.extend(row_params)
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH new_case AS ({statements[0]}) {statements[1]}", params)
-    for row in (case, event):
-        row._state.adding = False
-        row._state.db = connection.alias
+    """INSERT a new case and its first event: one statement on PostgreSQL (joined writes:
+    the event's foreign key is checked when the statement, or deferred the transaction,
+    ends, by then the case exists). A repeated ``external_id`` fails the whole statement
+    with IntegrityError, as the case's own INSERT would."""
+    with joinedwrites.joined():
+        joinedwrites.insert(case)
+        joinedwrites.insert(event, pk_unknown=True)
 
 
 def case_store(

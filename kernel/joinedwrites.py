@@ -1,0 +1,155 @@
+"""Joined writes: the INSERTs and UPDATEs of one step sent as one statement.
+
+A verdict that decides a case writes six rows (the lease closed, the task closed and its
+event, the case decided and its event, …), each a statement and a round trip when saved
+one by one. Inside ``joined()`` the services hand their writes to ``insert`` and
+``update`` instead of ``save``; when the block ends they go to the database together:
+
+* PostgreSQL: one statement, the writes joined by a data-modifying ``WITH``::
+
+      WITH w0 AS (UPDATE review_assignment …), w1 AS (UPDATE review_task …), …
+      INSERT INTO workflows_caseevent …
+
+  Every part runs exactly once and to completion, all on one snapshot; foreign keys are
+  checked at the end of the statement (or, deferred, of the transaction), by when the
+  rows they point at exist.
+* other databases (SQLite, the embedded default): the same statements one after the
+  other, in the order they were handed over.
+
+Each write is compiled by Django itself (field defaults, ``auto_now``, JSON, foreign
+keys), as ``save`` would. The rules for code inside the block:
+
+* a row written in the block is not in the database until the block ends: do not read
+  it back there (what the code holds in memory is already up to date);
+* one row is written at most once in a block (two writes of one row in one statement
+  are not ordered);
+* rows inserted in one block take their ids in no set order (the parts of a statement
+  run in an order of PostgreSQL's choosing): order them by their ``auto_now_add``
+  stamps, which are set in the order the rows were handed over;
+* an inserted row needs its primary key before the block ends (a UUID, or a row whose
+  id the caller does not need): ``insert`` refuses a row without one unless
+  ``pk_unknown=True`` says no one will read it;
+* no model signals are sent (nothing listens for these models' saves: model signals are
+  reserved for the access cache, D125).
+
+A block inside another joins it; the writes of a block that raises are dropped (the
+transaction around them rolls back anyway). Outside a block ``insert`` and ``update``
+write at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Field, Model, Q
+from django.db.models.sql import InsertQuery, UpdateQuery
+
+_pending: ContextVar[list[tuple[str, str, list[Any]]] | None] = ContextVar(
+    "joined_writes", default=None
+)
+
+
+def _alias(model: type[Model]) -> str:
+    return router.db_for_write(model)
+
+
+def _insert_sql(row: Model, alias: str) -> tuple[str, list[Any]]:
+    meta = row._meta
+    fields = [
+        field
+        for field in meta.local_concrete_fields
+        if not field.generated and (field is not meta.auto_field or row.pk is not None)
+    ]
+    query = InsertQuery(type(row))
+    query.insert_values(fields, [row])
+    [(sql, params)] = query.get_compiler(using=alias).as_sql()
+    return sql, list(params)
+
+
+def _update_sql(row: Model, names: Iterable[str], alias: str) -> tuple[str, list[Any]]:
+    meta = row._meta
+    values: list[tuple[Field[Any, Any], None, Any]] = []
+    for name in dict.fromkeys(names):
+        field = meta.get_field(name)
+        assert isinstance(field, Field), f"{name} is not a column of {meta.label}"
+        # As Model.save: ``pre_save`` sets ``auto_now`` fields and returns the value.
+        values.append((field, None, field.pre_save(row, False)))
+    query = UpdateQuery(type(row))
+    # The stubs take only Case() expressions as values; Django takes any value.
+    query.add_update_fields(values)  # type: ignore[arg-type]
+    query.add_q(Q(pk=row.pk))
+    sql, params = query.get_compiler(using=alias).as_sql()
+    return sql, list(params)
+
+
+def _saved(row: Model, alias: str) -> None:
+    row._state.adding = False
+    row._state.db = alias
+
+
+def insert(row: Model, *, pk_unknown: bool = False) -> None:
+    """INSERT ``row``: now, or when the enclosing ``joined()`` block ends."""
+    pending = _pending.get()
+    if pending is None:
+        row.save(force_insert=True)
+        return
+    if row.pk is None and not pk_unknown:
+        raise ValueError(
+            f"a {type(row).__name__} inserted in joined writes needs its primary key first"
+        )
+    alias = _alias(type(row))
+    sql, params = _insert_sql(row, alias)
+    pending.append((alias, sql, params))
+    _saved(row, alias)
+
+
+def update(row: Model, fields: Iterable[str]) -> None:
+    """UPDATE ``fields`` of ``row`` (an ``auto_now`` field named among them is set to
+    now): now, or when the enclosing ``joined()`` block ends."""
+    names = list(fields)
+    pending = _pending.get()
+    if pending is None:
+        row.save(update_fields=names)
+        return
+    alias = _alias(type(row))
+    sql, params = _update_sql(row, names, alias)
+    pending.append((alias, sql, params))
+
+
+def _flush(writes: list[tuple[str, str, list[Any]]]) -> None:
+    by_alias: dict[str, list[tuple[str, list[Any]]]] = {}
+    for alias, sql, params in writes:
+        by_alias.setdefault(alias, []).append((sql, params))
+    for alias, statements in by_alias.items():
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            if connection.vendor != "postgresql" or len(statements) == 1:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+                continue
+            *parts, (last_sql, last_params) = statements
+            joined = ", ".join(f"w{k} AS ({sql})" for k, (sql, _params) in enumerate(parts))
+            params = [value for _sql, part in parts for value in part]
+            cursor.execute(f"WITH {joined} {last_sql}", [*params, *last_params])
+
+
+@contextmanager
+def joined() -> Iterator[None]:
+    """Collect the ``insert`` and ``update`` calls of the block; send them when it ends.
+
+    Call inside the transaction the writes belong to.
+    """
+    if _pending.get() is not None:
+        yield
+        return
+    writes: list[tuple[str, str, list[Any]]] = []
+    token = _pending.set(writes)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    _flush(writes)

@@ -1,0 +1,151 @@
+"""``kernel.joinedwrites``: the INSERTs and UPDATEs of a block sent together when it ends
+(one statement on PostgreSQL), stored exactly as ``save()`` would store them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+from django.db import DataError, IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from kernel import joinedwrites
+from tests.conftest import case_row
+from workflows.models import ActorType, Case, CaseEvent, CaseStatus
+
+pytestmark = pytest.mark.django_db
+
+UTC = dt.UTC
+
+
+def event_for(case: Case, kind: str, **data: Any) -> CaseEvent:
+    return CaseEvent(
+        case=case, kind=kind, actor_type=ActorType.SYSTEM, reason=f"{kind} reason", data=data
+    )
+
+
+def test_the_block_writes_once_when_it_ends_as_save_would(make_workflow: Any) -> None:
+    workflow = make_workflow()
+    case = case_row(workflow)
+    before = Case.objects.get(pk=case.pk).updated_at
+    new = Case(
+        id=uuid.uuid4(),
+        workflow=workflow,
+        image="cases/new.png",
+        image_format="PNG",
+        image_width=4,
+        image_height=4,
+        image_bytes=16,
+        image_sha256="1" * 64,
+        metadata={"line": "ü", "nested": [1, 2.5, None]},
+    )
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        with joinedwrites.joined():
+            case.status = CaseStatus.PROCESSING
+            case.metadata = {"station": 3}
+            joinedwrites.update(case, ["status", "metadata", "updated_at"])
+            joinedwrites.insert(event_for(case, "moved", to="processing"), pk_unknown=True)
+            joinedwrites.insert(new)
+            joinedwrites.insert(event_for(new, "received"), pk_unknown=True)
+            # Nothing is sent while the block runs: the rows are not there yet.
+            assert not Case.objects.filter(pk=new.pk).exists()
+            assert Case.objects.get(pk=case.pk).status == CaseStatus.RECEIVED
+            inside = len(queries)
+        # The four writes were one statement.
+        assert len(queries) == inside + 1
+    stored = Case.objects.get(pk=case.pk)
+    assert (stored.status, stored.metadata) == (CaseStatus.PROCESSING, {"station": 3})
+    # ``auto_now`` moved, in memory and in the row alike.
+    assert stored.updated_at > before
+    assert stored.updated_at == case.updated_at
+    assert Case.objects.get(pk=new.pk).metadata == {"line": "ü", "nested": [1, 2.5, None]}
+    assert not new._state.adding
+    # The parts of one statement take their ids in no set order; their stamps are the
+    # order they were handed over.
+    kinds = list(
+        CaseEvent.objects.filter(case__in=[case, new])
+        .order_by("created_at")
+        .values_list("case", "kind")
+    )
+    assert kinds == [(case.pk, "moved"), (new.pk, "received")]
+    moved = CaseEvent.objects.get(case=case, kind="moved")
+    assert (moved.data, moved.reason, moved.created_at is not None) == (
+        {"to": "processing"},
+        "moved reason",
+        True,
+    )
+
+
+def test_a_block_that_raises_writes_nothing(make_workflow: Any) -> None:
+    workflow = make_workflow()
+    case = case_row(workflow)
+    with pytest.raises(RuntimeError), transaction.atomic(), joinedwrites.joined():
+        case.status = CaseStatus.PROCESSING
+        joinedwrites.update(case, ["status"])
+        joinedwrites.insert(event_for(case, "moved"), pk_unknown=True)
+        raise RuntimeError("refused half way")
+    assert Case.objects.get(pk=case.pk).status == CaseStatus.RECEIVED
+    assert not CaseEvent.objects.filter(case=case).exists()
+    # The block is over: a write now goes at once.
+    joinedwrites.insert(event := event_for(case, "after"))
+    assert event.pk is not None
+    assert CaseEvent.objects.filter(case=case, kind="after").exists()
+
+
+def test_an_inner_block_joins_the_outer(make_workflow: Any) -> None:
+    case = case_row(make_workflow())
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        with joinedwrites.joined():
+            with joinedwrites.joined():
+                joinedwrites.insert(event_for(case, "inner"), pk_unknown=True)
+            # The inner block's end sent nothing.
+            assert not CaseEvent.objects.filter(case=case).exists()
+            joinedwrites.insert(event_for(case, "outer"), pk_unknown=True)
+            inside = len(queries)
+        assert len(queries) == inside + 1
+    assert CaseEvent.objects.filter(case=case).count() == 2
+
+
+def test_a_failing_part_fails_the_whole_statement(make_workflow: Any) -> None:
+    """A duplicate ``external_id`` in one part: the other parts are not written either."""
+    workflow = make_workflow()
+    taken = case_row(workflow, external_id="part-1")
+    other = case_row(workflow)
+    clash = Case(
+        id=uuid.uuid4(),
+        workflow=workflow,
+        external_id="part-1",
+        image="cases/x.png",
+        image_format="PNG",
+        image_width=1,
+        image_height=1,
+        image_bytes=1,
+        image_sha256="2" * 64,
+    )
+    with pytest.raises(IntegrityError), transaction.atomic(), joinedwrites.joined():
+        other.status = CaseStatus.PROCESSING
+        joinedwrites.update(other, ["status"])
+        joinedwrites.insert(clash)
+    assert Case.objects.get(pk=other.pk).status == CaseStatus.RECEIVED
+    assert list(Case.objects.filter(external_id="part-1").values_list("pk", flat=True)) == [
+        taken.pk
+    ]
+
+
+def test_a_row_without_its_key_is_refused_unless_no_one_reads_it(make_workflow: Any) -> None:
+    case = case_row(make_workflow())
+    with transaction.atomic(), joinedwrites.joined():
+        with pytest.raises(ValueError, match="needs its primary key"):
+            joinedwrites.insert(event_for(case, "keyless"))
+        joinedwrites.insert(event_for(case, "unread"), pk_unknown=True)
+    assert list(CaseEvent.objects.filter(case=case).values_list("kind", flat=True)) == ["unread"]
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(make_workflow: Any) -> None:
+    case = case_row(make_workflow())
+    event = event_for(case, "x" * 200)
+    with pytest.raises(DataError), transaction.atomic(), joinedwrites.joined():
+        joinedwrites.insert(event, pk_unknown=True)
+    assert not CaseEvent.objects.filter(case=case).exists()

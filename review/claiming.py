@@ -10,14 +10,15 @@ our own.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import BooleanField
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from accounts.types import User
+from kernel.prepared import Prepared
 from review.models import Assignment, AssignmentState, ReviewTask, TaskKind, TaskStatus, Verdict
 from review.selectors import CLAIM_RELATED, SHARED_QUEUE
 from workflows.models import Case, CaseStatus, Workflow
@@ -83,6 +84,29 @@ def claim_sql(
     statement (UNION ALL … LIMIT 1): the second locks nothing then. A case whose deadline
     fallback has run waits in arrival order like any other.
     """
+    connection = connections[using]
+    return _claim_sql(
+        workflow_id=workflow.pk,
+        reviewer_id=reviewer.pk,
+        now=connection.ops.adapt_datetimefield_value(now),
+        queue=queue,
+        own_skips=own_skips,
+        tried=tried,
+        using=using,
+    )
+
+
+def _claim_sql(
+    *,
+    workflow_id: int,
+    reviewer_id: int,
+    now: Any,
+    queue: str,
+    own_skips: bool,
+    tried: list[int] | tuple[int, ...],
+    using: str,
+) -> tuple[str, list[Any]]:
+    """``claim_sql`` with the ids, and ``now`` adapted for the database."""
     task = ReviewTask._meta.db_table
     case = Case._meta.db_table
     connection = connections[using]
@@ -120,15 +144,80 @@ def claim_sql(
         f"SELECT t.id FROM {task} t WHERE {claimable('t')}"
         f" ORDER BY t.created_at, t.id LIMIT 1{lock}"
     )
-    named = {
-        "workflow": workflow.pk,
-        "reviewer": reviewer.pk,
-        "now": connection.ops.adapt_datetimefield_value(now),
-    }
+    named = {"workflow": workflow_id, "reviewer": reviewer_id, "now": now}
     sql = f"SELECT id FROM ({due}) due UNION ALL SELECT id FROM ({oldest}) oldest LIMIT 1"
     # Positional parameters, so the statement can sit inside an ORM query (RawSQL).
     params = [named[name] for name in _NAMED_PARAMETER.findall(sql)]
     return _NAMED_PARAMETER.sub("%s", sql), params
+
+
+def _claim_queryset(
+    *,
+    workflow_id: int,
+    reviewer_id: int,
+    now: Any,
+    queue: str,
+    own_skips: bool,
+    tried: list[int] | tuple[int, ...],
+    using: str,
+) -> QuerySet[ReviewTask]:
+    """The claim's task with what the payload shows, and whether a lease on it lapsed."""
+    pick, params = _claim_sql(
+        workflow_id=workflow_id,
+        reviewer_id=reviewer_id,
+        now=now,
+        queue=queue,
+        own_skips=own_skips,
+        tried=tried,
+        using=using,
+    )
+    lapsed = (
+        f"EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a"
+        f" WHERE a.task_id = {ReviewTask._meta.db_table}.id"
+        f" AND a.state = '{AssignmentState.ACTIVE}' AND a.expires_at <= %s)"
+    )
+    return (
+        ReviewTask.objects.using(using)
+        .select_related(*CLAIM_RELATED)
+        .annotate(lapsed=RawSQL(lapsed, [now], output_field=BooleanField()))
+        .filter(pk__in=RawSQL(pick, params))
+        .order_by("pk")[:1]
+    )
+
+
+# The claim compiled once per queue, own-skips choice and database (D141); a claim that
+# passes over tasks it already tried (their ids are in its SQL) is compiled each time.
+_prepared: dict[tuple[str, bool, str], Prepared[ReviewTask]] = {}
+_MARKER_NOW = datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+
+
+def _claim_prepared(*, queue: str, own_skips: bool, using: str) -> Prepared[ReviewTask]:
+    key = (queue, own_skips, using)
+    prepared = _prepared.get(key)
+    if prepared is None:
+
+        def build(workflow_id: int, reviewer_id: int, now: datetime) -> QuerySet[ReviewTask]:
+            return _claim_queryset(
+                workflow_id=workflow_id,
+                reviewer_id=reviewer_id,
+                now=connections[using].ops.adapt_datetimefield_value(now),
+                queue=queue,
+                own_skips=own_skips,
+                tried=(),
+                using=using,
+            )
+
+        prepared = _prepared.setdefault(
+            key,
+            Prepared(
+                ReviewTask,
+                build,
+                workflow_id=-7_000_011,
+                reviewer_id=-7_000_012,
+                now=_MARKER_NOW,
+            ),
+        )
+    return prepared
 
 
 def task_claim(
@@ -145,28 +234,21 @@ def task_claim(
     active lease on it ran out and must be ended before a new one: one statement. None
     when nothing is claimable. Call inside the claim's transaction."""
     using = router.db_for_write(ReviewTask)
-    pick, params = claim_sql(
-        workflow=workflow,
-        reviewer=reviewer,
-        now=now,
-        queue=queue,
-        own_skips=own_skips,
-        tried=tried,
-        using=using,
-    )
-    lapsed = (
-        f"EXISTS (SELECT 1 FROM {Assignment._meta.db_table} a"
-        f" WHERE a.task_id = {ReviewTask._meta.db_table}.id"
-        f" AND a.state = '{AssignmentState.ACTIVE}' AND a.expires_at <= %s)"
-    )
     adapted_now = connections[using].ops.adapt_datetimefield_value(now)
-    task = (
-        ReviewTask.objects.using(using)
-        .select_related(*CLAIM_RELATED)
-        .annotate(lapsed=RawSQL(lapsed, [adapted_now], output_field=BooleanField()))
-        .filter(pk__in=RawSQL(pick, params))
-        .first()
-    )
+    if tried:
+        task = _claim_queryset(
+            workflow_id=workflow.pk,
+            reviewer_id=reviewer.pk,
+            now=adapted_now,
+            queue=queue,
+            own_skips=own_skips,
+            tried=tried,
+            using=using,
+        ).first()
+    else:
+        task = _claim_prepared(queue=queue, own_skips=own_skips, using=using).first(
+            using=using, workflow_id=workflow.pk, reviewer_id=reviewer.pk, now=now
+        )
     if task is None:
         return None
     return task, bool(vars(task)["lapsed"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -36,6 +36,7 @@ from accounts.types import User
 from decisions.routing import Level, ReviewReason
 from kernel import joinedwrites
 from kernel.errors import InvalidInput, NotFound
+from kernel.prepared import Prepared
 from review.claiming import task_claim
 from review.consensus import ConsensusState, consensus_state
 from review.errors import (
@@ -456,6 +457,33 @@ def _gold_task_claim(*, workflow: Workflow, reviewer: User, now: datetime) -> As
     return assignment
 
 
+def _lease_held_query(
+    reviewer_id: int, now: Any, workflow_id: int, after_task_id: int
+) -> QuerySet[Assignment]:
+    return (
+        Assignment.objects.select_related("task__workflow")
+        .filter(
+            reviewer_id=reviewer_id,
+            state=AssignmentState.ACTIVE,
+            expires_at__gt=now,
+            task__workflow_id=workflow_id,
+        )
+        .exclude(task_id=after_task_id)
+        .order_by("leased_at", "id")
+    )[:1]
+
+
+# The reviewer's live lease in the workflow, other than the one on screen (D141).
+_LEASE_HELD = Prepared(
+    Assignment,
+    _lease_held_query,
+    reviewer_id=-7_000_021,
+    now=datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC),
+    workflow_id=-7_000_022,
+    after_task_id=-7_000_023,
+)
+
+
 def review_next(
     *, workflow: Workflow, reviewer: User, after_task_id: int | None = None
 ) -> Assignment | None:
@@ -470,17 +498,12 @@ def review_next(
     may_adjudicate = access_review(reviewer, workflow)
     now = timezone.now()
     with transaction.atomic():
-        held = (
-            Assignment.objects.select_related("task__workflow")
-            .filter(
-                reviewer=reviewer,
-                state=AssignmentState.ACTIVE,
-                expires_at__gt=now,
-                task__workflow=workflow,
-            )
-            .exclude(task_id=after_task_id)
-            .order_by("leased_at", "id")
-            .first()
+        held = _LEASE_HELD.first(
+            reviewer_id=reviewer.pk,
+            now=now,
+            workflow_id=workflow.pk,
+            # No task has id 0: excluding it excludes nothing.
+            after_task_id=after_task_id or 0,
         )
         if held is not None:
             # A lease handed back is renewed, so the screen never gets one that is
@@ -700,22 +723,42 @@ def _standing_sql(connection: BaseDatabaseWrapper) -> str:
     )
 
 
+def _lease_and_standing_query(task_id: int, reviewer_id: int) -> QuerySet[Assignment]:
+    connection = connections[router.db_for_read(Assignment)]
+    return (
+        Assignment.objects.filter(task_id=task_id, reviewer_id=reviewer_id)
+        .order_by("-leased_at", "-id")
+        .annotate(standing=RawSQL(_standing_sql(connection), (), JSONField()))  # noqa: S611
+    )[:1]
+
+
+# Compiled once (D141): the two reads of every verdict.
+_LEASE_AND_STANDING = Prepared(
+    Assignment, _lease_and_standing_query, task_id=-7_000_001, reviewer_id=-7_000_002
+)
+# The task and its case locked in one statement, the task first (``OF`` lists the rows
+# in the order every writer here locks them, and the workflow row is not locked).
+_TASK_AND_CASE_LOCKED = Prepared(
+    ReviewTask,
+    lambda task_id: (
+        ReviewTask.objects.select_for_update(of=("self", "case"))
+        .select_related("case")
+        .filter(pk=task_id)[:1]
+    ),
+    task_id=-7_000_003,
+)
+
+
 def _lease_and_standing(
     *, task: ReviewTask, reviewer: User
 ) -> tuple[Assignment | None, list[Standing]]:
     """The reviewer's newest lease on ``task`` and the task's standing verdicts, in one
     statement (call holding the task's lock, so that both are read after it was taken).
     No lease: no verdicts either (there is nothing to give a verdict with)."""
-    connection = connections[router.db_for_read(Assignment)]
-    latest = (
-        task.assignments.filter(reviewer=reviewer)
-        .order_by("-leased_at", "-id")
-        .annotate(standing=RawSQL(_standing_sql(connection), (), JSONField()))  # noqa: S611
-        .first()
-    )
+    latest = _LEASE_AND_STANDING.first(task_id=task.pk, reviewer_id=reviewer.pk)
     if latest is None:
         return None, []
-    rows = latest.standing
+    rows = latest.standing  # type: ignore[attr-defined]  # the annotation
     return latest, sorted(Standing(*row) for row in rows)
 
 
@@ -741,12 +784,7 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
         # locked), and its access checked on the locked row (the same answer as
         # review_task_for_reviewer, with the workflow and membership cached): a refusal
         # rolls back having written nothing.
-        task = (
-            ReviewTask.objects.select_for_update(of=("self", "case"))
-            .select_related("case")
-            .filter(pk=task_id)
-            .first()
-        )
+        task = _TASK_AND_CASE_LOCKED.first(task_id=task_id)
         if task is None or (task.kind == TaskKind.GOLD and task.for_reviewer_id != reviewer.pk):
             raise NotFound(f"review task {task_id} not found")
         workflow = workflow_by_id(task.workflow_id)

@@ -22,7 +22,9 @@ keys), as ``save`` would. The rules for code inside the block:
 * a row written in the block is not in the database until the block ends: do not read
   it back there (what the code holds in memory is already up to date);
 * one row is written at most once in a block (two writes of one row in one statement
-  are not ordered);
+  are not ordered: refused);
+* no write from an ``atomic()`` nested inside the block (its savepoint could not undo a
+  write sent after it: refused); open the joined block inside it instead;
 * rows inserted in one block take their ids in no set order (the parts of a statement
   run in an order of PostgreSQL's choosing): order them by their ``auto_now_add``
   stamps, which are set in the order the rows were handed over;
@@ -32,9 +34,9 @@ keys), as ``save`` would. The rules for code inside the block:
 * no model signals are sent (nothing listens for these models' saves: model signals are
   reserved for the access cache, D125).
 
-A block inside another joins it; the writes of a block that raises are dropped (the
-transaction around them rolls back anyway). Outside a block ``insert`` and ``update``
-write at once.
+A block inside another joins it; the writes of a block that raises are dropped, an
+inner block's too when the outer one goes on. Outside a block ``insert`` and ``update``
+write at once. A constraint a joined write breaks raises when the block ends.
 """
 
 from __future__ import annotations
@@ -47,10 +49,33 @@ from typing import Any
 from django.db import connections, router
 from django.db.models import Field, Model, Q
 from django.db.models.sql import InsertQuery, UpdateQuery
+from django.db.transaction import TransactionManagementError
 
-_pending: ContextVar[list[tuple[str, str, list[Any]]] | None] = ContextVar(
-    "joined_writes", default=None
-)
+
+class _Block:
+    """The writes of an open ``joined()`` block, and what guards them."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, str, list[Any]]] = []
+        self.rows: set[tuple[str, Any]] = set()
+        # How deep in atomic blocks each connection was when the block opened.
+        self.depths = {alias: len(connections[alias].savepoint_ids) for alias in connections}
+
+    def add(self, row: Model, alias: str, sql: str, params: list[Any]) -> None:
+        if len(connections[alias].savepoint_ids) != self.depths.get(alias):
+            # A savepoint inside the block could not undo a write sent when it ends.
+            raise TransactionManagementError(
+                "joined writes inside a nested atomic block: open the joined block inside it"
+            )
+        if row.pk is not None:
+            key = (row._meta.label, row.pk)
+            if key in self.rows:
+                raise ValueError(f"{key[0]} {key[1]} written twice in one joined block")
+            self.rows.add(key)
+        self.writes.append((alias, sql, params))
+
+
+_pending: ContextVar[_Block | None] = ContextVar("joined_writes", default=None)
 
 
 def _alias(model: type[Model]) -> str:
@@ -103,7 +128,7 @@ def insert(row: Model, *, pk_unknown: bool = False) -> None:
         )
     alias = _alias(type(row))
     sql, params = _insert_sql(row, alias)
-    pending.append((alias, sql, params))
+    pending.add(row, alias, sql, params)
     _saved(row, alias)
 
 
@@ -111,13 +136,15 @@ def update(row: Model, fields: Iterable[str]) -> None:
     """UPDATE ``fields`` of ``row`` (an ``auto_now`` field named among them is set to
     now): now, or when the enclosing ``joined()`` block ends."""
     names = list(fields)
+    if not names or row.pk is None:
+        raise ValueError(f"an update of {type(row).__name__} needs its key and a field")
     pending = _pending.get()
     if pending is None:
         row.save(update_fields=names)
         return
     alias = _alias(type(row))
     sql, params = _update_sql(row, names, alias)
-    pending.append((alias, sql, params))
+    pending.add(row, alias, sql, params)
 
 
 def _flush(writes: list[tuple[str, str, list[Any]]]) -> None:
@@ -143,13 +170,21 @@ def joined() -> Iterator[None]:
 
     Call inside the transaction the writes belong to.
     """
-    if _pending.get() is not None:
-        yield
+    outer = _pending.get()
+    if outer is not None:
+        # Joins the outer block; what it handed over is dropped if it raises.
+        mark, rows = len(outer.writes), set(outer.rows)
+        try:
+            yield
+        except BaseException:
+            del outer.writes[mark:]
+            outer.rows = rows
+            raise
         return
-    writes: list[tuple[str, str, list[Any]]] = []
-    token = _pending.set(writes)
+    block = _Block()
+    token = _pending.set(block)
     try:
         yield
     finally:
         _pending.reset(token)
-    _flush(writes)
+    _flush(block.writes)

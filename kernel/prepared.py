@@ -38,6 +38,7 @@ from typing import Any, Generic, TypeVar
 from django.db import connections, router
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
 
@@ -107,6 +108,12 @@ class Prepared(Generic[M]):
         ):
             return None
         compiled = self._for(using or router.db_for_write(self._model))
+        connection = connections[compiled.compiler.using]
+        if compiled.query.select_for_update and connection.get_autocommit():
+            # As Django's own compiler refuses: the lock would end with the statement.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         params = list(compiled.params)
         for name, found in compiled.positions.items():
             value = _adapted(values[name], compiled.compiler.using)
@@ -115,7 +122,7 @@ class Prepared(Generic[M]):
         # A copy of the compiled statement for this run, whose SQL is the stored one.
         compiler = copy.copy(compiled.compiler)
         # This thread's connection (the compiled one holds the compiling thread's).
-        compiler.connection = connections[compiler.using]
+        compiler.connection = connection
         frozen = (compiled.sql, tuple(params))
         compiler.as_sql = lambda *args, **kwargs: frozen
         query = copy.copy(compiled.query)

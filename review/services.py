@@ -502,8 +502,8 @@ def review_next(
             reviewer_id=reviewer.pk,
             now=now,
             workflow_id=workflow.pk,
-            # No task has id 0: excluding it excludes nothing.
-            after_task_id=after_task_id or 0,
+            # No task has id 0 (nor one past 64 bits): excluding it excludes nothing.
+            after_task_id=after_task_id if after_task_id and after_task_id < 2**63 else 0,
         )
         if held is not None:
             # A lease handed back is renewed, so the screen never gets one that is
@@ -724,7 +724,8 @@ def _standing_sql(connection: BaseDatabaseWrapper) -> str:
 
 
 def _lease_and_standing_query(task_id: int, reviewer_id: int) -> QuerySet[Assignment]:
-    connection = connections[router.db_for_read(Assignment)]
+    # The database Prepared runs it on (the writers', as the lock before it).
+    connection = connections[router.db_for_write(Assignment)]
     return (
         Assignment.objects.filter(task_id=task_id, reviewer_id=reviewer_id)
         .order_by("-leased_at", "-id")
@@ -1099,9 +1100,8 @@ def verdict_undo(*, reviewer: User, verdict_id: int) -> UndoResult:
         if verdict.retracted_at is not None:
             raise AlreadyUndone(f"verdict {verdict_id} was already undone")
         acted_after = (
-            task.verdicts.filter(retracted_at__isnull=True, created_at__gte=verdict.created_at)
-            .exclude(pk=verdict.pk)
-            .exists()
+            # Ids are the order a task's verdicts were given (each under the task's lock).
+            task.verdicts.filter(retracted_at__isnull=True, pk__gt=verdict.pk).exists()
         )
         if acted_after or task.status == TaskStatus.CANCELLED:
             raise CaseMovedOn(

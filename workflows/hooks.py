@@ -4,8 +4,10 @@ The workflows app is below the apps that act on a case's moves (integrations pus
 ``case.decided`` and ``case.in_review`` to webhooks), so it cannot import them. They
 register a callable here when their app is ready; ``case_transition`` and
 ``cases_transition`` call every registered hook inside their transaction, after the
-move and its event row are written, so whatever a hook writes commits or rolls back
-with the move.
+move and its event row are handed to the database, so whatever a hook writes commits or
+rolls back with the move. Inside a ``kernel.joinedwrites`` block (a verdict, D140) those
+rows are sent when the block ends: a hook works from the cases it is given, as every
+hook here does, and reads nothing back from the database during the move.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import DataError, IntegrityError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from kernel import joinedwrites
@@ -149,3 +150,49 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(make_workflow: Any) 
     with pytest.raises(DataError), transaction.atomic(), joinedwrites.joined():
         joinedwrites.insert(event, pk_unknown=True)
     assert not CaseEvent.objects.filter(case=case).exists()
+
+
+def test_an_inner_block_that_raises_drops_its_writes_only(make_workflow: Any) -> None:
+    case = case_row(make_workflow())
+    with transaction.atomic(), joinedwrites.joined():
+        joinedwrites.insert(event_for(case, "kept"), pk_unknown=True)
+        with pytest.raises(RuntimeError), joinedwrites.joined():
+            case.status = CaseStatus.PROCESSING
+            joinedwrites.update(case, ["status"])
+            raise RuntimeError("the inner step gave up")
+        # The case may be written again: the dropped update no longer counts.
+        case.status = CaseStatus.IN_REVIEW
+        joinedwrites.update(case, ["status"])
+    assert Case.objects.get(pk=case.pk).status == CaseStatus.IN_REVIEW
+    assert list(CaseEvent.objects.filter(case=case).values_list("kind", flat=True)) == ["kept"]
+
+
+def test_a_write_inside_a_nested_atomic_block_is_refused(make_workflow: Any) -> None:
+    """Its savepoint could not undo a write sent when the joined block ends."""
+    case = case_row(make_workflow())
+    with (
+        transaction.atomic(),
+        joinedwrites.joined(),
+        pytest.raises(TransactionManagementError),
+        transaction.atomic(),
+    ):
+        joinedwrites.insert(event_for(case, "in a savepoint"), pk_unknown=True)
+    assert not CaseEvent.objects.filter(case=case).exists()
+    # A joined block opened inside the savepoint is fine.
+    with transaction.atomic(), transaction.atomic(), joinedwrites.joined():
+        joinedwrites.insert(event_for(case, "inside"), pk_unknown=True)
+    assert CaseEvent.objects.filter(case=case, kind="inside").exists()
+
+
+def test_one_row_twice_in_a_block_or_an_update_without_key_is_refused(
+    make_workflow: Any,
+) -> None:
+    case = case_row(make_workflow())
+    with transaction.atomic(), joinedwrites.joined():
+        joinedwrites.update(case, ["status"])
+        with pytest.raises(ValueError, match="written twice"):
+            joinedwrites.update(case, ["metadata"])
+        with pytest.raises(ValueError, match="needs its key and a field"):
+            joinedwrites.update(case, [])
+        with pytest.raises(ValueError, match="needs its key and a field"):
+            joinedwrites.update(event_for(case, "unsaved"), ["kind"])

@@ -8,8 +8,9 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import Count, QuerySet
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -134,3 +135,18 @@ def test_each_thread_runs_on_its_own_connection(make_workflow: Any) -> None:
     assert not failures, failures
     # Each found the case with one query of its own connection.
     assert seen == [(case, 1)] * 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_query_outside_a_transaction_is_refused(make_workflow: Any) -> None:
+    """As Django's compiler refuses it: the lock would end with the statement."""
+    workflow = make_workflow()
+    locked = Prepared(
+        Workflow,
+        lambda pk: Workflow.objects.select_for_update().filter(pk=pk)[:1],
+        pk=-9_000_006,
+    )
+    with transaction.atomic():
+        assert locked.first(pk=workflow.pk) == workflow
+    with pytest.raises(TransactionManagementError):
+        locked.first(pk=workflow.pk)

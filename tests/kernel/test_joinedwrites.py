@@ -21,6 +21,10 @@ pytestmark = pytest.mark.django_db
 UTC = dt.UTC
 
 
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
 def event_for(case: Case, kind: str, **data: Any) -> CaseEvent:
     return CaseEvent(
         case=case, kind=kind, actor_type=ActorType.SYSTEM, reason=f"{kind} reason", data=data
@@ -54,8 +58,8 @@ def test_the_block_writes_once_when_it_ends_as_save_would(make_workflow: Any) ->
             assert not Case.objects.filter(pk=new.pk).exists()
             assert Case.objects.get(pk=case.pk).status == CaseStatus.RECEIVED
             inside = len(queries)
-        # The four writes were one statement.
-        assert len(queries) == inside + 1
+        # The four writes were one statement (on SQLite, four in a row).
+        assert len(queries) == inside + (1 if on_postgres() else 4)
     stored = Case.objects.get(pk=case.pk)
     assert (stored.status, stored.metadata) == (CaseStatus.PROCESSING, {"station": 3})
     # ``auto_now`` moved, in memory and in the row alike.
@@ -105,7 +109,7 @@ def test_an_inner_block_joins_the_outer(make_workflow: Any) -> None:
             assert not CaseEvent.objects.filter(case=case).exists()
             joinedwrites.insert(event_for(case, "outer"), pk_unknown=True)
             inside = len(queries)
-        assert len(queries) == inside + 1
+        assert len(queries) == inside + (1 if on_postgres() else 2)
     assert CaseEvent.objects.filter(case=case).count() == 2
 
 
@@ -144,6 +148,7 @@ def test_a_row_without_its_key_is_refused_unless_no_one_reads_it(make_workflow: 
     assert list(CaseEvent.objects.filter(case=case).values_list("kind", flat=True)) == ["unread"]
 
 
+@pytest.mark.skipif("not on_postgres()", reason="SQLite does not bound a column's length")
 def test_a_value_too_long_for_its_column_is_refused_not_cut(make_workflow: Any) -> None:
     case = case_row(make_workflow())
     event = event_for(case, "x" * 200)

@@ -25,6 +25,21 @@ def on_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def unsaved_case(workflow: Any, **fields: Any) -> Case:
+    """A case not yet stored, with its key (what ``case_row`` stores at once)."""
+    return Case(
+        id=uuid.uuid4(),
+        workflow=workflow,
+        image="cases/new.png",
+        image_format="PNG",
+        image_width=4,
+        image_height=4,
+        image_bytes=16,
+        image_sha256="1" * 64,
+        **fields,
+    )
+
+
 def event_for(case: Case, kind: str, **data: Any) -> CaseEvent:
     return CaseEvent(
         case=case, kind=kind, actor_type=ActorType.SYSTEM, reason=f"{kind} reason", data=data
@@ -35,17 +50,7 @@ def test_the_block_writes_once_when_it_ends_as_save_would(make_workflow: Any) ->
     workflow = make_workflow()
     case = case_row(workflow)
     before = Case.objects.get(pk=case.pk).updated_at
-    new = Case(
-        id=uuid.uuid4(),
-        workflow=workflow,
-        image="cases/new.png",
-        image_format="PNG",
-        image_width=4,
-        image_height=4,
-        image_bytes=16,
-        image_sha256="1" * 64,
-        metadata={"line": "ü", "nested": [1, 2.5, None]},
-    )
+    new = unsaved_case(workflow, metadata={"line": "ü", "nested": [1, 2.5, None]})
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         with joinedwrites.joined():
             case.status = CaseStatus.PROCESSING
@@ -118,17 +123,7 @@ def test_a_failing_part_fails_the_whole_statement(make_workflow: Any) -> None:
     workflow = make_workflow()
     taken = case_row(workflow, external_id="part-1")
     other = case_row(workflow)
-    clash = Case(
-        id=uuid.uuid4(),
-        workflow=workflow,
-        external_id="part-1",
-        image="cases/x.png",
-        image_format="PNG",
-        image_width=1,
-        image_height=1,
-        image_bytes=1,
-        image_sha256="2" * 64,
-    )
+    clash = unsaved_case(workflow, external_id="part-1")
     with pytest.raises(IntegrityError), transaction.atomic(), joinedwrites.joined():
         other.status = CaseStatus.PROCESSING
         joinedwrites.update(other, ["status"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
@@ -81,18 +82,33 @@ def api_token_revoke(*, token_id: int, user: User | None = None) -> ApiToken:
     return token
 
 
+# Per process: until when (``time.monotonic``) a token's use needs no recording, by key
+# hash (unique per token, unlike a primary key a rolled-back test may hand out again).
+_RECORDED_UNTIL: dict[str, float] = {}
+_RECORDED_MAX = 10_000
+
+
 def api_token_touch(*, token: ApiToken) -> None:
     """Record that the token was used, at most once per ``LAST_USED_RESOLUTION``.
 
     ``token`` may be a cached copy (``accounts.selectors.api_token_for_key``) whose stamp
     is older than the row's, so the web processes agree through the cache on who writes
-    next: one marker per token and resolution, taken with ``cache.add``.
+    next: one marker per token and resolution, taken with ``cache.add``. Each process then
+    skips the marker for one resolution too, so a busy token costs no cache call per
+    request (D142); the stamp stays at most two resolutions old.
     """
     now = timezone.now()
     if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
         return
+    seconds = LAST_USED_RESOLUTION.total_seconds()
+    clock = time.monotonic()
+    if _RECORDED_UNTIL.get(token.key_hash, 0.0) > clock:
+        return
+    if len(_RECORDED_UNTIL) >= _RECORDED_MAX:
+        _RECORDED_UNTIL.clear()
+    _RECORDED_UNTIL[token.key_hash] = clock + seconds
     marker = access_key("token-used", token.pk)
-    if not cache.add(marker, True, int(LAST_USED_RESOLUTION.total_seconds())):
+    if not cache.add(marker, True, int(seconds)):
         return
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     token.last_used_at = now

@@ -24,13 +24,18 @@ for one lifetime of an entry, never let anyone in).
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
 
 T = TypeVar("T")
 
@@ -53,14 +58,61 @@ def _outside_transaction() -> bool:
     )
 
 
+# What this request has read already (``request_memo``), by key; None outside a request.
+_memo: ContextVar[dict[str, Any] | None] = ContextVar("loopgate_access_memo", default=None)
+
+
+@contextmanager
+def request_memo() -> Iterator[None]:
+    """Within the block, a key read twice is read from the cache once (D142).
+
+    A request reads the same entries in several places (the workflow's membership in the
+    access check and again in the service); each read was a round trip to Redis. Only
+    what the cache held or the database had committed is kept, and ``invalidate`` drops
+    its keys here too, so the block sees its own writes. A model instance is handed out
+    as a copy each time (as the cache unpickles one per read); other values (lists of
+    tuples) are shared and not to be changed.
+    """
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+class RequestMemoMiddleware:
+    """``request_memo`` around every request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with request_memo():
+            return self.get_response(request)
+
+
+def _own(value: T) -> T:
+    """A model instance's copy (its fields and state apart), anything else as it is."""
+    return copy.copy(value) if isinstance(value, Model) else value
+
+
 def cached_read(key: str, load: Callable[[], T | None], *, cache_absent: bool = True) -> T | None:
     """``load()``, or its answer cached under ``key``. ``None`` is cached too, when
     ``cache_absent`` (a workflow or membership that does not exist), so a miss costs one
     query per lifetime of an entry as well."""
+    memo = _memo.get()
+    if memo is not None and key in memo:
+        # Each caller gets its own instance, as from the cache: one may set a field.
+        held: T | None = memo[key]
+        return _own(held)
     found = cache.get(key)
     if isinstance(found, tuple):
+        if memo is not None:
+            memo[key] = _own(found[0])
         return found[0]
     fresh = load()
+    if memo is not None and _outside_transaction():
+        memo[key] = _own(fresh)
     if found is None and (fresh is not None or cache_absent):
         if _outside_transaction():
             cache.add(key, (fresh,), settings.LOOPGATE_ACCESS_CACHE_SECONDS)
@@ -86,6 +138,10 @@ def invalidate(keys: list[str], *, created: bool = False) -> None:
     """
     if not keys:
         return
+    memo = _memo.get()
+    if memo is not None:
+        for key in keys:
+            memo.pop(key, None)
     if created:
         cache.delete_many(keys)
         transaction.on_commit(lambda: cache.delete_many(keys))

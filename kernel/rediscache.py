@@ -37,3 +37,54 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def gcra_spend(
+        self, key: str, *, now: float, cost_seconds: float, window: float
+    ) -> float | None:
+        """Spend ``cost_seconds`` of the generic cell rate kept under ``key`` (D142): None
+        when it fits (the new arrival time is stored, for as long as it is ahead of
+        ``now``), else the seconds until it would.
+
+        One round trip, and atomic: Redis runs the script alone, so callers in any number
+        of processes spending under one key at one instant never let more through than
+        the rate. The value is a plain number, not a pickle: read it with this method only.
+        """
+        client = self._cache.get_client(key, write=True)
+        answer = _GCRA(
+            client,
+            keys=[self.make_and_validate_key(key)],
+            args=[repr(now), repr(cost_seconds), repr(window)],
+        )
+        return None if answer is None else float(answer)
+
+
+# Lua numbers are doubles; a string reply keeps the fraction (a number reply would be
+# truncated to an integer). ``tostring`` writes 14 significant digits: 0.1 ms in an epoch.
+_GCRA_SCRIPT = """
+local now = tonumber(ARGV[1])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') or 0, now) + tonumber(ARGV[2])
+local ahead = tat - now
+if ahead > tonumber(ARGV[3]) then
+  return tostring(ahead - tonumber(ARGV[3]))
+end
+redis.call('SET', KEYS[1], string.format('%.6f', tat), 'EX', math.max(1, math.ceil(ahead)))
+return false
+"""
+
+
+class _Script:
+    """``redis.Redis.register_script`` once per client: EVALSHA, loading it when missing."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._scripts: dict[int, Any] = {}
+
+    def __call__(self, client: Any, *, keys: list[str], args: list[str]) -> Any:
+        script = self._scripts.get(id(client))
+        if script is None:
+            script = client.register_script(self.source)
+            self._scripts[id(client)] = script
+        return script(keys=keys, args=args)
+
+
+_GCRA = _Script(_GCRA_SCRIPT)

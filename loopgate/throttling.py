@@ -58,8 +58,10 @@ class CostedRateThrottle(SimpleRateThrottle):
     the whole N at once, then one unit every W / N seconds; over any long span at most N
     per W. DRF's own throttle keeps a timestamp per request instead: at a camera's 6,000
     a minute that list is read and written whole on every request (0.6 ms of CPU each).
-    Like DRF's, the read and the write are two cache calls, so two processes answering
-    the same caller at the same instant may both let a request through.
+    On Redis (production) the read and the write are one atomic script
+    (``RedisCache.gcra_spend``, D142): one round trip, and no two processes let the same
+    unit through. On another cache (the embedded default: one machine, files) they are
+    two cache calls, as DRF's are.
     """
 
     cache_format = "throttle_tat_%(scope)s_%(ident)s"
@@ -86,6 +88,13 @@ class CostedRateThrottle(SimpleRateThrottle):
             )
         self.now = self.timer()
         interval = window / limit
+        spend = getattr(self.cache, "gcra_spend", None)
+        if spend is not None:
+            # Redis (kernel.rediscache): the read and the write in one atomic script.
+            self.retry_after = spend(
+                self.key, now=self.now, cost_seconds=self.cost * interval, window=float(window)
+            )
+            return self.retry_after is None
         stored = self.cache.get(self.key)
         tat = max(stored if isinstance(stored, float) else 0.0, self.now) + self.cost * interval
         ahead = tat - self.now

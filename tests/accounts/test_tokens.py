@@ -192,3 +192,42 @@ def test_a_cached_token_still_expires_on_time(reader: Any, monkeypatch: Any) -> 
     response = get_workflow(key)
     assert response.status_code == 401
     assert "expired" in response.json()["error"]["message"]
+
+
+def test_a_busy_token_is_stamped_once_per_resolution_without_a_cache_call_each(
+    reader: Any, monkeypatch: Any
+) -> None:
+    """``last_used_at`` moves at most once a minute; between stamps a process does not ask
+    the shared cache for the marker on every request (D142)."""
+    from django.core.cache import cache
+
+    from accounts import services
+
+    token, key = api_token_create(user=reader, name="camera")
+    adds: list[str] = []
+    original_add = cache.add
+
+    def add(marker: str, *args: Any, **kwargs: Any) -> bool:
+        adds.append(marker)
+        return original_add(marker, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "add", add)
+    clock = [1000.0]
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    assert get_workflow(key).status_code == 200
+    first = ApiToken.objects.get(pk=token.pk).last_used_at
+    assert first is not None
+    markers = [marker for marker in adds if "token-used" in marker]
+    assert len(markers) == 1
+    # The cached token's stamp is a minute old: without the process's memo every request
+    # would ask for the marker again.
+    later = timezone.now() + timedelta(minutes=2)
+    monkeypatch.setattr(services.timezone, "now", lambda: later)
+    for _ in range(3):
+        assert get_workflow(key).status_code == 200
+    assert [marker for marker in adds if "token-used" in marker] == markers
+    # A resolution later (and the shared marker gone with it) the use is stamped again.
+    clock[0] += services.LAST_USED_RESOLUTION.total_seconds() + 1
+    cache.delete(markers[0])
+    assert get_workflow(key).status_code == 200
+    assert ApiToken.objects.get(pk=token.pk).last_used_at == later

@@ -1,15 +1,22 @@
-"""The Redis cache backend keeps one client per connection pool (kernel.rediscache)."""
+"""The Redis cache backend keeps one client per connection pool, and spends a rate in one
+atomic script (kernel.rediscache)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from kernel.rediscache import RedisCache
 from tests.conftest import require_postgres_and_redis
@@ -62,3 +69,100 @@ def test_settings_use_it_for_a_redis_cache_url() -> None:
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["kernel.rediscache", "RedisCache"]
+
+
+def _throttle_on(backing: Any, clock: list[float], rate: str) -> Any:
+    from loopgate.throttling import CostedRateThrottle
+
+    class Rate(CostedRateThrottle):
+        cache = backing
+        timer = staticmethod(lambda: clock[0])
+
+        def get_cache_key(self, request: Any, view: Any) -> str:
+            return "throttle_tat_test_redis"
+
+    Rate.rate = rate
+    return Rate
+
+
+class _Caller:
+    throttle_cost: int | None = None
+
+
+def _ask(throttle_class: Any, cost: int) -> tuple[bool, float | None]:
+    view = _Caller()
+    view.throttle_cost = cost
+    throttle = throttle_class()
+    return throttle.allow_request(None, view), throttle.wait()
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limit=st.integers(1, 50),
+    steps=st.lists(st.tuples(st.floats(0, 30, allow_nan=False), st.integers(1, 5)), max_size=40),
+)
+def test_the_rate_on_redis_answers_as_the_two_call_rate_does(
+    cache: RedisCache, limit: int, steps: list[tuple[float, int]]
+) -> None:
+    """The atomic script (D142) and the read-then-write path on another cache agree on every
+    answer and every wait, over any sequence of requests and costs."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    key = uuid.uuid4().hex
+    local = LocMemCache(key, {})
+    clock = [1_764_000_000.0]
+    on_redis = _throttle_on(cache, clock, f"{limit}/min")
+    on_locmem = _throttle_on(local, clock, f"{limit}/min")
+    on_redis.get_cache_key = on_locmem.get_cache_key = lambda self, r, v: f"throttle_{key}"
+    for advance, cost in steps:
+        clock[0] += advance
+        if cost > limit:
+            continue
+        redis_allowed, redis_wait = _ask(on_redis, cost)
+        local_allowed, local_wait = _ask(on_locmem, cost)
+        assert redis_allowed == local_allowed
+        if redis_wait is None or local_wait is None:
+            assert redis_wait is local_wait is None
+        else:
+            assert redis_wait == pytest.approx(local_wait, abs=1e-3)
+    cache.delete(f"throttle_{key}")
+
+
+def test_callers_at_one_instant_never_get_more_than_the_rate(cache: RedisCache) -> None:
+    """Eight threads spend under one key at once: exactly the rate gets through (the read
+    and the write of the two-call path could both let a request through)."""
+    clock = [1_764_000_000.0]
+    throttle_class = _throttle_on(cache, clock, "40/min")
+    throttle_class.get_cache_key = lambda self, r, v: "throttle_tat_test_race"
+    cache.delete("throttle_tat_test_race")
+    barrier = threading.Barrier(8)
+    allowed = []
+
+    def spend() -> None:
+        barrier.wait()
+        allowed.extend(_ask(throttle_class, 1)[0] for _ in range(25))
+
+    threads = [threading.Thread(target=spend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(allowed) == 200
+    assert sum(allowed) == 40
+    cache.delete("throttle_tat_test_race")
+
+
+def test_the_rate_s_key_expires_when_it_is_no_longer_ahead(cache: RedisCache) -> None:
+    now = time.time()
+    assert cache.gcra_spend("gcra-ttl", now=now, cost_seconds=2.5, window=60.0) is None
+    client = cache._cache.get_client(write=True)
+    assert 1 <= client.ttl(cache.make_and_validate_key("gcra-ttl")) <= 3
+    # Over the window: refused with the wait, and nothing stored.
+    for _ in range(23):
+        assert cache.gcra_spend("gcra-ttl", now=now, cost_seconds=2.5, window=60.0) is None
+    wait = cache.gcra_spend("gcra-ttl", now=now, cost_seconds=2.5, window=60.0)
+    assert wait == pytest.approx(2.5)
+    assert 59 <= client.ttl(cache.make_and_validate_key("gcra-ttl")) <= 60
+    cache.delete("gcra-ttl")

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.services import api_token_revoke
-from kernel.readcache import access_key, cached_read, invalidate
+from kernel.readcache import access_key, cached_read, invalidate, request_memo
 from tests.conftest import image_bytes
 from workflows.models import WorkflowMembership
 
@@ -165,3 +165,80 @@ def test_a_write_in_the_reading_transaction_keeps_the_read_out(
         assert cached_read(key, lambda: "before the write") == "before the write"
         invalidate([key])
     assert not isinstance(cache.get(key), tuple)
+
+
+# --- One read per key and request (request_memo, D142) -----------------------------------
+
+
+def cache_reads(monkeypatch: Any) -> list[str]:
+    """The keys read from the shared cache from now on."""
+    reads: list[str] = []
+    original = cache.get
+
+    def get(key: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(key)
+        return original(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", get)
+    return reads
+
+
+def test_a_request_reads_each_access_entry_from_the_cache_once(
+    camera: dict[str, Any], monkeypatch: Any
+) -> None:
+    """A submission checks the membership in the view and again in the service; the
+    second read comes from the request's memo, not from Redis."""
+    reads = cache_reads(monkeypatch)
+    assert submit(camera["client"], 4).status_code == 201
+    access = [key for key in reads if key.startswith("access:")]
+    assert access, "the access rows come from the cache"
+    assert len(access) == len(set(access)), access
+    # Outside a request nothing is remembered: each read asks the cache.
+    reads.clear()
+    key = access_key("memo-test")
+    cache.set(key, ("row",))
+    assert cached_read(key, lambda: None) == "row"
+    assert cached_read(key, lambda: None) == "row"
+    assert reads.count(key) == 2
+
+
+def test_within_a_request_a_change_is_seen_by_the_next_read(camera: dict[str, Any]) -> None:
+    from workflows.access import membership_of
+
+    user, workflow = camera["user"], camera["workflow"]
+    with request_memo():
+        assert membership_of(user, workflow).can_submit
+        WorkflowMembership.objects.filter(pk=camera["membership"].pk).update(can_submit=False)
+        # A write outside the services is not seen within the request (nor by the cache)…
+        assert membership_of(user, workflow).can_submit
+        membership = WorkflowMembership.objects.get(pk=camera["membership"].pk)
+        membership.save()  # …a saved row is, at once: invalidation reaches the memo.
+        assert not membership_of(user, workflow).can_submit
+
+
+def test_the_memo_hands_each_reader_its_own_instance(camera: dict[str, Any]) -> None:
+    from workflows.access import workflow_by_slug
+
+    with request_memo():
+        first = workflow_by_slug("line")
+        first.level = "full"
+        second = workflow_by_slug("line")
+        assert second is not first
+        assert second.level == "shadow"
+        assert second.pk == first.pk
+
+
+def test_the_memo_keeps_nothing_read_inside_a_transaction(camera: dict[str, Any]) -> None:
+    """A row loaded inside a transaction may be rolled back with it: not remembered."""
+    key = access_key("memo-txn")
+    loads: list[int] = []
+
+    def load() -> str:
+        loads.append(1)
+        return "uncommitted"
+
+    with request_memo():
+        with transaction.atomic():
+            assert cached_read(key, load) == "uncommitted"
+            assert cached_read(key, load) == "uncommitted"
+        assert len(loads) == 2

@@ -224,6 +224,7 @@ class Platform:
         batch: int,
         web_processes: int = 2,
         inference_workers: int = 1,
+        web_threads: int = 4,
     ):
         self.env = {
             **os.environ,
@@ -246,6 +247,7 @@ class Platform:
         self.port = port
         self.workdir = workdir
         self.web_processes = web_processes
+        self.web_threads = web_threads
         self.inference_workers = inference_workers
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -323,7 +325,7 @@ class Platform:
                     "--workers",
                     str(self.web_processes),
                     "--threads",
-                    "4",
+                    str(self.web_threads),
                 ],
                 cwd=ROOT,
                 env=self.env,
@@ -529,6 +531,7 @@ def main() -> None:
     parser.add_argument("--model", choices=("demo", "resnet18"), default="demo")
     parser.add_argument("--runtime", choices=("eager", "onnx", "onnx_int8"), default="eager")
     parser.add_argument("--web-processes", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per process")
     parser.add_argument("--inference-workers", type=int, default=1)
     parser.add_argument(
         "--rate",
@@ -550,7 +553,12 @@ def main() -> None:
     database = database_url.rsplit("/", 1)[-1] if database_url.startswith("postgres") else ""
     with tempfile.TemporaryDirectory(prefix="loopgate-bench-") as tmp:
         platform = Platform(
-            Path(tmp), free_port(), args.batch, args.web_processes, args.inference_workers
+            Path(tmp),
+            free_port(),
+            args.batch,
+            args.web_processes,
+            args.inference_workers,
+            web_threads=args.web_threads,
         )
         creds = platform.start()
         weights = ROOT / "inference/assets/demo_model.pt"
@@ -636,6 +644,7 @@ def main() -> None:
         "batch": args.batch,
         "concurrency": args.concurrency,
         "web_processes": args.web_processes,
+        "web_threads": args.web_threads,
         "inference_workers": args.inference_workers,
         "rate": args.rate or None,
         "device": device,

@@ -41,7 +41,7 @@ write at once. A constraint a joined write breaks raises when the block ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -82,6 +82,52 @@ def _alias(model: type[Model]) -> str:
     return router.db_for_write(model)
 
 
+# Statements compiled once per model, database and field names (D142): Django writes
+# the same SQL text for every row; only the parameters differ. An entry is the SQL, or
+# None where a row's parameters did not come out as Django's own (then Django compiles
+# every row, as before).
+_compiled: dict[tuple[Any, ...], str | None] = {}
+
+
+def _plain(value: Any) -> bool:
+    """A value Django binds as a parameter (not an expression compiled into the SQL)."""
+    return not hasattr(value, "resolve_expression") and not hasattr(value, "as_sql")
+
+
+def _same(ours: list[Any], django: list[Any]) -> bool:
+    """The parameters are Django's: equal, or (adapters such as ``Jsonb``, which do not
+    compare) of one type wrapping equal objects."""
+    if len(ours) != len(django):
+        return False
+    for mine, theirs in zip(ours, django, strict=True):
+        if type(mine) is not type(theirs):
+            return False
+        if hasattr(mine, "obj") and not isinstance(mine, (str, bytes, int, float)):
+            if mine.obj != theirs.obj:
+                return False
+        elif mine != theirs:
+            return False
+    return True
+
+
+def _prepared(
+    key: tuple[Any, ...],
+    params: list[Any] | None,
+    compile_sql: Callable[[], tuple[str, list[Any]]],
+) -> tuple[str, list[Any]]:
+    """The compiled SQL of ``key`` with ``params`` (a row's values, prepared as Django
+    prepares them; None when one is an expression), compiling it the first time and
+    checking there that Django's own parameters are the same."""
+    if params is not None and key in _compiled:
+        sql = _compiled[key]
+        if sql is not None:
+            return sql, params
+    sql, django = compile_sql()
+    if params is not None and key not in _compiled:
+        _compiled[key] = sql if _same(params, django) else None
+    return sql, django
+
+
 def _insert_sql(row: Model, alias: str) -> tuple[str, list[Any]]:
     meta = row._meta
     fields = [
@@ -89,26 +135,70 @@ def _insert_sql(row: Model, alias: str) -> tuple[str, list[Any]]:
         for field in meta.local_concrete_fields
         if not field.generated and (field is not meta.auto_field or row.pk is not None)
     ]
-    query = InsertQuery(type(row))
-    query.insert_values(fields, [row])
-    [(sql, params)] = query.get_compiler(using=alias).as_sql()
-    return sql, list(params)
+    connection = connections[alias]
+    # As Model.save: ``pre_save`` sets ``auto_now`` fields and returns the value.
+    values = [field.pre_save(row, True) for field in fields]
+    params = None
+    if all(_plain(value) for value in values):
+        params = [
+            field.get_db_prep_save(value, connection=connection)
+            for field, value in zip(fields, values, strict=True)
+        ]
+        if not all(_plain(param) for param in params):
+            params = None
+
+    def compile_sql() -> tuple[str, list[Any]]:
+        query = InsertQuery(type(row))
+        # ``raw``: the values ``pre_save`` gave above (a second call would stamp again).
+        query.insert_values(fields, [row], raw=True)
+        [(sql, django)] = query.get_compiler(using=alias).as_sql()
+        return sql, list(django)
+
+    key = ("insert", type(row), alias, tuple(field.attname for field in fields))
+    return _prepared(key, params, compile_sql)
 
 
 def _update_sql(row: Model, names: Iterable[str], alias: str) -> tuple[str, list[Any]]:
     meta = row._meta
-    values: list[tuple[Field[Any, Any], None, Any]] = []
+    connection = connections[alias]
+    fields: list[Field[Any, Any]] = []
     for name in dict.fromkeys(names):
         field = meta.get_field(name)
         assert isinstance(field, Field), f"{name} is not a column of {meta.label}"
-        # As Model.save: ``pre_save`` sets ``auto_now`` fields and returns the value.
-        values.append((field, None, field.pre_save(row, False)))
-    query = UpdateQuery(type(row))
-    # The stubs take only Case() expressions as values; Django takes any value.
-    query.add_update_fields(values)  # type: ignore[arg-type]
-    query.add_q(Q(pk=row.pk))
-    sql, params = query.get_compiler(using=alias).as_sql()
-    return sql, list(params)
+        fields.append(field)
+    # As Model.save: ``pre_save`` sets ``auto_now`` fields and returns the value.
+    values = [field.pre_save(row, False) for field in fields]
+    params = None
+    nulls: tuple[bool, ...] = ()
+    if all(_plain(value) for value in values) and not any(
+        hasattr(value, "prepare_database_save") for value in values
+    ):
+        prepared = [
+            field.get_db_prep_save(value, connection=connection)
+            for field, value in zip(fields, values, strict=True)
+        ]
+        # Django writes ``= NULL`` into the SQL for None: the SQL differs by which are.
+        nulls = tuple(param is None for param in prepared)
+        pk = meta.pk
+        assert pk is not None
+        params = [
+            *(param for param in prepared if param is not None),
+            pk.get_db_prep_value(pk.get_prep_value(row.pk), connection, prepared=True),
+        ]
+        if not all(_plain(param) for param in params):
+            params = None
+
+    def compile_sql() -> tuple[str, list[Any]]:
+        query = UpdateQuery(type(row))
+        query.add_update_fields(
+            [(field, None, value) for field, value in zip(fields, values, strict=True)]
+        )
+        query.add_q(Q(pk=row.pk))
+        sql, django = query.get_compiler(using=alias).as_sql()
+        return sql, list(django)
+
+    key = ("update", type(row), alias, tuple(field.attname for field in fields), nulls)
+    return _prepared(key, params, compile_sql)
 
 
 def _saved(row: Model, alias: str) -> None:

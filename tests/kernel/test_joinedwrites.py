@@ -196,3 +196,102 @@ def test_one_row_twice_in_a_block_or_an_update_without_key_is_refused(
             joinedwrites.update(case, [])
         with pytest.raises(ValueError, match="needs its key and a field"):
             joinedwrites.update(event_for(case, "unsaved"), ["kind"])
+
+
+# --- Statements compiled once (D142) -------------------------------------------------------
+
+
+def django_compiles(kind: str, row: Any, fields: list[str] | None = None) -> tuple[str, list]:
+    """What Django alone writes for the row (the cache of compiled statements set aside)."""
+    saved = dict(joinedwrites._compiled)
+    joinedwrites._compiled.clear()
+    try:
+        if kind == "insert":
+            return joinedwrites._insert_sql(row, "default")
+        return joinedwrites._update_sql(row, fields or [], "default")
+    finally:
+        joinedwrites._compiled.clear()
+        joinedwrites._compiled.update(saved)
+
+
+def test_a_statement_compiled_once_binds_each_row_as_django_would(
+    make_workflow: Any, monkeypatch: Any
+) -> None:
+    """Row after row, nulls here and there (Django writes ``= NULL`` into the SQL for
+    those), JSON, text: the SQL and parameters are Django's own."""
+    from django.db.models import fields as model_fields
+
+    workflow = make_workflow()
+    # One clock for both compilations (each stamps ``auto_now`` fields).
+    frozen = dt.datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    monkeypatch.setattr(model_fields.timezone, "now", lambda: frozen)
+    fields = ["status", "decision_label", "decision_confidence", "metadata", "updated_at"]
+    rows = [
+        (None, "", {}),
+        (0.25, "ok", {"line": "ü", "n": [1, None]}),
+        (None, "crack", {"a": 1}),
+        (0.0, "", {}),
+        (1.0, "ü", {"deep": {"x": "y"}}),
+    ]
+    for confidence, label, metadata in rows:
+        case = case_row(workflow)
+        case.status = CaseStatus.DECIDED
+        case.decision_label = label
+        case.decision_confidence = confidence
+        case.metadata = metadata
+        sql, params = joinedwrites._update_sql(case, fields, "default")
+        django_sql, django_params = django_compiles("update", case, fields)
+        assert sql == django_sql
+        assert joinedwrites._same(params, django_params)
+        assert ('"decision_confidence" = NULL' in sql) == (confidence is None)
+        new = unsaved_case(workflow, metadata=metadata, external_id=label or None)
+        sql, params = joinedwrites._insert_sql(new, "default")
+        django_sql, django_params = django_compiles("insert", new)
+        assert sql == django_sql
+        assert joinedwrites._same(params, django_params)
+
+
+def test_rows_that_differ_only_in_values_share_one_compiled_statement(
+    make_workflow: Any,
+) -> None:
+    workflow = make_workflow()
+    joinedwrites._compiled.clear()
+    first, second = case_row(workflow), case_row(workflow)
+    with transaction.atomic(), joinedwrites.joined():
+        for case, label in ((first, "ok"), (second, "crack")):
+            case.decision_label = label
+            joinedwrites.update(case, ["decision_label", "updated_at"])
+    cached = [sql for key, sql in joinedwrites._compiled.items() if key[0] == "update"]
+    assert len(cached) == 1 and cached[0] is not None
+    assert Case.objects.get(pk=first.pk).decision_label == "ok"
+    assert Case.objects.get(pk=second.pk).decision_label == "crack"
+
+
+def test_an_expression_is_compiled_by_django_every_time(make_workflow: Any) -> None:
+    from django.db.models import F
+
+    workflow = make_workflow()
+    case = case_row(workflow)
+    for _ in range(2):
+        with transaction.atomic(), joinedwrites.joined():
+            case.processing_attempts = F("processing_attempts") + 1
+            joinedwrites.update(case, ["processing_attempts"])
+        case = Case.objects.get(pk=case.pk)
+    assert case.processing_attempts == 2
+
+
+def test_parameters_that_are_not_django_s_are_never_cached() -> None:
+    key = ("test", object())
+    sql, params = joinedwrites._prepared(key, [1, "a"], lambda: ("SELECT %s, %s", [1, "b"]))
+    assert (sql, params) == ("SELECT %s, %s", [1, "b"])
+    assert joinedwrites._compiled[key] is None
+    # From then on Django compiles this statement every time.
+    calls = []
+
+    def compile_sql() -> tuple[str, list]:
+        calls.append(1)
+        return "SELECT %s, %s", [2, "c"]
+
+    assert joinedwrites._prepared(key, [2, "x"], compile_sql) == ("SELECT %s, %s", [2, "c"])
+    assert calls == [1]
+    del joinedwrites._compiled[key]

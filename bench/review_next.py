@@ -192,6 +192,26 @@ class Timings:
         )
 
 
+def leases_release(workflow: object) -> None:
+    """End the bench reviewers' live leases, so that a later run starts with none."""
+    from django.utils import timezone
+
+    from review.models import Assignment, AssignmentState
+    from review.services import assignments_end
+
+    assignments_end(
+        leases=Assignment.objects.filter(task__workflow=workflow, state=AssignmentState.ACTIVE),
+        to_state=AssignmentState.RELEASED,
+        now=timezone.now(),
+    )
+
+
+def report(heading: str, claims: Timings, verdicts: Timings) -> None:
+    print(f"\n{heading}:")
+    print(claims.summary("review_next"))
+    print(verdicts.summary("verdict_submit"))
+
+
 def api_turns(workflow: object, reviewers: list, *, claims: int) -> None:
     """The turns of ``main`` as API requests: ``POST …/review/next/`` and ``POST
     /api/v1/review-tasks/{id}/verdict/``, each reviewer with an API token."""
@@ -200,11 +220,8 @@ def api_turns(workflow: object, reviewers: list, *, claims: int) -> None:
     from django.core.cache import caches
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import RequestFactory
-    from django.utils import timezone
 
     from accounts.services import api_token_create
-    from review.models import Assignment, AssignmentState
-    from review.services import assignments_end
 
     handler = WSGIHandler()
     factory = RequestFactory()
@@ -237,11 +254,7 @@ def api_turns(workflow: object, reviewers: list, *, claims: int) -> None:
         return json.loads(content)
 
     next_path = f"/api/v1/workflows/{SLUG}/review/next/"
-    assignments_end(
-        leases=Assignment.objects.filter(task__workflow=workflow),
-        to_state=AssignmentState.RELEASED,
-        now=timezone.now(),
-    )
+    leases_release(workflow)
     backend = type(caches["default"])
     print(f"access cache: {backend.__module__}.{backend.__name__}")
     held = {reviewer.pk: call(reviewer, next_path, {}, None)["id"] for reviewer in reviewers}
@@ -262,14 +275,8 @@ def api_turns(workflow: object, reviewers: list, *, claims: int) -> None:
         label = LABELS[turn % len(LABELS)]
         call(reviewer, f"/api/v1/review-tasks/{task}/verdict/", {"label": label}, verdicts)
         held[reviewer.pk] = call(reviewer, next_path, {}, nexts)["id"]
-    assignments_end(
-        leases=Assignment.objects.filter(task__workflow=workflow, state=AssignmentState.ACTIVE),
-        to_state=AssignmentState.RELEASED,
-        now=timezone.now(),
-    )
-    print(f"\nthrough the web stack, {len(reviewers)} reviewers taking turns:")
-    print(nexts.summary("POST next"))
-    print(verdicts.summary("POST verdict"))
+    leases_release(workflow)
+    report(f"through the web stack, {len(reviewers)} reviewers taking turns", nexts, verdicts)
     print(
         f"cpu mean: next {statistics.mean(nexts.cpu) * 1000:.2f} ms, "
         f"verdict {statistics.mean(verdicts.cpu) * 1000:.2f} ms "
@@ -293,18 +300,12 @@ def main() -> None:
     database_ensure(url)
     django_start(url, api=options.api)
 
-    from django.utils import timezone
-
-    from review.models import Assignment, AssignmentState, ReviewTask
-    from review.services import assignments_end, review_next, verdict_submit
+    from review.models import ReviewTask
+    from review.services import review_next, verdict_submit
 
     workflow, reviewers = queue_fill(tasks=options.tasks)
     reviewers = reviewers[: options.reviewers]
-    assignments_end(
-        leases=Assignment.objects.filter(task__workflow=workflow),
-        to_state=AssignmentState.RELEASED,
-        now=timezone.now(),
-    )
+    leases_release(workflow)
     waiting = ReviewTask.objects.filter(workflow=workflow, status="open").count()
     print(f"{waiting} review tasks waiting; {len(reviewers)} reviewers")
 
@@ -326,15 +327,12 @@ def main() -> None:
         with claims.timed():
             held[reviewer.pk] = review_next(workflow=workflow, reviewer=reviewer)
         assert held[reviewer.pk] is not None, "the queue ran dry"
-    assignments_end(
-        leases=Assignment.objects.filter(pk__in=[held[reviewer.pk].pk for reviewer in reviewers]),
-        to_state=AssignmentState.RELEASED,
-        now=timezone.now(),
+    leases_release(workflow)
+    report(
+        f"with {waiting} cases waiting and {len(reviewers) - 1} other live leases",
+        claims,
+        verdicts,
     )
-
-    print(f"\nwith {waiting} cases waiting and {len(reviewers) - 1} other live leases:")
-    print(claims.summary("review_next"))
-    print(verdicts.summary("verdict_submit"))
     print(
         "(wall: elapsed time of the call; cpu: this process's CPU time in it; sql: statements "
         "sent, including transaction and savepoint control)"

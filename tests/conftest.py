@@ -190,6 +190,21 @@ def image_bytes(
     return buffer.getvalue()
 
 
+def cache_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
+    """The keys the shared cache's ``method`` ("get", "add", …) is called with from now on."""
+    from django.core.cache import cache
+
+    keys: list[str] = []
+    original = getattr(cache, method)
+
+    def spy(key: str, *args: Any, **kwargs: Any) -> Any:
+        keys.append(key)
+        return original(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, method, spy)
+    return keys
+
+
 def case_row(workflow: Any, **fields: Any) -> Any:
     """A case row as stored, with a placeholder image name (no file, no event, no
     processing): for tests of what reads or writes rows."""

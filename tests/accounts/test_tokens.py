@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken
 from accounts.selectors import api_token_for_key
 from accounts.services import api_token_create, api_token_revoke
+from tests.conftest import cache_calls
 
 pytestmark = pytest.mark.django_db
 
@@ -204,14 +205,7 @@ def test_a_busy_token_is_stamped_once_per_resolution_without_a_cache_call_each(
     from accounts import services
 
     token, key = api_token_create(user=reader, name="camera")
-    adds: list[str] = []
-    original_add = cache.add
-
-    def add(marker: str, *args: Any, **kwargs: Any) -> bool:
-        adds.append(marker)
-        return original_add(marker, *args, **kwargs)
-
-    monkeypatch.setattr(cache, "add", add)
+    adds = cache_calls(monkeypatch, "add")
     clock = [1000.0]
     monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
     assert get_workflow(key).status_code == 200

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import api_token_revoke
 from kernel.readcache import access_key, cached_read, invalidate, request_memo
-from tests.conftest import image_bytes
+from tests.conftest import cache_calls, image_bytes
 from workflows.models import WorkflowMembership
 
 pytestmark = pytest.mark.django_db
@@ -170,25 +170,12 @@ def test_a_write_in_the_reading_transaction_keeps_the_read_out(
 # --- One read per key and request (request_memo, D142) -----------------------------------
 
 
-def cache_reads(monkeypatch: Any) -> list[str]:
-    """The keys read from the shared cache from now on."""
-    reads: list[str] = []
-    original = cache.get
-
-    def get(key: str, *args: Any, **kwargs: Any) -> Any:
-        reads.append(key)
-        return original(key, *args, **kwargs)
-
-    monkeypatch.setattr(cache, "get", get)
-    return reads
-
-
 def test_a_request_reads_each_access_entry_from_the_cache_once(
     camera: dict[str, Any], monkeypatch: Any
 ) -> None:
     """A submission checks the membership in the view and again in the service; the
     second read comes from the request's memo, not from Redis."""
-    reads = cache_reads(monkeypatch)
+    reads = cache_calls(monkeypatch, "get")
     assert submit(camera["client"], 4).status_code == 201
     access = [key for key in reads if key.startswith("access:")]
     assert access, "the access rows come from the cache"

@@ -128,7 +128,7 @@ def _prepared(
     return sql, django
 
 
-def _insert_sql(row: Model, alias: str) -> tuple[str, list[Any]]:
+def _insert_sql(row: Model, alias: str, *, returning: bool = False) -> tuple[str, list[Any]]:
     meta = row._meta
     fields = [
         field
@@ -151,10 +151,13 @@ def _insert_sql(row: Model, alias: str) -> tuple[str, list[Any]]:
         query = InsertQuery(type(row))
         # ``raw``: the values ``pre_save`` gave above (a second call would stamp again).
         query.insert_values(fields, [row], raw=True)
-        [(sql, django)] = query.get_compiler(using=alias).as_sql()
+        compiler = query.get_compiler(using=alias)
+        if returning:
+            compiler.returning_fields = [meta.pk]
+        [(sql, django)] = compiler.as_sql()
         return sql, list(django)
 
-    key = ("insert", type(row), alias, tuple(field.attname for field in fields))
+    key = ("insert", type(row), alias, tuple(field.attname for field in fields), returning)
     return _prepared(key, params, compile_sql)
 
 
@@ -219,6 +222,34 @@ def insert(row: Model, *, pk_unknown: bool = False) -> None:
     alias = _alias(type(row))
     sql, params = _insert_sql(row, alias)
     pending.add(row, alias, sql, params)
+    _saved(row, alias)
+
+
+def insert_returning_key(row: Model) -> None:
+    """INSERT ``row`` now and set the key the database gave it: ``save()`` for a new row
+    with an auto-incremented key, its statement compiled once per shape (D142). Not
+    inside a ``joined()`` block (the row would be written before the block's writes)."""
+    if _pending.get() is not None:
+        raise TransactionManagementError(
+            "insert_returning_key writes at once: not inside a joined block"
+        )
+    meta = row._meta
+    alias = _alias(type(row))
+    connection = connections[alias]
+    if (
+        row.pk is not None
+        or meta.pk is not meta.auto_field
+        # Columns the database fills (``db_default``, generated) come back with ``save``.
+        or list(meta.db_returning_fields) != [meta.pk]
+        or not connection.features.can_return_columns_from_insert
+    ):
+        row.save(force_insert=True)
+        return
+    sql, params = _insert_sql(row, alias, returning=True)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (key,) = cursor.fetchone()
+    row.pk = key
     _saved(row, alias)
 
 

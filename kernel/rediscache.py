@@ -59,7 +59,9 @@ class RedisCache(DjangoRedisCache):
 
 
 # Lua numbers are doubles; a string reply keeps the fraction (a number reply would be
-# truncated to an integer). ``tostring`` writes 14 significant digits: 0.1 ms in an epoch.
+# truncated to an integer). The arrival time is stored with 17 significant digits, which
+# read back as the very same double (fewer, and a request exactly at the limit could be
+# refused by the rounding); the wait is a reply only, and 14 digits are plenty.
 _GCRA_SCRIPT = """
 local now = tonumber(ARGV[1])
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') or 0, now) + tonumber(ARGV[2])
@@ -67,7 +69,7 @@ local ahead = tat - now
 if ahead > tonumber(ARGV[3]) then
   return tostring(ahead - tonumber(ARGV[3]))
 end
-redis.call('SET', KEYS[1], string.format('%.6f', tat), 'EX', math.max(1, math.ceil(ahead)))
+redis.call('SET', KEYS[1], string.format('%.17g', tat), 'EX', math.max(1, math.ceil(ahead)))
 return false
 """
 

@@ -802,7 +802,7 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
         assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now, latest=latest)
         if any(v.reviewer_id == reviewer.pk for v in standing):
             raise VerdictAlreadyGiven(f"you already gave a verdict on review task {task.pk}")
-        verdict = Verdict.objects.create(
+        verdict = Verdict(
             task=task,
             case=case,
             assignment=assignment,
@@ -810,6 +810,7 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
             label=label,
             comment=comment,
         )
+        joinedwrites.insert_returning_key(verdict)
         mine = Standing(verdict.pk, label, reviewer.pk, reviewer.get_username())
         # What the verdict settles goes to the database in one statement (D140).
         with joinedwrites.joined():

@@ -295,3 +295,40 @@ def test_parameters_that_are_not_django_s_are_never_cached() -> None:
     assert joinedwrites._prepared(key, [2, "x"], compile_sql) == ("SELECT %s, %s", [2, "c"])
     assert calls == [1]
     del joinedwrites._compiled[key]
+
+
+def test_a_row_inserted_with_its_key_returned_is_stored_as_save_would(
+    make_workflow: Any, make_user: Any
+) -> None:
+    """``insert_returning_key``: at once, the generated key set, the statement compiled
+    once for every such row; refused inside a joined block."""
+    from review.models import ReviewTask, Verdict
+
+    workflow = make_workflow()
+    reviewer = make_user("judge")
+    joinedwrites._compiled.clear()
+    rows = []
+    for label in ("ok", "crack"):
+        case = case_row(workflow)
+        task = ReviewTask.objects.create(case=case, workflow=workflow, kind="review")
+        verdict = Verdict(task=task, case=case, reviewer=reviewer, label=label, comment="ü")
+        with CaptureQueriesContext(connection) as queries:
+            joinedwrites.insert_returning_key(verdict)
+        assert len(queries) == 1
+        assert verdict.pk is not None and not verdict._state.adding
+        rows.append(verdict)
+    stored = Verdict.objects.filter(pk__in=[v.pk for v in rows]).order_by("pk")
+    assert [(v.label, v.comment, v.reviewer_id) for v in stored] == [
+        ("ok", "ü", reviewer.pk),
+        ("crack", "ü", reviewer.pk),
+    ]
+    assert stored[0].created_at == rows[0].created_at
+    keys = [key for key in joinedwrites._compiled if key[1] is Verdict]
+    if connection.features.can_return_columns_from_insert:
+        assert len(keys) == 1 and joinedwrites._compiled[keys[0]] is not None
+    case = case_row(workflow)
+    task = ReviewTask.objects.create(case=case, workflow=workflow, kind="review")
+    with transaction.atomic(), joinedwrites.joined(), pytest.raises(TransactionManagementError):
+        joinedwrites.insert_returning_key(
+            Verdict(task=task, case=case, reviewer=reviewer, label="ok")
+        )

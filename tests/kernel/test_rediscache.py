@@ -158,11 +158,27 @@ def test_the_rate_s_key_expires_when_it_is_no_longer_ahead(cache: RedisCache) ->
     now = time.time()
     assert cache.gcra_spend("gcra-ttl", now=now, cost_seconds=2.5, window=60.0) is None
     client = cache._cache.get_client(write=True)
-    assert 1 <= client.ttl(cache.make_and_validate_key("gcra-ttl")) <= 3
+    # The key lives as long as the arrival time is ahead of now: 2.5 s here, not a window.
+    assert 0 < client.ttl(cache.make_and_validate_key("gcra-ttl")) <= 3
     # Over the window: refused with the wait, and nothing stored.
     for _ in range(23):
         assert cache.gcra_spend("gcra-ttl", now=now, cost_seconds=2.5, window=60.0) is None
     wait = cache.gcra_spend("gcra-ttl", now=now, cost_seconds=2.5, window=60.0)
     assert wait == pytest.approx(2.5)
-    assert 59 <= client.ttl(cache.make_and_validate_key("gcra-ttl")) <= 60
+    assert 3 < client.ttl(cache.make_and_validate_key("gcra-ttl")) <= 60
     cache.delete("gcra-ttl")
+
+
+def test_a_request_exactly_at_the_limit_is_let_through_at_any_instant(cache: RedisCache) -> None:
+    """The stored arrival time reads back as the same number: spending the whole window
+    at an epoch-sized instant is never refused by a rounding of the stored value."""
+    import random
+
+    rng = random.Random(7)
+    for attempt in range(40):
+        now = 1_764_000_000 + rng.random() * 10_000_000
+        key = f"gcra-limit-{attempt}"
+        answers = [cache.gcra_spend(key, now=now, cost_seconds=2.5, window=60.0) for _ in range(24)]
+        assert answers == [None] * 24, (now, answers)
+        assert cache.gcra_spend(key, now=now, cost_seconds=2.5, window=60.0) == pytest.approx(2.5)
+        cache.delete(key)

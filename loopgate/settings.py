@@ -454,7 +454,7 @@ LOOPGATE_INFERENCE_BATCH_WAIT_MS = float(os.environ.get("LOOPGATE_INFERENCE_BATC
 LOOPGATE_WAKEUP_TTL_SECONDS = float(os.environ.get("LOOPGATE_WAKEUP_TTL_SECONDS", "30"))
 # CPU threads per worker process for every model; unset: the policy in
 # inference.devices.cpu_threads_policy (one for a small model, else the process's share
-# of the cores). See docs/deployment.md (D78).
+# of the cores). See docs/decisions.md D78 and docs/scaling-out.md.
 # The sandboxed load check of a model file at registration (and its runtime check): how
 # long it may take, wall clock and CPU. A large model on a busy host needs more.
 LOOPGATE_MODEL_CHECK_TIMEOUT_SECONDS = float(

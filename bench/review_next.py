@@ -258,23 +258,18 @@ def api_turns(workflow: object, reviewers: list, *, claims: int) -> None:
     backend = type(caches["default"])
     print(f"access cache: {backend.__module__}.{backend.__name__}")
     held = {reviewer.pk: call(reviewer, next_path, {}, None)["id"] for reviewer in reviewers}
+
+    def turns(count: int, verdicts: Timings | None, nexts: Timings | None) -> None:
+        for turn in range(count):
+            reviewer = reviewers[turn % len(reviewers)]
+            path = f"/api/v1/review-tasks/{held[reviewer.pk]}/verdict/"
+            call(reviewer, path, {"label": LABELS[turn % len(LABELS)]}, verdicts)
+            held[reviewer.pk] = call(reviewer, next_path, {}, nexts)["id"]
+
     # Warm: every path has run once (prepared statements compiled, connections open).
-    for _ in range(2):
-        for reviewer in reviewers:
-            call(
-                reviewer,
-                f"/api/v1/review-tasks/{held[reviewer.pk]}/verdict/",
-                {"label": "ok"},
-                None,
-            )
-            held[reviewer.pk] = call(reviewer, next_path, {}, None)["id"]
+    turns(2 * len(reviewers), None, None)
     nexts, verdicts = Timings(), Timings()
-    for turn in range(claims):
-        reviewer = reviewers[turn % len(reviewers)]
-        task = held[reviewer.pk]
-        label = LABELS[turn % len(LABELS)]
-        call(reviewer, f"/api/v1/review-tasks/{task}/verdict/", {"label": label}, verdicts)
-        held[reviewer.pk] = call(reviewer, next_path, {}, nexts)["id"]
+    turns(claims, verdicts, nexts)
     leases_release(workflow)
     report(f"through the web stack, {len(reviewers)} reviewers taking turns", nexts, verdicts)
     print(

@@ -289,12 +289,23 @@ LOOPGATE_MAX_METADATA_BYTES = 16 * 1024
 LOOPGATE_MAX_JSON_BODY_BYTES = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = LOOPGATE_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-# Repeated images (docs/decisions.md D56): a new case whose 64-bit perceptual hash equals
-# that of an earlier case of the workflow, or is within this Hamming distance of one of
-# the newest LOOPGATE_DUPLICATE_NEAR_WINDOW cases, is linked to the first such case and
-# counts once. 4 bits: distinct demo images are >= 8 bits apart, re-encoded copies ~1.
+# Repeated images (docs/decisions.md D56, D143): a new case whose 64-bit perceptual hash
+# equals that of an earlier case of the workflow, or is within this Hamming distance of
+# one, is linked to the first such case and counts once. 4 bits: distinct demo images are
+# >= 8 bits apart, re-encoded copies ~1. The lookup reads the cases that share a band of
+# the hash's digits (workflows.models.PHASH_BANDS, five bands: at most 4 bits), the
+# newest LOOPGATE_DUPLICATE_NEAR_WINDOW of each band.
 LOOPGATE_DUPLICATE_MAX_DISTANCE = int(os.environ.get("LOOPGATE_DUPLICATE_MAX_DISTANCE", 4))
+if not 0 <= LOOPGATE_DUPLICATE_MAX_DISTANCE <= 4:
+    raise ImproperlyConfigured(
+        f"LOOPGATE_DUPLICATE_MAX_DISTANCE {LOOPGATE_DUPLICATE_MAX_DISTANCE}: use 0 to 4 bits "
+        "(the near-copy lookup's five bands find every copy up to 4 bits apart)"
+    )
 LOOPGATE_DUPLICATE_NEAR_WINDOW = int(os.environ.get("LOOPGATE_DUPLICATE_NEAR_WINDOW", 5000))
+if LOOPGATE_DUPLICATE_NEAR_WINDOW < 1:
+    raise ImproperlyConfigured(
+        f"LOOPGATE_DUPLICATE_NEAR_WINDOW {LOOPGATE_DUPLICATE_NEAR_WINDOW}: use 1 or more cases"
+    )
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {

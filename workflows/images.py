@@ -11,6 +11,7 @@ import imagehash
 from PIL import Image, UnidentifiedImageError
 
 from kernel.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from workflows.models import PHASH_BANDS
 
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 
@@ -108,6 +109,11 @@ def image_phash(image: Image.Image) -> str:
     if factor > 1:
         small = small.reduce(factor)
     return str(imagehash.phash(small))
+
+
+def phash_bands(phash: str) -> tuple[str, ...]:
+    """The hash's digits cut into the near-copy lookup's bands (``PHASH_BANDS``)."""
+    return tuple(phash[start - 1 : start - 1 + length] for start, length in PHASH_BANDS)
 
 
 def phash_distance(first: str, second: str) -> int:

@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Coalesce, NullIf, Substr
 
 from decisions.routing import Level, ReviewReason
 
@@ -179,6 +179,15 @@ def case_label_expression() -> Coalesce:
     )
 
 
+# The near-copy lookup (workflows.services.case_duplicate_root) splits the 16 hex digits
+# of a perceptual hash into these bands, (first digit, 1-based; digits). Two hashes
+# within d bits differ in at most d digits, so with d < len(PHASH_BANDS) they agree on a
+# whole band (multi-index hashing): the lookup reads only the cases that share a band,
+# through one index per band, instead of scanning the newest cases.
+PHASH_BANDS = ((1, 4), (5, 3), (8, 3), (11, 3), (14, 3))
+PHASH_MAX_DISTANCE = len(PHASH_BANDS) - 1
+
+
 class Case(models.Model):
     """One item to decide. Its status changes only in workflows.services.case_transition."""
 
@@ -269,6 +278,17 @@ class Case(models.Model):
         indexes = [
             models.Index(fields=["workflow", "status", "created_at"]),
             models.Index(fields=["workflow", "phash"], name="case_phash_by_workflow"),
+            # The near-copy lookup's bands (PHASH_BANDS), newest first within a band.
+            *(
+                models.Index(
+                    models.F("workflow"),
+                    Substr("phash", start, length),
+                    models.F("created_at"),
+                    models.F("id"),
+                    name=f"case_phash_band_{index}",
+                )
+                for index, (start, length) in enumerate(PHASH_BANDS)
+            ),
             models.Index(
                 fields=["workflow", "created_at"],
                 condition=models.Q(is_gold=True),

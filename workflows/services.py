@@ -25,8 +25,8 @@ from kernel import joinedwrites, strictjson
 from kernel.bulkupdate import objects_update
 from kernel.errors import Conflict, InvalidInput
 from workflows.hooks import cases_moved
-from workflows.images import image_validate
-from workflows.models import ActorType, Case, CaseEvent, CaseStatus, Workflow
+from workflows.images import image_validate, phash_bands, phash_distance
+from workflows.models import PHASH_BANDS, ActorType, Case, CaseEvent, CaseStatus, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -272,89 +272,123 @@ class CaseCreateResult:
     created: bool
 
 
-# One query: the first case of the workflow with the same perceptual hash (index on
-# (workflow, phash)), else the first among the newest N within the Hamming distance.
-_DUPLICATE_SQL = """
-SELECT id, duplicate_of_id FROM (
-    (SELECT id, duplicate_of_id, created_at FROM workflows_case
-     WHERE workflow_id = %(workflow)s AND phash = %(phash)s
-     ORDER BY created_at, id LIMIT 1)
-    UNION ALL
-    (SELECT id, duplicate_of_id, created_at FROM (
-        SELECT id, duplicate_of_id, created_at, phash FROM workflows_case
-        WHERE workflow_id = %(workflow)s AND phash <> ''
-        ORDER BY created_at DESC LIMIT %(window)s
-     ) recent
-     WHERE bit_count(('x' || phash)::bit(64) # ('x' || %(phash)s)::bit(64)) <= %(distance)s
-     ORDER BY created_at, id LIMIT 1)
-) found ORDER BY created_at, id LIMIT 1
-"""
+# How many band-mates the lookup reads at once; a hash with more (a crowded band: many
+# near-identical images) takes the bounded statement below instead.
+BAND_MATES_AT_ONCE = 200
+
+
+def _band_mates_sql(*, substring: str) -> str:
+    """Every case of the workflow that shares a band of digits with the hash
+    (``PHASH_BANDS``) or the whole hash: one statement, the band indexes OR-ed (a bitmap
+    on PostgreSQL), read lazily so that ``LIMIT`` stops a crowded band early.
+    ``substring`` is the function name the band indexes were built with."""
+    bands = " OR ".join(
+        f"{substring}(phash, {start}, {length}) = %(band{index})s"
+        for index, (start, length) in enumerate(PHASH_BANDS)
+    )
+    return (
+        "WITH mates AS MATERIALIZED (SELECT id, duplicate_of_id, created_at, phash"  # noqa: S608
+        " FROM workflows_case WHERE workflow_id = %(workflow)s"
+        f" AND (phash = %(phash)s OR {bands})) SELECT * FROM mates LIMIT %(at_once)s"
+    )
+
+
+def _crowded_sql(*, substring: str, distance_in_sql: bool) -> str:
+    """The lookup bounded for crowded bands: the first case with the same hash (index
+    ``case_phash_by_workflow``), and of each band the newest ``window`` cases that share
+    it (index ``case_phash_band_N``, read backwards). On PostgreSQL each band keeps only
+    its first case within the distance (``bit_count``); elsewhere Python measures."""
+    exact = (
+        "SELECT id, duplicate_of_id, created_at, phash FROM workflows_case"
+        " WHERE workflow_id = %(workflow)s AND phash = %(phash)s"
+        " ORDER BY created_at, id LIMIT 1"
+    )
+    # Built from constants only (the bands, a function name); every value is a parameter.
+    arms = [f"SELECT * FROM ({exact}) exact"]  # noqa: S608
+    for index, (start, length) in enumerate(PHASH_BANDS):
+        band = (
+            "SELECT id, duplicate_of_id, created_at, phash FROM workflows_case"  # noqa: S608
+            f" WHERE workflow_id = %(workflow)s AND {substring}(phash, {start}, {length})"
+            f" = %(band{index})s ORDER BY created_at DESC, id DESC LIMIT %(window)s"
+        )
+        if distance_in_sql:
+            band = (
+                f"SELECT * FROM ({band}) candidates WHERE bit_count"  # noqa: S608
+                "(('x' || phash)::bit(64)"
+                " # ('x' || %(phash)s)::bit(64)) <= %(distance)s"
+                " ORDER BY created_at, id LIMIT 1"
+            )
+        arms.append(f"SELECT * FROM ({band}) band{index}")  # noqa: S608
+    return " UNION ALL ".join(arms)
+
+
+_DUPLICATE_SQL = {
+    "postgresql": (
+        _band_mates_sql(substring="SUBSTRING"),
+        _crowded_sql(substring="SUBSTRING", distance_in_sql=True),
+    ),
+    "sqlite": (
+        _band_mates_sql(substring="SUBSTR"),
+        _crowded_sql(substring="SUBSTR", distance_in_sql=False),
+    ),
+}
 
 
 def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     """The first case of ``workflow`` whose image is the same as or near ``phash``.
 
-    Exact: any earlier case with the same hash. Near: Hamming distance <=
-    ``LOOPGATE_DUPLICATE_MAX_DISTANCE`` among the newest ``LOOPGATE_DUPLICATE_NEAR_WINDOW``
-    cases (a bounded scan, so ingest stays cheap; an older near copy is missed, an older
-    exact copy never). Returns the group's first case (a duplicate's own ``duplicate_of``).
+    Exact: the first earlier case with the same hash. Near: Hamming distance <=
+    ``LOOPGATE_DUPLICATE_MAX_DISTANCE`` (at most ``PHASH_MAX_DISTANCE``). A near copy
+    shares at least one whole band of digits with the hash (``PHASH_BANDS``), so only
+    the cases sharing a band are read, through the band indexes: the cost follows how
+    many cases share a band, not how many the workflow has (D143). Up to
+    ``BAND_MATES_AT_ONCE`` band-mates are read in one statement; past that (a crowded
+    band) a second statement reads the newest ``LOOPGATE_DUPLICATE_NEAR_WINDOW`` of each
+    band, so a crowded band bounds the work, and an exact copy is always found. Returns
+    the group's first case (a duplicate's own ``duplicate_of``).
     """
     if not phash:
         return None
-    if connection.vendor != "postgresql":
-        return case_duplicate_root_portable(workflow=workflow, phash=phash)
+    mates_sql, crowded_sql = _DUPLICATE_SQL.get(connection.vendor, _DUPLICATE_SQL["sqlite"])
+    distance = settings.LOOPGATE_DUPLICATE_MAX_DISTANCE
+    parameters: dict[str, Any] = {
+        "workflow": workflow.pk,
+        "phash": phash,
+        "at_once": BAND_MATES_AT_ONCE + 1,
+        "window": settings.LOOPGATE_DUPLICATE_NEAR_WINDOW,
+        "distance": distance,
+    }
+    for index, band in enumerate(phash_bands(phash)):
+        parameters[f"band{index}"] = band
     with connection.cursor() as cursor:
-        cursor.execute(
-            _DUPLICATE_SQL,
-            {
-                "workflow": workflow.pk,
-                "phash": phash,
-                "window": settings.LOOPGATE_DUPLICATE_NEAR_WINDOW,
-                "distance": settings.LOOPGATE_DUPLICATE_MAX_DISTANCE,
-            },
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    found, root = row
-    return root or found
-
-
-def case_duplicate_root_portable(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
-    """``case_duplicate_root`` for databases without PostgreSQL's bit strings (SQLite, the
-    embedded default): the same answer, with the Hamming distance taken in Python over
-    the same bounded window of newest cases."""
-    if not phash:
-        return None
-    candidates: list[tuple[Any, uuid.UUID, uuid.UUID | None]] = []
-    exact = (
-        Case.objects.filter(workflow=workflow, phash=phash)
-        .order_by("created_at", "id")
-        .values_list("created_at", "id", "duplicate_of_id")
-        .first()
-    )
-    if exact is not None:
-        candidates.append(exact)
-    target = int(phash, 16)
-    recent = (
-        Case.objects.filter(workflow=workflow)
-        .exclude(phash="")
-        .order_by("-created_at")
-        .values_list("created_at", "id", "duplicate_of_id", "phash")[
-            : settings.LOOPGATE_DUPLICATE_NEAR_WINDOW
-        ]
-    )
-    near = [
-        (created, pk, root)
-        for created, pk, root, other in recent
-        if (int(other, 16) ^ target).bit_count() <= settings.LOOPGATE_DUPLICATE_MAX_DISTANCE
+        cursor.execute(mates_sql, parameters)
+        rows = cursor.fetchall()
+        if len(rows) > BAND_MATES_AT_ONCE:
+            cursor.execute(crowded_sql, parameters)
+            rows = cursor.fetchall()
+    found = [
+        (_as_datetime(created), str(pk), pk, root)
+        for pk, root, created, other in rows
+        if other == phash or phash_distance(other, phash) <= distance
     ]
-    if near:
-        candidates.append(min(near, key=lambda row: (row[0], str(row[1]))))
-    if not candidates:
+    if not found:
         return None
-    _created, found, root = min(candidates, key=lambda row: (row[0], str(row[1])))
-    return root or found
+    _created, _key, pk, root = min(found, key=lambda row: row[:2])
+    return _as_uuid(root) or _as_uuid(pk)
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    """A UUID column as Python reads it from a raw cursor (SQLite gives 32 hex digits)."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A timestamp column from a raw cursor (SQLite gives its text)."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def _case_insert(case: Case, event: CaseEvent) -> None:

@@ -4,14 +4,27 @@ case of the workflow (docs/decisions.md D56)."""
 from __future__ import annotations
 
 import io
+import os
+import random
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests.conftest import image_bytes
-from workflows.images import image_phash, phash_distance
-from workflows.models import Case, CaseEvent
+from workflows.images import image_phash, phash_bands, phash_distance
+from workflows.models import PHASH_BANDS, Case, CaseEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -88,13 +101,13 @@ def test_distinct_demo_images_stay_far_apart() -> None:
     assert closest > 4
 
 
-def test_the_lookup_without_postgresql_gives_the_same_answers(
+def test_the_lookup_on_the_embedded_database_finds_the_same_copies(
     submit: Any, clean_media: None
 ) -> None:
-    """The embedded default (SQLite) has no bit strings: its lookup, in Python over the
-    same window, must find the same first case for exact, near and new images."""
+    """Exact, near and new images through the API: the first case of the group, on
+    whichever database this run uses (the property below compares with brute force)."""
     from workflows.models import Workflow
-    from workflows.services import case_duplicate_root, case_duplicate_root_portable
+    from workflows.services import case_duplicate_root
 
     original = image_bytes("scratch", seed=7)
     first = submit(original, "first")
@@ -103,9 +116,217 @@ def test_the_lookup_without_postgresql_gives_the_same_answers(
     other = submit(image_bytes("ok", seed=8), "other")
     workflow = Workflow.objects.get(slug="line")
     new = image_phash(Image.open(io.BytesIO(image_bytes("crack", seed=9))))
-    probes = [first.phash, jpeg.phash, other.phash, new]
-    for phash in probes:
-        assert case_duplicate_root_portable(workflow=workflow, phash=phash) == case_duplicate_root(
-            workflow=workflow, phash=phash
-        ), phash
-    assert case_duplicate_root_portable(workflow=workflow, phash=jpeg.phash) == first.pk
+    assert case_duplicate_root(workflow=workflow, phash=first.phash) == first.pk
+    assert case_duplicate_root(workflow=workflow, phash=jpeg.phash) == first.pk
+    assert case_duplicate_root(workflow=workflow, phash=other.phash) == other.pk
+    assert case_duplicate_root(workflow=workflow, phash=new) is None
+
+
+def hex64(value: int) -> str:
+    return f"{value:016x}"
+
+
+def flipped(base: int, bits: list[int]) -> int:
+    for bit in bits:
+        base ^= 1 << bit
+    return base
+
+
+def band_bits(start: int, length: int) -> list[int]:
+    """The bit positions (0 = least significant) of a band's hex digits."""
+    return [
+        63 - 4 * digit - bit for digit in range(start - 1, start - 1 + length) for bit in range(4)
+    ]
+
+
+@st.composite
+def edge_offsets(draw: st.DrawFn) -> int:
+    """The hard cases: one bit flipped in each band but one (4 bits, one band whole),
+    sometimes with a fifth bit in the whole band (5 bits, no band whole: not a copy)."""
+    kept = draw(st.integers(0, len(PHASH_BANDS) - 1))
+    bits = [
+        draw(st.sampled_from(band_bits(*band)))
+        for index, band in enumerate(PHASH_BANDS)
+        if index != kept
+    ]
+    if draw(st.booleans()):
+        bits.append(draw(st.sampled_from(band_bits(*PHASH_BANDS[kept]))))
+    return flipped(0, bits)
+
+
+near_hashes = edge_offsets() | st.builds(
+    flipped, st.just(0), st.lists(st.integers(0, 63), max_size=7, unique=True)
+)
+
+
+@hypothesis_settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    base=st.integers(0, 2**64 - 1),
+    offsets=st.lists(
+        st.tuples(near_hashes | st.integers(0, 2**64 - 1), st.integers(0, 3), st.booleans()),
+        min_size=1,
+        max_size=24,
+    ),
+    probe=st.just(0) | edge_offsets(),
+)
+@pytest.mark.parametrize("at_once", [1000, 2], ids=["band-mates-at-once", "crowded"])
+def test_the_banded_lookup_finds_what_a_scan_of_every_case_finds(
+    make_workflow: Any,
+    monkeypatch: Any,
+    at_once: int,
+    base: int,
+    offsets: list[tuple[int, int, bool]],
+    probe: int,
+) -> None:
+    """Multi-index hashing (D143): a hash within 4 bits of an earlier case's shares a
+    whole band with it, so reading only the band-mates finds the same first case as
+    measuring the distance to every case of the workflow. Ties in time go to the lower
+    id, as the query orders them; a copy's own ``duplicate_of`` is the group's root."""
+    from workflows import services
+
+    monkeypatch.setattr(services, "BAND_MATES_AT_ONCE", at_once)
+    with transaction.atomic():
+        workflow = make_workflow(f"band-{uuid.uuid4().hex[:8]}", level="human_only", serving=False)
+        start = timezone.now() - timedelta(hours=1)
+        # Ids drawn from the example (ties in time are broken by id), never at random.
+        ids = random.Random(base).sample(range(1, 10**9), len(offsets))
+        rows: list[Case] = []
+        for index, (offset, _step, linked) in enumerate(offsets):
+            rows.append(
+                Case(
+                    id=uuid.UUID(int=ids[index]),
+                    workflow=workflow,
+                    image="cases/band.png",
+                    image_format="PNG",
+                    image_width=8,
+                    image_height=8,
+                    image_bytes=1,
+                    image_sha256="0" * 64,
+                    phash=hex64(base ^ offset),
+                    duplicate_of=rows[0] if linked and index else None,
+                )
+            )
+        Case.objects.bulk_create(rows)
+        moment = start
+        for row, (_offset, step, _linked) in zip(rows, offsets, strict=True):
+            moment += timedelta(seconds=step)  # step 0: the same instant as the one before
+            row.created_at = moment
+        Case.objects.bulk_update(rows, ["created_at"])
+
+        wanted = hex64(base ^ probe)
+        near = [
+            row
+            for row in rows
+            if phash_distance(row.phash, wanted) <= settings.LOOPGATE_DUPLICATE_MAX_DISTANCE
+        ]
+        expected = None
+        if near:
+            first = min(near, key=lambda row: (row.created_at, str(row.id)))
+            expected = first.duplicate_of_id or first.id
+        assert services.case_duplicate_root(workflow=workflow, phash=wanted) == expected
+        transaction.set_rollback(True)
+
+
+def test_an_exact_copy_is_found_however_crowded_its_bands(
+    make_workflow: Any, settings: Any
+) -> None:
+    """The window bounds how many band-mates are read per band; an exact copy is found
+    through its own index whatever the window."""
+    from workflows.services import case_duplicate_root
+
+    settings.LOOPGATE_DUPLICATE_NEAR_WINDOW = 2
+    workflow = make_workflow("crowded", level="human_only", serving=False)
+    probe = "0123456789abcdef"
+    crowd = [probe[:4] + "f" * 12, probe[:4] + "e" * 12, probe[:4] + "d" * 12]
+    rows = [
+        Case(
+            id=uuid.uuid4(),
+            workflow=workflow,
+            image="cases/band.png",
+            image_format="PNG",
+            image_width=8,
+            image_height=8,
+            image_bytes=1,
+            image_sha256="0" * 64,
+            phash=phash,
+        )
+        for phash in [probe, *crowd]
+    ]
+    for row in rows:
+        row.save()
+    assert case_duplicate_root(workflow=workflow, phash=probe) == rows[0].pk
+
+
+def test_the_lookup_reads_the_bands_through_their_indexes(make_workflow: Any) -> None:
+    """With 5,000 cases in the workflow, both statements read the bands through their
+    indexes (and the exact copy through its own), never the workflow's cases in turn
+    (PostgreSQL's plans; on SQLite the same indexes exist)."""
+    from workflows.services import _DUPLICATE_SQL
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    workflow = make_workflow("plan", level="human_only", serving=False)
+    generator = random.Random(56)
+    Case.objects.bulk_create(
+        Case(
+            id=uuid.uuid4(),
+            workflow=workflow,
+            image="cases/band.png",
+            image_format="PNG",
+            image_width=8,
+            image_height=8,
+            image_bytes=1,
+            image_sha256="0" * 64,
+            phash=hex64(generator.getrandbits(64)),
+        )
+        for _ in range(5000)
+    )
+    parameters = {
+        "workflow": workflow.pk,
+        "phash": "0123456789abcdef",
+        "at_once": 201,
+        "window": 5000,
+        "distance": 4,
+        **{f"band{i}": band for i, band in enumerate(phash_bands("0123456789abcdef"))},
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE workflows_case")
+        for statement in _DUPLICATE_SQL["postgresql"]:
+            cursor.execute("EXPLAIN " + statement, parameters)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            for index in range(len(PHASH_BANDS)):
+                assert f"case_phash_band_{index}" in plan, plan
+            assert "case_phash_by_workflow" in plan, plan
+            assert "Seq Scan" not in plan and "case_list_created" not in plan, plan
+
+
+def test_the_embedded_database_runs_these_tests_too() -> None:
+    """The embedded default (SQLite) runs its own statement (no bit strings there): this
+    file's tests, run again on SQLite in a child process."""
+    if connection.vendor != "postgresql":
+        pytest.skip("already running on SQLite")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env["LOOPGATE_REQUIRE_SERVICES"] = "0"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            __file__,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "not embedded_database_runs",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout

@@ -293,15 +293,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # equals that of an earlier case of the workflow, or is within this Hamming distance of
 # one, is linked to the first such case and counts once. 4 bits: distinct demo images are
 # >= 8 bits apart, re-encoded copies ~1. The lookup reads the cases that share a band of
-# the hash's digits (workflows.models.PHASH_BANDS, five bands: at most 4 bits), the
-# newest LOOPGATE_DUPLICATE_NEAR_WINDOW of each band.
+# the hash's digits (workflows.models.PHASH_BANDS, five bands: at most 4 bits); where a
+# band is crowded, the newest LOOPGATE_DUPLICATE_NEAR_WINDOW cases of each band.
 LOOPGATE_DUPLICATE_MAX_DISTANCE = int(os.environ.get("LOOPGATE_DUPLICATE_MAX_DISTANCE", 4))
 if not 0 <= LOOPGATE_DUPLICATE_MAX_DISTANCE <= 4:
     raise ImproperlyConfigured(
         f"LOOPGATE_DUPLICATE_MAX_DISTANCE {LOOPGATE_DUPLICATE_MAX_DISTANCE}: use 0 to 4 bits "
         "(the near-copy lookup's five bands find every copy up to 4 bits apart)"
     )
-LOOPGATE_DUPLICATE_NEAR_WINDOW = int(os.environ.get("LOOPGATE_DUPLICATE_NEAR_WINDOW", 5000))
+LOOPGATE_DUPLICATE_NEAR_WINDOW = int(os.environ.get("LOOPGATE_DUPLICATE_NEAR_WINDOW", 1000))
 if LOOPGATE_DUPLICATE_NEAR_WINDOW < 1:
     raise ImproperlyConfigured(
         f"LOOPGATE_DUPLICATE_NEAR_WINDOW {LOOPGATE_DUPLICATE_NEAR_WINDOW}: use 1 or more cases"

@@ -277,19 +277,31 @@ class CaseCreateResult:
 BAND_MATES_AT_ONCE = 200
 
 
-def _band_mates_sql(*, substring: str) -> str:
+def _band_mates_sql(*, substring: str, distance_in_sql: bool) -> str:
     """Every case of the workflow that shares a band of digits with the hash
-    (``PHASH_BANDS``) or the whole hash: one statement, the band indexes OR-ed (a bitmap
-    on PostgreSQL), read lazily so that ``LIMIT`` stops a crowded band early.
+    (``PHASH_BANDS``) or the whole hash, at most ``at_once`` of them: one statement, the
+    band indexes OR-ed (a bitmap on PostgreSQL), read lazily so that ``LIMIT`` stops a
+    crowded band early. On PostgreSQL only the copies come back (``bit_count``), with
+    one more row that counts the band-mates read (``id`` NULL, the count in ``phash``'s
+    place); elsewhere every band-mate comes back and Python measures.
     ``substring`` is the function name the band indexes were built with."""
     bands = " OR ".join(
         f"{substring}(phash, {start}, {length}) = %(band{index})s"
         for index, (start, length) in enumerate(PHASH_BANDS)
     )
-    return (
+    mates = (
         "WITH mates AS MATERIALIZED (SELECT id, duplicate_of_id, created_at, phash"  # noqa: S608
         " FROM workflows_case WHERE workflow_id = %(workflow)s"
-        f" AND (phash = %(phash)s OR {bands})) SELECT * FROM mates LIMIT %(at_once)s"
+        f" AND (phash = %(phash)s OR {bands}))"
+    )
+    if not distance_in_sql:
+        return f"{mates} SELECT * FROM mates LIMIT %(at_once)s"  # noqa: S608
+    return (
+        f"{mates}, seen AS (SELECT * FROM mates LIMIT %(at_once)s)"  # noqa: S608
+        " SELECT id, duplicate_of_id, created_at, phash FROM seen"
+        " WHERE bit_count(('x' || phash)::bit(64) # ('x' || %(phash)s)::bit(64))"
+        " <= %(distance)s"
+        " UNION ALL SELECT NULL, NULL, NULL, count(*)::text FROM seen"
     )
 
 
@@ -324,11 +336,11 @@ def _crowded_sql(*, substring: str, distance_in_sql: bool) -> str:
 
 _DUPLICATE_SQL = {
     "postgresql": (
-        _band_mates_sql(substring="SUBSTRING"),
+        _band_mates_sql(substring="SUBSTRING", distance_in_sql=True),
         _crowded_sql(substring="SUBSTRING", distance_in_sql=True),
     ),
     "sqlite": (
-        _band_mates_sql(substring="SUBSTR"),
+        _band_mates_sql(substring="SUBSTR", distance_in_sql=False),
         _crowded_sql(substring="SUBSTR", distance_in_sql=False),
     ),
 }
@@ -344,7 +356,7 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     many cases share a band, not how many the workflow has (D143). Up to
     ``BAND_MATES_AT_ONCE`` band-mates are read in one statement; past that (a crowded
     band) a second statement reads the newest ``LOOPGATE_DUPLICATE_NEAR_WINDOW`` of each
-    band, so a crowded band bounds the work, and an exact copy is always found. Returns
+    band, so that a crowded band bounds the work; an exact copy is always found. Returns
     the group's first case (a duplicate's own ``duplicate_of``).
     """
     if not phash:
@@ -363,7 +375,10 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     with connection.cursor() as cursor:
         cursor.execute(mates_sql, parameters)
         rows = cursor.fetchall()
-        if len(rows) > BAND_MATES_AT_ONCE:
+        counted = [int(row[3]) for row in rows if row[0] is None]  # PostgreSQL's count row
+        rows = [row for row in rows if row[0] is not None]
+        seen = counted[0] if counted else len(rows)
+        if seen > BAND_MATES_AT_ONCE:
             cursor.execute(crowded_sql, parameters)
             rows = cursor.fetchall()
     found = [

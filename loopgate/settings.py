@@ -301,7 +301,7 @@ if not 0 <= LOOPGATE_DUPLICATE_MAX_DISTANCE <= 4:
         f"LOOPGATE_DUPLICATE_MAX_DISTANCE {LOOPGATE_DUPLICATE_MAX_DISTANCE}: use 0 to 4 bits "
         "(the near-copy lookup's five bands find every copy up to 4 bits apart)"
     )
-LOOPGATE_DUPLICATE_NEAR_WINDOW = int(os.environ.get("LOOPGATE_DUPLICATE_NEAR_WINDOW", 1000))
+LOOPGATE_DUPLICATE_NEAR_WINDOW = int(os.environ.get("LOOPGATE_DUPLICATE_NEAR_WINDOW", 200))
 if LOOPGATE_DUPLICATE_NEAR_WINDOW < 1:
     raise ImproperlyConfigured(
         f"LOOPGATE_DUPLICATE_NEAR_WINDOW {LOOPGATE_DUPLICATE_NEAR_WINDOW}: use 1 or more cases"

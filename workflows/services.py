@@ -281,8 +281,8 @@ def _band_mates_sql(*, substring: str, distance_in_sql: bool) -> str:
     """Every case of the workflow that shares a band of digits with the hash
     (``PHASH_BANDS``) or the whole hash, at most ``at_once`` of them: one statement, the
     band indexes OR-ed (a bitmap on PostgreSQL), read lazily so that ``LIMIT`` stops a
-    crowded band early. On PostgreSQL only the copies come back (``bit_count``), with
-    one more row that counts the band-mates read (``id`` NULL, the count in ``phash``'s
+    crowded band early. On PostgreSQL only the first copy comes back (``bit_count``),
+    with one more row that counts the band-mates read (``id`` NULL, the count in ``phash``'s
     place); elsewhere every band-mate comes back and Python measures.
     ``substring`` is the function name the band indexes were built with."""
     bands = " OR ".join(
@@ -298,9 +298,9 @@ def _band_mates_sql(*, substring: str, distance_in_sql: bool) -> str:
         return f"{mates} SELECT * FROM mates LIMIT %(at_once)s"  # noqa: S608
     return (
         f"{mates}, seen AS (SELECT * FROM mates LIMIT %(at_once)s)"  # noqa: S608
-        " SELECT id, duplicate_of_id, created_at, phash FROM seen"
+        " SELECT * FROM (SELECT id, duplicate_of_id, created_at, phash FROM seen"
         " WHERE bit_count(('x' || phash)::bit(64) # ('x' || %(phash)s)::bit(64))"
-        " <= %(distance)s"
+        " <= %(distance)s ORDER BY created_at, id LIMIT 1) first"
         " UNION ALL SELECT NULL, NULL, NULL, count(*)::text FROM seen"
     )
 
@@ -310,10 +310,12 @@ def _crowded_sql(*, substring: str, distance_in_sql: bool) -> str:
     ``case_phash_by_workflow``), and of each band the newest ``window`` cases that share
     it (index ``case_phash_band_N``, read backwards). On PostgreSQL each band keeps only
     its first case within the distance (``bit_count``); elsewhere Python measures."""
+    # Ordered by the hash first, so that no plan can walk the workflow's cases by time
+    # (case_list_created) looking for the hash: only its own index answers.
     exact = (
         "SELECT id, duplicate_of_id, created_at, phash FROM workflows_case"
         " WHERE workflow_id = %(workflow)s AND phash = %(phash)s"
-        " ORDER BY created_at, id LIMIT 1"
+        " ORDER BY phash, created_at, id LIMIT 1"
     )
     # Built from constants only (the bands, a function name); every value is a parameter.
     arms = [f"SELECT * FROM ({exact}) exact"]  # noqa: S608

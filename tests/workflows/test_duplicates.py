@@ -122,6 +122,22 @@ def test_the_lookup_on_the_embedded_database_finds_the_same_copies(
     assert case_duplicate_root(workflow=workflow, phash=new) is None
 
 
+def bare_case(workflow: Any, phash: str, **fields: Any) -> Case:
+    """A case row with only a hash to speak of (no stored image: the lookup reads none)."""
+    fields.setdefault("id", uuid.uuid4())
+    return Case(
+        workflow=workflow,
+        image="cases/band.png",
+        image_format="PNG",
+        image_width=8,
+        image_height=8,
+        image_bytes=1,
+        image_sha256="0" * 64,
+        phash=phash,
+        **fields,
+    )
+
+
 def hex64(value: int) -> str:
     return f"{value:016x}"
 
@@ -195,16 +211,10 @@ def test_the_banded_lookup_finds_what_a_scan_of_every_case_finds(
         rows: list[Case] = []
         for index, (offset, _step, linked) in enumerate(offsets):
             rows.append(
-                Case(
+                bare_case(
+                    workflow,
+                    hex64(base ^ offset),
                     id=uuid.UUID(int=ids[index]),
-                    workflow=workflow,
-                    image="cases/band.png",
-                    image_format="PNG",
-                    image_width=8,
-                    image_height=8,
-                    image_bytes=1,
-                    image_sha256="0" * 64,
-                    phash=hex64(base ^ offset),
                     duplicate_of=rows[0] if linked and index else None,
                 )
             )
@@ -230,32 +240,28 @@ def test_the_banded_lookup_finds_what_a_scan_of_every_case_finds(
 
 
 def test_an_exact_copy_is_found_however_crowded_its_bands(
-    make_workflow: Any, settings: Any
+    make_workflow: Any, settings: Any, monkeypatch: Any
 ) -> None:
-    """The window bounds how many band-mates are read per band; an exact copy is found
-    through its own index whatever the window."""
+    """Past BAND_MATES_AT_ONCE the bounded statement reads the newest window of each
+    band; an exact copy older than the window is still found, through its own index."""
+    from workflows import services
     from workflows.services import case_duplicate_root
 
+    monkeypatch.setattr(services, "BAND_MATES_AT_ONCE", 1)
     settings.LOOPGATE_DUPLICATE_NEAR_WINDOW = 2
     workflow = make_workflow("crowded", level="human_only", serving=False)
     probe = "0123456789abcdef"
-    crowd = [probe[:4] + "f" * 12, probe[:4] + "e" * 12, probe[:4] + "d" * 12]
-    rows = [
-        Case(
-            id=uuid.uuid4(),
-            workflow=workflow,
-            image="cases/band.png",
-            image_format="PNG",
-            image_width=8,
-            image_height=8,
-            image_bytes=1,
-            image_sha256="0" * 64,
-            phash=phash,
-        )
-        for phash in [probe, *crowd]
-    ]
+    # Newer than the copy, three cases share each band of it and nothing else.
+    crowd = []
+    for start, length in PHASH_BANDS:
+        for fill in "fed":
+            digits = [fill] * 16
+            digits[start - 1 : start - 1 + length] = probe[start - 1 : start - 1 + length]
+            crowd.append("".join(digits))
+    rows = [bare_case(workflow, phash) for phash in [probe, *crowd]]
     for row in rows:
         row.save()
+    assert all(phash_distance(probe, other) > 4 for other in crowd)
     assert case_duplicate_root(workflow=workflow, phash=probe) == rows[0].pk
 
 
@@ -270,18 +276,7 @@ def test_the_lookup_reads_the_bands_through_their_indexes(make_workflow: Any) ->
     workflow = make_workflow("plan", level="human_only", serving=False)
     generator = random.Random(56)
     Case.objects.bulk_create(
-        Case(
-            id=uuid.uuid4(),
-            workflow=workflow,
-            image="cases/band.png",
-            image_format="PNG",
-            image_width=8,
-            image_height=8,
-            image_bytes=1,
-            image_sha256="0" * 64,
-            phash=hex64(generator.getrandbits(64)),
-        )
-        for _ in range(5000)
+        bare_case(workflow, hex64(generator.getrandbits(64))) for _ in range(5000)
     )
     parameters = {
         "workflow": workflow.pk,

@@ -826,13 +826,15 @@
   });
 
   skipDialog.addEventListener("close", function () {
+    // Cancelled or not, the keys go back to the image at once (not to a radio button
+    // of the closed dialog, which keeps the focus until the browser's next update).
+    viewport.focus();
     if (skipDialog.returnValue !== "skip") return;
     const choice = skipDialog.querySelector("input[type=radio]:checked").value;
     const details = byId("skip-other").value.trim();
     const reason = details ? (choice === "other" ? details : choice + ": " + details) : choice;
     skipCurrent(skipDialog.task, reason.slice(0, 200));
     skipDialog.task = null;
-    viewport.focus();
   });
 
   byId("skip-cancel").addEventListener("click", function () { skipDialog.close("cancel"); });
@@ -840,7 +842,9 @@
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || skipDialog.open || helpDialog.open) return;
     const target = event.target;
-    const typing = target instanceof HTMLElement && target.matches("textarea, input, select");
+    // A field of a dialog that has just closed is not where the reviewer types.
+    const typing = target instanceof HTMLElement && target.matches("textarea, input, select") &&
+      !target.closest("dialog:not([open])");
     if (typing) {
       if (event.key === "Escape") target.blur();
       return;

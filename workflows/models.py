@@ -183,9 +183,9 @@ def case_label_expression() -> Coalesce:
 # of a perceptual hash into these bands, (first digit, 1-based; digits). Two hashes
 # within d bits differ in at most d digits, so with d < len(PHASH_BANDS) they agree on a
 # whole band (multi-index hashing): the lookup reads only the cases that share a band,
-# through one index per band, instead of scanning the newest cases.
+# through one index per band, instead of scanning the newest cases. Five bands reach 4
+# bits: loopgate/settings.py refuses a LOOPGATE_DUPLICATE_MAX_DISTANCE above that.
 PHASH_BANDS = ((1, 4), (5, 3), (8, 3), (11, 3), (14, 3))
-PHASH_MAX_DISTANCE = len(PHASH_BANDS) - 1
 
 
 class Case(models.Model):

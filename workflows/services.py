@@ -352,7 +352,7 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     """The first case of ``workflow`` whose image is the same as or near ``phash``.
 
     Exact: the first earlier case with the same hash. Near: Hamming distance <=
-    ``LOOPGATE_DUPLICATE_MAX_DISTANCE`` (at most ``PHASH_MAX_DISTANCE``). A near copy
+    ``LOOPGATE_DUPLICATE_MAX_DISTANCE`` (at most 4, the five bands' reach). A near copy
     shares at least one whole band of digits with the hash (``PHASH_BANDS``), so only
     the cases sharing a band are read, through the band indexes: the cost follows how
     many cases share a band, not how many the workflow has (D143). Up to

@@ -325,3 +325,31 @@ def test_the_embedded_database_runs_these_tests_too() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LOOPGATE_DUPLICATE_MAX_DISTANCE", "5", "use 0 to 4 bits"),
+        ("LOOPGATE_DUPLICATE_MAX_DISTANCE", "-1", "use 0 to 4 bits"),
+        ("LOOPGATE_DUPLICATE_NEAR_WINDOW", "0", "use 1 or more cases"),
+    ],
+)
+def test_a_setting_the_bands_cannot_honour_is_refused_at_start(
+    name: str, value: str, message: str
+) -> None:
+    """Five bands find copies up to 4 bits apart: a larger distance would miss copies
+    silently, so the platform refuses to start, naming the setting and its range."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPGATE_DUPLICATE_")}
+    env.update(DJANGO_SETTINGS_MODULE="loopgate.settings", DJANGO_SECRET_KEY="x" * 50)
+    env[name] = value
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"{name} {value}: {message}" in result.stderr

@@ -10,11 +10,12 @@ from automation.inputs import CONFIDENCE_MAX, CONFIDENCE_MIN, TARGET_ERROR_MAX, 
 from automation.models import Alert, LevelChange
 from decisions.routing import Level
 from kernel.bounds import INT32_MAX
+from kernel.serializers import ModelSerializer, Serializer
 
 LEVEL_CHOICES = [level.value for level in Level]
 
 
-class LevelChangeOutput(serializers.ModelSerializer):
+class LevelChangeOutput(ModelSerializer):
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
 
     class Meta:
@@ -34,7 +35,7 @@ class LevelChangeOutput(serializers.ModelSerializer):
         ]
 
 
-class AlertOutput(serializers.ModelSerializer):
+class AlertOutput(ModelSerializer):
     class Meta:
         model = Alert
         fields = [
@@ -60,13 +61,13 @@ class AlertOutput(serializers.ModelSerializer):
     )
 
 
-class AlertNoteInput(serializers.Serializer):
+class AlertNoteInput(Serializer):
     note = serializers.CharField(
         max_length=2000, help_text="Why: kept with the alert (who and when are recorded)."
     )
 
 
-class AutomationUpdateInput(serializers.Serializer):
+class AutomationUpdateInput(Serializer):
     level = serializers.ChoiceField(choices=LEVEL_CHOICES, required=False)
     confidence_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     class_thresholds = serializers.DictField(
@@ -97,7 +98,7 @@ class AutomationUpdateInput(serializers.Serializer):
     )
 
 
-class ThresholdQueryInput(serializers.Serializer):
+class ThresholdQueryInput(Serializer):
     target_error = serializers.FloatField(
         required=False,
         min_value=TARGET_ERROR_MIN,
@@ -143,7 +144,7 @@ class ThresholdApplyInput(ThresholdQueryInput):
     )
 
 
-class IntervalOutput(serializers.Serializer):
+class IntervalOutput(Serializer):
     estimate = serializers.FloatField(allow_null=True)
     low = serializers.FloatField()
     high = serializers.FloatField()
@@ -152,7 +153,7 @@ class IntervalOutput(serializers.Serializer):
     confidence = serializers.FloatField()
 
 
-class GateOutput(serializers.Serializer):
+class GateOutput(Serializer):
     level = serializers.ChoiceField(choices=LEVEL_CHOICES)
     sufficient = serializers.BooleanField()
     reason = serializers.CharField(help_text="What is missing, or why it suffices.")
@@ -191,7 +192,7 @@ class GateOutput(serializers.Serializer):
     )
 
 
-class PolicyOutput(serializers.Serializer):
+class PolicyOutput(Serializer):
     level = serializers.ChoiceField(choices=LEVEL_CHOICES)
     confidence_threshold = serializers.FloatField()
     class_thresholds = serializers.DictField(child=serializers.FloatField(allow_null=True))
@@ -202,7 +203,7 @@ class PolicyOutput(serializers.Serializer):
     evidence_confidence = serializers.FloatField()
 
 
-class AuditWindowOutput(serializers.Serializer):
+class AuditWindowOutput(Serializer):
     level = serializers.CharField()
     model_version = serializers.CharField(allow_null=True)
     successes = serializers.IntegerField()
@@ -212,7 +213,7 @@ class AuditWindowOutput(serializers.Serializer):
     accuracy = IntervalOutput()
 
 
-class StepDownOutput(serializers.Serializer):
+class StepDownOutput(Serializer):
     active = serializers.BooleanField(help_text="Whether the level is one that can step down.")
     window = AuditWindowOutput()
     would_step_down = serializers.BooleanField()
@@ -228,14 +229,14 @@ class StepDownOutput(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class AutomationRateOutput(serializers.Serializer):
+class AutomationRateOutput(Serializer):
     routed = serializers.IntegerField()
     by_model = serializers.IntegerField()
     rate = serializers.FloatField(allow_null=True)
     since = serializers.DateTimeField(allow_null=True)
 
 
-class AutomationOutput(serializers.Serializer):
+class AutomationOutput(Serializer):
     workflow = serializers.CharField()
     automation = PolicyOutput()
     serving_model_version = serializers.CharField(allow_null=True)
@@ -252,31 +253,31 @@ class AutomationUpdateOutput(AutomationOutput):
     change = LevelChangeOutput()
 
 
-class ClassIntervalOutput(serializers.Serializer):
+class ClassIntervalOutput(Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     precision = IntervalOutput(help_text="Right when the model says this label.")
     recall = IntervalOutput(help_text="Found when this label is true.")
 
 
-class UnbiasedEvidenceOutput(serializers.Serializer):
+class UnbiasedEvidenceOutput(Serializer):
     overall = IntervalOutput()
     kappa = serializers.FloatField(allow_null=True)
     per_class = ClassIntervalOutput(many=True)
     sources = serializers.DictField(child=serializers.IntegerField())
 
 
-class AuditEvidenceOutput(serializers.Serializer):
+class AuditEvidenceOutput(Serializer):
     overall = IntervalOutput()
     per_level = serializers.DictField(child=IntervalOutput())
 
 
-class BiasedEvidenceOutput(serializers.Serializer):
+class BiasedEvidenceOutput(Serializer):
     overall = IntervalOutput()
     per_class = ClassIntervalOutput(many=True)
     note = serializers.CharField()
 
 
-class VersionEvidenceOutput(serializers.Serializer):
+class VersionEvidenceOutput(Serializer):
     model_version = serializers.CharField()
     role = serializers.CharField(allow_null=True)
     unbiased = UnbiasedEvidenceOutput()
@@ -284,7 +285,7 @@ class VersionEvidenceOutput(serializers.Serializer):
     biased = BiasedEvidenceOutput()
 
 
-class CurvePointOutput(serializers.Serializer):
+class CurvePointOutput(Serializer):
     threshold = serializers.FloatField()
     automation_rate = serializers.FloatField()
     n_auto = serializers.IntegerField()
@@ -293,7 +294,7 @@ class CurvePointOutput(serializers.Serializer):
     error_upper_bound = serializers.FloatField()
 
 
-class RecommendationOutput(serializers.Serializer):
+class RecommendationOutput(Serializer):
     threshold = serializers.FloatField(allow_null=True)
     expected_automation_rate = serializers.FloatField()
     error_rate = serializers.FloatField()
@@ -301,12 +302,12 @@ class RecommendationOutput(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class CurrentThresholdOutput(serializers.Serializer):
+class CurrentThresholdOutput(Serializer):
     threshold = serializers.FloatField()
     point = CurvePointOutput(allow_null=True)
 
 
-class ClassHintOutput(serializers.Serializer):
+class ClassHintOutput(Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     n = serializers.IntegerField()
     threshold = serializers.FloatField(allow_null=True)
@@ -318,7 +319,7 @@ class ClassHintOutput(serializers.Serializer):
     pooled = serializers.BooleanField(help_text="Shares the pooled threshold of rare classes.")
 
 
-class CostOutput(serializers.Serializer):
+class CostOutput(Serializer):
     threshold = serializers.FloatField(
         allow_null=True, help_text="The cheapest threshold under the guarantee; null: none."
     )
@@ -337,7 +338,7 @@ class CostOutput(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class ThresholdOutput(serializers.Serializer):
+class ThresholdOutput(Serializer):
     model_version = serializers.CharField(allow_null=True)
     target_error = serializers.FloatField()
     confidence = serializers.FloatField()

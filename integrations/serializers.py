@@ -5,9 +5,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from integrations.models import EventType, Webhook, WebhookAttempt, WebhookDelivery
+from kernel.serializers import ModelSerializer, Serializer
 
 
-class WebhookCreateInput(serializers.Serializer):
+class WebhookCreateInput(Serializer):
     url = serializers.CharField(max_length=2000, help_text="http(s) URL; public address.")
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EventType.values), min_length=1, max_length=20
@@ -15,7 +16,7 @@ class WebhookCreateInput(serializers.Serializer):
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
-class WebhookUpdateInput(serializers.Serializer):
+class WebhookUpdateInput(Serializer):
     url = serializers.CharField(max_length=2000, required=False)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EventType.values),
@@ -27,7 +28,7 @@ class WebhookUpdateInput(serializers.Serializer):
     active = serializers.BooleanField(required=False)
 
 
-class WebhookOutput(serializers.ModelSerializer):
+class WebhookOutput(ModelSerializer):
     workflow = serializers.CharField(source="workflow.slug")
 
     class Meta:
@@ -52,17 +53,17 @@ class WebhookWithSecretOutput(WebhookOutput):
         fields = [*WebhookOutput.Meta.fields, "secret"]
 
 
-class SecretOutput(serializers.Serializer):
+class SecretOutput(Serializer):
     secret = serializers.CharField(help_text="Shown once: keep it to verify signatures.")
 
 
-class AttemptOutput(serializers.ModelSerializer):
+class AttemptOutput(ModelSerializer):
     class Meta:
         model = WebhookAttempt
         fields = ["attempted_at", "status_code", "error", "duration_ms"]
 
 
-class DeliveryOutput(serializers.ModelSerializer):
+class DeliveryOutput(ModelSerializer):
     event_id = serializers.UUIDField(source="event.id")
     event_type = serializers.CharField(source="event.type")
     event_created_at = serializers.DateTimeField(source="event.created_at")

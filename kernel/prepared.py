@@ -76,6 +76,19 @@ class _Compiled:
         self.sql = sql
         self.params = list(params)
         self.positions = positions
+        # Each connection's converters for the selected columns, worked out on its first
+        # run: Django's compiler would ask every column's field on every run. Keyed by
+        # the connection object (each thread has its own), which the entry keeps alive.
+        self.converters: dict[int, tuple[Any, dict[int, Any]]] = {}
+
+    def converters_for(self, compiler: Any) -> dict[int, Any]:
+        connection = compiler.connection
+        held = self.converters.get(id(connection))
+        if held is None or held[0] is not connection:
+            fields = [column[0] for column in compiler.select[: compiler.col_count]]
+            held = (connection, compiler.get_converters(fields))
+            self.converters[id(connection)] = held
+        return held[1]
 
 
 class Prepared(Generic[M]):
@@ -125,6 +138,8 @@ class Prepared(Generic[M]):
         compiler.connection = connection
         frozen = (compiled.sql, tuple(params))
         compiler.as_sql = lambda *args, **kwargs: frozen
+        converters = compiled.converters_for(compiler)
+        compiler.get_converters = lambda expressions: converters
         query = copy.copy(compiled.query)
         query.get_compiler = lambda *args, **kwargs: compiler  # type: ignore[method-assign]
         queryset: QuerySet[M] = QuerySet(model=self._model, query=query, using=compiler.using)

@@ -114,7 +114,10 @@ def _warm_models(**_: object) -> None:
     """
     from django.conf import settings
 
+    from kernel.heap import heap_settle
+
     if not settings.LOOPGATE_WARM_MODELS:
+        heap_settle("the worker process started")
         return
 
     def warm() -> None:
@@ -128,6 +131,9 @@ def _warm_models(**_: object) -> None:
             logging.getLogger(__name__).warning("model warm-up skipped", exc_info=True)
         finally:
             connection.close()
+        # What the process and its models hold from now on, out of the collector's
+        # full passes (D144).
+        heap_settle("the worker process loaded its models")
 
     threading.Thread(target=warm, name="loopgate-warm-models", daemon=True).start()
 

@@ -22,6 +22,7 @@ from kernel.apischema import ERROR_RESPONSE
 from kernel.bounds import ID_MAX, ID_SCHEMA, bounded_int
 from kernel.errors import NotFound
 from kernel.parsers import StrictJSONParser, StrictMultiPartParser, body_object
+from kernel.serializers import Serializer
 from modelops.access import access_model_version, access_models, access_training_run
 from modelops.comparison import versions_compare
 from modelops.inputs import (
@@ -134,7 +135,7 @@ def deployments_body(workflow: Workflow) -> dict[str, Any]:
 class DeploymentListApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    class DeploymentCreateInput(serializers.Serializer):
+    class DeploymentCreateInput(Serializer):
         model_version = serializers.IntegerField(min_value=1, max_value=ID_MAX)
         role = serializers.ChoiceField(choices=DeploymentRole.values)
         traffic_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
@@ -169,7 +170,7 @@ class DeploymentListApi(APIView):
         return Response(DeploymentRoleOutput(deployment).data, status=status.HTTP_201_CREATED)
 
 
-class DeploymentReasonInput(serializers.Serializer):
+class DeploymentReasonInput(Serializer):
     reason = serializers.CharField(help_text="Why; recorded in the audit log.")
 
 
@@ -197,7 +198,7 @@ class DeploymentEndApi(APIView):
 class CanaryApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    class CanaryUpdateInput(serializers.Serializer):
+    class CanaryUpdateInput(Serializer):
         traffic_share = serializers.FloatField(min_value=0.0, max_value=1.0)
         reason = serializers.CharField(help_text="Why; recorded in the audit log.")
 
@@ -222,7 +223,7 @@ class CanaryApi(APIView):
 class PromoteApi(APIView):
     parser_classes = [StrictJSONParser]
 
-    class PromoteInput(serializers.Serializer):
+    class PromoteInput(Serializer):
         role = serializers.ChoiceField(
             choices=[DeploymentRole.SHADOW.value, DeploymentRole.CANARY.value],
             default=DeploymentRole.SHADOW.value,

@@ -19,6 +19,7 @@ from kernel import strictjson
 from kernel.bounds import INT32_MAX
 from kernel.errors import InvalidInput
 from kernel.exceptions import first_message
+from kernel.serializers import Serializer
 from modelops.retraining import MAX_SEED, TrainingRequest
 from modelops.services import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
@@ -74,7 +75,7 @@ def validated(serializer_class: type[serializers.Serializer], data: Mapping[str,
     return serializer.validated_data
 
 
-class ModelVersionRegisterInput(serializers.Serializer):
+class ModelVersionRegisterInput(Serializer):
     weights = serializers.FileField(help_text="State dict (.pt) or TorchScript archive.")
     name = serializers.CharField(max_length=100, help_text="e.g. surface-cnn")
     architecture = serializers.CharField(
@@ -131,7 +132,7 @@ def model_version_registration(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class TrainingRunStartInput(serializers.Serializer):
+class TrainingRunStartInput(Serializer):
     epochs = serializers.IntegerField(default=8, min_value=1, max_value=200)
     lr = serializers.FloatField(default=3e-3, min_value=1e-12, max_value=1.0)
     batch_size = serializers.IntegerField(default=32, min_value=2, max_value=1024)
@@ -187,7 +188,7 @@ def training_run_start_input(data: Mapping[str, Any]) -> tuple[TrainingRequest, 
     return TrainingRequest(**fields), reason
 
 
-class RetrainRuleInput(serializers.Serializer):
+class RetrainRuleInput(Serializer):
     enabled = serializers.BooleanField()
     every_n_labels = serializers.IntegerField(
         required=False, allow_null=True, min_value=10, max_value=INT32_MAX

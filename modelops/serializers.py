@@ -7,10 +7,11 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from kernel.serializers import ModelSerializer
 from modelops.models import Deployment, DeploymentEvent, ModelVersion, TrainingRun
 
 
-class ModelVersionOutput(serializers.ModelSerializer):
+class ModelVersionOutput(ModelSerializer):
     tag = serializers.CharField()
     workflow = serializers.CharField(source="workflow.slug", allow_null=True, default=None)
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
@@ -46,7 +47,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
         return version.provenance.get("bytes")
 
 
-class DeploymentRoleOutput(serializers.ModelSerializer):
+class DeploymentRoleOutput(ModelSerializer):
     model_version = serializers.CharField(source="model_version.tag")
     model_version_id = serializers.IntegerField()
     replaces = serializers.SerializerMethodField()
@@ -73,7 +74,7 @@ class DeploymentRoleOutput(serializers.ModelSerializer):
         return replaced.model_version.tag if replaced is not None else None
 
 
-class DeploymentEventOutput(serializers.ModelSerializer):
+class DeploymentEventOutput(ModelSerializer):
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
     from_version = serializers.CharField(source="from_version.tag", allow_null=True, default=None)
     to_version = serializers.CharField(source="to_version.tag", allow_null=True, default=None)
@@ -93,7 +94,7 @@ class DeploymentEventOutput(serializers.ModelSerializer):
         ]
 
 
-class TrainingRunOutput(serializers.ModelSerializer):
+class TrainingRunOutput(ModelSerializer):
     workflow = serializers.CharField(source="workflow.slug")
     base_version = serializers.CharField(source="base_version.tag", allow_null=True, default=None)
     result_version = serializers.CharField(

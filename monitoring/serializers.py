@@ -2,15 +2,17 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from kernel.serializers import Serializer
 
-class PercentilesOutput(serializers.Serializer):
+
+class PercentilesOutput(Serializer):
     p50 = serializers.FloatField(allow_null=True)
     p90 = serializers.FloatField(allow_null=True)
     p99 = serializers.FloatField(allow_null=True)
     n = serializers.IntegerField()
 
 
-class MonitoringOutput(serializers.Serializer):
+class MonitoringOutput(Serializer):
     """The monitoring series; every list is aligned with ``buckets`` (bucket starts)."""
 
     workflow = serializers.CharField()
@@ -66,7 +68,7 @@ class MonitoringOutput(serializers.Serializer):
     alerts = serializers.ListField(child=serializers.DictField())
 
 
-class MonitoringSettingsOutput(serializers.Serializer):
+class MonitoringSettingsOutput(Serializer):
     reference_from = serializers.DateTimeField(allow_null=True)
     reference_until = serializers.DateTimeField(allow_null=True)
     reference_size = serializers.IntegerField()
@@ -90,7 +92,7 @@ class MonitoringSettingsOutput(serializers.Serializer):
     )
 
 
-class MonitoringSettingsInput(serializers.Serializer):
+class MonitoringSettingsInput(Serializer):
     reference_from = serializers.DateTimeField(required=False, allow_null=True)
     reference_until = serializers.DateTimeField(required=False, allow_null=True)
     reference_size = serializers.IntegerField(required=False, min_value=100, max_value=20_000)

@@ -20,6 +20,7 @@ from kernel.apischema import ERROR_RESPONSE
 from kernel.bounds import bounded_int
 from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge
 from kernel.parsers import StrictJSONParser, StrictMultiPartParser, body_object
+from kernel.serializers import Serializer
 from processing.bulk import bulk_limits_check, cases_bulk_create, manifest_parse
 from processing.deadlines import MAX_DEADLINE_SECONDS, deadline_parse, workflow_fallback_set
 from processing.services import case_create, case_retry
@@ -72,7 +73,7 @@ CASE_LIST_PARAMETERS = [
 ]
 
 
-class CasePageOutput(serializers.Serializer):
+class CasePageOutput(Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = CaseSummaryOutput(many=True)
@@ -149,7 +150,7 @@ class CaseCreateApi(APIView):
             }
         )
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(Serializer):
         image = serializers.FileField(help_text="The image (PNG, JPEG, WebP, BMP or TIFF).")
         external_id = serializers.CharField(
             required=False, allow_null=True, max_length=255, help_text="Idempotency key."
@@ -264,7 +265,7 @@ class CaseRetryApi(APIView):
         )
 
 
-class BulkResultOutput(serializers.Serializer):
+class BulkResultOutput(Serializer):
     file = serializers.CharField()
     external_id = serializers.CharField(allow_null=True)
     status = serializers.IntegerField(help_text="What the single endpoint would have answered.")
@@ -272,7 +273,7 @@ class BulkResultOutput(serializers.Serializer):
     error = serializers.JSONField(allow_null=True, help_text='{"code", "message", "field"}')
 
 
-class BulkOutput(serializers.Serializer):
+class BulkOutput(Serializer):
     results = BulkResultOutput(many=True)
     created = serializers.IntegerField()
     existing = serializers.IntegerField()
@@ -289,7 +290,7 @@ class CaseBulkCreateApi(APIView):
         if self.throttle_cost is not None:
             super().check_throttles(request)
 
-    class BulkInputSerializer(serializers.Serializer):
+    class BulkInputSerializer(Serializer):
         images = serializers.ListField(child=serializers.FileField(), help_text="The images.")
         manifest = serializers.CharField(
             required=False,
@@ -374,7 +375,7 @@ class CaseBulkCreateApi(APIView):
         )
 
 
-class FallbackSerializer(serializers.Serializer):
+class FallbackSerializer(Serializer):
     action = serializers.ChoiceField(choices=["none", "label", "escalate", "model"])
     label = serializers.CharField(required=False, allow_blank=True, max_length=64)  # type: ignore[assignment]  # field, not the attribute (stubs)
     threshold = serializers.FloatField(

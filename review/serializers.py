@@ -5,10 +5,11 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from kernel.bounds import ID_MAX
+from kernel.serializers import Serializer
 from review.services import MAX_CHANGE_REASON_LENGTH, MAX_COMMENT_LENGTH, MAX_SKIP_REASON_LENGTH
 
 
-class ReviewNextInput(serializers.Serializer):
+class ReviewNextInput(Serializer):
     after = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -18,18 +19,18 @@ class ReviewNextInput(serializers.Serializer):
     )
 
 
-class VerdictInput(serializers.Serializer):
+class VerdictInput(Serializer):
     label = serializers.CharField(max_length=64, help_text="One of the workflow's labels.")  # type: ignore[assignment]  # field, not the attribute (stubs)
     comment = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=MAX_COMMENT_LENGTH
     )
 
 
-class SkipInput(serializers.Serializer):
+class SkipInput(Serializer):
     reason = serializers.CharField(max_length=MAX_SKIP_REASON_LENGTH, help_text="Why you skip.")
 
 
-class LabelKeyOutput(serializers.Serializer):
+class LabelKeyOutput(Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     keys = serializers.ListField(
         child=serializers.CharField(), help_text="Its keys on the review screen, first is main."
@@ -38,20 +39,20 @@ class LabelKeyOutput(serializers.Serializer):
     color = serializers.CharField(help_text="CSS colour of the label.")
 
 
-class SuggestionOutput(serializers.Serializer):
+class SuggestionOutput(Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     confidence = serializers.FloatField()
     scores = serializers.DictField(child=serializers.FloatField())
     model_version = serializers.CharField()
 
 
-class ReviewImageOutput(serializers.Serializer):
+class ReviewImageOutput(Serializer):
     format = serializers.CharField()
     width = serializers.IntegerField()
     height = serializers.IntegerField()
 
 
-class ReviewCaseOutput(serializers.Serializer):
+class ReviewCaseOutput(Serializer):
     id = serializers.UUIDField()
     external_id = serializers.CharField(allow_null=True)
     image_url = serializers.CharField(help_text="GET it with the same session or token.")
@@ -60,13 +61,13 @@ class ReviewCaseOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class PreviousVerdictOutput(serializers.Serializer):
+class PreviousVerdictOutput(Serializer):
     reviewer = serializers.CharField()
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     comment = serializers.CharField()
 
 
-class ReviewTaskOutput(serializers.Serializer):
+class ReviewTaskOutput(Serializer):
     id = serializers.IntegerField(help_text="The review task id: post the verdict to it.")
     workflow = serializers.CharField()
     reason = serializers.CharField(help_text="Why the case is in review.")
@@ -93,7 +94,7 @@ class ReviewTaskOutput(serializers.Serializer):
     )
 
 
-class VerdictOutput(serializers.Serializer):
+class VerdictOutput(Serializer):
     id = serializers.IntegerField()
     task = serializers.IntegerField()
     case = serializers.UUIDField()
@@ -106,7 +107,7 @@ class VerdictOutput(serializers.Serializer):
     undoable = serializers.BooleanField()
 
 
-class UndoOutput(serializers.Serializer):
+class UndoOutput(Serializer):
     verdict = VerdictOutput()
     task = ReviewTaskOutput(
         allow_null=True,
@@ -114,26 +115,26 @@ class UndoOutput(serializers.Serializer):
     )
 
 
-class QueueStatsOutput(serializers.Serializer):
+class QueueStatsOutput(Serializer):
     depth = serializers.IntegerField()
     needs_adjudication = serializers.IntegerField()
     leased_now = serializers.IntegerField()
     oldest_age_seconds = serializers.FloatField(allow_null=True)
 
 
-class ReviewerThroughputOutput(serializers.Serializer):
+class ReviewerThroughputOutput(Serializer):
     reviewer = serializers.CharField()
     verdicts_24h = serializers.IntegerField()
     median_seconds_per_verdict = serializers.FloatField(allow_null=True)
 
 
-class ThroughputOutput(serializers.Serializer):
+class ThroughputOutput(Serializer):
     verdicts_last_hour = serializers.IntegerField()
     verdicts_last_24h = serializers.IntegerField()
     reviewers = ReviewerThroughputOutput(many=True)
 
 
-class AgreementOutput(serializers.Serializer):
+class AgreementOutput(Serializer):
     cases = serializers.IntegerField(help_text="Cases with two or more verdicts.")
     percent_agreement = serializers.FloatField(allow_null=True)
     cohen_kappa = serializers.FloatField(allow_null=True)
@@ -143,7 +144,7 @@ class AgreementOutput(serializers.Serializer):
     adjudicated = serializers.IntegerField()
 
 
-class GoldAccuracyOutput(serializers.Serializer):
+class GoldAccuracyOutput(Serializer):
     reviewer = serializers.CharField()
     n = serializers.IntegerField()
     correct = serializers.IntegerField()
@@ -152,7 +153,7 @@ class GoldAccuracyOutput(serializers.Serializer):
     high = serializers.FloatField()
 
 
-class LeaseOutput(serializers.Serializer):
+class LeaseOutput(Serializer):
     task = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
     now = serializers.DateTimeField()
@@ -160,7 +161,7 @@ class LeaseOutput(serializers.Serializer):
     limit_at = serializers.DateTimeField(help_text="The lease is never renewed past this.")
 
 
-class QueueCountsOutput(serializers.Serializer):
+class QueueCountsOutput(Serializer):
     open = serializers.IntegerField(help_text="Open cases in the queue.")
     available = serializers.IntegerField(help_text="Waiting for you to take now.")
     leased = serializers.IntegerField(help_text="Being reviewed now.")
@@ -173,7 +174,7 @@ class QueueCountsOutput(serializers.Serializer):
     is_admin = serializers.BooleanField()
 
 
-class ModelAgreementOutput(serializers.Serializer):
+class ModelAgreementOutput(Serializer):
     reviewer = serializers.CharField()
     shown_n = serializers.IntegerField()
     shown_agreement = serializers.FloatField(allow_null=True)
@@ -182,7 +183,7 @@ class ModelAgreementOutput(serializers.Serializer):
     gap = serializers.FloatField(allow_null=True, help_text="shown - hidden agreement.")
 
 
-class EscalatedTaskOutput(serializers.Serializer):
+class EscalatedTaskOutput(Serializer):
     task = serializers.IntegerField()
     case = serializers.UUIDField()
     external_id = serializers.CharField(allow_null=True)
@@ -190,12 +191,12 @@ class EscalatedTaskOutput(serializers.Serializer):
     skip_reasons = serializers.ListField(child=serializers.CharField())
 
 
-class ChangeRequestInput(serializers.Serializer):
+class ChangeRequestInput(Serializer):
     label = serializers.CharField(max_length=64, help_text="The label it should have been.")  # type: ignore[assignment]  # field, not the attribute (stubs)
     reason = serializers.CharField(max_length=MAX_CHANGE_REASON_LENGTH, help_text="Why.")
 
 
-class ChangeRequestOutput(serializers.Serializer):
+class ChangeRequestOutput(Serializer):
     case = serializers.UUIDField()
     verdict = serializers.IntegerField()
     reviewer = serializers.CharField()
@@ -212,14 +213,14 @@ class ChangeRequestListedOutput(ChangeRequestOutput):
     decision_reason = serializers.CharField(allow_blank=True)
 
 
-class ChangeDecisionInput(serializers.Serializer):
+class ChangeDecisionInput(Serializer):
     decision = serializers.ChoiceField(
         choices=["accept", "decline"], help_text="accept applies the change; decline keeps it."
     )
     reason = serializers.CharField(max_length=MAX_CHANGE_REASON_LENGTH, help_text="Why.")
 
 
-class ChangeDecisionOutput(serializers.Serializer):
+class ChangeDecisionOutput(Serializer):
     verdict = serializers.IntegerField()
     case = serializers.UUIDField()
     decision = serializers.ChoiceField(choices=["accept", "decline"])
@@ -236,7 +237,7 @@ class ChangeDecisionOutput(serializers.Serializer):
     )
 
 
-class ReviewStatsOutput(serializers.Serializer):
+class ReviewStatsOutput(Serializer):
     workflow = serializers.CharField()
     consensus_required = serializers.IntegerField()
     gold_rate = serializers.FloatField()

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from kernel.serializers import ModelSerializer, Serializer
 from workflows.access import HIDDEN, CaseVisibility
 from workflows.models import Case, CaseEvent, CaseStatus, Prediction
 
@@ -21,7 +22,7 @@ def visibility_of(serializer: serializers.BaseSerializer[Any]) -> CaseVisibility
     return visibility if isinstance(visibility, CaseVisibility) else HIDDEN
 
 
-class PredictionOutput(serializers.ModelSerializer):
+class PredictionOutput(ModelSerializer):
     model_version = serializers.CharField(source="model_version.tag")
 
     class Meta:
@@ -37,7 +38,7 @@ class PredictionOutput(serializers.ModelSerializer):
         ]
 
 
-class DecisionOutput(serializers.Serializer):
+class DecisionOutput(Serializer):
     label = serializers.CharField()  # type: ignore[assignment]  # field, not the attribute (stubs)
     source = serializers.ChoiceField(choices=["model", "human", "fallback"])  # type: ignore[assignment]  # field, not the attribute (stubs)
     confidence = serializers.FloatField(allow_null=True)
@@ -47,7 +48,7 @@ class DecisionOutput(serializers.Serializer):
     threshold = serializers.FloatField(allow_null=True)
 
 
-class RoutingOutput(serializers.Serializer):
+class RoutingOutput(Serializer):
     level = serializers.CharField()
     threshold = serializers.FloatField(allow_null=True)
     review_reason = serializers.CharField(allow_null=True)
@@ -55,7 +56,7 @@ class RoutingOutput(serializers.Serializer):
     suggestion_visible = serializers.BooleanField()
 
 
-class ImageOutput(serializers.Serializer):
+class ImageOutput(Serializer):
     format = serializers.CharField()
     width = serializers.IntegerField()
     height = serializers.IntegerField()
@@ -64,7 +65,7 @@ class ImageOutput(serializers.Serializer):
     phash = serializers.CharField(help_text="64-bit perceptual hash, 16 hex digits.")
 
 
-class CaseOutput(serializers.Serializer):
+class CaseOutput(Serializer):
     """A case. What reveals the model's output (predictions, the model's decision,
     routing and review reason) is null or empty for a reader who may not see it: a
     reviewer in shadow mode, on a blind audit or on a gold case."""
@@ -171,7 +172,7 @@ class CaseOutput(serializers.Serializer):
         return PredictionOutput(predictions, many=True).data  # type: ignore[return-value]
 
 
-class CaseEventOutput(serializers.ModelSerializer):
+class CaseEventOutput(ModelSerializer):
     """A change of the case. A reader who may not see the model's output sees that the
     case moved, not what the model said or why: ``data`` is empty and only people's
     reasons for status changes remain."""

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kernel.markdown import MAX_MARKDOWN_CHARS
+from kernel.serializers import ModelSerializer, Serializer
 from modelops.models import Deployment
 from modelops.retraining import workflow_augmentation_summary
 from modelops.selectors import deployments_active
@@ -28,7 +29,7 @@ from workspace.services import (
 )
 
 
-class AutomationPolicyOutput(serializers.Serializer):
+class AutomationPolicyOutput(Serializer):
     level = serializers.CharField()
     confidence_threshold = serializers.FloatField()
     class_thresholds = serializers.DictField(child=serializers.FloatField(allow_null=True))
@@ -38,21 +39,21 @@ class AutomationPolicyOutput(serializers.Serializer):
     min_evidence = serializers.IntegerField()
 
 
-class DeploymentOutput(serializers.Serializer):
+class DeploymentOutput(Serializer):
     role = serializers.CharField()
     model_version = serializers.CharField()
     traffic_share = serializers.FloatField()
     since = serializers.DateTimeField()
 
 
-class WorkflowLabelKeyOutput(serializers.Serializer):
+class WorkflowLabelKeyOutput(Serializer):
     # "label" is also an attribute of every DRF field; the class attribute only declares it.
     label = serializers.CharField()  # type: ignore[assignment]
     keys = serializers.ListField(child=serializers.CharField())
     color = serializers.CharField()
 
 
-class WorkflowOutput(serializers.ModelSerializer):
+class WorkflowOutput(ModelSerializer):
     automation = serializers.SerializerMethodField()
     label_keys = serializers.SerializerMethodField()
     serving_model_version = serializers.SerializerMethodField()
@@ -139,7 +140,7 @@ class WorkflowOutput(serializers.ModelSerializer):
 # --- Inputs (the services validate; these shapes document the API) ------------------------
 
 
-class LabelSettingInput(serializers.Serializer):
+class LabelSettingInput(Serializer):
     key = serializers.CharField(required=False, allow_blank=True, help_text="One character.")
     color = serializers.CharField(required=False, allow_blank=True, help_text="#rrggbb")
 
@@ -158,7 +159,7 @@ def _bounded(name: str) -> serializers.Field:
     )
 
 
-class WorkflowUpdateInput(serializers.Serializer):
+class WorkflowUpdateInput(Serializer):
     name = serializers.CharField(required=False, max_length=NAME_MAX)
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=DESCRIPTION_MAX
@@ -207,7 +208,7 @@ class WorkflowCreateInput(WorkflowUpdateInput):
     )
 
 
-class MembershipOutput(serializers.Serializer):
+class MembershipOutput(Serializer):
     username = serializers.CharField(source="user.username")
     email = serializers.CharField(source="user.email")
     role = serializers.SerializerMethodField()
@@ -221,7 +222,7 @@ class MembershipOutput(serializers.Serializer):
         return membership.user.has_usable_password()
 
 
-class MembershipCreateInput(serializers.Serializer):
+class MembershipCreateInput(Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=list(ROLES))
     email = serializers.EmailField(required=False, allow_blank=True)
@@ -237,16 +238,16 @@ class InvitationOutput(MembershipOutput):
     emailed = serializers.BooleanField()
 
 
-class MemberLinkOutput(serializers.Serializer):
+class MemberLinkOutput(Serializer):
     username = serializers.CharField()
     set_password_url = serializers.CharField(help_text="One-time link; shown only here.")
 
 
-class MembershipUpdateInput(serializers.Serializer):
+class MembershipUpdateInput(Serializer):
     role = serializers.ChoiceField(choices=list(ROLES))
 
 
-class WorkflowTokenOutput(serializers.Serializer):
+class WorkflowTokenOutput(Serializer):
     id = serializers.IntegerField(source="token_id")
     name = serializers.CharField(source="token.name")
     prefix = serializers.CharField(source="token.key_prefix")
@@ -263,13 +264,13 @@ class WorkflowTokenCreatedOutput(WorkflowTokenOutput):
     key = serializers.CharField(help_text="The key: shown in this response only, never again.")
 
 
-class WorkflowTokenCreateInput(serializers.Serializer):
+class WorkflowTokenCreateInput(Serializer):
     name = serializers.CharField(max_length=100)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
 
 
-class LabelExampleOutput(serializers.Serializer):
+class LabelExampleOutput(Serializer):
     """One example image of a label (``LabelExampleInfo``); ``image_url`` serves it to the
     workflow's members."""
 
@@ -289,7 +290,7 @@ class LabelExampleOutput(serializers.Serializer):
         return request.build_absolute_uri(path) if request is not None else path
 
 
-class LabelExampleCreateInput(serializers.Serializer):
+class LabelExampleCreateInput(Serializer):
     label = serializers.CharField(help_text="One of the workflow's labels.")  # type: ignore[assignment]  # field, not the attribute (stubs)
     image = serializers.FileField(help_text="The image (PNG, JPEG, WebP, BMP or TIFF).")
     caption = serializers.CharField(

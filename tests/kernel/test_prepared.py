@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -150,3 +151,48 @@ def test_a_locking_query_outside_a_transaction_is_refused(make_workflow: Any) ->
         assert locked.first(pk=workflow.pk) == workflow
     with pytest.raises(TransactionManagementError):
         locked.first(pk=workflow.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_converters_are_worked_out_once_per_connection(
+    make_workflow: Any, monkeypatch: Any
+) -> None:
+    """A JSON column comes back as Python values on every run and every thread's
+    connection, and the columns' converters are asked for once per connection."""
+    from django.db.models.sql.compiler import SQLCompiler
+
+    workflow = make_workflow()
+    case = case_row(workflow, metadata={"line": [1, 2]})
+    asked: list[Any] = []
+    original = SQLCompiler.get_converters
+
+    def counted(self: SQLCompiler, expressions: Any) -> Any:
+        asked.append(self.connection)
+        return original(self, expressions)
+
+    monkeypatch.setattr(SQLCompiler, "get_converters", counted)
+    prepared = Prepared(
+        Case, lambda pk: Case.objects.filter(pk=pk)[:1], pk=uuid.UUID(int=9_000_005)
+    )
+    for _ in range(3):
+        found = prepared.first(pk=case.pk)
+        assert found is not None and found.metadata == {"line": [1, 2]}
+    assert asked == [connections["default"]]
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _ in range(2):
+                found = prepared.first(pk=case.pk)
+                assert found is not None and found.metadata == {"line": [1, 2]}
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not failures, failures
+    # Once more for the thread's own connection, not for each of its runs.
+    assert len(asked) == 2 and asked[1] is not asked[0]

@@ -66,7 +66,7 @@ from review.models import (
     Verdict,
 )
 from review.selectors import ADMIN_QUEUES, SHARED_QUEUE, lease_limit
-from workflows.access import access_review, access_workflow, workflow_by_id
+from workflows.access import access_review, access_workflow
 from workflows.models import ActorType, Case, CaseEvent, CaseStatus, DecisionSource, Workflow
 from workflows.services import case_event_record, case_transition
 
@@ -738,12 +738,12 @@ _LEASE_AND_STANDING = Prepared(
     Assignment, _lease_and_standing_query, task_id=-7_000_001, reviewer_id=-7_000_002
 )
 # The task and its case locked in one statement, the task first (``OF`` lists the rows
-# in the order every writer here locks them, and the workflow row is not locked).
+# in the order every writer here locks them), with its workflow read but not locked.
 _TASK_AND_CASE_LOCKED = Prepared(
     ReviewTask,
     lambda task_id: (
         ReviewTask.objects.select_for_update(of=("self", "case"))
-        .select_related("case")
+        .select_related("case", "workflow")
         .filter(pk=task_id)[:1]
     ),
     task_id=-7_000_003,
@@ -781,22 +781,19 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
     now = timezone.now()
     with transaction.atomic():
         # The task and its case are locked in one statement, the task first (``OF`` lists
-        # the rows in the order every writer here locks them, and the workflow row is not
-        # locked), and its access checked on the locked row (the same answer as
-        # review_task_for_reviewer, with the workflow and membership cached): a refusal
-        # rolls back having written nothing.
+        # the rows in the order every writer here locks them), the workflow read with them
+        # but not locked; access is checked on the locked row (the same answer as
+        # review_task_for_reviewer, with the membership cached): a refusal rolls back
+        # having written nothing.
         task = _TASK_AND_CASE_LOCKED.first(task_id=task_id)
         if task is None or (task.kind == TaskKind.GOLD and task.for_reviewer_id != reviewer.pk):
             raise NotFound(f"review task {task_id} not found")
-        workflow = workflow_by_id(task.workflow_id)
-        if workflow is None:
-            raise NotFound(f"review task {task_id} not found")
+        workflow = task.workflow
         try:
             access_review(reviewer, workflow)
         except NotFound as exc:
             raise NotFound(f"review task {task_id} not found") from exc
         label = _label_check(workflow, label)
-        task.workflow = workflow
         case = task.case
         latest, standing = _lease_and_standing(task=task, reviewer=reviewer)
         assignment = _lease_of(task=task, case=case, reviewer=reviewer, now=now, latest=latest)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 REQUIRE_SERVICES = os.environ.get("LOOPGATE_REQUIRE_SERVICES") == "1"
 ASSETS = Path(__file__).resolve().parents[1] / "inference" / "assets"
@@ -28,7 +29,7 @@ def _reachable(host: str, port: int) -> bool:
 def require_postgres_and_redis() -> None:
     """Fail (in CI) or skip (a developer without them) when the real services are absent."""
     problems = []
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         problems.append("DATABASE_URL does not point at PostgreSQL")
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         problems.append("CELERY_BROKER_URL does not point at Redis")
@@ -42,7 +43,7 @@ def require_postgres_and_redis() -> None:
 
 
 def require_postgres() -> None:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         message = "needs real PostgreSQL: DATABASE_URL does not point at it"
         if REQUIRE_SERVICES:
             pytest.fail(message)

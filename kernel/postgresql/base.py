@@ -21,6 +21,18 @@ from django.db.backends.postgresql import base
 from psycopg import pq
 
 
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read (or is closed), without waiting. ``poll``
+    where there is one: ``select`` refuses descriptors past 1023, which a busy process
+    (a web server's sockets, a worker's files) reaches."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def is_usable(self) -> bool:
         connection = self.connection
@@ -31,9 +43,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             and connection.info.transaction_status == pq.TransactionStatus.IDLE
         ):
             try:
-                readable, _, _ = select.select([connection.fileno()], [], [], 0)
+                readable = _readable(connection.fileno())
             except (OSError, ValueError):
-                return False
+                readable = True  # cannot tell: ask the server
             if not readable:
                 return True
         # Something arrived unasked (most likely the server's goodbye), or the connection

@@ -3,6 +3,8 @@ connection the server ended is found and replaced before a request uses it (D146
 
 from __future__ import annotations
 
+import os
+import resource
 import select
 import time
 from typing import Any
@@ -70,3 +72,31 @@ def test_a_connection_the_server_ended_is_replaced_before_the_next_request() -> 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != pid
+
+
+def test_a_connection_past_descriptor_1023_is_checked_without_a_query(monkeypatch: Any) -> None:
+    """A busy process holds many descriptors; ``select`` refuses one past 1023, and the
+    check must not then take every connection for dead."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1300
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the descriptor limit ({hard}) is under {wanted}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    fillers: list[int] = []
+    try:
+        connection.close()
+        while True:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            fillers.append(fd)
+            if fd >= 1100:
+                break
+        connection.ensure_connection()
+        assert connection.connection.fileno() > 1023
+        sent = _sent(monkeypatch)
+        assert connection.is_usable()
+        assert sent == []
+    finally:
+        connection.close()
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -76,18 +76,19 @@ class _Compiled:
         self.sql = sql
         self.params = list(params)
         self.positions = positions
-        # Each connection's converters for the selected columns, worked out on its first
-        # run: Django's compiler would ask every column's field on every run. Keyed by
-        # the connection object (each thread has its own), which the entry keeps alive.
-        self.converters: dict[int, tuple[Any, dict[int, Any]]] = {}
+        # This thread's converters for the selected columns, worked out on its first run
+        # (Django's compiler would ask every column's field on every run), for the
+        # connection it has now. Kept per thread, so nothing outlives the thread or holds
+        # its connection open.
+        self._local = threading.local()
 
     def converters_for(self, compiler: Any) -> dict[int, Any]:
         connection = compiler.connection
-        held = self.converters.get(id(connection))
+        held: tuple[Any, dict[int, Any]] | None = getattr(self._local, "converters", None)
         if held is None or held[0] is not connection:
             fields = [column[0] for column in compiler.select[: compiler.col_count]]
             held = (connection, compiler.get_converters(fields))
-            self.converters[id(connection)] = held
+            self._local.converters = held
         return held[1]
 
 

@@ -4,8 +4,10 @@ for every value, with its related objects and annotations, on each thread's conn
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 import uuid
+import weakref
 from typing import Any
 
 import pytest
@@ -179,9 +181,11 @@ def test_converters_are_worked_out_once_per_connection(
         assert found is not None and found.metadata == {"line": [1, 2]}
     assert asked == [connections["default"]]
     failures: list[BaseException] = []
+    held: list[weakref.ref[Any]] = []
 
     def run() -> None:
         try:
+            held.append(weakref.ref(connections["default"]))
             for _ in range(2):
                 found = prepared.first(pk=case.pk)
                 assert found is not None and found.metadata == {"line": [1, 2]}
@@ -196,3 +200,7 @@ def test_converters_are_worked_out_once_per_connection(
     assert not failures, failures
     # Once more for the thread's own connection, not for each of its runs.
     assert len(asked) == 2 and asked[1] is not asked[0]
+    # What was kept for the thread went with it: its connection is not held.
+    asked.clear()
+    gc.collect()
+    assert held[0]() is None

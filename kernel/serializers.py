@@ -42,6 +42,11 @@ def _own_copy(field: serializers.Field) -> serializers.Field:
     validators = field.__dict__.get("_validators")
     if validators is not None:
         clone.validators = list(validators)
+    if isinstance(field.default, dict | list | set):
+        # A container given as a default (``default={}``) is each instance's own, as
+        # DRF's deep copy makes it: validated data that grows it must not reach the next
+        # request.
+        clone.default = copy.deepcopy(field.default)
     return clone
 
 

@@ -34,6 +34,7 @@ class Basket(Serializer):
     items = Item(many=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=3))
     choice = serializers.ChoiceField(choices=["a", "b"])
+    extra = serializers.JSONField(required=False, default={})
 
 
 class WorkflowBrief(ModelSerializer):
@@ -44,7 +45,17 @@ class WorkflowBrief(ModelSerializer):
 
 def test_each_instance_gets_its_own_fields_bound_to_it() -> None:
     first, second = Basket(), Basket()
-    assert first.fields.keys() == second.fields.keys() == {"owner", "items", "tags", "choice"}
+    assert (
+        first.fields.keys()
+        == second.fields.keys()
+        == {
+            "owner",
+            "items",
+            "tags",
+            "choice",
+            "extra",
+        }
+    )
     for name in first.fields:
         assert first.fields[name] is not second.fields[name]
         assert first.fields[name].parent is first
@@ -57,6 +68,9 @@ def test_each_instance_gets_its_own_fields_bound_to_it() -> None:
     first.fields["owner"].read_only = True
     first.fields["owner"].validators.append(lambda value: None)
     assert Basket().fields["owner"].read_only is False
+    # A container default is each instance's own, as DRF's deep copy makes it.
+    first.fields["extra"].get_default()["grown"] = True
+    assert Basket().fields["extra"].get_default() == {}
     assert len(Basket().fields["owner"].validators) == len(second.fields["owner"].validators)
 
 
@@ -79,6 +93,7 @@ def test_validation_works_on_every_instance_as_drf_does_it() -> None:
             bad.is_valid(raise_exception=True)
         errors = caught.value.detail
         assert set(errors) == {"owner", "items", "tags", "choice"}
+        assert good.validated_data["extra"] == {}
         assert "5 characters" in str(errors["items"])
         assert "3 characters" in str(errors["tags"])
 

@@ -206,21 +206,27 @@ def cache_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
     return keys
 
 
+def case_unsaved(workflow: Any, **fields: Any) -> Any:
+    """A case as ``case_row`` stores it, not saved yet (for ``bulk_create``)."""
+    from workflows.models import Case
+
+    values: dict[str, Any] = {
+        "image": "cases/test.png",
+        "image_format": "PNG",
+        "image_width": 8,
+        "image_height": 8,
+        "image_bytes": 64,
+        "image_sha256": "0" * 64,
+    }
+    return Case(workflow=workflow, **{**values, **fields})
+
+
 def case_row(workflow: Any, **fields: Any) -> Any:
     """A case row as stored, with a placeholder image name (no file, no event, no
     processing): for tests of what reads or writes rows."""
-    from workflows.models import Case
-
-    return Case.objects.create(
-        workflow=workflow,
-        image="cases/test.png",
-        image_format="PNG",
-        image_width=8,
-        image_height=8,
-        image_bytes=64,
-        image_sha256="0" * 64,
-        **fields,
-    )
+    case = case_unsaved(workflow, **fields)
+    case.save(force_insert=True)
+    return case
 
 
 @pytest.fixture

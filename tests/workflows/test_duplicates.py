@@ -22,7 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.conftest import image_bytes
+from tests.conftest import case_unsaved, image_bytes
 from workflows.images import image_phash, phash_bands, phash_distance
 from workflows.models import PHASH_BANDS, Case, CaseEvent
 
@@ -125,17 +125,8 @@ def test_the_lookup_on_the_embedded_database_finds_the_same_copies(
 def bare_case(workflow: Any, phash: str, **fields: Any) -> Case:
     """A case row with only a hash to speak of (no stored image: the lookup reads none)."""
     fields.setdefault("id", uuid.uuid4())
-    return Case(
-        workflow=workflow,
-        image="cases/band.png",
-        image_format="PNG",
-        image_width=8,
-        image_height=8,
-        image_bytes=1,
-        image_sha256="0" * 64,
-        phash=phash,
-        **fields,
-    )
+    case: Case = case_unsaved(workflow, phash=phash, **fields)
+    return case
 
 
 def hex64(value: int) -> str:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Exists, JSONField, OuterRef, QuerySet
+from django.db.models import BigIntegerField, Exists, JSONField, OuterRef, QuerySet
 from django.db.models.constants import OnConflict
 from django.db.models.expressions import RawSQL
 from django.db.models.sql import InsertQuery
@@ -723,14 +723,30 @@ def _standing_sql(connection: BaseDatabaseWrapper) -> str:
     )
 
 
+def _verdict_key_sql(connection: BaseDatabaseWrapper) -> str | None:
+    """PostgreSQL: the next key of the verdicts' identity column, drawn in the lease's
+    read, so that the verdict's INSERT can join the writes it settles (D147). Other
+    databases draw the key with the INSERT: None."""
+    if connection.vendor != "postgresql":
+        return None
+    column = Verdict._meta.pk.column
+    # Identifiers from the models' metadata only; no value is ever formatted in.
+    return f"nextval(pg_get_serial_sequence('{Verdict._meta.db_table}', '{column}'))"
+
+
 def _lease_and_standing_query(task_id: int, reviewer_id: int) -> QuerySet[Assignment]:
     # The database Prepared runs it on (the writers', as the lock before it).
     connection = connections[router.db_for_write(Assignment)]
-    return (
+    leases = (
         Assignment.objects.filter(task_id=task_id, reviewer_id=reviewer_id)
         .order_by("-leased_at", "-id")
         .annotate(standing=RawSQL(_standing_sql(connection), (), JSONField()))  # noqa: S611
-    )[:1]
+    )
+    key_sql = _verdict_key_sql(connection)
+    if key_sql is not None:
+        # A volatile output is computed after ORDER BY and LIMIT: one key per read.
+        leases = leases.annotate(verdict_key=RawSQL(key_sql, (), BigIntegerField()))  # noqa: S611
+    return leases[:1]
 
 
 # Compiled once (D141): the two reads of every verdict.
@@ -807,10 +823,15 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
             label=label,
             comment=comment,
         )
-        joinedwrites.insert_returning_key(verdict)
+        # The key drawn with the lease (PostgreSQL): the INSERT joins what the verdict
+        # settles, one statement for all (D140, D147); elsewhere it is written first.
+        verdict.pk = getattr(latest, "verdict_key", None)
+        if verdict.pk is None:
+            joinedwrites.insert_returning_key(verdict)
         mine = Standing(verdict.pk, label, reviewer.pk, reviewer.get_username())
-        # What the verdict settles goes to the database in one statement (D140).
         with joinedwrites.joined():
+            if verdict._state.adding:
+                joinedwrites.insert(verdict)
             _verdict_settle(
                 task=task,
                 case=case,

@@ -51,11 +51,12 @@ REVIEW_NEXT = 5
 # Savepoint; the task and its case locked in one statement (FOR UPDATE OF both, task
 # first; its access checked on the locked row, workflow and membership cached); the
 # reviewer's lease with the task's standing verdicts (one statement, read under the
-# lock); the verdict's INSERT; what it settles joined in one data-modifying WITH (the
-# lease completed, the task closed and its event, the case's decision with its status
-# move, and its event; D140); release. The workflow's webhook subscriptions, for the
-# outbox, come from the cache (D128). Production sends 4.
-VERDICT = 6
+# lock; it also draws the verdict's key, D147); what it settles joined in one
+# data-modifying WITH with the verdict's INSERT (the verdict, the lease completed, the
+# task closed and its event, the case's decision with its status move, and its event;
+# D140); release. The workflow's webhook subscriptions, for the outbox, come from the
+# cache (D128). Production sends 3.
+VERDICT = 5
 # The token, workflow and membership from the access cache (D125); the page: one keyset
 # query of limit + 1 cases with their deciding version. The same for any page size.
 CASE_LIST = 1

@@ -595,7 +595,12 @@ def cpu_snapshot(groups: dict[str, set[int]], database: str) -> dict[str, dict[i
     PostgreSQL backends serving its database, Redis (a server others share) and this
     client."""
     snapshot = {name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in groups.items()}
-    snapshot["postgres"] = {pid: cpu_seconds(pid) for pid in postgres_backends(database)}
+    backends = postgres_backends(database)
+    snapshot["postgres"] = {pid: cpu_seconds(pid) for pid in backends}
+    # Backends that end between two snapshots (a worker's connection closed after a
+    # task) are not in either: the postmaster reaps them, so their CPU is in its
+    # children's time (``cpu_used`` takes out what the snapshot before had of them).
+    snapshot["postgres_reaped"] = {pid: reaped_seconds(pid) for pid in postmasters(backends)}
     snapshot["redis"] = {pid: cpu_seconds(pid) for pid in pids_named("redis-server")}
     snapshot["client"] = {os.getpid(): cpu_seconds(os.getpid())}
     return snapshot
@@ -618,13 +623,43 @@ def postgres_backends(database: str) -> list[int]:
 
 
 def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
-    """CPU seconds per group between two snapshots (a process that appeared counts whole)."""
+    """CPU seconds per group between two snapshots (a process that appeared counts whole;
+    PostgreSQL backends that ended in between count through the postmaster)."""
     used = {}
     for name, pids in after.items():
+        if name == "postgres_reaped":
+            continue
         used[name] = sum(
             max(0.0, seconds - before.get(name, {}).get(pid, 0.0)) for pid, seconds in pids.items()
         )
+    reaped = sum(
+        seconds - before.get("postgres_reaped", {}).get(pid, seconds)
+        for pid, seconds in after.get("postgres_reaped", {}).items()
+    )
+    ended = sum(
+        seconds
+        for pid, seconds in before.get("postgres", {}).items()
+        if pid not in after.get("postgres", {})
+    )
+    if "postgres" in used:
+        used["postgres"] += max(0.0, reaped - ended)
     return used
+
+
+def postmasters(backends: list[int]) -> set[int]:
+    """The parents of these PostgreSQL backends (the postmaster)."""
+    parents = set()
+    for pid in backends:
+        try:
+            parents.add(int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
+def reaped_seconds(pid: int) -> float:
+    """The CPU of ``pid``'s children that ended and were reaped, from /proc, in seconds."""
+    return cpu_seconds(pid, with_children=True) - cpu_seconds(pid)
 
 
 def main() -> None:

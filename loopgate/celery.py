@@ -15,7 +15,13 @@ import threading
 import time
 
 from celery import Celery, bootsteps
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopgate.settings")
 
@@ -50,6 +56,21 @@ class RecoverAfterReconnect(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(RecoverAfterReconnect)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _task_connections(sender: object = None, **_: object) -> None:
+    """A task's database connections as a web request's (D148): kept up to
+    ``CONN_MAX_AGE``, closed when broken or left with autocommit off, and checked before
+    the next query (``CONN_HEALTH_CHECKS``). Celery's fix-up closes them only every
+    ``CELERY_DB_REUSE_MAX`` tasks. An eagerly run task runs inside its caller's
+    transaction: its connections are the caller's, not touched."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @worker_init.connect

@@ -391,6 +391,13 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3 * 3600))
     }
+# Celery's Django fix-up closes every database connection before and after each task
+# unless this is set: a new PostgreSQL backend (and its cold catalog caches) for every
+# drain. With it, the fix-up closes them only every this many tasks, and each task
+# starts and ends with Django's own request discipline instead (``close_old_connections``
+# in loopgate/celery.py: ``CONN_MAX_AGE``, a connection left broken is closed, the
+# health check before the next query; D148).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -461,9 +468,11 @@ LOOPGATE_INFERENCE_BATCH_SIZE = int(os.environ.get("LOOPGATE_INFERENCE_BATCH_SIZ
 # LOOPGATE_INFERENCE_BATCH_SIZE waiting cases until none wait; after this long it wakes
 # a successor instead, so one message never holds a worker for long (D120).
 LOOPGATE_DRAIN_MAX_SECONDS = float(os.environ.get("LOOPGATE_DRAIN_MAX_SECONDS", "10"))
-# How long a drain waits before its first claim, to gather a burst into one batch; 0: at
-# once (later batches take whatever arrived while the previous one ran).
-LOOPGATE_INFERENCE_BATCH_WAIT_MS = float(os.environ.get("LOOPGATE_INFERENCE_BATCH_WAIT_MS", "0"))
+# How long a drain waits before its first claim when it starts less than this long after
+# the worker's previous drain of the workflow ended (cases arriving steadily), so that
+# they form one batch instead of a drain each; after a quiet spell a case is claimed at
+# once. 0: never wait (D149).
+LOOPGATE_INFERENCE_BATCH_WAIT_MS = float(os.environ.get("LOOPGATE_INFERENCE_BATCH_WAIT_MS", "15"))
 # A wake-up flag ("a drain of this workflow is queued", processing.wakeups) expires after
 # this long, so a flag whose message was lost holds no case back for longer.
 LOOPGATE_WAKEUP_TTL_SECONDS = float(os.environ.get("LOOPGATE_WAKEUP_TTL_SECONDS", "30"))

@@ -826,6 +826,22 @@ def cases_process(*, case_ids: list[str]) -> int:
     return _cases_run(_cases_claim(case_ids=case_ids, stalled_after=stalled_after))
 
 
+# When this process's last drain of each workflow ended (``time.monotonic()``).
+_drains_ended: dict[int, float] = {}
+
+
+def batch_wait_seconds(*, last_ended: float | None, now: float) -> float:
+    """How long a drain waits before its first claim (D149). Cases arriving steadily
+    (this process's previous drain of the workflow ended less than
+    ``LOOPGATE_INFERENCE_BATCH_WAIT_MS`` ago): that long, so that the cases arriving
+    meanwhile form one batch instead of a drain each. After a quiet spell: not at all,
+    so that a lone case is claimed at once."""
+    wait = max(0.0, settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS / 1000)
+    if last_ended is None or now - last_ended >= wait:
+        return 0.0
+    return wait
+
+
 def workflow_drain(*, workflow_id: int) -> int:
     """Score and route the workflow's waiting cases, a batch at a time, until none wait.
 
@@ -835,30 +851,36 @@ def workflow_drain(*, workflow_id: int) -> int:
     ``received`` cases (whatever arrived while the previous batch ran, so batches grow
     with the load); a batch that is not full means none were left, and the drain ends.
     After ``LOOPGATE_DRAIN_MAX_SECONDS`` it wakes a successor instead of going on, so one
-    message never holds a worker for long. ``LOOPGATE_INFERENCE_BATCH_WAIT_MS`` (0 by
-    default) lets the first batch gather a burst before it is claimed.
-    Returns how many cases were routed. Idempotent like ``cases_process``.
+    message never holds a worker for long. A drain that follows the previous one closely
+    waits ``LOOPGATE_INFERENCE_BATCH_WAIT_MS`` first (``batch_wait_seconds``), before it
+    clears the flag: the cases committed meanwhile publish no message of their own and
+    join its first batch. Returns how many cases were routed. Idempotent like
+    ``cases_process``.
     """
     from processing.wakeups import wake_flags
 
+    started = time.monotonic()
+    wait = batch_wait_seconds(last_ended=_drains_ended.get(workflow_id), now=started)
+    if wait > 0:
+        time.sleep(wait)
     try:
         wake_flags().clear(workflow_id)
     except Exception:
         logger.warning("workflow %s: wake-up flag not cleared", workflow_id, exc_info=True)
     size = max(1, settings.LOOPGATE_INFERENCE_BATCH_SIZE)
     stalled_after = timedelta(seconds=settings.LOOPGATE_STALLED_AFTER_SECONDS)
-    started = time.monotonic()
-    if settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS > 0:
-        time.sleep(settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS / 1000)
     routed = 0
-    while True:
-        claimed = _cases_claim(workflow_id=workflow_id, limit=size, stalled_after=stalled_after)
-        routed += _cases_run(claimed)
-        if len(claimed) < size:
-            return routed
-        if time.monotonic() - started >= settings.LOOPGATE_DRAIN_MAX_SECONDS:
-            workflow_wake(workflow_id=workflow_id)
-            return routed
+    try:
+        while True:
+            claimed = _cases_claim(workflow_id=workflow_id, limit=size, stalled_after=stalled_after)
+            routed += _cases_run(claimed)
+            if len(claimed) < size:
+                return routed
+            if time.monotonic() - started >= settings.LOOPGATE_DRAIN_MAX_SECONDS:
+                workflow_wake(workflow_id=workflow_id)
+                return routed
+    finally:
+        _drains_ended[workflow_id] = time.monotonic()
 
 
 def _cases_run(claimed: _Claim) -> int:

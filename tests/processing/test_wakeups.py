@@ -141,6 +141,88 @@ def test_a_drain_past_its_time_wakes_a_successor(
     assert Case.objects.filter(status=CaseStatus.RECEIVED).count() == 3
 
 
+# --- The batch wait (D149) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wait_ms", "last_ended", "now", "expected"),
+    [
+        (15, None, 100.0, 0.0),  # the process's first drain of the workflow
+        (15, 99.0, 100.0, 0.0),  # a quiet second since the last drain: a lone case
+        (15, 99.99, 100.0, 0.015),  # cases arriving steadily: gather them
+        (15, 100.0, 100.0, 0.015),
+        (0, 99.999, 100.0, 0.0),  # off
+    ],
+)
+def test_batch_wait(
+    settings: Any, wait_ms: float, last_ended: float | None, now: float, expected: float
+) -> None:
+    settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS = wait_ms
+    assert services.batch_wait_seconds(last_ended=last_ended, now=now) == pytest.approx(expected)
+
+
+def test_a_drain_right_after_another_waits_and_one_after_a_quiet_spell_does_not(
+    make_workflow: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS = 15
+    workflow = make_workflow("steady", level=Level.FULL)
+    slept: list[float] = []
+    monkeypatch.setattr(services.time, "sleep", slept.append)
+    monkeypatch.setattr(services, "_drains_ended", {})
+    services.workflow_drain(workflow_id=workflow.id)
+    assert slept == []  # the first drain: at once
+    services.workflow_drain(workflow_id=workflow.id)
+    assert slept == [pytest.approx(0.015)]  # right after the previous one
+    services._drains_ended[workflow.id] -= 60
+    services.workflow_drain(workflow_id=workflow.id)
+    assert slept == [pytest.approx(0.015)]  # after a quiet minute: at once
+    other = make_workflow("other", level=Level.FULL)
+    services.workflow_drain(workflow_id=other.id)
+    assert len(slept) == 1  # per workflow
+
+
+def test_cases_that_arrive_during_the_wait_join_the_batch_without_a_message(
+    make_workflow: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    published: Published,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.LOOPGATE_INFERENCE_BATCH_WAIT_MS = 15
+    workflow = make_workflow("joiners", level=Level.FULL)
+    submit(workflow, django_capture_on_commit_callbacks, seed=1)
+    assert published.workflow_ids == [workflow.id]
+    # The previous drain ended a moment ago: this one waits, and two cases arrive.
+    monkeypatch.setattr(services, "_drains_ended", {workflow.id: services.time.monotonic()})
+    seeds = iter([2, 3])
+
+    def sleep(seconds: float) -> None:
+        assert seconds > 0
+        submit(workflow, django_capture_on_commit_callbacks, seed=next(seeds))
+        submit(workflow, django_capture_on_commit_callbacks, seed=next(seeds))
+
+    monkeypatch.setattr(services.time, "sleep", sleep)
+    assert services.workflow_drain(workflow_id=workflow.id) == 3
+    assert published.workflow_ids == [workflow.id]  # no message for the two that joined
+    submit(workflow, django_capture_on_commit_callbacks, seed=4)
+    assert published.workflow_ids == [workflow.id, workflow.id]  # the flag is down again
+
+
+def test_a_drain_that_fails_still_counts_as_the_last(
+    make_workflow: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflow = make_workflow("failing", level=Level.FULL)
+    monkeypatch.setattr(services, "_drains_ended", {})
+
+    def claim(**_: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services, "_cases_claim", claim)
+    with pytest.raises(RuntimeError):
+        services.workflow_drain(workflow_id=workflow.id)
+    assert workflow.id in services._drains_ended
+
+
 def test_a_refused_wake_up_leaves_no_flag_behind(
     make_workflow: Any,
     published: Published,

@@ -825,12 +825,14 @@ def verdict_submit(*, task_id: int, reviewer: User, label: str, comment: str = "
         )
         # The key drawn with the lease (PostgreSQL): the INSERT joins what the verdict
         # settles, one statement for all (D140, D147); elsewhere it is written first.
-        verdict.pk = getattr(latest, "verdict_key", None)
-        if verdict.pk is None:
+        drawn_key = getattr(latest, "verdict_key", None)
+        if drawn_key is None:
             joinedwrites.insert_returning_key(verdict)
+        else:
+            verdict.pk = drawn_key
         mine = Standing(verdict.pk, label, reviewer.pk, reviewer.get_username())
         with joinedwrites.joined():
-            if verdict._state.adding:
+            if drawn_key is not None:
                 joinedwrites.insert(verdict)
             _verdict_settle(
                 task=task,

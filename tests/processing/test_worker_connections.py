@@ -71,9 +71,7 @@ def test_a_connection_the_server_ended_is_replaced_before_the_next_task(
     assert run_task(backend_pid) != pid
 
 
-def test_a_connection_past_its_age_is_closed_after_the_task(
-    fixup: DjangoWorkerFixup, settings: Any
-) -> None:
+def test_a_connection_past_its_age_is_closed_after_the_task(fixup: DjangoWorkerFixup) -> None:
     pid = run_task(backend_pid)
     connection.close_at = time.monotonic() - 1  # CONN_MAX_AGE has passed
     assert run_task(backend_pid) != pid

@@ -1,11 +1,15 @@
 """What the near-copy lookup at ingest costs as a workflow grows (PostgreSQL, D143).
 
     .venv/bin/python bench/duplicate_lookup.py [--sizes 1000,20000,100000] [--lookups 600]
+        [--statistics analyzed|grown]
 
 Uses ``DATABASE_URL`` (default postgres://postgres@127.0.0.1:5432/loopgate_dupbench):
 creates the database if it is missing and migrates it. For each size, one workflow
 holds that many cases (bulk inserts, then ANALYZE), and ``case_duplicate_root`` runs
-for new hashes. Two kinds of workflow:
+for new hashes. With ``--statistics grown`` the table is analyzed before the workflow
+fills instead (each workflow is new, in a fresh database): a workflow that grew since
+the last ANALYZE, as a new one on a busy table does, which the statistics take for
+empty (D150). Two kinds of workflow:
 
 * ``random``: every case's hash drawn at random, the spread the bands are cut for;
 * ``crowded``: hashes within a few bits of 50 centres, like a line that photographs
@@ -47,7 +51,9 @@ def near(generator: random.Random, centre: int, bits: int) -> int:
     return centre
 
 
-def workflow_fill(slug: str, size: int, kind: str, generator: random.Random) -> object:
+def workflow_fill(
+    slug: str, size: int, kind: str, generator: random.Random, statistics: str = "analyzed"
+) -> object:
     from django.db import connection
     from django.utils import timezone
 
@@ -58,6 +64,11 @@ def workflow_fill(slug: str, size: int, kind: str, generator: random.Random) -> 
     )
     have = Case.objects.filter(workflow=workflow).count()
     missing = size - have
+    if statistics == "grown":
+        if have:
+            sys.exit(f"--statistics grown needs a new workflow; {slug} has cases")
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE workflows_case")
     started = time.perf_counter()
     while missing > 0:
         batch = min(5000, missing)
@@ -79,8 +90,9 @@ def workflow_fill(slug: str, size: int, kind: str, generator: random.Random) -> 
         missing -= batch
     if size > have:
         print(f"  filled {slug}: {size - have} cases in {time.perf_counter() - started:.1f} s")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE workflows_case")
+    if statistics == "analyzed":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE workflows_case")
     return workflow
 
 
@@ -113,13 +125,10 @@ def measure(workflow: object, kind: str, lookups: int, generator: random.Random)
     try:
         for probe in probes[:100]:
             sql = services._DUPLICATE_SQL["postgresql"][0]
-            parameters = {
-                "workflow": workflow.pk,  # type: ignore[attr-defined]
-                "phash": probe,
-                "at_once": 10**9,
-                "distance": 4,
-                **{f"band{i}": b for i, b in enumerate(services.phash_bands(probe))},
-            }
+            parameters = services.duplicate_lookup_parameters(
+                workflow_id=workflow.pk,  # type: ignore[attr-defined]
+                phash=probe,
+            )
             with connection.cursor() as cursor:
                 cursor.execute(sql, parameters)
                 counted += [int(row[3]) for row in cursor.fetchall() if row[0] is None]
@@ -137,6 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,20000,100000")
     parser.add_argument("--lookups", type=int, default=600)
+    parser.add_argument("--statistics", choices=["analyzed", "grown"], default="analyzed")
     options = parser.parse_args()
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     if not url.startswith(("postgres://", "postgresql://")):
@@ -149,7 +159,9 @@ def main() -> None:
     for size in (int(text) for text in options.sizes.split(",")):
         print(f"{size} cases in the workflow")
         for kind in ("random", "crowded"):
-            workflow = workflow_fill(f"dup-{kind}-{size}", size, kind, generator)
+            workflow = workflow_fill(
+                f"dup-{kind}-{size}", size, kind, generator, options.statistics
+            )
             measure(workflow, kind, options.lookups, generator)
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Coalesce, NullIf, Substr
+from django.db.models.functions import Cast, Coalesce, NullIf, Substr
 
 from decisions.routing import Level, ReviewReason
 
@@ -188,11 +188,31 @@ def case_label_expression() -> Coalesce:
 PHASH_BANDS = ((1, 4), (5, 3), (8, 3), (11, 3), (14, 3))
 
 
+class PhashKey(models.Func):
+    """``<workflow id>/<digits>``: a key of the near-copy lookup's indexes (D150).
+
+    The workflow and the digits in one expression, so that only the index built on it can
+    answer the lookup, whatever the planner's statistics say about the workflow: with a
+    plain ``workflow_id = %s`` beside the digits, a workflow that grew since the last
+    ANALYZE looked small, and the planner walked all of its cases through any index that
+    leads with the workflow. ``workflows.services`` writes the same expression by hand."""
+
+    arg_joiner = " || '/' || "
+    template = "(%(expressions)s)"
+    output_field = models.TextField()
+
+    def __init__(self, digits: models.Expression | models.F) -> None:
+        super().__init__(Cast("workflow", models.TextField()), digits)
+
+
 class Case(models.Model):
     """One item to decide. Its status changes only in workflows.services.case_transition."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="cases")
+    # No index of its own: every index of the table that reads by workflow leads with it.
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.PROTECT, related_name="cases", db_index=False
+    )
     # NULL, not "", when absent: the uniqueness constraint applies only to given ids.
     external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     metadata = models.JSONField(default=dict, blank=True)
@@ -277,15 +297,20 @@ class Case(models.Model):
         ]
         indexes = [
             models.Index(fields=["workflow", "status", "created_at"]),
-            models.Index(fields=["workflow", "phash"], name="case_phash_by_workflow"),
-            # The near-copy lookup's bands (PHASH_BANDS), newest first within a band.
+            # The near-copy lookup (D143, D150): the exact hash, and each band of its
+            # digits (PHASH_BANDS), by key (PhashKey), in time within a key.
+            models.Index(
+                PhashKey(models.F("phash")),
+                models.F("created_at"),
+                models.F("id"),
+                name="case_phash_key",
+            ),
             *(
                 models.Index(
-                    models.F("workflow"),
-                    Substr("phash", start, length),
+                    PhashKey(Substr("phash", start, length)),
                     models.F("created_at"),
                     models.F("id"),
-                    name=f"case_phash_band_{index}",
+                    name=f"case_phash_band_key_{index}",
                 )
                 for index, (start, length) in enumerate(PHASH_BANDS)
             ),

@@ -277,22 +277,36 @@ class CaseCreateResult:
 BAND_MATES_AT_ONCE = 200
 
 
-def _band_mates_sql(*, substring: str, distance_in_sql: bool) -> str:
+# The lookup's keys (``PhashKey``, ``<workflow id>/<digits>``), written as Django builds
+# them in the indexes' DDL, so that each vendor matches the expression to its index.
+_KEY_SQL = {
+    "postgresql": ("((\"workflow_id\")::text || '/' || {})", "SUBSTRING"),
+    "sqlite": ("(CAST(\"workflow_id\" AS text) || '/' || {})", "SUBSTR"),
+}
+
+
+def _keys_sql(vendor: str) -> tuple[str, list[str]]:
+    """The exact hash's key expression, and each band's (``PHASH_BANDS``)."""
+    key, substring = _KEY_SQL[vendor]
+    return key.format('"phash"'), [
+        key.format(f'{substring}("phash", {start}, {length})') for start, length in PHASH_BANDS
+    ]
+
+
+def _band_mates_sql(*, vendor: str, distance_in_sql: bool) -> str:
     """Every case of the workflow that shares a band of digits with the hash
     (``PHASH_BANDS``) or the whole hash, at most ``at_once`` of them: one statement, the
-    band indexes OR-ed (a bitmap on PostgreSQL), read lazily so that ``LIMIT`` stops a
-    crowded band early. On PostgreSQL only the first copy comes back (``bit_count``),
-    with one more row that counts the band-mates read (``id`` NULL, the count in ``phash``'s
-    place); elsewhere every band-mate comes back and Python measures.
-    ``substring`` is the function name the band indexes were built with."""
-    bands = " OR ".join(
-        f"{substring}(phash, {start}, {length}) = %(band{index})s"
-        for index, (start, length) in enumerate(PHASH_BANDS)
+    key indexes OR-ed (a bitmap on PostgreSQL). On PostgreSQL only the first copy comes
+    back (``bit_count``), with one more row that counts the band-mates read (``id`` NULL,
+    the count in ``phash``'s place); elsewhere every band-mate comes back and Python
+    measures. Each condition is a key (``PhashKey``) that only its own index answers."""
+    exact, bands = _keys_sql(vendor)
+    conditions = " OR ".join(
+        [f"{exact} = %(key)s", *(f"{band} = %(key{index})s" for index, band in enumerate(bands))]
     )
     mates = (
         "WITH mates AS MATERIALIZED (SELECT id, duplicate_of_id, created_at, phash"  # noqa: S608
-        " FROM workflows_case WHERE workflow_id = %(workflow)s"
-        f" AND (phash = %(phash)s OR {bands}))"
+        f" FROM workflows_case WHERE {conditions})"
     )
     if not distance_in_sql:
         return f"{mates} SELECT * FROM mates LIMIT %(at_once)s"  # noqa: S608
@@ -305,25 +319,23 @@ def _band_mates_sql(*, substring: str, distance_in_sql: bool) -> str:
     )
 
 
-def _crowded_sql(*, substring: str, distance_in_sql: bool) -> str:
+def _crowded_sql(*, vendor: str, distance_in_sql: bool) -> str:
     """The lookup bounded for crowded bands: the first case with the same hash (index
-    ``case_phash_by_workflow``), and of each band the newest ``window`` cases that share
-    it (index ``case_phash_band_N``, read backwards). On PostgreSQL each band keeps only
+    ``case_phash_key``), and of each band the newest ``window`` cases that share it
+    (index ``case_phash_band_key_N``, read backwards). On PostgreSQL each band keeps only
     its first case within the distance (``bit_count``); elsewhere Python measures."""
-    # Ordered by the hash first, so that no plan can walk the workflow's cases by time
-    # (case_list_created) looking for the hash: only its own index answers.
+    exact_key, bands = _keys_sql(vendor)
     exact = (
-        "SELECT id, duplicate_of_id, created_at, phash FROM workflows_case"
-        " WHERE workflow_id = %(workflow)s AND phash = %(phash)s"
-        " ORDER BY phash, created_at, id LIMIT 1"
+        "SELECT id, duplicate_of_id, created_at, phash FROM workflows_case"  # noqa: S608
+        f" WHERE {exact_key} = %(key)s ORDER BY created_at, id LIMIT 1"
     )
-    # Built from constants only (the bands, a function name); every value is a parameter.
+    # Built from constants only (the keys' expressions); every value is a parameter.
     arms = [f"SELECT * FROM ({exact}) exact"]  # noqa: S608
-    for index, (start, length) in enumerate(PHASH_BANDS):
+    for index, band_key in enumerate(bands):
         band = (
             "SELECT id, duplicate_of_id, created_at, phash FROM workflows_case"  # noqa: S608
-            f" WHERE workflow_id = %(workflow)s AND {substring}(phash, {start}, {length})"
-            f" = %(band{index})s ORDER BY created_at DESC, id DESC LIMIT %(window)s"
+            f" WHERE {band_key} = %(key{index})s"
+            " ORDER BY created_at DESC, id DESC LIMIT %(window)s"
         )
         if distance_in_sql:
             band = (
@@ -338,14 +350,29 @@ def _crowded_sql(*, substring: str, distance_in_sql: bool) -> str:
 
 _DUPLICATE_SQL = {
     "postgresql": (
-        _band_mates_sql(substring="SUBSTRING", distance_in_sql=True),
-        _crowded_sql(substring="SUBSTRING", distance_in_sql=True),
+        _band_mates_sql(vendor="postgresql", distance_in_sql=True),
+        _crowded_sql(vendor="postgresql", distance_in_sql=True),
     ),
     "sqlite": (
-        _band_mates_sql(substring="SUBSTR", distance_in_sql=False),
-        _crowded_sql(substring="SUBSTR", distance_in_sql=False),
+        _band_mates_sql(vendor="sqlite", distance_in_sql=False),
+        _crowded_sql(vendor="sqlite", distance_in_sql=False),
     ),
 }
+
+
+def duplicate_lookup_parameters(*, workflow_id: int, phash: str) -> dict[str, Any]:
+    """The lookup statements' parameters for ``phash`` in the workflow: its keys
+    (``PhashKey``), the hash, and the bounds."""
+    parameters: dict[str, Any] = {
+        "key": f"{workflow_id}/{phash}",
+        "phash": phash,
+        "at_once": BAND_MATES_AT_ONCE + 1,
+        "window": settings.LOOPGATE_DUPLICATE_NEAR_WINDOW,
+        "distance": settings.LOOPGATE_DUPLICATE_MAX_DISTANCE,
+    }
+    for index, band in enumerate(phash_bands(phash)):
+        parameters[f"key{index}"] = f"{workflow_id}/{band}"
+    return parameters
 
 
 def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
@@ -355,7 +382,9 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     ``LOOPGATE_DUPLICATE_MAX_DISTANCE`` (at most 4, the five bands' reach). A near copy
     shares at least one whole band of digits with the hash (``PHASH_BANDS``), so only
     the cases sharing a band are read, through the band indexes: the cost follows how
-    many cases share a band, not how many the workflow has (D143). Up to
+    many cases share a band, not how many the workflow has (D143). The indexes are keyed
+    by workflow and digits in one expression (``PhashKey``), so no planner's estimate of
+    the workflow's size can send the lookup through all of its cases instead (D150). Up to
     ``BAND_MATES_AT_ONCE`` band-mates are read in one statement; past that (a crowded
     band) a second statement reads the newest ``LOOPGATE_DUPLICATE_NEAR_WINDOW`` of each
     band, so that a crowded band bounds the work; an exact copy is always found. Returns
@@ -365,15 +394,7 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
         return None
     mates_sql, crowded_sql = _DUPLICATE_SQL.get(connection.vendor, _DUPLICATE_SQL["sqlite"])
     distance = settings.LOOPGATE_DUPLICATE_MAX_DISTANCE
-    parameters: dict[str, Any] = {
-        "workflow": workflow.pk,
-        "phash": phash,
-        "at_once": BAND_MATES_AT_ONCE + 1,
-        "window": settings.LOOPGATE_DUPLICATE_NEAR_WINDOW,
-        "distance": distance,
-    }
-    for index, band in enumerate(phash_bands(phash)):
-        parameters[f"band{index}"] = band
+    parameters = duplicate_lookup_parameters(workflow_id=workflow.pk, phash=phash)
     with connection.cursor() as cursor:
         cursor.execute(mates_sql, parameters)
         rows = cursor.fetchall()

@@ -29,6 +29,17 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_prepare_threshold(name: str, default: int = 5) -> int | None:
+    """How many runs of a statement on one connection before psycopg prepares it: a
+    whole number, or ``off`` (never)."""
+    value = os.environ.get(name, str(default)).strip().lower()
+    if value in {"off", "none"}:
+        return None
+    if not value.isdigit():
+        raise ImproperlyConfigured(f"{name} must be a whole number or 'off', not {value!r}")
+    return int(value)
+
+
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
@@ -124,6 +135,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend with a health check that polls the socket instead of a round
     # trip on every request (D146).
     DATABASES["default"]["ENGINE"] = "kernel.postgresql"
+    # Parameters travel apart from the statement (server-side binding), and a statement a
+    # connection runs for the fifth time is prepared: PostgreSQL plans it once, not on
+    # every execution (D151). Behind a pooler in transaction mode, where a connection's
+    # prepared statements do not follow the client, set DATABASE_PREPARE_THRESHOLD=off.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "server_side_binding": True,
+            "prepare_threshold": env_prepare_threshold("DATABASE_PREPARE_THRESHOLD"),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -24,6 +24,7 @@ from accounts.types import User
 from kernel import joinedwrites, strictjson
 from kernel.bulkupdate import objects_update
 from kernel.errors import Conflict, InvalidInput
+from kernel.postgresql.base import unprepared
 from workflows.hooks import cases_moved
 from workflows.images import image_validate, phash_bands, phash_distance
 from workflows.models import PHASH_BANDS, ActorType, Case, CaseEvent, CaseStatus, Workflow
@@ -395,7 +396,8 @@ def case_duplicate_root(*, workflow: Workflow, phash: str) -> uuid.UUID | None:
     mates_sql, crowded_sql = _DUPLICATE_SQL.get(connection.vendor, _DUPLICATE_SQL["sqlite"])
     distance = settings.LOOPGATE_DUPLICATE_MAX_DISTANCE
     parameters = duplicate_lookup_parameters(workflow_id=workflow.pk, phash=phash)
-    with connection.cursor() as cursor:
+    # Never prepared: a plan made while the table was small would read every case (D151).
+    with unprepared(), connection.cursor() as cursor:
         cursor.execute(mates_sql, parameters)
         rows = cursor.fetchall()
         counted = [int(row[3]) for row in rows if row[0] is None]  # PostgreSQL's count row
